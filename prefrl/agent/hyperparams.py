@@ -1,0 +1,79 @@
+"""Default PPO hyperparameters per env, in one table.
+
+Sources: rl-baselines3-zoo's tuned PPO settings where they exist (CartPole, Acrobot,
+MountainCar), CleanRL's MuJoCo defaults (Hopper and the other walkers); Pendulum was
+tuned here for Gaussian PPO without gSDE (see scripts/bench_baseline.py for the
+measured returns). Any env not listed gets its family's defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefrl.agent.ppo import PPOConfig
+
+_MUJOCO: dict[str, Any] = dict(
+    num_envs=1,
+    num_steps=2048,
+    learning_rate=3e-4,
+    gamma=0.99,
+    gae_lambda=0.95,
+    minibatch_size=64,
+    update_epochs=10,
+    ent_coef=0.0,
+    clip_coef=0.2,
+    max_grad_norm=0.5,
+)
+_CLASSIC: dict[str, Any] = dict(
+    num_envs=8,
+    num_steps=128,
+    learning_rate=3e-4,
+    gamma=0.99,
+    gae_lambda=0.95,
+    minibatch_size=256,
+    update_epochs=10,
+    ent_coef=0.0,
+)
+
+# fmt: off
+HYPERPARAMS: dict[str, dict[str, Any]] = {
+    "CartPole-v1": dict(num_envs=8, num_steps=32, learning_rate=1e-3, gamma=0.98, gae_lambda=0.8,
+                        minibatch_size=256, update_epochs=20, ent_coef=0.0, anneal_clip=True),
+    "Pendulum-v1": dict(num_envs=8, num_steps=256, learning_rate=1e-3, gamma=0.95, gae_lambda=0.95,
+                        minibatch_size=256, update_epochs=10, ent_coef=0.0),
+    "Acrobot-v1": dict(num_envs=16, num_steps=256, learning_rate=3e-4, gamma=0.99, gae_lambda=0.94,
+                       minibatch_size=256, update_epochs=4, ent_coef=0.0),
+    "MountainCar-v0": dict(num_envs=16, num_steps=16, learning_rate=3e-4, gamma=0.99, gae_lambda=0.98,
+                           minibatch_size=256, update_epochs=4, ent_coef=0.0),
+    "MountainCarContinuous-v0": dict(num_envs=1, num_steps=8, learning_rate=7.77e-5, gamma=0.9999,
+                                     gae_lambda=0.9, minibatch_size=256, update_epochs=10,
+                                     ent_coef=0.00429, clip_coef=0.1, max_grad_norm=5.0,
+                                     log_std_init=-3.29),
+}
+# fmt: on
+
+# Env steps a run takes unless told otherwise: the budgets the baselines are measured at.
+DEFAULT_STEPS: dict[str, int] = {
+    "CartPole-v1": 100_000,
+    "Pendulum-v1": 200_000,
+    "Acrobot-v1": 200_000,
+    "MountainCar-v0": 1_000_000,
+    "MountainCarContinuous-v0": 100_000,
+}
+
+
+def default_config(env_id: str, mujoco: bool = False) -> PPOConfig:
+    """The table's :class:`PPOConfig` for ``env_id`` (family defaults if it is not listed)."""
+    base = _MUJOCO if mujoco else _CLASSIC
+    return PPOConfig(**{**base, **HYPERPARAMS.get(env_id, {})})
+
+
+def default_steps(env_id: str, mujoco: bool | None = None) -> int:
+    """The default env-step budget for ``env_id`` (1M for MuJoCo, 200k otherwise if unlisted)."""
+    if env_id in DEFAULT_STEPS:
+        return DEFAULT_STEPS[env_id]
+    if mujoco is None:
+        from prefrl.envs.make import is_mujoco_id
+
+        mujoco = is_mujoco_id(env_id)
+    return 1_000_000 if mujoco else 200_000

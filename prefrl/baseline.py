@@ -1,0 +1,126 @@
+"""``prefrl baseline``: PPO on the true reward (or a constant one), in one process.
+
+This is the reference a preference run is measured against: same env, same PPO,
+same step budget, but the agent learns from the env's own reward.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from prefrl import __version__
+from prefrl.agent.evaluate import evaluate
+from prefrl.agent.hyperparams import default_config
+from prefrl.agent.ppo import PPOAgent, PPOConfig, Rollout
+from prefrl.envs.make import is_mujoco_id, make_env
+from prefrl.envs.vector import VecEnv
+from prefrl.plotting import plot_learning_curve
+from prefrl.render.video import record_policy
+from prefrl.reward.sources import ConstantReward, RewardSource, TrueReward
+from prefrl.rundir import MetricsLogger, RunDir
+from prefrl.utils.progress import Progress
+
+REWARDS: dict[str, type[RewardSource]] = {"true": TrueReward, "constant": ConstantReward}
+
+
+def resolve_ppo_config(env_id: str, overrides: dict[str, Any] | None = None) -> PPOConfig:
+    """The hyperparameter table's config for ``env_id`` with ``overrides`` applied."""
+    return default_config(env_id, is_mujoco_id(env_id)).replace(**(overrides or {}))
+
+
+def run_baseline(
+    env_id: str,
+    steps: int,
+    *,
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    reward: str = "true",
+    fixed_length: bool | int = False,
+    ppo_overrides: dict[str, Any] | None = None,
+    eval_episodes: int = 10,
+    num_evals: int = 10,
+    video: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train PPO on ``reward`` (``"true"`` or ``"constant"``) and write a run directory.
+
+    Returns the summary (also written to ``summary.json``).
+    """
+    if reward not in REWARDS:
+        raise ValueError(f"reward must be one of {sorted(REWARDS)}, not {reward!r}")
+    torch.set_num_threads(1)
+    config = resolve_ppo_config(env_id, ppo_overrides)
+    make = lambda: make_env(env_id, fixed_length=fixed_length)  # noqa: E731
+    envs = VecEnv([make] * config.num_envs)  # builds (and checks) the env before any file is written
+    run = RunDir.create(run_dir, f"baseline-{reward}", env_id, seed)
+    run.write_config(
+        {
+            "kind": "baseline",
+            "env_id": env_id,
+            "steps": steps,
+            "seed": seed,
+            "reward": reward,
+            "fixed_length": fixed_length,
+            "ppo": dataclasses.asdict(config),
+            "prefrl_version": __version__,
+        }
+    )
+    source = REWARDS[reward]()
+    agent = PPOAgent(envs, config, total_steps=steps, seed=seed)
+    metrics = MetricsLogger(run.metrics_path)
+    eval_every = max(1, steps // max(1, num_evals))
+    next_eval = eval_every
+    train_time = 0.0
+    last_eval: list[float] = []
+    bar = Progress(steps, f"baseline {env_id}", enabled=progress)
+    tick = time.perf_counter()
+
+    def on_update(rollout: Rollout, stats: dict[str, float]) -> None:
+        nonlocal next_eval, train_time, tick, last_eval
+        train_time += time.perf_counter() - tick
+        row: dict[str, Any] = dict(stats)
+        recent = agent.recent_returns(10)
+        row["charts/episodic_return"] = float(np.mean(recent)) if recent else None
+        row["charts/episodes"] = len(agent.episodes)
+        row["charts/SPS"] = agent.env_steps / max(train_time, 1e-9)
+        if agent.env_steps >= next_eval or agent.env_steps >= steps:
+            last_eval = evaluate(agent.act, env_id, eval_episodes, seed=10_000, fixed_length=fixed_length)
+            row["eval/mean_return"] = float(np.mean(last_eval))
+            next_eval += eval_every
+            agent.save(run.checkpoints / "agent.pt")
+        metrics.log(agent.env_steps, row)
+        bar.update(agent.env_steps, episodes=len(agent.episodes), ret=row["charts/episodic_return"])
+        tick = time.perf_counter()
+
+    agent.learn(steps, source, on_update)
+    bar.close()
+    agent.save(run.checkpoints / "agent.pt")
+    if not last_eval:
+        last_eval = evaluate(agent.act, env_id, eval_episodes, seed=10_000, fixed_length=fixed_length)
+    recent = agent.recent_returns(10)
+    summary = {
+        "env_id": env_id,
+        "reward": reward,
+        "seed": seed,
+        "env_steps": agent.env_steps,
+        "episodes": len(agent.episodes),
+        "final_train_return": float(np.mean(recent)) if recent else None,
+        "final_eval_return": float(np.mean(last_eval)),
+        "eval_returns": last_eval,
+        "train_time_s": round(train_time, 2),
+        "env_steps_per_sec": round(agent.env_steps / max(train_time, 1e-9), 1),
+        "wall_time_s": round(metrics.wall_time, 2),
+    }
+    plot_learning_curve(run.metrics_path, run.plot_path, f"PPO on the {reward} reward: {env_id}")
+    if video:
+        record_policy(agent.act, env_id, run.videos / "final_policy.mp4", fixed_length=fixed_length)
+    summary["wall_time_s"] = round(metrics.wall_time, 2)
+    run.write_summary(summary)
+    envs.close()
+    return {"run_dir": str(run.path), **summary}

@@ -1,0 +1,5 @@
+"""The one error type the environment layer raises: its message always names the fix."""
+
+
+class EnvError(ValueError):
+    """An env prefrl cannot build or use; the message says what to do instead."""

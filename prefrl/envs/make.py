@@ -1,0 +1,163 @@
+"""``make_env``: any gymnasium env id, checked, with prefrl's wrappers.
+
+Every env prefrl builds puts the true reward in ``info["true_reward"]``. The reward it
+returns from ``step`` is the true reward, unless a ``reward_fn`` (e.g. a learned reward
+model) is given: then the agent only ever sees ``reward_fn``'s output. prefrl's own PPO
+does not use the step reward at all: it hands whole rollouts to a reward source (see
+:mod:`prefrl.reward.sources`), which is faster than one model call per step.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from prefrl.envs.errors import EnvError
+from prefrl.envs.wrappers import AfterTermination, FixedLengthEpisodes, RewardFromSource
+
+# Headless rendering: EGL (Mesa's llvmpipe on a CPU machine) unless the user chose otherwise.
+# It must be decided before MuJoCo creates its first GL context.
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+MUJOCO_INSTALL_FIX = 'pip install "gymnasium[mujoco]"'
+MESA_INSTALL_FIX = (
+    "apt-get update && apt-get install -y libegl1 libegl-mesa0 libgl1-mesa-dri "
+    "(or set MUJOCO_GL=osmesa after apt-get install -y libosmesa6)"
+)
+
+# Envs whose simulator keeps going meaningfully after termination; the rest absorb.
+_CONTINUES_AFTER_TERMINATION = ("CartPole",)
+
+
+def _ensure_registered(env_id: str) -> None:
+    if env_id.startswith("ALE/") or env_id.endswith("NoFrameskip-v4"):
+        try:
+            import ale_py
+        except ImportError as err:  # pragma: no cover - ale-py is a dependency
+            raise EnvError(f"{env_id} needs the Arcade Learning Environment: pip install ale-py") from err
+        gym.register_envs(ale_py)
+    if env_id in gym.registry:
+        return
+    known = sorted(gym.registry)
+    close = difflib.get_close_matches(env_id, known, n=3, cutoff=0.6)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise EnvError(
+        f"Unknown env id {env_id!r}.{hint} prefrl builds any id registered with gymnasium "
+        '(list them with `python -c "import gymnasium; gymnasium.pprint_registry()"`); '
+        "Atari ids look like 'ALE/Pong-v5'."
+    )
+
+
+def is_mujoco_id(env_id: str) -> bool:
+    entry = str(gym.registry[env_id].entry_point) if env_id in gym.registry else ""
+    return "mujoco" in entry
+
+
+def _accepts_kwarg(env_id: str, name: str) -> bool:
+    import inspect
+
+    entry = gym.registry[env_id].entry_point
+    if callable(entry):
+        target: Any = entry
+    else:
+        module_name, _, attr = str(entry).partition(":")
+        import importlib
+
+        target = getattr(importlib.import_module(module_name), attr)
+    return name in inspect.signature(target).parameters
+
+
+def check_spaces(env: gym.Env) -> None:
+    """Raise :class:`EnvError` unless prefrl can learn on ``env``'s spaces."""
+    obs_space, act_space = env.observation_space, env.action_space
+    if not isinstance(obs_space, gym.spaces.Box):
+        raise EnvError(
+            f"prefrl needs a Box observation space; {env.spec.id if env.spec else env} has "
+            f"{obs_space}. Wrap the env, e.g. gymnasium.wrappers.FlattenObservation for Dict/Tuple "
+            "spaces, before handing it to prefrl."
+        )
+    if isinstance(act_space, gym.spaces.Discrete):
+        return
+    if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1:
+        if not (np.all(np.isfinite(act_space.low)) and np.all(np.isfinite(act_space.high))):
+            raise EnvError(
+                f"prefrl needs bounded continuous actions; got {act_space}. "
+                "Wrap the env with gymnasium.wrappers.ClipAction and finite bounds."
+            )
+        return
+    raise EnvError(
+        f"prefrl supports Discrete and 1-D Box action spaces; got {act_space}. "
+        "For MultiDiscrete/MultiBinary actions, wrap the env so it takes a Discrete action."
+    )
+
+
+def make_env(
+    env_id: str,
+    *,
+    render_mode: str | None = None,
+    fixed_length: bool | int = False,
+    reward_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    **env_kwargs: Any,
+) -> gym.Env:
+    """Build ``env_id`` for prefrl.
+
+    Args:
+        env_id: any registered gymnasium id, e.g. ``"CartPole-v1"``, ``"Hopper-v5"``.
+        render_mode: ``"rgb_array"`` to render frames (only needed for clips someone sees).
+        fixed_length: ``True`` for fixed-length episodes of the env's usual time limit, an
+            ``int`` for a horizon of that many steps, ``False`` for the env as registered.
+            See :class:`~prefrl.envs.wrappers.FixedLengthEpisodes` for when it matters.
+        reward_fn: optional ``(obs[B, ...], actions[B, ...]) -> rewards[B]``; when given,
+            the step reward is its output and the true reward only travels in ``info``.
+        **env_kwargs: passed to ``gymnasium.make``.
+
+    Raises:
+        EnvError: unknown id, missing MuJoCo/GL library, or spaces prefrl cannot handle;
+            the message names the fix.
+    """
+    _ensure_registered(env_id)
+    mujoco = is_mujoco_id(env_id)
+    horizon: int | None = None
+    after: AfterTermination = "absorb"
+    if fixed_length:
+        default = gym.registry[env_id].max_episode_steps
+        horizon = default if fixed_length is True else int(fixed_length)
+        if horizon is None:
+            raise EnvError(f"{env_id} has no time limit; pass fixed_length=<steps> to choose the horizon.")
+        env_kwargs.setdefault("max_episode_steps", horizon)
+        if mujoco and _accepts_kwarg(env_id, "terminate_when_unhealthy"):
+            env_kwargs.setdefault("terminate_when_unhealthy", False)
+            after = "continue"
+        elif env_id.split("-")[0] in _CONTINUES_AFTER_TERMINATION:
+            after = "continue"
+    try:
+        env = gym.make(env_id, render_mode=render_mode, **env_kwargs)
+    except gym.error.DependencyNotInstalled as err:
+        fix = MUJOCO_INSTALL_FIX if mujoco else "pip install the package the message names"
+        raise EnvError(f"{env_id} cannot be built: {err}. Fix: {fix}") from err
+    except ImportError as err:
+        fix = MUJOCO_INSTALL_FIX if mujoco else "pip install the missing package"
+        raise EnvError(f"{env_id} cannot be built: {err}. Fix: {fix}") from err
+    check_spaces(env)
+    if mujoco and render_mode is not None:
+        _check_mujoco_render(env, env_id)
+    if horizon is not None:
+        env = FixedLengthEpisodes(env, horizon, after)
+    return RewardFromSource(env, reward_fn)
+
+
+def _check_mujoco_render(env: gym.Env, env_id: str) -> None:
+    """Render once now, so a missing GL library is reported here with its fix."""
+    try:
+        env.reset(seed=0)
+        env.render()
+    except Exception as err:  # the GL stack raises many different types
+        backend = os.environ.get("MUJOCO_GL")
+        raise EnvError(
+            f"{env_id} cannot render with MUJOCO_GL={backend}: {err}. Fix: {MESA_INSTALL_FIX}."
+        ) from err

@@ -1,0 +1,101 @@
+"""Wrappers the environment layer puts around a gymnasium env.
+
+- :class:`FixedLengthEpisodes` hides termination: every episode lasts exactly
+  ``horizon`` steps. It matters whenever *when* an episode ends tells the agent how
+  well it did: on CartPole the true reward *is* the episode length, so an agent that
+  sees terminations learns to balance from a constant reward alone (see the constant
+  reward control in the benchmarks). The preference paper (Christiano et al. 2017,
+  appendix A) and the ``seals`` package remove variable-length episodes for this reason.
+- :class:`RewardFromSource` replaces the step reward by a reward function of
+  (observation, action) and keeps the true reward in ``info["true_reward"]``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+
+AfterTermination = Literal["continue", "absorb"]
+
+# CartPole warns on every episode stepped past its fall; fixed-length episodes do that on purpose.
+warnings.filterwarnings("ignore", message=r".*calling 'step\(\)' even though this environment")
+
+
+class FixedLengthEpisodes(gym.Wrapper):
+    """Every episode lasts exactly ``horizon`` steps; ``terminated`` is never reported.
+
+    What happens after the underlying env terminates:
+
+    - ``"continue"``: keep stepping the simulator (CartPole's pole lies fallen and earns
+      no reward; MuJoCo walkers are built with ``terminate_when_unhealthy=False``);
+    - ``"absorb"``: stay in the terminal state with true reward 0 until the horizon
+      (for envs whose termination is a success, e.g. MountainCar reaching the flag).
+
+    ``info["terminated_inner"]`` tells evaluation code when the inner episode ended.
+    """
+
+    def __init__(self, env: gym.Env, horizon: int, after_termination: AfterTermination):
+        super().__init__(env)
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        if after_termination not in ("continue", "absorb"):
+            raise ValueError(f"after_termination must be 'continue' or 'absorb', not {after_termination!r}")
+        self.horizon = horizon
+        self.after_termination = after_termination
+        self._t = 0
+        self._absorbed_obs: Any = None
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        self._t = 0
+        self._absorbed_obs = None
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        self._t += 1
+        truncated = self._t >= self.horizon
+        if self._absorbed_obs is not None:
+            return self._absorbed_obs, 0.0, False, truncated, {"terminated_inner": True}
+        obs, reward, terminated, _, info = self.env.step(action)
+        if terminated:
+            info["terminated_inner"] = True
+            if self.after_termination == "absorb":
+                self._absorbed_obs = obs
+        return obs, float(reward), False, truncated, info
+
+
+class RewardFromSource(gym.Wrapper):
+    """Step reward = ``reward_fn(obs, action)``; the true reward goes to ``info["true_reward"]``.
+
+    ``reward_fn`` takes a batch: observations of shape ``(1, *obs_shape)`` and actions of
+    shape ``(1, *action_shape)``, and returns shape ``(1,)``. Without a ``reward_fn`` the step
+    reward stays the true reward (it is still copied into ``info``).
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        reward_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    ):
+        super().__init__(env)
+        self.reward_fn = reward_fn
+        self._obs: Any = None
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        self._obs = obs
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, true_reward, terminated, truncated, info = self.env.step(action)
+        info["true_reward"] = float(true_reward)
+        reward = float(true_reward)
+        if self.reward_fn is not None:
+            batch_obs = np.asarray(self._obs)[None]
+            batch_act = np.asarray(action)[None]
+            reward = float(self.reward_fn(batch_obs, batch_act)[0])
+        self._obs = obs
+        return obs, reward, terminated, truncated, info

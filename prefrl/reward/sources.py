@@ -1,0 +1,42 @@
+"""Reward sources: what the agent learns from, swappable without touching the agent.
+
+A reward source maps a batch of transitions to rewards:
+``source(obs[B, *obs_shape], actions[B, *action_shape], true_rewards[B]) -> rewards[B]``.
+The true rewards are passed so that baselines can use them; a learned source must
+ignore them (the agent then never sees the true reward).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+
+class RewardSource(Protocol):
+    """Batch reward function used by the agent (see module docstring for shapes)."""
+
+    name: str
+
+    def __call__(self, obs: np.ndarray, actions: np.ndarray, true_rewards: np.ndarray) -> np.ndarray: ...
+
+
+class TrueReward:
+    """The environment's own reward: RL on the true reward, the baseline prefrl is measured against."""
+
+    name = "true"
+
+    def __call__(self, obs: np.ndarray, actions: np.ndarray, true_rewards: np.ndarray) -> np.ndarray:
+        return np.asarray(true_rewards, dtype=np.float32)
+
+
+class ConstantReward:
+    """The same reward at every step: a control showing what termination alone teaches."""
+
+    name = "constant"
+
+    def __init__(self, value: float = 1.0):
+        self.value = float(value)
+
+    def __call__(self, obs: np.ndarray, actions: np.ndarray, true_rewards: np.ndarray) -> np.ndarray:
+        return np.full(len(obs), self.value, dtype=np.float32)

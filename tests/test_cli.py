@@ -1,0 +1,60 @@
+import json
+
+from prefrl.cli import main, parse_overrides
+from prefrl.rundir import column, read_metrics
+
+
+def test_baseline_writes_a_complete_run_directory(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    code = main(
+        [
+            "baseline",
+            "CartPole-v1",
+            "--steps",
+            "2048",
+            "--run-dir",
+            str(run_dir),
+            "--quiet",
+            "--ppo",
+            "num_envs=4",
+        ]
+    )
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert printed["run_dir"] == str(run_dir)
+    assert summary["env_steps"] == 2048
+    assert len(summary["eval_returns"]) == 10
+    assert summary["final_eval_return"] == sum(summary["eval_returns"]) / 10
+    assert summary["env_steps_per_sec"] > 0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["ppo"]["num_envs"] == 4 and config["steps"] == 2048
+    rows = read_metrics(run_dir / "metrics.csv")
+    assert len(rows) == 2048 // (4 * 32)
+    assert len(column(rows, "eval/mean_return")[0]) == 10
+    assert (run_dir / "learning_curve.png").stat().st_size > 10_000
+    assert (run_dir / "videos" / "final_policy.mp4").stat().st_size > 1_000
+    assert (run_dir / "checkpoints" / "agent.pt").exists()
+
+
+def test_unknown_env_id_is_a_clear_error_and_writes_nothing(tmp_path, capsys):
+    code = main(["baseline", "Pendulm-v1", "--steps", "100", "--run-dir", str(tmp_path / "r"), "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Unknown env id 'Pendulm-v1'" in err and "Pendulum-v1" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_ppo_override_is_a_clear_error(tmp_path, capsys):
+    code = main(["baseline", "CartPole-v1", "--run-dir", str(tmp_path / "r"), "--ppo", "lr=1", "--quiet"])
+    assert code == 2
+    assert "unknown PPO settings: ['lr']" in capsys.readouterr().err
+
+
+def test_parse_overrides_reads_python_literals():
+    assert parse_overrides(["a=1e-3", "b=(64, 64)", "c=relu", "d=True"]) == {
+        "a": 1e-3,
+        "b": (64, 64),
+        "c": "relu",
+        "d": True,
+    }

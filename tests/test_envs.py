@@ -1,0 +1,111 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from prefrl.envs import EnvError, FixedLengthEpisodes, make_env
+from prefrl.envs.make import check_spaces
+
+CLASSIC = ["CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0"]
+MUJOCO = ["Hopper-v5", "HalfCheetah-v5", "Walker2d-v5"]
+
+
+@pytest.mark.parametrize("env_id", CLASSIC + MUJOCO)
+def test_make_env_steps_and_reports_true_reward(env_id):
+    env = make_env(env_id)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == env.observation_space.shape
+    env.action_space.seed(0)
+    _, reward, _, _, info = env.step(env.action_space.sample())
+    assert info["true_reward"] == reward
+
+
+def test_reward_fn_replaces_reward_and_true_reward_stays_in_info():
+    seen = []
+
+    def reward_fn(obs, actions):
+        seen.append((obs.shape, actions.shape))
+        return np.full(len(obs), 7.0)
+
+    env = make_env("Pendulum-v1", reward_fn=reward_fn)
+    env.reset(seed=0)
+    _, reward, _, _, info = env.step(np.array([0.5], dtype=np.float32))
+    assert reward == 7.0
+    assert info["true_reward"] < 0  # Pendulum's true reward is a cost
+    assert seen == [((1, 3), (1, 1))]
+
+
+def test_unknown_env_id_suggests_the_closest():
+    with pytest.raises(EnvError, match=r"Unknown env id 'CartPol-v1'.*Did you mean 'CartPole-v1'"):
+        make_env("CartPol-v1")
+
+
+def test_unsupported_spaces_name_the_fix():
+    class DictObs(gym.Env):
+        observation_space = gym.spaces.Dict({"a": gym.spaces.Box(-1, 1, (2,))})
+        action_space = gym.spaces.Discrete(2)
+
+    class MultiDiscreteAct(gym.Env):
+        observation_space = gym.spaces.Box(-1, 1, (2,))
+        action_space = gym.spaces.MultiDiscrete([2, 3])
+
+    with pytest.raises(EnvError, match="FlattenObservation"):
+        check_spaces(DictObs())
+    with pytest.raises(EnvError, match="Discrete"):
+        check_spaces(MultiDiscreteAct())
+
+
+def run_episode(env, action, seed=0):
+    env.reset(seed=seed)
+    steps, total, terminated_seen = 0, 0.0, False
+    while True:
+        _, _, terminated, truncated, info = env.step(action)
+        steps += 1
+        total += info["true_reward"]
+        terminated_seen |= terminated
+        if terminated or truncated:
+            return steps, total, terminated_seen
+
+
+def test_fixed_length_cartpole_hides_the_fall_and_keeps_simulating():
+    env = make_env("CartPole-v1", fixed_length=True)
+    steps, total, terminated_seen = run_episode(env, 1)  # always push right: falls in ~10 steps
+    assert (steps, terminated_seen) == (500, False)
+    assert 5 <= total <= 20  # reward 1 only while upright
+    inner = make_env("CartPole-v1")
+    assert run_episode(inner, 1)[0] == total  # same physics: upright steps = normal episode length
+
+
+def test_fixed_length_absorbs_after_success():
+    env = make_env("MountainCar-v0", fixed_length=50)
+    assert isinstance(env.env, FixedLengthEpisodes)
+    assert env.env.after_termination == "absorb"
+    steps, total, terminated_seen = run_episode(env, 2)
+    assert (steps, total, terminated_seen) == (50, -50.0, False)
+
+
+def test_fixed_length_absorbing_state_repeats_and_pays_nothing():
+    class Ends(gym.Env):
+        observation_space = gym.spaces.Box(-10, 10, (1,))
+        action_space = gym.spaces.Discrete(2)
+
+        def reset(self, seed=None, options=None):
+            self.t = 0
+            return np.zeros(1, dtype=np.float32), {}
+
+        def step(self, action):
+            self.t += 1
+            return np.full(1, self.t, dtype=np.float32), -1.0, self.t == 3, False, {}
+
+    env = FixedLengthEpisodes(Ends(), horizon=6, after_termination="absorb")
+    env.reset()
+    out = [env.step(0) for _ in range(6)]
+    assert [o[0][0] for o in out] == [1, 2, 3, 3, 3, 3]
+    assert [o[1] for o in out] == [-1, -1, -1, 0, 0, 0]
+    assert [o[2] for o in out] == [False] * 6
+    assert [o[3] for o in out] == [False] * 5 + [True]
+
+
+def test_fixed_length_mujoco_never_terminates():
+    env = make_env("Hopper-v5", fixed_length=300)
+    steps, _, terminated_seen = run_episode(env, np.zeros(3, dtype=np.float32))
+    assert (steps, terminated_seen) == (300, False)
