@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from prefrl.runtime.errors import RunError
+
 
 class UserError(Exception):
     """A mistake in what the user asked for; printed without a traceback."""
@@ -84,7 +86,92 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_env_options(p)
     p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser("train", help="learn from preferences: agent, labeler and reward trainer in parallel")
+    p.add_argument("env_id", nargs="?", default="Pendulum-v1", help="gymnasium env id (default Pendulum-v1)")
+    p.add_argument(
+        "--oracle",
+        choices=["synthetic", "human"],
+        default="synthetic",
+        help="who answers: a synthetic oracle (true reward) or you, in a pygame window",
+    )
+    p.add_argument(
+        "--teacher",
+        default="perfect",
+        metavar="NAME[:key=value,...]",
+        help="synthetic teacher: perfect, stochastic, myopic, mistake, skip, equal (e.g. mistake:eps=0.2)",
+    )
+    p.add_argument("--labels", type=int, default=100, help="label budget (default 100)")
+    p.add_argument("--steps", type=int, default=0, help="agent env steps (default: per env)")
+    p.add_argument(
+        "--selection",
+        choices=["random", "disagreement"],
+        default="random",
+        help="how pairs are chosen (default random)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["multiprocess", "inprocess"],
+        default="multiprocess",
+        help="multiprocess: three processes in parallel (default); inprocess: sequential, deterministic",
+    )
+    p.add_argument(
+        "--clip-length", type=int, default=0, help="steps per clip (default: per env, 1-2 s of video)"
+    )
+    p.add_argument(
+        "--initial-fraction",
+        type=float,
+        default=0.25,
+        help="share of labels asked about the untrained policy before RL starts (default 0.25)",
+    )
+    p.add_argument(
+        "--reward-model",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a reward-model setting, e.g. --reward-model ensemble_size=5 (repeatable)",
+    )
+    p.add_argument(
+        "--query-videos", action="store_true", help="keep every query's clips as an mp4 in videos/"
+    )
+    add_env_options(p)
+    p.set_defaults(func=cmd_train, fixed_length=None)
+
+    p = sub.add_parser("resume", help="continue a stopped or crashed preference run")
+    p.add_argument("run_dir", help="the run directory to continue")
+    p.add_argument("--no-video", action="store_true", help="skip the final policy video")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_resume)
     return parser
+
+
+def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
+    from prefrl.runtime.config import TrainConfig
+    from prefrl.runtime.run import train
+
+    config = TrainConfig(
+        env_id=args.env_id,
+        steps=args.steps,
+        labels=args.labels,
+        oracle=args.oracle,
+        teacher=args.teacher,
+        selection=args.selection,
+        seed=args.seed,
+        backend=args.backend,
+        clip_length=args.clip_length,
+        fixed_length=args.fixed_length,
+        initial_fraction=args.initial_fraction,
+        query_videos=args.query_videos,
+        ppo=parse_overrides(args.ppo),
+        reward_model=parse_overrides(args.reward_model),
+    )
+    return train(config, args.run_dir, progress=not args.quiet, video=not args.no_video)
+
+
+def cmd_resume(args: argparse.Namespace) -> dict[str, Any]:
+    from prefrl.runtime.run import resume
+
+    return resume(args.run_dir, progress=not args.quiet, video=not args.no_video)
 
 
 def cmd_baseline(args: argparse.Namespace) -> dict[str, Any]:
@@ -115,6 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"prefrl {args.command}: interrupted", file=sys.stderr)
         return 130
+    except RunError as err:  # interrupted, failed or stuck: the message says how to go on
+        print(f"prefrl {args.command}: {err}", file=sys.stderr)
+        return 1
     if isinstance(result, dict):
         print(json.dumps(result, indent=2))
     return 0

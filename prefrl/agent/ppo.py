@@ -26,6 +26,7 @@ from prefrl.agent.normalize import ObsNormalizer, RewardScaler
 from prefrl.agent.policies import ActorCritic, NumpyActor
 from prefrl.envs.vector import Episode, VecEnv
 from prefrl.reward.sources import RewardSource
+from prefrl.utils.io import atomic_torch_save
 
 
 @dataclass
@@ -435,11 +436,7 @@ class PPOAgent:
 
     def save(self, path: str | Path) -> None:
         """Write a checkpoint (policy, optimiser, normalisation statistics, counters)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        tmp.replace(path)  # atomic: a crash mid-write never leaves a torn checkpoint
+        atomic_torch_save(self.state_dict(), path)
 
     def load(self, path: str | Path) -> None:
         """Restore a checkpoint written by :meth:`save`."""

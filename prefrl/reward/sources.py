@@ -8,9 +8,12 @@ ignore them (the agent then never sees the true reward).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from prefrl.reward.model import RewardModel
 
 
 class RewardSource(Protocol):
@@ -40,3 +43,15 @@ class ConstantReward:
 
     def __call__(self, obs: np.ndarray, actions: np.ndarray, true_rewards: np.ndarray) -> np.ndarray:
         return np.full(len(obs), self.value, dtype=np.float32)
+
+
+class LearnedReward:
+    """The reward model's prediction; the true rewards passed in are ignored."""
+
+    name = "learned"
+
+    def __init__(self, model: RewardModel):
+        self.model = model
+
+    def __call__(self, obs: np.ndarray, actions: np.ndarray, true_rewards: np.ndarray) -> np.ndarray:
+        return self.model.predict(obs, actions)

@@ -1,0 +1,1 @@
+"""Preferences: clips, the preference store, pair selection and the label schedule."""

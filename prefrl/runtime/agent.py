@@ -1,0 +1,186 @@
+"""The agent role: PPO on the learned reward, cutting clips of its behaviour as it goes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from prefrl.agent.evaluate import evaluate
+from prefrl.agent.ppo import PPOAgent, Rollout
+from prefrl.baseline import resolve_ppo_config
+from prefrl.envs.make import make_env
+from prefrl.envs.vector import VecEnv
+from prefrl.prefs.clips import ClipCutter
+from prefrl.prefs.schedule import LabelSchedule
+from prefrl.reward.model import RewardModel
+from prefrl.reward.sources import LearnedReward
+from prefrl.runtime.channels import ClipBatch, ClipSender, Status, StatusSender, WeightSubscriber
+from prefrl.runtime.config import TrainConfig
+from prefrl.runtime.role import Role
+
+AGENT_CHECKPOINT = "agent.pt"
+REWARD_CHECKPOINT = "reward_model.pt"
+
+
+class AgentRole(Role):
+    """Acts, learns from the newest reward model, and sends clips to the labeler.
+
+    Before the first reward model exists the policy is the untrained one: the agent
+    collects rollouts only to cut clips for the initial labels (enough for
+    ``2 x initial labels`` clips), then waits. From the first model on, every step is
+    one PPO rollout and update; new weights are picked up before each rollout, so the
+    agent always uses weights at most one rollout old.
+    """
+
+    name = "agent"
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        run_dir: Path,
+        clips: ClipSender,
+        weights: WeightSubscriber,
+        status: StatusSender,
+    ):
+        torch.set_num_threads(1)
+        self.cfg = config
+        self.run_dir = Path(run_dir)
+        self.clips, self.weights, self.status = clips, weights, status
+        env_id = config.env_id
+        self.ppo_config = resolve_ppo_config(env_id, config.ppo)
+        make = lambda: make_env(env_id, fixed_length=config.fixed_length or False)  # noqa: E731
+        self.envs = VecEnv([make] * self.ppo_config.num_envs, capture_snapshots=True)
+        self.agent = PPOAgent(self.envs, self.ppo_config, total_steps=config.steps, seed=config.seed)
+        self.cutter = ClipCutter(env_id, config.clip_length, self.ppo_config.num_envs)
+        schedule = LabelSchedule(config.labels, config.steps, config.initial_fraction, config.decay_fraction)
+        self.initial_clips_wanted = 2 * schedule.initial_labels
+        self.clips_sent = 0
+        self.clips_dropped = 0
+        self.model: RewardModel | None = None
+        self.eval_every = max(1, config.steps // max(1, config.num_evals))
+        self.next_eval = self.eval_every
+        self.last_eval: list[float] = []
+        self.busy_time = 0.0  # seconds spent acting and learning (not evaluating, not waiting)
+        self.busy_steps = 0
+
+        checkpoint = self.run_dir / "checkpoints" / AGENT_CHECKPOINT
+        if checkpoint.exists():
+            self.agent.load(checkpoint)
+            self.next_eval = (self.agent.env_steps // self.eval_every + 1) * self.eval_every
+            self.clips_sent = self.initial_clips_wanted  # the initial clips were cut before the crash
+        reward_checkpoint = self.run_dir / "checkpoints" / REWARD_CHECKPOINT
+        if reward_checkpoint.exists():
+            self.model = RewardModel.load(reward_checkpoint)
+        self.done = self.agent.env_steps >= config.steps
+
+    # ------------------------------------------------------------------ step
+    def step(self) -> bool:
+        self._refresh_weights()
+        started, steps_before = time.perf_counter(), self.agent.env_steps
+        if self.model is None:
+            if self.clips_sent >= self.initial_clips_wanted:
+                return False  # waiting for the first reward model
+            self._send_clips(self.agent.collect(capture_snapshots=True))
+            self._count_busy(started, steps_before)
+            return True
+
+        rollout = self.agent.collect(capture_snapshots=True)
+        stats = self.agent.train(rollout, LearnedReward(self.model))
+        self._send_clips(rollout)
+        self._count_busy(started, steps_before)
+        self._report(rollout, stats)
+        if self.agent.num_updates % self.cfg.checkpoint_every == 0:
+            self.save()
+        if self.agent.env_steps >= self.cfg.steps:
+            self._finish()
+        return True
+
+    def _count_busy(self, started: float, steps_before: int) -> None:
+        self.busy_time += time.perf_counter() - started
+        self.busy_steps += self.agent.env_steps - steps_before
+
+    def _refresh_weights(self) -> None:
+        state = self.weights.latest()
+        if state is None:
+            return
+        if self.model is None:
+            self.model = RewardModel.from_state_dict(state)
+        else:
+            self.model.load_state_dict(state)
+
+    def _send_clips(self, rollout: Rollout) -> None:
+        clips = self.cutter.cut(
+            rollout.obs,
+            rollout.actions,
+            rollout.true_rewards,
+            rollout.episode_starts,
+            rollout.snapshots,
+            rollout.env_steps,
+        )
+        if not clips:
+            return
+        if self.clips.put(ClipBatch(clips, rollout.env_steps)):
+            self.clips_sent += len(clips)
+        else:
+            self.clips_dropped += len(clips)
+
+    def _report(self, rollout: Rollout, stats: dict[str, float]) -> None:
+        assert self.model is not None
+        values: dict[str, Any] = dict(stats)
+        recent = self.agent.recent_returns(10)
+        values["charts/episodic_return"] = float(np.mean(recent)) if recent else None
+        values["charts/episodes"] = len(self.agent.episodes)
+        values["reward/version_used"] = self.model.version
+        values["reward/rollout_true_corr"] = _correlation(
+            self.agent.rewards_for(rollout, LearnedReward(self.model)), rollout.true_rewards
+        )
+        values["charts/clips_dropped"] = self.clips_dropped
+        values["charts/SPS"] = self.busy_steps / max(self.busy_time, 1e-9)
+        if self.agent.env_steps >= self.next_eval or self.agent.env_steps >= self.cfg.steps:
+            self.last_eval = self._evaluate()
+            values["eval/mean_return"] = float(np.mean(self.last_eval))
+            while self.next_eval <= self.agent.env_steps:
+                self.next_eval += self.eval_every
+        self.status.put(Status(self.name, "metrics", self.agent.env_steps, values))
+
+    def _evaluate(self) -> list[float]:
+        return evaluate(
+            self.agent.act,
+            self.cfg.env_id,
+            self.cfg.eval_episodes,
+            seed=10_000,
+            fixed_length=self.cfg.fixed_length or False,
+        )
+
+    def _finish(self) -> None:
+        self.save()
+        if not self.last_eval:
+            self.last_eval = self._evaluate()
+        recent = self.agent.recent_returns(10)
+        final = {
+            "final_train_return": float(np.mean(recent)) if recent else None,
+            "final_eval_return": float(np.mean(self.last_eval)),
+            "eval_returns": self.last_eval,
+            "episodes": len(self.agent.episodes),
+        }
+        self.status.put(Status(self.name, "done", self.agent.env_steps, final))
+        self.done = True
+
+    def save(self) -> None:
+        self.agent.save(self.run_dir / "checkpoints" / AGENT_CHECKPOINT)
+
+    def close(self) -> None:
+        if self.model is not None:  # before the first model there is nothing worth resuming
+            self.save()
+        self.envs.close()
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float | None:
+    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    if a.std() == 0 or b.std() == 0:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])

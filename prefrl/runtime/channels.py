@@ -1,0 +1,160 @@
+"""What the three roles send each other, and the channels that carry it.
+
+Every message is plain data (dataclasses of numpy arrays, numbers, strings, and CPU
+tensors in state dicts): never an env, a file handle, a lock or a lambda. So a backend
+can carry them over threads, processes or machines without the roles knowing.
+
+- clips: agent -> labeler, bounded; the agent never waits (a full queue drops the batch).
+- weights: reward trainer -> agent and labeler, versioned, latest wins.
+- status: every role -> the backend (metrics, "done", errors).
+
+The in-process versions live here; :mod:`prefrl.runtime.multiprocess` has the
+process-safe ones. Both satisfy the same small interfaces.
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from prefrl.prefs.clips import Clip
+
+
+@dataclass
+class ClipBatch:
+    """Clips the agent cut from one rollout; ``agent_step`` is its env-step count after it."""
+
+    clips: list[Clip]
+    agent_step: int
+
+
+@dataclass
+class Status:
+    """A report from a role: ``kind`` is ``metrics``, ``done`` or ``error``."""
+
+    role: str
+    kind: str
+    agent_step: int
+    values: dict[str, Any] = field(default_factory=dict)
+    time: float = field(default_factory=time.time)
+
+
+class ClipSender(Protocol):
+    def put(self, batch: ClipBatch) -> bool:
+        """Offer a batch without waiting; False if it was dropped (the labeler is behind)."""
+        ...
+
+
+class ClipReceiver(Protocol):
+    def get_all(self, timeout: float = 0.0) -> list[ClipBatch]:
+        """Every waiting batch; waits up to ``timeout`` seconds for the first one."""
+        ...
+
+
+class WeightPublisher(Protocol):
+    def publish(self, state: dict[str, Any]) -> None:
+        """Send a reward-model state dict (with its ``version``) to every subscriber."""
+        ...
+
+
+class WeightSubscriber(Protocol):
+    def latest(self) -> dict[str, Any] | None:
+        """The newest state published since the last call, or None if nothing new."""
+        ...
+
+
+class StatusSender(Protocol):
+    def put(self, status: Status) -> None: ...
+
+
+class StopFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+# ------------------------------------------------------------------- in-process
+class LocalClipQueue:
+    """A bounded FIFO in one process (drops the batch when full, like the process queue)."""
+
+    def __init__(self, maxsize: int = 64):
+        self.items: collections.deque[ClipBatch] = collections.deque()
+        self.maxsize = maxsize
+        self.dropped = 0
+
+    def put(self, batch: ClipBatch) -> bool:
+        if len(self.items) >= self.maxsize:
+            self.dropped += 1
+            return False
+        self.items.append(batch)
+        return True
+
+    def get_all(self, timeout: float = 0.0) -> list[ClipBatch]:
+        out = list(self.items)
+        self.items.clear()
+        return out
+
+
+class LocalWeights:
+    """Latest-wins weight channel for one subscriber in the same process."""
+
+    def __init__(self) -> None:
+        self._state: dict[str, Any] | None = None
+
+    def publish(self, state: dict[str, Any]) -> None:
+        self._state = state
+
+    def latest(self) -> dict[str, Any] | None:
+        state, self._state = self._state, None
+        return state
+
+
+class Fanout:
+    """Publishes to several subscribers' channels at once."""
+
+    def __init__(self, *channels: WeightPublisher):
+        self.channels = channels
+
+    def publish(self, state: dict[str, Any]) -> None:
+        for channel in self.channels:
+            channel.publish(state)
+
+
+class LocalStatus:
+    """Collects statuses in a list (the in-process backend reads them after each step)."""
+
+    def __init__(self) -> None:
+        self.items: list[Status] = []
+
+    def put(self, status: Status) -> None:
+        self.items.append(status)
+
+    def drain(self) -> list[Status]:
+        out, self.items = self.items, []
+        return out
+
+
+class Flag:
+    """A stop flag for one process."""
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
+def drain_queue(q: Any, timeout: float = 0.0) -> list[Any]:
+    """Everything waiting in a ``queue.Queue``-like ``q``; waits up to ``timeout`` for the first."""
+    items = []
+    try:
+        items.append(q.get(timeout=timeout) if timeout > 0 else q.get_nowait())
+        while True:
+            items.append(q.get_nowait())
+    except (queue.Empty, EOFError, OSError):
+        pass
+    return items

@@ -1,0 +1,96 @@
+"""The configuration of a preference run: one dataclass, written to ``config.json``."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefrl.agent.hyperparams import default_steps
+from prefrl.reward.model import RewardModelConfig
+
+# Per-env defaults of a preference run. Clip lengths give 1-2 s of video at the env's
+# own frame rate (CartPole 50 fps, Pendulum 30, Acrobot 15, MountainCar 30, Hopper 125);
+# 50-step clips beat 25-step ones on Pendulum. CartPole runs with fixed-length episodes by
+# default: its true reward *is* the episode length, so termination alone would teach it.
+# fmt: off
+PREFERENCE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "CartPole-v1":              dict(clip_length=50, fixed_length=True),
+    "Pendulum-v1":              dict(clip_length=50, fixed_length=False),
+    "Acrobot-v1":               dict(clip_length=25, fixed_length=True),
+    "MountainCar-v0":           dict(clip_length=50, fixed_length=True),
+    "MountainCarContinuous-v0": dict(clip_length=50, fixed_length=True),
+    "Hopper-v5":                dict(clip_length=64, fixed_length=False),
+}
+# fmt: on
+_FALLBACK = dict(clip_length=50, fixed_length=False)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a preference run needs; ``prefrl resume`` rebuilds the run from it."""
+
+    env_id: str
+    steps: int = 0
+    """env steps of the agent (0: the env's default budget)"""
+    labels: int = 100
+    """label budget: queries answered (can't-tell and skipped answers count too)"""
+    oracle: str = "synthetic"
+    """synthetic or human"""
+    teacher: str = "perfect"
+    """synthetic teacher: perfect, stochastic, myopic, mistake, skip, equal (NAME:key=value,...)"""
+    selection: str = "random"
+    """random or disagreement"""
+    seed: int = 0
+    backend: str = "multiprocess"
+    """multiprocess (three processes) or inprocess (sequential, deterministic)"""
+    clip_length: int = 0
+    """steps per clip (0: per-env default)"""
+    fixed_length: bool | int | None = None
+    """hide termination (None: per-env default)"""
+    task: str | None = None
+    """a behaviour task (e.g. backflip) whose scripted oracle replaces the true reward"""
+    initial_fraction: float = 0.25
+    """share of the labels asked about the untrained policy before RL starts"""
+    decay_fraction: float = 0.1
+    """label rate ~ c / (T + c) with c = decay_fraction * steps"""
+    pool_size: int = 400
+    """recent clips the labeler chooses pairs from"""
+    oversample: int = 10
+    """disagreement selection scores this many candidate pairs per query"""
+    eval_episodes: int = 10
+    num_evals: int = 10
+    """evaluations of the policy on the true reward during the run"""
+    checkpoint_every: int = 10
+    """agent checkpoint every this many PPO updates"""
+    query_videos: bool = False
+    """keep every query's side-by-side clip as an mp4 in videos/"""
+    ppo: dict[str, Any] = field(default_factory=dict)
+    """PPO hyperparameter overrides (on top of the per-env table)"""
+    reward_model: dict[str, Any] = field(default_factory=dict)
+    """reward-model setting overrides (see RewardModelConfig)"""
+
+    def __post_init__(self) -> None:
+        defaults = PREFERENCE_DEFAULTS.get(self.env_id, _FALLBACK)
+        if self.steps <= 0:
+            self.steps = default_steps(self.env_id)
+        if self.clip_length <= 0:
+            self.clip_length = int(defaults["clip_length"])
+        if self.fixed_length is None:
+            self.fixed_length = defaults["fixed_length"]
+        if self.labels < 2 and self.labels != 0:
+            raise ValueError("labels must be 0 or at least 2")
+        if self.backend not in ("multiprocess", "inprocess"):
+            raise ValueError(f"backend must be multiprocess or inprocess, not {self.backend!r}")
+        self.reward_model_config()  # validates the overrides now, not in a child process
+
+    def reward_model_config(self) -> RewardModelConfig:
+        return RewardModelConfig().replace(**self.reward_model)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})

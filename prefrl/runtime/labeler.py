@@ -1,0 +1,129 @@
+"""The labeler role: keeps the label budget on schedule, picks pairs, asks the oracle,
+and writes every answer to the preference store the moment it is given."""
+
+from __future__ import annotations
+
+import collections
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from prefrl.oracles import Oracle, make_oracle, parse_teacher
+from prefrl.prefs.clips import Answer, Clip
+from prefrl.prefs.schedule import LabelSchedule
+from prefrl.prefs.selection import select_pairs
+from prefrl.prefs.store import PreferenceStore
+from prefrl.reward.model import RewardModel
+from prefrl.runtime.channels import ClipReceiver, Status, StatusSender, WeightSubscriber
+from prefrl.runtime.config import TrainConfig
+from prefrl.runtime.role import Role
+
+STORE_FILE = "prefs.sqlite"
+
+
+def build_oracle(config: TrainConfig) -> Oracle:
+    """The synthetic oracle a config asks for (the human one is built by the UI)."""
+    name, params = parse_teacher(config.teacher)
+    return make_oracle(name, seed=config.seed, **params)
+
+
+class LabelerRole(Role):
+    """Asks for labels as the schedule allows, from a pool of the agent's recent clips.
+
+    Queries left unanswered by a crash (or a closed window) are asked again first.
+    Answers are committed to the store one by one, so a crash loses none of them.
+    """
+
+    name = "labeler"
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        run_dir: Path,
+        clips: ClipReceiver,
+        weights: WeightSubscriber,
+        status: StatusSender,
+        oracle: Oracle | None = None,
+        max_queries_per_step: int = 10,
+    ):
+        self.cfg = config
+        self.clips, self.weights, self.status = clips, weights, status
+        self.store = PreferenceStore(Path(run_dir) / STORE_FILE, env_id=config.env_id)
+        self.oracle = oracle if oracle is not None else build_oracle(config)
+        self.schedule = LabelSchedule(
+            config.labels, config.steps, config.initial_fraction, config.decay_fraction
+        )
+        self.pool: collections.deque[Clip] = collections.deque(maxlen=config.pool_size)
+        self.model: RewardModel | None = None
+        self.agent_step = 0
+        self.rng = np.random.default_rng([config.seed, 7])
+        self.max_queries_per_step = max_queries_per_step
+        self.answered = self.store.num_answered()
+        self.done = self.answered >= config.labels
+
+    def step(self) -> bool:
+        for batch in self.clips.get_all(timeout=0.05):
+            self.pool.extend(batch.clips)
+            self.agent_step = max(self.agent_step, batch.agent_step)
+        state = self.weights.latest()
+        if state is not None:
+            self.model = RewardModel.from_state_dict(state)
+
+        pending = self.store.pending_queries()
+        if pending:
+            query = pending[0]
+            clips = self.store.get_clips([query.left_clip_id, query.right_clip_id])
+            self._ask(query.query_id, clips[query.left_clip_id], clips[query.right_clip_id])
+            return True
+
+        wanted = min(self.schedule.labels_wanted(self.agent_step), self.cfg.labels)
+        if self.answered >= wanted or len(self.pool) < 2:
+            return False
+        pool = list(self.pool)
+        num = min(wanted - self.answered, self.max_queries_per_step)
+        pairs, scores = select_pairs(pool, num, self.rng, self.cfg.selection, self.model, self.cfg.oversample)
+        for k, (i, j) in enumerate(pairs):
+            left, right = pool[i], pool[j]
+            score = None if scores is None else float(scores[k])
+            query_id = self.store.add_query(
+                left,
+                right,
+                agent_step=self.agent_step,
+                oracle=self.oracle.name,
+                selection=self.cfg.selection if scores is not None else "random",
+                score=score,
+            )
+            self._ask(query_id, left, right)
+        self._report()
+        return True
+
+    def _ask(self, query_id: int, left: Clip, right: Clip) -> None:
+        started = time.perf_counter()
+        answer = self.oracle.answer(left, right)
+        self.store.record_answer(
+            query_id, answer, oracle=self.oracle.name, response_time=time.perf_counter() - started
+        )
+        self.answered += 1
+        if self.answered >= self.cfg.labels:
+            self.done = True
+            self._report()
+
+    def _report(self) -> None:
+        counts = self.store.answer_counts()
+        total = max(1, sum(counts.values()))
+        values: dict[str, Any] = {
+            "labels/answered": self.answered,
+            "labels/wanted": self.schedule.labels_wanted(self.agent_step),
+            "labels/equal_share": counts[Answer.EQUAL] / total,
+            "labels/skipped_share": (counts[Answer.SKIPPED] + counts[Answer.CANT_TELL]) / total,
+            "labels/pool_size": len(self.pool),
+        }
+        self.status.put(Status(self.name, "metrics", self.agent_step, values))
+
+    def close(self) -> None:
+        close = getattr(self.oracle, "close", None)
+        if close is not None:
+            close()
+        self.store.close()

@@ -1,0 +1,115 @@
+"""The reward-trainer role: trains the ensemble on the store's labels and publishes
+versioned weights to the agent and the labeler."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from prefrl.envs.make import make_env
+from prefrl.prefs.schedule import LabelSchedule
+from prefrl.prefs.store import Label, PreferenceStore
+from prefrl.reward.model import RewardModel
+from prefrl.reward.trainer import PreferenceTrainer
+from prefrl.runtime.agent import REWARD_CHECKPOINT
+from prefrl.runtime.channels import Status, StatusSender, WeightPublisher
+from prefrl.runtime.config import TrainConfig
+from prefrl.runtime.labeler import STORE_FILE
+from prefrl.runtime.role import Role
+from prefrl.utils.io import atomic_torch_save
+
+TRAINER_CHECKPOINT = "reward_trainer.pt"
+
+
+class RewardTrainerRole(Role):
+    """Reads new labels from the store, trains a round, publishes the new version.
+
+    The first round waits for the initial labels (those asked about the untrained
+    policy). After each new batch of labels it trains one round; with no new labels it
+    keeps refining for ``extra_rounds`` more rounds, then rests until labels arrive.
+    """
+
+    name = "reward_trainer"
+    idle_sleep = 0.1
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        run_dir: Path,
+        weights: WeightPublisher,
+        status: StatusSender,
+        extra_rounds: int = 2,
+    ):
+        torch.set_num_threads(1)
+        self.cfg = config
+        self.run_dir = Path(run_dir)
+        self.weights, self.status = weights, status
+        self.store = PreferenceStore(self.run_dir / STORE_FILE, env_id=config.env_id)
+        env = make_env(config.env_id)
+        obs_shape = env.observation_space.shape
+        assert obs_shape is not None
+        self.model = RewardModel(obs_shape, env.action_space, config.reward_model_config(), seed=config.seed)
+        env.close()
+        self.trainer = PreferenceTrainer(self.model, seed=config.seed)
+        schedule = LabelSchedule(config.labels, config.steps, config.initial_fraction, config.decay_fraction)
+        self.min_labels = max(1, schedule.initial_labels)
+        self.extra_rounds = extra_rounds
+        self.rounds_without_new = extra_rounds  # nothing to refine before the first labels
+        self.known: set[int] = set()
+        self.last_metrics: dict[str, float] = {}
+        self._labels_cache: list[Label] = []
+
+        checkpoint = self.run_dir / "checkpoints" / REWARD_CHECKPOINT
+        if checkpoint.exists():
+            self.model.load_state_dict(torch.load(checkpoint, weights_only=False))
+            trainer_state = self.run_dir / "checkpoints" / TRAINER_CHECKPOINT
+            if trainer_state.exists():
+                self.trainer.load_state_dict(torch.load(trainer_state, weights_only=False))
+
+    def step(self) -> bool:
+        new = self._read_new_labels()
+        if self.trainer.num_labels < self.min_labels:
+            return False
+        if new:
+            self.rounds_without_new = 0
+        elif self.rounds_without_new >= self.extra_rounds:
+            return False
+        else:
+            self.rounds_without_new += 1
+        started = time.perf_counter()
+        metrics = self.trainer.train_round()
+        self.model.fit_output_normalization(self.trainer.recent_features())
+        self.model.version += 1
+        metrics["reward/recent_clip_return_corr"] = self.trainer.recent_return_correlation()
+        metrics["reward/version"] = self.model.version
+        metrics["reward/round_time_s"] = time.perf_counter() - started
+        self.weights.publish(self.model.state_dict())
+        self.save()
+        self.last_metrics = metrics
+        agent_step = max((lbl.agent_step for lbl in self._labels_cache), default=0)
+        self.status.put(Status(self.name, "metrics", agent_step, metrics))
+        return True
+
+    def _read_new_labels(self) -> int:
+        # All labels are listed (cheap: no clip data), so an answer to an older query that
+        # was re-asked after a crash is still picked up.
+        labels = self.store.trainable_labels()
+        self._labels_cache = labels
+        new = [lbl for lbl in labels if lbl.query_id not in self.known]
+        if not new:
+            return 0
+        clips = self.store.get_clips({c for lbl in new for c in (lbl.left_clip_id, lbl.right_clip_id)})
+        for lbl in new:
+            assert lbl.mu is not None
+            self.trainer.add(lbl.query_id, clips[lbl.left_clip_id], clips[lbl.right_clip_id], lbl.mu)
+            self.known.add(lbl.query_id)
+        return len(new)
+
+    def save(self) -> None:
+        self.model.save(self.run_dir / "checkpoints" / REWARD_CHECKPOINT)
+        atomic_torch_save(self.trainer.state_dict(), self.run_dir / "checkpoints" / TRAINER_CHECKPOINT)
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,156 @@
+"""Starting, resuming and finishing a preference run (``prefrl train`` / ``prefrl resume``)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from prefrl import __version__
+from prefrl.envs.make import make_env
+from prefrl.oracles import Oracle, parse_teacher
+from prefrl.plotting import plot_learning_curve
+from prefrl.prefs.store import PreferenceStore
+from prefrl.rundir import RunDir, read_metrics
+from prefrl.runtime.agent import AGENT_CHECKPOINT
+from prefrl.runtime.config import TrainConfig
+from prefrl.runtime.errors import RunInterrupted
+from prefrl.runtime.labeler import STORE_FILE
+from prefrl.runtime.monitor import Monitor
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | Path | None = None,
+    *,
+    progress: bool = True,
+    video: bool = True,
+    oracle: Oracle | None = None,
+) -> dict[str, Any]:
+    """Start a preference run; returns its summary (also in ``summary.json``).
+
+    ``oracle`` overrides the configured one (in-process backend only: an oracle object
+    cannot be sent to another process; the multiprocess backend builds its own).
+    """
+    _check(config)
+    if oracle is not None and config.backend != "inprocess":
+        raise ValueError("an oracle object can only be passed to the inprocess backend")
+    run = RunDir.create(run_dir, "train", config.env_id, config.seed)
+    if run.config_path.exists():
+        raise ValueError(f"{run.path} already holds a run; continue it with: prefrl resume {run.path}")
+    run.write_config({"kind": "train", **config.to_dict(), "prefrl_version": __version__})
+    return _execute(config, run, progress=progress, video=video, oracle=oracle, wall_time_offset=0.0)
+
+
+def resume(run_dir: str | Path, *, progress: bool = True, video: bool = True) -> dict[str, Any]:
+    """Continue a stopped or crashed run with every stored label and the latest checkpoints."""
+    run = RunDir(run_dir)
+    data = run.read_config()
+    if data.get("kind") != "train":
+        raise ValueError(
+            f"{run.path} is a {data.get('kind')} run; only preference runs (prefrl train) can be resumed"
+        )
+    config = TrainConfig.from_dict(data)
+    offset = 0.0
+    if run.metrics_path.exists():
+        rows = read_metrics(run.metrics_path)
+        offset = float(rows[-1]["wall_time"]) if rows else 0.0
+    return _execute(config, run, progress=progress, video=video, oracle=None, wall_time_offset=offset)
+
+
+def _check(config: TrainConfig) -> None:
+    """Fail before anything is written: unknown env id, teacher or selection."""
+    make_env(config.env_id).close()
+    if config.oracle not in ("synthetic", "human"):
+        raise ValueError(f"oracle must be synthetic or human, not {config.oracle!r}")
+    parse_teacher(config.teacher)
+    if config.selection not in ("random", "disagreement"):
+        raise ValueError(f"selection must be random or disagreement, not {config.selection!r}")
+
+
+def _execute(
+    config: TrainConfig,
+    run: RunDir,
+    *,
+    progress: bool,
+    video: bool,
+    oracle: Oracle | None,
+    wall_time_offset: float,
+) -> dict[str, Any]:
+    monitor = Monitor(run, config.steps, config.labels, progress, wall_time_offset)
+    try:
+        if config.backend == "inprocess":
+            from prefrl.runtime.inprocess import run_inprocess
+
+            run_inprocess(config, run.path, monitor, oracle=oracle)
+        else:
+            from prefrl.runtime.multiprocess import run_multiprocess
+
+            run_multiprocess(config, run.path, monitor)
+    except KeyboardInterrupt as err:
+        raise RunInterrupted(
+            f"stopped; every label is saved. Continue with: prefrl resume {run.path}"
+        ) from err
+    finally:
+        monitor.close()
+    if monitor.done is None:
+        raise RunInterrupted(f"the run stopped before its end. Continue with: prefrl resume {run.path}")
+    summary = summarize(config, run, monitor)
+    plot_learning_curve(
+        run.metrics_path, run.plot_path, f"prefrl: {config.env_id}, {config.labels} labels ({config.teacher})"
+    )
+    if video:
+        _final_video(config, run)
+    summary["wall_time_s"] = round(monitor.metrics.wall_time, 2)
+    run.write_summary(summary)
+    return {"run_dir": str(run.path), **summary}
+
+
+def summarize(config: TrainConfig, run: RunDir, monitor: Monitor) -> dict[str, Any]:
+    """The numbers a run ends with (``summary.json``)."""
+    with PreferenceStore(run.path / STORE_FILE, env_id=config.env_id) as store:
+        labels_used = store.num_answered()
+        counts = {answer.value: n for answer, n in store.answer_counts().items()}
+    agent, trainer = monitor.latest["agent"], monitor.latest["reward_trainer"]
+    done = monitor.done or {}
+    return {
+        "env_id": config.env_id,
+        "task": config.task,
+        "oracle": config.oracle,
+        "teacher": config.teacher,
+        "selection": config.selection,
+        "seed": config.seed,
+        "backend": config.backend,
+        "labels_used": labels_used,
+        "answers": counts,
+        "env_steps": monitor.agent_step,
+        "final_train_return": done.get("final_train_return"),
+        "final_eval_return": done.get("final_eval_return"),
+        "eval_returns": done.get("eval_returns"),
+        "reward_val_accuracy": trainer.get("reward/val_accuracy"),
+        "reward_train_accuracy": trainer.get("reward/train_accuracy"),
+        "reward_recent_clip_return_corr": trainer.get("reward/recent_clip_return_corr"),
+        "reward_rollout_true_corr": agent.get("reward/rollout_true_corr"),
+        "reward_model_version": trainer.get("reward/version"),
+        "env_steps_per_sec": agent.get("charts/SPS"),
+        "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def _final_video(config: TrainConfig, run: RunDir) -> None:
+    import torch
+
+    from prefrl.agent.ppo import PPOAgent
+    from prefrl.baseline import resolve_ppo_config
+    from prefrl.envs.vector import VecEnv
+    from prefrl.render.video import record_policy
+
+    ppo = resolve_ppo_config(config.env_id, config.ppo)
+    envs = VecEnv([lambda: make_env(config.env_id, fixed_length=config.fixed_length or False)] * ppo.num_envs)
+    agent = PPOAgent(envs, ppo, total_steps=config.steps, seed=config.seed)
+    agent.load(run.checkpoints / AGENT_CHECKPOINT)
+    torch.set_num_threads(1)
+    record_policy(
+        agent.act, config.env_id, run.videos / "final_policy.mp4", fixed_length=config.fixed_length or False
+    )
+    envs.close()

@@ -1,0 +1,503 @@
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from prefrl.prefs.clips import Answer, Clip
+from prefrl.prefs.store import ImportReport, Label, PreferenceStore, Query, StoreError
+
+ENV = "CartPole-v1"
+
+
+def make_clip(
+    rng: np.random.Generator,
+    length: int = 50,
+    *,
+    snapshots: bool = True,
+    env_id: str = ENV,
+    agent_step: int = 0,
+) -> Clip:
+    return Clip(
+        obs=rng.normal(size=(length, 4)).astype(np.float32),
+        actions=rng.integers(0, 2, size=length).astype(np.int64),
+        true_rewards=rng.normal(size=length),
+        snapshots=rng.normal(size=(length, 4)) if snapshots else None,
+        env_id=env_id,
+        agent_step=agent_step,
+        episode_step=int(rng.integers(0, 400)),
+    )
+
+
+def assert_same_clip(a: Clip, b: Clip) -> None:
+    assert (a.clip_id, a.env_id, a.agent_step, a.episode_step) == (
+        b.clip_id,
+        b.env_id,
+        b.agent_step,
+        b.episode_step,
+    )
+    for name in ("obs", "actions", "true_rewards", "snapshots"):
+        x, y = getattr(a, name), getattr(b, name)
+        if x is None:
+            assert y is None, name
+            continue
+        assert y.dtype == x.dtype and y.shape == x.shape, name
+        np.testing.assert_array_equal(y, x)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with PreferenceStore(tmp_path / "prefs.sqlite", ENV) as s:
+        yield s
+
+
+def answer_all(store: PreferenceStore, rng: np.random.Generator, answers: list[Answer]) -> list[int]:
+    ids = []
+    for i, answer in enumerate(answers):
+        qid = store.add_query(
+            make_clip(rng),
+            make_clip(rng),
+            agent_step=100 * i,
+            oracle="synthetic",
+            selection="random",
+            score=0.5,
+        )
+        store.record_answer(qid, answer, oracle="synthetic", response_time=1.5)
+        ids.append(qid)
+    return ids
+
+
+# -- opening --------------------------------------------------------------------------
+
+
+def test_new_store_settings_and_meta(tmp_path: Path) -> None:
+    path = tmp_path / "prefs.sqlite"
+    with PreferenceStore(path, ENV) as store:
+        assert store.env_id == ENV
+        conn = store._conn
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
+        meta = dict(conn.execute("SELECT key, value FROM meta"))
+        assert meta == {"env_id": ENV, "schema_version": "1"}
+    with PreferenceStore(path) as store:  # env_id is optional once the store exists
+        assert store.env_id == ENV
+
+
+def test_open_refuses_other_env_and_missing_store(tmp_path: Path) -> None:
+    path = tmp_path / "prefs.sqlite"
+    PreferenceStore(path, ENV).close()
+    with pytest.raises(StoreError, match=r"'CartPole-v1'.*'Hopper-v4'"):
+        PreferenceStore(path, "Hopper-v4")
+    with pytest.raises(StoreError, match="pass env_id to create"):
+        PreferenceStore(tmp_path / "other.sqlite")
+    assert not (tmp_path / "other.sqlite").exists()
+
+
+def test_open_refuses_foreign_sqlite_database(tmp_path: Path) -> None:
+    path = tmp_path / "prefs.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE something (x)")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="not a prefrl preference store"):
+        PreferenceStore(path, ENV)
+    assert path.read_bytes() == before
+
+
+def test_random_bytes_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "prefs.sqlite"
+    data = np.random.default_rng(1).bytes(10_000)
+    path.write_bytes(data)
+    with pytest.raises(StoreError) as err:
+        PreferenceStore(path, ENV)
+    message = str(err.value)
+    assert "not an SQLite database" in message and "import_from" in message and "new run directory" in message
+    assert path.read_bytes() == data
+
+
+def test_truncated_database_is_refused_and_left_untouched(tmp_path: Path, rng: np.random.Generator) -> None:
+    path = tmp_path / "prefs.sqlite"
+    with PreferenceStore(path, ENV) as store:
+        answer_all(store, rng, [Answer.LEFT] * 20)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    truncated = path.read_bytes()
+    with pytest.raises(StoreError) as err:
+        PreferenceStore(path, ENV)
+    message = str(err.value)
+    assert "damaged" in message and "import_from" in message and "Nothing was changed" in message
+    assert path.read_bytes() == truncated
+
+
+# -- clips ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("snapshots", [True, False])
+def test_clip_round_trip(store: PreferenceStore, rng: np.random.Generator, snapshots: bool) -> None:
+    clip = make_clip(rng, 25, snapshots=snapshots, agent_step=1234)
+    clip.obs = rng.integers(0, 255, size=(25, 3, 8, 8), dtype=np.uint8)  # image-shaped, another dtype
+    assert store.add_clip(clip) == clip.clip_id
+    assert store.add_clip(clip) == clip.clip_id  # idempotent
+    assert store._conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0] == 1
+    back = store.get_clip(clip.clip_id)
+    assert_same_clip(back, clip)
+    assert back.length == 25 and back.true_return == pytest.approx(clip.true_return)
+    back.obs[0] = 0  # arrays are writable copies
+
+
+def test_fortran_order_and_scalar_dtypes_survive(store: PreferenceStore, rng: np.random.Generator) -> None:
+    clip = make_clip(rng, 6)
+    clip.obs = np.asfortranarray(rng.normal(size=(6, 5)))
+    clip.actions = rng.normal(size=(6, 2)).astype(">f4")  # big-endian
+    clip.true_rewards = np.arange(6, dtype=np.float16)
+    store.add_clip(clip)
+    assert_same_clip(store.get_clip(clip.clip_id), clip)
+
+
+def test_get_clips_and_missing_clip(store: PreferenceStore, rng: np.random.Generator) -> None:
+    clips = [make_clip(rng, 5) for _ in range(3)]
+    for c in clips:
+        store.add_clip(c)
+    got = store.get_clips([c.clip_id for c in clips] + [clips[0].clip_id])
+    assert set(got) == {c.clip_id for c in clips}
+    for c in clips:
+        assert_same_clip(got[c.clip_id], c)
+    assert store.get_clips([]) == {}
+    with pytest.raises(KeyError, match="no clip nope"):
+        store.get_clip("nope")
+    with pytest.raises(KeyError, match="nope"):
+        store.get_clips([clips[0].clip_id, "nope"])
+
+
+def test_clip_of_other_env_or_bad_shape_is_refused(store: PreferenceStore, rng: np.random.Generator) -> None:
+    with pytest.raises(StoreError, match=r"'Hopper-v4'.*'CartPole-v1'"):
+        store.add_clip(make_clip(rng, env_id="Hopper-v4"))
+    bad = make_clip(rng, 5)
+    bad.obs = bad.obs[:4]
+    with pytest.raises(StoreError, match="obs has 4 rows"):
+        store.add_clip(bad)
+    with pytest.raises(StoreError, match="different clips"):
+        c = make_clip(rng)
+        store.add_query(c, c, agent_step=0, oracle="synthetic", selection="random")
+    assert store._conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0] == 0
+
+
+# -- queries and answers --------------------------------------------------------------
+
+
+def test_query_answer_flow(store: PreferenceStore, rng: np.random.Generator) -> None:
+    pairs = [(make_clip(rng), make_clip(rng)) for _ in range(6)]
+    t0 = time.time()
+    ids = [
+        store.add_query(
+            left, right, agent_step=10 * i, oracle="human", selection="disagreement", score=0.1 * i
+        )
+        for i, (left, right) in enumerate(pairs)
+    ]
+    assert ids == sorted(ids) and len(set(ids)) == 6
+    pending = store.pending_queries()
+    assert [q.query_id for q in pending] == ids
+    q = pending[2]
+    assert q == Query(
+        ids[2], pairs[2][0].clip_id, pairs[2][1].clip_id, q.created_at, 20, "human", "disagreement", 0.2
+    )
+    assert t0 - 1 <= q.created_at <= time.time() + 1
+    assert_same_clip(store.get_clip(q.left_clip_id), pairs[2][0])
+    assert store.num_answered() == 0
+    assert store.answer_counts() == dict.fromkeys(Answer, 0)
+
+    answers = [Answer.LEFT, Answer.RIGHT, Answer.EQUAL, Answer.CANT_TELL, Answer.SKIPPED]
+    for qid, answer in zip(ids, answers, strict=False):
+        store.record_answer(qid, answer, oracle="human", response_time=2.0)
+    assert [q.query_id for q in store.pending_queries()] == [ids[5]]
+
+    with pytest.raises(StoreError, match="already answered 'left'"):
+        store.record_answer(ids[0], Answer.RIGHT, oracle="human")
+    with pytest.raises(StoreError, match="no query 999"):
+        store.record_answer(999, Answer.LEFT, oracle="human")
+    with pytest.raises(ValueError):
+        store.record_answer(ids[5], "better", oracle="human")  # type: ignore[arg-type]
+    assert store._conn.execute("SELECT answer FROM answers WHERE query_id = ?", (ids[0],)).fetchone() == (
+        "left",
+    )
+
+    assert store.num_answered() == 5  # cant_tell and skipped count toward the budget
+    assert store.answer_counts() == {a: 1 for a in answers}
+
+    labels = store.labels()
+    assert [lab.query_id for lab in labels] == ids[:5]
+    assert labels[1] == Label(ids[1], pairs[1][0].clip_id, pairs[1][1].clip_id, Answer.RIGHT, 10)
+    assert [lab.mu for lab in labels] == [1.0, 0.0, 0.5, None, None]
+    assert [lab.query_id for lab in store.labels(after_query_id=ids[1])] == ids[2:5]
+    trainable = store.trainable_labels()
+    assert [(lab.query_id, lab.mu) for lab in trainable] == [(ids[0], 1.0), (ids[1], 0.0), (ids[2], 0.5)]
+    assert [lab.query_id for lab in store.trainable_labels(after_query_id=ids[0])] == ids[1:3]
+    assert store.labels(after_query_id=ids[-1]) == []
+
+
+def test_two_objects_on_one_file_see_each_others_commits(tmp_path: Path, rng: np.random.Generator) -> None:
+    path = tmp_path / "prefs.sqlite"
+    with PreferenceStore(path, ENV) as labeler, PreferenceStore(path, ENV) as trainer:
+        left, right = make_clip(rng), make_clip(rng)
+        qid = labeler.add_query(left, right, agent_step=5, oracle="human", selection="random")
+        assert [q.query_id for q in trainer.pending_queries()] == [qid]
+        assert_same_clip(trainer.get_clip(right.clip_id), right)
+        trainer.record_answer(qid, Answer.EQUAL, oracle="human")
+        assert labeler.pending_queries() == []
+        assert [(lab.query_id, lab.mu) for lab in labeler.labels()] == [(qid, 0.5)]
+        with pytest.raises(StoreError, match="already answered"):
+            labeler.record_answer(qid, Answer.LEFT, oracle="human")
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from prefrl.prefs.clips import Answer, Clip
+    from prefrl.prefs.store import PreferenceStore
+
+    rng = np.random.default_rng(0)
+    store = PreferenceStore(sys.argv[1], "CartPole-v1")
+
+    def clip():
+        n = 50
+        return Clip(rng.normal(size=(n, 4)).astype(np.float32), rng.integers(0, 2, n), rng.normal(size=n),
+                    rng.normal(size=(n, 4)), "CartPole-v1")
+
+    step = 0
+    while True:
+        qid = store.add_query(clip(), clip(), agent_step=step, oracle="synthetic", selection="random")
+        store.record_answer(qid, Answer.LEFT, oracle="synthetic")
+        print(qid, flush=True)
+        step += 1
+    """
+)
+
+
+def test_answers_survive_sigkill_of_writer(tmp_path: Path) -> None:
+    path = tmp_path / "prefs.sqlite"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    printed: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(printed) < 30 and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            printed.append(int(line))
+        os.kill(proc.pid, signal.SIGKILL)  # mid-run: it is writing the next query
+        rest, err = proc.communicate()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, err
+    # A line cut short by the kill was not fully printed, so it promises nothing.
+    printed += [int(line) for line in rest.splitlines(keepends=True) if line.endswith("\n")]
+    assert len(printed) >= 30, err
+    with PreferenceStore(path, ENV) as store:
+        assert store._conn.execute("PRAGMA quick_check").fetchall() == [("ok",)]
+        answered = {lab.query_id: lab.answer for lab in store.labels()}
+        assert all(answered.get(qid) == Answer.LEFT for qid in printed)
+        # At most the query being written when the kill came is left unanswered; it is offered again.
+        assert len(store.pending_queries()) <= 1
+        clip_ids = [c for lab in store.labels() for c in (lab.left_clip_id, lab.right_clip_id)]
+        assert len(store.get_clips(clip_ids)) == len(clip_ids)
+
+
+# -- export and import ----------------------------------------------------------------
+
+
+def dump(store: PreferenceStore) -> tuple[list[tuple], list[tuple], dict[str, Clip]]:
+    """Queries and answers keyed by content (not query_id), and all clips."""
+    conn = store._conn
+    queries = conn.execute(
+        "SELECT left_clip, right_clip, created_at, agent_step, oracle, selection, score FROM queries ORDER BY query_id"
+    ).fetchall()
+    answers = conn.execute(
+        "SELECT q.left_clip, q.right_clip, q.created_at, a.answer, a.answered_at, a.oracle, a.response_time "
+        "FROM answers a JOIN queries q USING (query_id) ORDER BY q.query_id"
+    ).fetchall()
+    clip_ids = [row[0] for row in conn.execute("SELECT clip_id FROM clips")]
+    return queries, answers, store.get_clips(clip_ids)
+
+
+def filled_store(path: Path, rng: np.random.Generator) -> PreferenceStore:
+    store = PreferenceStore(path, ENV)
+    answer_all(store, rng, [Answer.LEFT, Answer.RIGHT, Answer.EQUAL, Answer.CANT_TELL])
+    store.add_query(
+        make_clip(rng, snapshots=False), make_clip(rng), agent_step=7, oracle="human", selection="random"
+    )  # pending, no score, one clip without snapshots
+    store.add_clip(make_clip(rng, 10))  # a clip in no query
+    return store
+
+
+def assert_same_dump(a: PreferenceStore, b: PreferenceStore) -> None:
+    qa, aa, ca = dump(a)
+    qb, ab, cb = dump(b)
+    assert qa == qb and aa == ab and set(ca) == set(cb)
+    for cid, clip in ca.items():
+        assert_same_clip(cb[cid], clip)
+
+
+def test_export_files(tmp_path: Path, rng: np.random.Generator) -> None:
+    with filled_store(tmp_path / "prefs.sqlite", rng) as store:
+        out = store.export(tmp_path / "export")
+        assert out == tmp_path / "export"
+        assert sorted(p.name for p in out.iterdir()) == [
+            "answers.csv",
+            "clips.csv",
+            "clips.npz",
+            "queries.csv",
+        ]
+        _, _, clips = dump(store)
+        with np.load(out / "clips.npz") as npz:
+            assert len(npz.files) == 4 * len(clips) - 1  # one clip has no snapshots
+            for cid, clip in clips.items():
+                np.testing.assert_array_equal(npz[f"{cid}.obs"], clip.obs)
+                assert npz[f"{cid}.obs"].dtype == np.float32
+                np.testing.assert_array_equal(npz[f"{cid}.true_rewards"], clip.true_rewards)
+        with open(out / "answers.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert [r["answer"] for r in rows] == ["left", "right", "equal", "cant_tell"]
+        assert rows[0]["response_time"] == "1.5"
+        with open(out / "queries.csv", newline="") as f:
+            queries = list(csv.DictReader(f))
+        assert list(queries[0]) == [
+            "query_id",
+            "left_clip_id",
+            "right_clip_id",
+            "created_at",
+            "agent_step",
+            "oracle",
+            "selection",
+            "score",
+            "source",
+        ]
+        assert [q["score"] for q in queries] == ["0.5"] * 4 + [""]
+        with open(out / "clips.csv", newline="") as f:
+            clip_rows = list(csv.DictReader(f))
+        assert len(clip_rows) == len(clips) == 11
+        assert sorted(r["has_snapshots"] for r in clip_rows).count("0") == 1
+
+
+def test_export_import_round_trip_and_twice_adds_nothing(tmp_path: Path, rng: np.random.Generator) -> None:
+    with filled_store(tmp_path / "a.sqlite", rng) as a:
+        export = a.export(tmp_path / "export")
+        with PreferenceStore(tmp_path / "b.sqlite", ENV) as b:
+            report = b.import_from(export)
+            assert report == ImportReport(str(export.resolve()), 11, 5, 4, 0)
+            assert_same_dump(a, b)
+            sources = [row[0] for row in b._conn.execute("SELECT source FROM queries ORDER BY query_id")]
+            assert sources == [f"{export.resolve()}#{i}" for i in range(1, 6)]
+            assert b.answer_counts() == a.answer_counts() and b.num_answered() == 4
+            assert [(lab.mu, lab.agent_step) for lab in b.labels()] == [
+                (lab.mu, lab.agent_step) for lab in a.labels()
+            ]
+            assert len(b.pending_queries()) == 1
+
+            assert b.import_from(export) == ImportReport(str(export.resolve()), 0, 0, 0, 0)
+            # The same data reached through the other store's file is recognised too.
+            assert b.import_from(a.path) == ImportReport(str(a.path.resolve()), 0, 0, 0, 0)
+            assert_same_dump(a, b)
+
+
+def test_import_from_sqlite_file_and_late_answer(tmp_path: Path, rng: np.random.Generator) -> None:
+    with filled_store(tmp_path / "a.sqlite", rng) as a, PreferenceStore(tmp_path / "b.sqlite", ENV) as b:
+        assert b.import_from(a.path) == ImportReport(str(a.path.resolve()), 11, 5, 4, 0)
+        assert_same_dump(a, b)
+        # The query pending in both gets answered in a; importing again brings only that answer.
+        (pending,) = a.pending_queries()
+        a.record_answer(pending.query_id, Answer.RIGHT, oracle="human")
+        assert b.import_from(a.path) == ImportReport(str(a.path.resolve()), 0, 0, 1, 0)
+        assert_same_dump(a, b)
+        assert b.pending_queries() == []
+        with pytest.raises(StoreError, match="into itself"):
+            b.import_from(b.path)
+
+
+def test_import_keeps_own_answer_on_conflict(tmp_path: Path, rng: np.random.Generator) -> None:
+    with PreferenceStore(tmp_path / "a.sqlite", ENV) as a, PreferenceStore(tmp_path / "b.sqlite", ENV) as b:
+        a.add_query(make_clip(rng), make_clip(rng), agent_step=0, oracle="human", selection="random")
+        b.import_from(a.path)
+        a.record_answer(1, Answer.LEFT, oracle="alice")
+        b.record_answer(1, Answer.RIGHT, oracle="bob")
+        assert b.import_from(a.path) == ImportReport(str(a.path.resolve()), 0, 0, 0, 1)
+        assert [lab.answer for lab in b.labels()] == [Answer.RIGHT]
+
+
+def test_import_other_env_is_refused_and_imports_nothing(tmp_path: Path, rng: np.random.Generator) -> None:
+    with PreferenceStore(tmp_path / "hopper.sqlite", "Hopper-v4") as hopper:
+        hopper.add_query(
+            make_clip(rng, env_id="Hopper-v4"),
+            make_clip(rng, env_id="Hopper-v4"),
+            agent_step=0,
+            oracle="human",
+            selection="random",
+        )
+        hopper.record_answer(1, Answer.LEFT, oracle="human")
+        export = hopper.export(tmp_path / "hopper-export")
+    with filled_store(tmp_path / "prefs.sqlite", rng) as store:
+        before = dump(store)
+        for source in (export, tmp_path / "hopper.sqlite"):
+            with pytest.raises(StoreError, match=r"'Hopper-v4'.*'CartPole-v1'.*nothing was imported"):
+                store.import_from(source)
+        after = dump(store)
+        assert before[:2] == after[:2] and set(before[2]) == set(after[2])
+
+
+def test_import_of_incomplete_export_imports_nothing(tmp_path: Path, rng: np.random.Generator) -> None:
+    with filled_store(tmp_path / "a.sqlite", rng) as a:
+        export = a.export(tmp_path / "export")
+    lines = (export / "clips.csv").read_text().splitlines(keepends=True)
+    (export / "clips.csv").write_text("".join(lines[:3]))  # header and two clips: most queries lose clips
+    with PreferenceStore(tmp_path / "b.sqlite", ENV) as b:
+        with pytest.raises(StoreError, match="neither it nor"):
+            b.import_from(export)
+        assert b._conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0] == 0
+        with pytest.raises(StoreError, match="not a preference-store export"):
+            b.import_from(tmp_path)
+        with pytest.raises(StoreError, match="no such file"):
+            b.import_from(tmp_path / "missing")
+
+
+def test_reading_labels_and_clips_is_fast(store: PreferenceStore, rng: np.random.Generator) -> None:
+    clips = [make_clip(rng, 50) for _ in range(2000)]
+    with store._write() as conn:  # fill quickly: one transaction instead of 1000 synced commits
+        conn.executemany(
+            "INSERT INTO clips VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [store._clip_row(c) for c in clips]
+        )
+        conn.executemany(
+            "INSERT INTO queries (left_clip, right_clip, created_at, agent_step, oracle, selection) "
+            "VALUES (?, ?, 0, 0, 'synthetic', 'random')",
+            [(clips[2 * i].clip_id, clips[2 * i + 1].clip_id) for i in range(1000)],
+        )
+        conn.executemany(
+            "INSERT INTO answers VALUES (?, 'left', 0, 'synthetic', NULL)", [(i + 1,) for i in range(1000)]
+        )
+    t0 = time.perf_counter()
+    labels = store.trainable_labels()
+    got = store.get_clips([c for lab in labels for c in (lab.left_clip_id, lab.right_clip_id)])
+    elapsed = time.perf_counter() - t0
+    assert len(labels) == 1000 and len(got) == 2000
+    assert_same_clip(got[clips[1234].clip_id], clips[1234])
+    assert elapsed < 0.5, f"reading 1000 labels and 2000 clips took {elapsed:.2f} s"
