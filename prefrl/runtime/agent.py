@@ -18,12 +18,12 @@ from prefrl.prefs.clips import ClipCutter
 from prefrl.prefs.schedule import LabelSchedule
 from prefrl.reward.model import RewardModel
 from prefrl.reward.sources import LearnedReward
+from prefrl.reward.wrapper import REWARD_CHECKPOINT
 from prefrl.runtime.channels import ClipBatch, ClipSender, Status, StatusSender, WeightSubscriber
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.role import Role
 
 AGENT_CHECKPOINT = "agent.pt"
-REWARD_CHECKPOINT = "reward_model.pt"
 
 
 class AgentRole(Role):

@@ -13,7 +13,7 @@ from prefrl.prefs.schedule import LabelSchedule
 from prefrl.prefs.store import Label, PreferenceStore
 from prefrl.reward.model import RewardModel
 from prefrl.reward.trainer import PreferenceTrainer
-from prefrl.runtime.agent import REWARD_CHECKPOINT
+from prefrl.reward.wrapper import REWARD_CHECKPOINT
 from prefrl.runtime.channels import Status, StatusSender, WeightPublisher
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.labeler import STORE_FILE

@@ -59,8 +59,15 @@ def resume(run_dir: str | Path, *, progress: bool = True, video: bool = True) ->
 
 
 def _check(config: TrainConfig) -> None:
-    """Fail before anything is written: unknown env id, teacher or selection."""
-    make_env(config.env_id).close()
+    """Fail before anything is written: unknown env id, teacher or selection, clips too long."""
+    env = make_env(config.env_id, fixed_length=config.fixed_length or False)
+    horizon = env.spec.max_episode_steps if env.spec else None
+    env.close()
+    if horizon is not None and config.clip_length > horizon:
+        raise ValueError(
+            f"clip_length {config.clip_length} is longer than an episode of {config.env_id} ({horizon} steps): "
+            "no clip could ever be cut. Use a shorter --clip-length."
+        )
     if config.oracle not in ("synthetic", "human"):
         raise ValueError(f"oracle must be synthetic or human, not {config.oracle!r}")
     parse_teacher(config.teacher)

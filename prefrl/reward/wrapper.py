@@ -1,0 +1,56 @@
+"""Using a reward learned by prefrl anywhere: load it, wrap any gymnasium env with it.
+
+    import gymnasium as gym, prefrl
+    model = prefrl.load_reward_model("runs/train-Pendulum-v1-s0-...")
+    env = prefrl.LearnedRewardWrapper(gym.make("Pendulum-v1"), model)
+    # env's step reward is now the learned one; info["true_reward"] keeps the env's own.
+
+Any gymnasium-compatible trainer (stable-baselines3, CleanRL, ...) can then train on it.
+Needs only torch and numpy: none of prefrl's runtime is started.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+
+from prefrl.envs.wrappers import RewardFromSource
+from prefrl.reward.model import RewardModel
+
+REWARD_CHECKPOINT = "reward_model.pt"
+
+
+def load_reward_model(path: str | Path) -> RewardModel:
+    """The newest reward model of a run directory (or a ``reward_model.pt`` file).
+
+    Raises:
+        FileNotFoundError: no reward model there yet, with what to do about it.
+    """
+    path = Path(path)
+    file = path if path.is_file() else path / "checkpoints" / REWARD_CHECKPOINT
+    if not file.exists():
+        raise FileNotFoundError(
+            f"no reward model at {file}. Pass a run directory of `prefrl train` whose reward "
+            "trainer has finished at least one round (or the path of a reward_model.pt)."
+        )
+    return RewardModel.load(file)
+
+
+class LearnedRewardWrapper(RewardFromSource):
+    """Step reward = the learned reward of (observation, action); true reward in ``info``.
+
+    Raises:
+        ValueError: the env's spaces do not match the ones the model was trained on.
+    """
+
+    def __init__(self, env: gym.Env, model: RewardModel):
+        if env.observation_space.shape != model.obs_shape:
+            raise ValueError(
+                f"the reward model was trained on observations of shape {model.obs_shape}, "
+                f"this env has {env.observation_space.shape}"
+            )
+        if type(env.action_space) is not type(model.action_space):
+            raise ValueError(f"the reward model was trained on {model.action_space}, this env has {env.action_space}")
+        super().__init__(env, model.predict)
+        self.model = model

@@ -1,0 +1,147 @@
+"""Benchmark: prefrl's PPO on the true reward against stable-baselines3 PPO.
+
+Both arms use the same hyperparameters (prefrl's per-env table), the same number of
+envs, one torch thread, and run one after another in this process, so their env steps
+per second are comparable. Each arm is evaluated on 10 episodes with the deterministic
+policy. Prints a table and writes ``results.csv`` and ``results.md`` to ``--out``.
+
+    pip install -e ".[bench]"     # stable-baselines3, kept out of prefrl's dependencies
+    python scripts/bench_baseline.py                        # CartPole-v1 and Pendulum-v1, 3 seeds
+    python scripts/bench_baseline.py --envs Hopper-v5 --seeds 0 --no-sb3
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from prefrl.agent.evaluate import evaluate
+from prefrl.agent.hyperparams import default_steps
+from prefrl.agent.ppo import PPOConfig
+from prefrl.baseline import resolve_ppo_config, run_baseline
+
+
+def sb3_arm(env_id: str, cfg: PPOConfig, steps: int, seed: int) -> dict[str, Any]:
+    """Train stable-baselines3 PPO with prefrl's hyperparameters; time and evaluate it."""
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    venv = make_vec_env(env_id, n_envs=cfg.num_envs, seed=seed)
+    if cfg.norm_obs or cfg.norm_reward:
+        venv = VecNormalize(
+            venv,
+            norm_obs=cfg.norm_obs,
+            norm_reward=cfg.norm_reward,
+            clip_obs=cfg.clip_obs,
+            clip_reward=cfg.clip_reward,
+            gamma=cfg.gamma,
+        )
+    lr = (lambda f: f * cfg.learning_rate) if cfg.anneal_lr else cfg.learning_rate
+    clip = (lambda f: f * cfg.clip_coef) if cfg.anneal_clip else cfg.clip_coef
+    activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[cfg.activation]
+    model = PPO(
+        "MlpPolicy",
+        venv,
+        n_steps=cfg.num_steps,
+        batch_size=cfg.minibatch_size,
+        n_epochs=cfg.update_epochs,
+        learning_rate=lr,
+        gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda,
+        clip_range=clip,
+        clip_range_vf=cfg.clip_coef if cfg.clip_vloss else None,
+        ent_coef=cfg.ent_coef,
+        vf_coef=cfg.vf_coef,
+        max_grad_norm=cfg.max_grad_norm,
+        target_kl=cfg.target_kl,
+        normalize_advantage=cfg.norm_adv,
+        policy_kwargs=dict(
+            net_arch=dict(pi=list(cfg.hidden_sizes), vf=list(cfg.hidden_sizes)),
+            activation_fn=activation,
+            log_std_init=cfg.log_std_init,
+            ortho_init=cfg.ortho_init,
+        ),
+        seed=seed,
+        device="cpu",
+        verbose=0,
+    )
+    start = time.perf_counter()
+    model.learn(steps)
+    train_time = time.perf_counter() - start
+    if isinstance(venv, VecNormalize):
+        venv.training = False
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        if isinstance(venv, VecNormalize):
+            obs = venv.normalize_obs(obs)
+        actions, _ = model.predict(obs, deterministic=True)
+        space = venv.action_space
+        return np.clip(actions, space.low, space.high) if isinstance(space, gym.spaces.Box) else actions
+
+    returns = evaluate(act, env_id, 10, seed=10_000)
+    return {"eval": float(np.mean(returns)), "sps": steps / train_time, "time": train_time}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--envs", nargs="+", default=["CartPole-v1", "Pendulum-v1"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=0, help="env steps (default: per env)")
+    parser.add_argument("--no-sb3", action="store_true", help="prefrl arm only")
+    parser.add_argument("--out", default="runs/bench_baseline")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for env_id in args.envs:
+        steps = args.steps or default_steps(env_id)
+        cfg = resolve_ppo_config(env_id)
+        for seed in args.seeds:
+            summary = run_baseline(
+                env_id, steps, seed=seed, run_dir=out / f"{env_id}-s{seed}", progress=False
+            )
+            row: dict[str, Any] = {
+                "env": env_id,
+                "seed": seed,
+                "steps": steps,
+                "prefrl_eval": round(summary["final_eval_return"], 1),
+                "prefrl_sps": round(summary["env_steps_per_sec"]),
+            }
+            if not args.no_sb3:
+                sb3 = sb3_arm(env_id, cfg, steps, seed)
+                row.update(
+                    sb3_eval=round(sb3["eval"], 1),
+                    sb3_sps=round(sb3["sps"]),
+                    speedup=round(row["prefrl_sps"] / sb3["sps"], 2),
+                )
+            rows.append(row)
+            print(row, flush=True)
+    columns = list(rows[0])
+    with (out / "results.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows]
+    for env_id in args.envs:
+        env_rows = [r for r in rows if r["env"] == env_id]
+        mean = {c: np.mean([r[c] for r in env_rows]) for c in columns if c not in ("env", "seed", "steps")}
+        lines.append(f"| {env_id} mean | | | " + " | ".join(f"{mean[c]:.2f}" for c in columns[3:]) + " |")
+    table = "\n".join(lines)
+    (out / "results.md").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""End-to-end runs of the preference pipeline (small budgets: seconds each)."""
+
+import json
+import multiprocessing as mp
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from prefrl.prefs.store import PreferenceStore
+from prefrl.reward import load_reward_model
+from prefrl.rundir import column, read_metrics
+from prefrl.runtime.config import TrainConfig
+from prefrl.runtime.errors import RunStuck
+from prefrl.runtime.run import resume, train
+
+SMALL = dict(
+    env_id="Pendulum-v1",
+    steps=4096,
+    labels=12,
+    clip_length=25,
+    num_evals=2,
+    eval_episodes=2,
+    ppo={"num_envs": 2, "num_steps": 256},
+    reward_model={"epochs_per_round": 2, "min_steps_per_round": 5},
+)
+
+
+def small(**changes):
+    return TrainConfig(**{**SMALL, **changes})
+
+
+def store_answers(run_dir):
+    with PreferenceStore(Path(run_dir) / "prefs.sqlite") as store:
+        labels = store.labels()
+        clips = store.get_clips({c for lbl in labels for c in (lbl.left_clip_id, lbl.right_clip_id)})
+        return [
+            (clips[lbl.left_clip_id].true_return, clips[lbl.right_clip_id].true_return, lbl.answer)
+            for lbl in labels
+        ]
+
+
+def test_inprocess_run_is_deterministic(tmp_path):
+    first = train(small(backend="inprocess"), tmp_path / "a", progress=False, video=False)
+    second = train(small(backend="inprocess"), tmp_path / "b", progress=False, video=False)
+    assert first["labels_used"] == second["labels_used"] == 12
+    assert store_answers(tmp_path / "a") == store_answers(tmp_path / "b")
+    wa, wb = load_reward_model(tmp_path / "a"), load_reward_model(tmp_path / "b")
+    assert wa.version == wb.version > 0
+    for k, v in wa.net.state_dict().items():
+        torch.testing.assert_close(v, wb.net.state_dict()[k], rtol=0, atol=0)
+    assert first["final_eval_return"] == second["final_eval_return"]
+
+
+def test_multiprocess_run_end_to_end(tmp_path):
+    summary = train(small(), tmp_path / "run", progress=False, video=True)
+    run = tmp_path / "run"
+    assert summary["labels_used"] == 12 and summary["env_steps"] >= 4096
+    assert summary["answers"]["left"] + summary["answers"]["right"] + summary["answers"]["equal"] == 12
+    for key in ("final_eval_return", "final_train_return", "reward_val_accuracy", "env_steps_per_sec"):
+        assert summary[key] is not None, key
+    assert json.loads((run / "summary.json").read_text())["labels_used"] == 12
+    rows = read_metrics(run / "metrics.csv")
+    for key in ("labels/answered", "reward/val_accuracy", "charts/episodic_return", "eval/mean_return"):
+        assert column(rows, key)[0], key
+    assert (run / "learning_curve.png").exists() and (run / "videos" / "final_policy.mp4").exists()
+    assert load_reward_model(run).version == summary["reward_model_version"]
+    # the agent trained on the learned reward from the first model on
+    assert min(column(rows, "reward/version_used")[1]) >= 1
+
+
+def test_a_killed_child_is_restarted_and_the_run_completes(tmp_path, capsys):
+    result = {}
+    config = small(steps=8192)
+    thread = threading.Thread(
+        target=lambda: result.update(train(config, tmp_path / "run", progress=False, video=False))
+    )
+    thread.start()
+    victim = None
+    deadline = time.time() + 60
+    while victim is None and time.time() < deadline:
+        victim = next((p for p in mp.active_children() if p.name == "prefrl-reward_trainer"), None)
+        time.sleep(0.2)
+    assert victim is not None
+    time.sleep(3)  # let it do some work first
+    os.kill(victim.pid, signal.SIGKILL)
+    thread.join(timeout=180)
+    assert not thread.is_alive()
+    assert result["labels_used"] == 12 and result["env_steps"] >= 8192
+    assert "the reward_trainer process died" in capsys.readouterr().out
+
+
+def cli(*args, **kwargs):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "prefrl.cli", *args], env=env, start_new_session=True, **kwargs
+    )
+
+
+def wait_for_labels(run_dir, n, timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        db = Path(run_dir) / "prefs.sqlite"
+        if db.exists() and (Path(run_dir) / "checkpoints" / "agent.pt").exists():
+            with PreferenceStore(db) as store:
+                if store.num_answered() >= n:
+                    return store.num_answered()
+        time.sleep(0.3)
+    raise AssertionError(f"{run_dir} never reached {n} labels")
+
+
+ARGS = [
+    "Pendulum-v1",
+    "--steps",
+    "30000",
+    "--labels",
+    "40",
+    "--clip-length",
+    "25",
+    "--quiet",
+    "--no-video",
+    "--ppo",
+    "num_envs=2",
+    "--ppo",
+    "num_steps=256",
+    "--reward-model",
+    "epochs_per_round=2",
+]
+
+
+@pytest.mark.parametrize("how", ["kill", "ctrl-c"])
+def test_resume_after_a_stopped_run_keeps_every_label(tmp_path, how):
+    run = tmp_path / "run"
+    proc = cli("train", *ARGS, "--run-dir", str(run), stderr=subprocess.PIPE, text=True)
+    before = wait_for_labels(run, 12)
+    if how == "kill":
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole process group, as a crash would
+        proc.wait(10)
+    else:
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1, err
+        assert f"prefrl resume {run}" in err
+    with PreferenceStore(run / "prefs.sqlite") as store:
+        kept = store.num_answered()
+        answered_ids = [lbl.query_id for lbl in store.labels()]
+    assert kept >= before
+    summary = resume(run, progress=False, video=False)
+    assert summary["labels_used"] == 40 and summary["env_steps"] >= 30000
+    with PreferenceStore(run / "prefs.sqlite") as store:
+        assert [lbl.query_id for lbl in store.labels()][: len(answered_ids)] == answered_ids
+        assert store.pending_queries() == []
+
+
+def test_impossible_settings_fail_before_anything_is_written(tmp_path):
+    with pytest.raises(ValueError, match="clip_length"):
+        train(small(clip_length=500), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(ValueError, match=r"unknown oracle .grumpy"):
+        train(small(teacher="grumpy"), tmp_path / "r", progress=False)
+
+
+def test_inprocess_run_that_cannot_progress_says_why(tmp_path):
+    # the labeler never gets enough labels for the first model: nothing can ever change
+    config = small(backend="inprocess", labels=4, initial_fraction=1.0)
+    config.pool_size = 1  # one clip: no pair can be formed
+    with pytest.raises(RunStuck, match="cannot progress"):
+        train(config, tmp_path / "r", progress=False, video=False)
