@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_baseline)
 
     p = sub.add_parser("train", help="learn from preferences: agent, labeler and reward trainer in parallel")
-    p.add_argument("env_id", nargs="?", default="Pendulum-v1", help="gymnasium env id (default Pendulum-v1)")
+    p.add_argument("env_id", nargs="?", default=None, help="gymnasium env id (default Pendulum-v1, or the task's)")
+    p.add_argument("--task", default=None, help="a behaviour task to teach: backflip (Hopper), spin (Pendulum), right (CartPole)")
     p.add_argument(
         "--oracle",
         choices=["synthetic", "human"],
@@ -137,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_env_options(p)
     p.set_defaults(func=cmd_train, fixed_length=None)
 
+    p = sub.add_parser("play", help="record videos of a run's current policy")
+    p.add_argument("run_dir", help="a run directory (of prefrl train or prefrl baseline)")
+    p.add_argument("--episodes", type=int, default=1, help="episodes to record (default 1)")
+    p.add_argument("--out", default=None, help="mp4 path (default RUN_DIR/videos/play.mp4)")
+    p.add_argument("--gif", action="store_true", help="also write a gif beside the mp4")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    p.set_defaults(func=cmd_play)
+
     p = sub.add_parser("resume", help="continue a stopped or crashed preference run")
     p.add_argument("run_dir", help="the run directory to continue")
     p.add_argument("--no-video", action="store_true", help="skip the final policy video")
@@ -150,7 +159,8 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     from prefrl.runtime.run import train
 
     config = TrainConfig(
-        env_id=args.env_id,
+        env_id=args.env_id or ("" if args.task else "Pendulum-v1"),
+        task=args.task,
         steps=args.steps,
         labels=args.labels,
         oracle=args.oracle,
@@ -166,6 +176,12 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         reward_model=parse_overrides(args.reward_model),
     )
     return train(config, args.run_dir, progress=not args.quiet, video=not args.no_video)
+
+
+def cmd_play(args: argparse.Namespace) -> dict[str, Any]:
+    from prefrl.play import play
+
+    return play(args.run_dir, episodes=args.episodes, out=args.out, gif=args.gif, seed=args.seed)
 
 
 def cmd_resume(args: argparse.Namespace) -> dict[str, Any]:

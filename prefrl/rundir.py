@@ -10,6 +10,7 @@
       checkpoints/        agent (and reward model) checkpoints
       videos/             mp4s of the policy (and of queries, in preference runs)
       prefs.sqlite        the preference store (preference runs only)
+      status.json         the live state of a running preference run (for the labelling window)
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class RunDir:
     checkpoints = property(lambda self: self.path / "checkpoints")
     videos = property(lambda self: self.path / "videos")
     store_path = property(lambda self: self.path / "prefs.sqlite")
+    status_path = property(lambda self: self.path / "status.json")
 
     def write_config(self, config: dict[str, Any]) -> None:
         write_json(self.config_path, config)

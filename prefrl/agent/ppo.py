@@ -441,11 +441,3 @@ class PPOAgent:
     def load(self, path: str | Path) -> None:
         """Restore a checkpoint written by :meth:`save`."""
         self.load_state_dict(torch.load(path, weights_only=False))
-
-
-def config_from_checkpoint(path: str | Path) -> PPOConfig:
-    """The :class:`PPOConfig` a checkpoint was trained with."""
-    state = torch.load(path, weights_only=False)
-    cfg = state["config"]
-    cfg["hidden_sizes"] = tuple(cfg["hidden_sizes"])
-    return PPOConfig(**cfg)

@@ -35,6 +35,8 @@ _CONTINUES_AFTER_TERMINATION = ("CartPole",)
 
 
 def _ensure_registered(env_id: str) -> None:
+    if env_id.startswith("prefrl/"):
+        import prefrl.tasks  # noqa: F401 - registers the behaviour tasks' env ids
     if env_id.startswith("ALE/") or env_id.endswith("NoFrameskip-v4"):
         try:
             import ale_py
@@ -53,7 +55,19 @@ def _ensure_registered(env_id: str) -> None:
     )
 
 
+def base_env_id(env_id: str) -> str:
+    """The gymnasium env a behaviour task's id (``prefrl/...``) is built on; else ``env_id``."""
+    if env_id.startswith("prefrl/"):
+        from prefrl.tasks import task_for_env
+
+        task = task_for_env(env_id)
+        if task is not None:
+            return task.env_id
+    return env_id
+
+
 def is_mujoco_id(env_id: str) -> bool:
+    env_id = base_env_id(env_id)
     entry = str(gym.registry[env_id].entry_point) if env_id in gym.registry else ""
     return "mujoco" in entry
 
@@ -133,7 +147,7 @@ def make_env(
         if mujoco and _accepts_kwarg(env_id, "terminate_when_unhealthy"):
             env_kwargs.setdefault("terminate_when_unhealthy", False)
             after = "continue"
-        elif env_id.split("-")[0] in _CONTINUES_AFTER_TERMINATION:
+        elif base_env_id(env_id).split("-")[0] in _CONTINUES_AFTER_TERMINATION:
             after = "continue"
     try:
         env = gym.make(env_id, render_mode=render_mode, **env_kwargs)

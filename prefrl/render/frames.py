@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import gymnasium as gym
@@ -9,6 +10,19 @@ import numpy as np
 
 from prefrl.envs.make import make_env
 from prefrl.envs.snapshot import Snapshotter, env_family, snapshotter_for
+
+# What the user asked SDL for, before prefrl touched it (the labelling window reads it to
+# tell a real display from none).
+USER_SDL_VIDEODRIVER = os.environ.get("SDL_VIDEODRIVER")
+
+
+def _offscreen_sdl() -> None:
+    """Classic-control rendering calls pygame.init(), which probes for a screen and a sound
+    server and prints errors on machines without them: point SDL at its dummy drivers
+    when there is no display at all (prefrl plays no sound anywhere)."""
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 
 def fast_mujoco_rendering(env: gym.Env) -> None:
@@ -46,6 +60,7 @@ def make_render_env(
     env_id: str, *, fixed_length: bool | int = False, fast: bool = True, **kwargs: Any
 ) -> gym.Env:
     """``make_env(..., render_mode="rgb_array")``, with the fast MuJoCo preset unless ``fast=False``."""
+    _offscreen_sdl()
     env = make_env(env_id, render_mode="rgb_array", fixed_length=fixed_length, **kwargs)
     if env_family(env) == "mujoco":
         if fast:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from prefrl.agent.checkpoint import AGENT_CHECKPOINT
 from prefrl.agent.evaluate import evaluate
 from prefrl.agent.ppo import PPOAgent, Rollout
 from prefrl.baseline import resolve_ppo_config
@@ -22,8 +23,6 @@ from prefrl.reward.wrapper import REWARD_CHECKPOINT
 from prefrl.runtime.channels import ClipBatch, ClipSender, Status, StatusSender, WeightSubscriber
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.role import Role
-
-AGENT_CHECKPOINT = "agent.pt"
 
 
 class AgentRole(Role):
@@ -143,6 +142,7 @@ class AgentRole(Role):
         if self.agent.env_steps >= self.next_eval or self.agent.env_steps >= self.cfg.steps:
             self.last_eval = self._evaluate()
             values["eval/mean_return"] = float(np.mean(self.last_eval))
+            self.save()  # the policy just evaluated is the one a progress video will show
             while self.next_eval <= self.agent.env_steps:
                 self.next_eval += self.eval_every
         self.status.put(Status(self.name, "metrics", self.agent.env_steps, values))

@@ -30,7 +30,8 @@ _FALLBACK = dict(clip_length=50, fixed_length=False)
 class TrainConfig:
     """Everything a preference run needs; ``prefrl resume`` rebuilds the run from it."""
 
-    env_id: str
+    env_id: str = ""
+    """gymnasium env id (a --task sets it)"""
     steps: int = 0
     """env steps of the agent (0: the env's default budget)"""
     labels: int = 100
@@ -49,7 +50,7 @@ class TrainConfig:
     fixed_length: bool | int | None = None
     """hide termination (None: per-env default)"""
     task: str | None = None
-    """a behaviour task (e.g. backflip) whose scripted oracle replaces the true reward"""
+    """a behaviour task (backflip, spin, right, ...): its env, instruction and scripted oracle"""
     initial_fraction: float = 0.25
     """share of the labels asked about the untrained policy before RL starts"""
     decay_fraction: float = 0.1
@@ -71,7 +72,18 @@ class TrainConfig:
     """reward-model setting overrides (see RewardModelConfig)"""
 
     def __post_init__(self) -> None:
-        defaults = PREFERENCE_DEFAULTS.get(self.env_id, _FALLBACK)
+        if self.task is not None:
+            from prefrl.tasks import get_task
+
+            task = get_task(self.task)
+            if self.env_id not in (task.gym_id, task.env_id, ""):
+                raise ValueError(f"task {task.name!r} runs on {task.env_id}, not {self.env_id}")
+            self.env_id = task.gym_id
+            defaults = {"clip_length": task.clip_length, "fixed_length": True}
+        else:
+            from prefrl.envs.make import base_env_id
+
+            defaults = PREFERENCE_DEFAULTS.get(base_env_id(self.env_id), _FALLBACK)
         if self.steps <= 0:
             self.steps = default_steps(self.env_id)
         if self.clip_length <= 0:

@@ -32,8 +32,11 @@ def build_oracle(config: TrainConfig) -> Oracle:
 class LabelerRole(Role):
     """Asks for labels as the schedule allows, from a pool of the agent's recent clips.
 
-    Queries left unanswered by a crash (or a closed window) are asked again first.
-    Answers are committed to the store one by one, so a crash loses none of them.
+    With a synthetic oracle it asks and records each answer itself; queries left
+    unanswered by a crash are asked again first. With ``config.oracle == "human"`` it
+    only keeps up to ``human_queue`` queries waiting in the store, ahead of the person:
+    the labelling window (``prefrl label RUN_DIR``, a separate process that may come and
+    go) shows them and commits each answer to the store the moment it is given.
     """
 
     name = "labeler"
@@ -47,11 +50,14 @@ class LabelerRole(Role):
         status: StatusSender,
         oracle: Oracle | None = None,
         max_queries_per_step: int = 10,
+        human_queue: int = 3,
     ):
         self.cfg = config
         self.clips, self.weights, self.status = clips, weights, status
         self.store = PreferenceStore(Path(run_dir) / STORE_FILE, env_id=config.env_id)
-        self.oracle = oracle if oracle is not None else build_oracle(config)
+        self.human = oracle is None and config.oracle == "human"
+        self.oracle: Oracle | None = oracle if oracle is not None or self.human else build_oracle(config)
+        self.human_queue = human_queue
         self.schedule = LabelSchedule(
             config.labels, config.steps, config.initial_fraction, config.decay_fraction
         )
@@ -71,6 +77,8 @@ class LabelerRole(Role):
         if state is not None:
             self.model = RewardModel.from_state_dict(state)
 
+        if self.human:
+            return self._queue_for_human()
         pending = self.store.pending_queries()
         if pending:
             query = pending[0]
@@ -81,25 +89,44 @@ class LabelerRole(Role):
         wanted = min(self.schedule.labels_wanted(self.agent_step), self.cfg.labels)
         if self.answered >= wanted or len(self.pool) < 2:
             return False
+        self._add_queries(min(wanted - self.answered, self.max_queries_per_step), ask=True)
+        self._report()
+        return True
+
+    def _queue_for_human(self) -> bool:
+        answered = self.store.num_answered()
+        changed = answered != self.answered
+        self.answered = answered
+        if self.answered >= self.cfg.labels:
+            self.done = True
+        waiting = len(self.store.pending_queries())
+        wanted = min(self.schedule.labels_wanted(self.agent_step), self.cfg.labels)
+        num = min(self.human_queue - waiting, wanted - self.answered - waiting)
+        if num > 0 and len(self.pool) >= 2:
+            self._add_queries(num, ask=False)
+            changed = True
+        if changed:
+            self._report()
+        return changed
+
+    def _add_queries(self, num: int, ask: bool) -> None:
         pool = list(self.pool)
-        num = min(wanted - self.answered, self.max_queries_per_step)
         pairs, scores = select_pairs(pool, num, self.rng, self.cfg.selection, self.model, self.cfg.oversample)
         for k, (i, j) in enumerate(pairs):
             left, right = pool[i], pool[j]
-            score = None if scores is None else float(scores[k])
             query_id = self.store.add_query(
                 left,
                 right,
                 agent_step=self.agent_step,
-                oracle=self.oracle.name,
+                oracle="human" if self.human else self.oracle.name,  # type: ignore[union-attr]
                 selection=self.cfg.selection if scores is not None else "random",
-                score=score,
+                score=None if scores is None else float(scores[k]),
             )
-            self._ask(query_id, left, right)
-        self._report()
-        return True
+            if ask:
+                self._ask(query_id, left, right)
 
     def _ask(self, query_id: int, left: Clip, right: Clip) -> None:
+        assert self.oracle is not None
         started = time.perf_counter()
         answer = self.oracle.answer(left, right)
         self.store.record_answer(
@@ -123,7 +150,6 @@ class LabelerRole(Role):
         self.status.put(Status(self.name, "metrics", self.agent_step, values))
 
     def close(self) -> None:
-        close = getattr(self.oracle, "close", None)
-        if close is not None:
-            close()
+        if self.oracle is not None:
+            self.oracle.close()
         self.store.close()

@@ -3,9 +3,10 @@ the latest numbers of each role for the summary."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from prefrl.rundir import MetricsLogger, RunDir
+from prefrl.rundir import MetricsLogger, RunDir, write_json
 from prefrl.runtime.channels import Status
 from prefrl.utils.progress import Progress
 
@@ -20,7 +21,11 @@ class Monitor:
         total_labels: int,
         progress: bool = True,
         wall_time_offset: float = 0.0,
+        progress_videos: bool = False,
     ):
+        self.progress_videos = progress_videos
+        self.run = run
+        self.total_steps = total_steps
         self.metrics = MetricsLogger(run.metrics_path, wall_time_offset)
         self.total_labels = total_labels
         self.latest: dict[str, dict[str, Any]] = {"agent": {}, "labeler": {}, "reward_trainer": {}}
@@ -40,8 +45,37 @@ class Monitor:
                 continue
             self.latest.setdefault(status.role, {}).update(status.values)
             self.metrics.log(status.agent_step, status.values)
+            if self.progress_videos and status.role == "agent" and "eval/mean_return" in status.values:
+                self._progress_video(status.agent_step)
         if statuses:
             self._show()
+            self.write_status(running=True)
+
+    def write_status(self, running: bool) -> None:
+        """``RUN_DIR/status.json``: what a labelling window attached to the run shows."""
+        labeler, trainer = self.latest["labeler"], self.latest["reward_trainer"]
+        write_json(
+            self.run.status_path,
+            {
+                "running": running,
+                "agent_step": self.agent_step,
+                "total_steps": self.total_steps,
+                "labels_answered": labeler.get("labels/answered", 0),
+                "labels_wanted": labeler.get("labels/wanted", 0),
+                "labels_total": self.total_labels,
+                "reward_version": trainer.get("reward/version", 0),
+                "updated_at": time.time(),
+            },
+        )
+
+    def _progress_video(self, env_step: int) -> None:
+        """A short video at each evaluation (the agent checkpoints right before it reports one)."""
+        from prefrl.play import record_progress_video
+
+        try:
+            record_progress_video(self.run.path, env_step)
+        except Exception as err:  # a video must never stop a run
+            print(f"prefrl: no progress video at step {env_step}: {err}", flush=True)
 
     def _show(self) -> None:
         agent, labeler, trainer = self.latest["agent"], self.latest["labeler"], self.latest["reward_trainer"]
@@ -54,3 +88,4 @@ class Monitor:
 
     def close(self) -> None:
         self.bar.close()
+        self.write_status(running=False)

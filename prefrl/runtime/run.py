@@ -12,7 +12,6 @@ from prefrl.oracles import Oracle, parse_teacher
 from prefrl.plotting import plot_learning_curve
 from prefrl.prefs.store import PreferenceStore
 from prefrl.rundir import RunDir, read_metrics
-from prefrl.runtime.agent import AGENT_CHECKPOINT
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunInterrupted
 from prefrl.runtime.labeler import STORE_FILE
@@ -84,7 +83,7 @@ def _execute(
     oracle: Oracle | None,
     wall_time_offset: float,
 ) -> dict[str, Any]:
-    monitor = Monitor(run, config.steps, config.labels, progress, wall_time_offset)
+    monitor = Monitor(run, config.steps, config.labels, progress, wall_time_offset, progress_videos=video)
     try:
         if config.backend == "inprocess":
             from prefrl.runtime.inprocess import run_inprocess
@@ -145,19 +144,6 @@ def summarize(config: TrainConfig, run: RunDir, monitor: Monitor) -> dict[str, A
 
 
 def _final_video(config: TrainConfig, run: RunDir) -> None:
-    import torch
+    from prefrl.play import play
 
-    from prefrl.agent.ppo import PPOAgent
-    from prefrl.baseline import resolve_ppo_config
-    from prefrl.envs.vector import VecEnv
-    from prefrl.render.video import record_policy
-
-    ppo = resolve_ppo_config(config.env_id, config.ppo)
-    envs = VecEnv([lambda: make_env(config.env_id, fixed_length=config.fixed_length or False)] * ppo.num_envs)
-    agent = PPOAgent(envs, ppo, total_steps=config.steps, seed=config.seed)
-    agent.load(run.checkpoints / AGENT_CHECKPOINT)
-    torch.set_num_threads(1)
-    record_policy(
-        agent.act, config.env_id, run.videos / "final_policy.mp4", fixed_length=config.fixed_length or False
-    )
-    envs.close()
+    play(run.path, out=run.videos / "final_policy.mp4")

@@ -1,0 +1,65 @@
+"""Loading a trained policy for acting only (videos, ``prefrl play``, evaluation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from prefrl.agent.normalize import ObsNormalizer
+from prefrl.agent.policies import ActorCritic, NumpyActor
+from prefrl.agent.ppo import PPOConfig
+
+AGENT_CHECKPOINT = "agent.pt"
+
+
+class TrainedPolicy:
+    """A policy network with its observation statistics: ``act(obs[B, ...]) -> actions[B, ...]``."""
+
+    def __init__(self, config: PPOConfig, observation_space: gym.Space, action_space: gym.Space, seed: int = 0):
+        obs_shape = observation_space.shape
+        assert obs_shape is not None
+        self.network = ActorCritic(
+            int(np.prod(obs_shape)),
+            action_space,
+            config.hidden_sizes,
+            config.activation,
+            config.log_std_init,
+            config.ortho_init,
+        )
+        self.obs_norm = ObsNormalizer(obs_shape, config.clip_obs, config.norm_obs)
+        self.actor = NumpyActor(self.network, seed)
+        self.action_space = action_space
+
+    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        x = self.obs_norm(obs).reshape(len(obs), -1)
+        actions = self.actor.mode(x) if deterministic else self.actor.sample(x)[0]
+        if isinstance(self.action_space, gym.spaces.Box):
+            return np.clip(actions, self.action_space.low, self.action_space.high)
+        return actions
+
+    @classmethod
+    def load(cls, path: str | Path, observation_space: gym.Space, action_space: gym.Space) -> TrainedPolicy:
+        """Read an agent checkpoint written by :meth:`prefrl.agent.ppo.PPOAgent.save`."""
+        state = torch.load(path, weights_only=False)
+        cfg = dict(state["config"])
+        cfg["hidden_sizes"] = tuple(cfg["hidden_sizes"])
+        policy = cls(PPOConfig(**cfg), observation_space, action_space)
+        policy.network.load_state_dict(state["policy"])
+        policy.obs_norm.load_state_dict(state["obs_norm"])
+        return policy
+
+
+def load_policy(run_dir: str | Path, env: gym.Env) -> TrainedPolicy:
+    """The latest policy of a run directory (or an ``agent.pt``), for acting in ``env``.
+
+    Raises:
+        FileNotFoundError: the run has no agent checkpoint yet.
+    """
+    path = Path(run_dir)
+    file = path if path.is_file() else path / "checkpoints" / AGENT_CHECKPOINT
+    if not file.exists():
+        raise FileNotFoundError(f"no agent checkpoint at {file}; has the run taken its first PPO update?")
+    return TrainedPolicy.load(file, env.observation_space, env.action_space)

@@ -1,0 +1,469 @@
+"""Running a grid: each cell in its own process, at most ``jobs`` at a time, resumable.
+
+A cell's state is read from its run directory (``OUT/runs/<env>/<name>``):
+
+* ``summary.json`` exists: finished, skipped;
+* ``config.json`` but no ``summary.json``: interrupted. A preference run is continued
+  with ``prefrl.runtime.run.resume`` (its labels and checkpoints are kept); a baseline or
+  random-policy run is cheap and restarted from scratch;
+* neither: new, started;
+* a ``config.json`` that asks for something else than the grid (the grid file was
+  edited): stale, not run and reported, so old and new settings never mix in one table.
+
+Each cell's output (and, on failure, its traceback) goes to ``RUN_DIR/bench.log``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefrl import __version__
+from prefrl.bench.grid import Cell, Grid
+from prefrl.rundir import RunDir, write_json
+from prefrl.runtime.errors import RunError
+
+LOG_NAME = "bench.log"
+GRID_COPY = "grid.toml"
+INVOCATIONS = "bench.json"
+LOG_TAIL_LINES = 15
+
+# TrainConfig fields that do not change what a preference run measures.
+_IRRELEVANT_TRAIN_FIELDS = ("backend", "checkpoint_every", "query_videos")
+
+
+class BenchIncomplete(RunError):
+    """Some cells of a grid did not finish; the message lists them and how to go on."""
+
+
+@dataclass
+class CellResult:
+    """What became of one cell in one invocation."""
+
+    cell: Cell
+    status: str
+    """finished (run now), done (finished before), failed, stale or not_run (stopped first)"""
+    wall_time_s: float = 0.0
+    """seconds this invocation spent on it (process start included)"""
+    summary: dict[str, Any] | None = None
+    message: str = ""
+    """for failed and stale cells: what went wrong, with the tail of the log"""
+
+    @property
+    def complete(self) -> bool:
+        return self.status in ("finished", "done")
+
+
+@dataclass
+class GridOutcome:
+    """The result of :func:`run_grid`."""
+
+    out: Path
+    results: list[CellResult]
+    outputs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """what :func:`prefrl.bench.report.write_outputs` wrote (results, report, figures)"""
+
+    @property
+    def ok(self) -> bool:
+        """Every cell of the grid has its ``summary.json``."""
+        return all(r.complete for r in self.results)
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    def describe(self) -> str:
+        """One line: ``18 of 20 cells finished (2 before, 16 now); 1 failed, 1 not run``."""
+        total = len(self.results)
+        complete = sum(r.complete for r in self.results)
+        text = f"{complete} of {total} cells finished ({self.count('done')} before, {self.count('finished')} now)"
+        problems = [
+            f"{self.count(s)} {s.replace('_', ' ')}" for s in ("failed", "stale", "not_run") if self.count(s)
+        ]
+        return text + ("; " + ", ".join(problems) if problems else "")
+
+
+def cell_state(cell: Cell, out: str | Path) -> tuple[str, str]:
+    """``(state, why)`` of ``cell`` under ``out``: state is done, interrupted, new or stale
+    (``why`` then names the settings that differ)."""
+    run = RunDir(cell.run_dir(out))
+    if not run.config_path.exists():
+        return ("done" if run.summary_path.exists() else "new"), ""
+    try:
+        stored = run.read_config()
+    except (OSError, ValueError) as err:
+        return "stale", f"unreadable config.json: {err}"
+    differences = config_differences(cell, stored)
+    if differences:
+        return "stale", (
+            f"{run.path} holds a run with other settings ({'; '.join(differences)}). "
+            "Delete that directory to run the cell again, or use another output directory."
+        )
+    return ("done" if run.summary_path.exists() else "interrupted"), ""
+
+
+def config_differences(cell: Cell, stored: dict[str, Any]) -> list[str]:
+    """``["steps: 1000 in the run, 2000 in the grid", ...]``: the settings where a run's
+    ``config.json`` and the cell disagree (empty: the run is this cell's)."""
+    expected = expected_config(cell)
+    kind = {"train": "train", "baseline": "baseline", "random": "random"}[cell.spec["kind"]]
+    if stored.get("kind") != kind:
+        return [f"kind: {stored.get('kind')!r} in the run, {kind!r} in the grid"]
+    if kind == "train":
+        from prefrl.runtime.config import TrainConfig
+
+        stored = _jsonable(TrainConfig.from_dict(stored).to_dict())
+    out = []
+    for key, want in expected.items():
+        have = stored.get(key)
+        if have != want:
+            out.append(f"{key}: {have!r} in the run, {want!r} in the grid")
+    return out
+
+
+def expected_config(cell: Cell) -> dict[str, Any]:
+    """The ``config.json`` entries that must match for a run directory to be ``cell``'s."""
+    spec = cell.spec
+    if spec["kind"] == "train":
+        from prefrl.runtime.config import TrainConfig
+
+        config = _jsonable(TrainConfig.from_dict(spec["config"]).to_dict())
+        return {k: v for k, v in config.items() if k not in _IRRELEVANT_TRAIN_FIELDS}
+    if spec["kind"] == "baseline":
+        from prefrl.baseline import resolve_ppo_config
+
+        ppo = dataclasses.asdict(resolve_ppo_config(spec["env_id"], spec["ppo_overrides"]))
+        keys = ("env_id", "steps", "seed", "reward", "fixed_length")
+        return {**{k: spec[k] for k in keys}, "ppo": _jsonable(ppo)}
+    return {
+        "env_id": spec["env_id"],
+        "seed": spec["seed"],
+        "fixed_length": spec["fixed_length"],
+        "eval_episodes": spec["episodes"],
+    }
+
+
+def run_grid(
+    grid: Grid,
+    out: str | Path,
+    *,
+    jobs: int | None = None,
+    should_stop: Callable[[CellResult], bool] | None = None,
+    echo: Callable[[str], None] = print,
+    command: str | None = None,
+) -> GridOutcome:
+    """Run every unfinished cell of ``grid`` under ``out``, then write the results.
+
+    Args:
+        grid: a checked grid (:func:`prefrl.bench.grid.load_grid`).
+        out: the output directory; rerunning with the same one skips finished cells.
+        jobs: runs at a time (default: the grid's ``jobs``).
+        should_stop: called with each cell that ends in this invocation; once it returns
+            True no further cell starts (those running finish). For tests and callers
+            that want only part of a grid.
+        echo: where progress lines go (one per ended cell, plus a header and a total).
+        command: the command line recorded in ``report.md`` (default: ``sys.argv``).
+
+    Returns:
+        the outcome of every cell; ``outcome.ok`` says whether all have finished.
+        ``results.csv``, ``report.md`` and the figures are written even when not.
+
+    Raises:
+        KeyboardInterrupt: after stopping the running cells (they can be resumed) and
+            writing the results of the finished ones.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = max(1, jobs or grid.jobs)
+    (out / GRID_COPY).write_text(grid.source)
+    record_invocation(out, command if command is not None else command_line(), jobs, grid)
+    cells = grid.cells()
+    states = {cell.key: cell_state(cell, out) for cell in cells}
+    results: dict[str, CellResult] = {}
+    todo: list[Cell] = []
+    for cell in cells:
+        state, why = states[cell.key]
+        if state == "done":
+            results[cell.key] = CellResult(cell, "done", summary=RunDir(cell.run_dir(out)).read_summary())
+        elif state == "stale":
+            results[cell.key] = CellResult(cell, "stale", message=why)
+        else:
+            todo.append(cell)
+    resumed = sum(states[c.key][0] == "interrupted" for c in todo)
+    echo(
+        f"bench {grid.name}: {len(cells)} cells, {len(cells) - len(todo)} already done or stale, "
+        f"{len(todo)} to run ({resumed} interrupted ones continued); jobs={jobs}; output: {out}"
+    )
+    for result in results.values():
+        if result.status == "stale":
+            echo(f"STALE {result.cell.key}: {result.message}")
+    pool = _Pool(out, grid, states, echo, len(todo))
+    try:
+        pool.run(todo, jobs, should_stop)
+    except KeyboardInterrupt:
+        pool.interrupt()
+        results.update(pool.results)
+        _finish(grid, out, cells, results, echo)
+        raise
+    results.update(pool.results)
+    return _finish(grid, out, cells, results, echo)
+
+
+def _finish(
+    grid: Grid, out: Path, cells: list[Cell], results: dict[str, CellResult], echo: Callable[[str], None]
+) -> GridOutcome:
+    from prefrl.bench.report import write_outputs
+
+    outcome = GridOutcome(out, [results.get(c.key) or CellResult(c, "not_run") for c in cells])
+    outcome.outputs = write_outputs(grid, out)
+    echo(f"bench {grid.name}: {outcome.describe()}")
+    echo(f"results: {outcome.outputs['results']}  report: {outcome.outputs['report']}")
+    return outcome
+
+
+class _Pool:
+    """Runs cells in subprocesses, at most ``jobs`` at a time, from worker threads."""
+
+    def __init__(
+        self,
+        out: Path,
+        grid: Grid,
+        states: dict[str, tuple[str, str]],
+        echo: Callable[[str], None],
+        total: int,
+    ):
+        self.out, self.grid, self.states, self.echo, self.total = out, grid, states, echo, total
+        self.results: dict[str, CellResult] = {}
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def run(self, cells: list[Cell], jobs: int, should_stop: Callable[[CellResult], bool] | None) -> None:
+        with ThreadPoolExecutor(max_workers=jobs) as executor:
+            futures: list[Future[CellResult]] = [executor.submit(self._run_cell, cell) for cell in cells]
+            try:
+                for future in futures_in_completion_order(futures):
+                    result = future.result()
+                    if result.status == "not_run":
+                        continue
+                    if should_stop is not None and should_stop(result):
+                        self.stop.set()
+            except BaseException:
+                self.interrupt()  # before the executor waits for its threads
+                raise
+
+    def interrupt(self) -> None:
+        """Stop every running cell (SIGINT: preference runs save and exit) and wait for them."""
+        self.stop.set()
+        with self.lock:
+            procs = list(self.procs.values())
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in procs:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def _run_cell(self, cell: Cell) -> CellResult:
+        if self.stop.is_set():
+            return CellResult(cell, "not_run")
+        start = time.perf_counter()
+        try:
+            return self._launch(cell)
+        except Exception as err:  # e.g. the run directory cannot be written: this cell fails, not the grid
+            result = CellResult(
+                cell, "failed", time.perf_counter() - start, message=f"{type(err).__name__}: {err}"
+            )
+            self._report(result)
+            return result
+
+    def _launch(self, cell: Cell) -> CellResult:
+        run_dir = cell.run_dir(self.out)
+        interrupted = self.states[cell.key][0] == "interrupted"
+        if interrupted and cell.arm != "prefrl":
+            _clear(run_dir)
+        spec = (
+            {"kind": "resume", "video": cell.spec.get("video", False)}
+            if interrupted and cell.arm == "prefrl"
+            else cell.spec
+        )
+        action = "resume" if spec["kind"] == "resume" else ("restart" if interrupted else "start")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        log = run_dir / LOG_NAME
+        cmd = [sys.executable, "-m", "prefrl.bench.cell", str(run_dir), json.dumps(spec)]
+        start = time.perf_counter()
+        with log.open("a") as f:
+            with self.lock:
+                if self.stop.is_set():
+                    return CellResult(cell, "not_run")
+                f.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {action}: {shlex.join(cmd)}\n")
+                f.flush()
+                proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=_child_env())
+                self.procs[cell.key] = proc
+            returncode = proc.wait()
+        wall = time.perf_counter() - start
+        with self.lock:
+            self.procs.pop(cell.key, None)
+        run = RunDir(run_dir)
+        if returncode == 0 and run.summary_path.exists():
+            result = CellResult(cell, "finished", wall, summary=run.read_summary())
+        else:
+            result = CellResult(
+                cell, "failed", wall, message=f"exit status {returncode}; {log}:\n{log_tail(log)}"
+            )
+        self._report(result)
+        return result
+
+    def _report(self, result: CellResult) -> None:
+        with self.lock:
+            self.results[result.cell.key] = result
+            n = len(self.results)
+            width = len(str(self.total))
+            head = f"[{n:>{width}}/{self.total}] {result.cell.key:<52}"
+            if result.status == "finished":
+                ret = (result.summary or {}).get("final_eval_return")
+                ret_text = f"{ret:10.1f}" if isinstance(ret, int | float) else f"{ret!s:>10}"
+                self.echo(f"{head} return {ret_text}  {result.wall_time_s:7.1f} s")
+            else:
+                self.echo(f"{head} FAILED after {result.wall_time_s:.1f} s: {result.message}")
+        if result.status == "finished":
+            from prefrl.bench.results import write_results
+
+            try:  # keeps results.csv current during a long grid; the final write is authoritative
+                write_results(self.grid, self.out)
+            except (OSError, ValueError) as err:
+                self.echo(f"(results.csv not updated: {err})")
+
+
+def futures_in_completion_order(futures: list[Future[CellResult]]) -> Iterator[Future[CellResult]]:
+    """``concurrent.futures.as_completed``, polling so that Ctrl-C reaches the main thread
+    promptly (a plain wait on a lock is not interruptible on every platform)."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+        yield from done
+
+
+def _clear(run_dir: Path) -> None:
+    """Empty an interrupted baseline's directory for a fresh start (its log stays)."""
+    for child in run_dir.iterdir():
+        if child.name == LOG_NAME:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"  # the log shows progress as it happens
+    # one thread per process: jobs x processes already fill the cores
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.setdefault("MKL_NUM_THREADS", "1")
+    return env
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of a log, indented, for a failure message."""
+    try:
+        text = path.read_text(errors="replace").rstrip("\n").splitlines()
+    except OSError:
+        return "    (no log)"
+    return "\n".join("    | " + line for line in text[-lines:])
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """This process's command line as one would type it: ``prefrl bench ...``,
+    ``python -m prefrl.cli bench ...`` or ``python -m prefrl.bench run ...``."""
+    argv = list(sys.argv if argv is None else argv)
+    first = Path(argv[0]) if argv else Path("prefrl")
+    if first.name == "prefrl":
+        head = ["prefrl"]
+    elif first.name == "cli.py" and first.parent.name == "prefrl":
+        head = ["python", "-m", "prefrl.cli"]
+    elif first.name == "__main__.py" and first.parent.name == "bench":
+        head = ["python", "-m", "prefrl.bench"]
+    else:
+        head = [str(first)]
+    return shlex.join(head + argv[1:])
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine_info() -> dict[str, Any]:
+    """Platform, CPU count and library versions, for the report."""
+    try:
+        import torch
+
+        torch_version = str(torch.__version__)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        torch_version = "not installed"
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch_version,
+        "prefrl": __version__,
+    }
+
+
+def record_invocation(out: Path, command: str, jobs: int, grid: Grid) -> None:
+    """Append this invocation (command, date, machine) to ``OUT/bench.json``."""
+    path = out / INVOCATIONS
+    data: dict[str, Any] = {"invocations": []}
+    if path.exists():
+        try:
+            data = json.loads(path.read_text())
+        except ValueError:
+            data = {"invocations": []}
+    data.setdefault("invocations", []).append(
+        {
+            "command": command,
+            "cwd": os.getcwd(),
+            "grid": str(grid.path) if grid.path else None,
+            "jobs": jobs,
+            "started_at": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+            "machine": machine_info(),
+        }
+    )
+    write_json(path, data)
+
+
+def read_invocations(out: str | Path) -> list[dict[str, Any]]:
+    """The invocations recorded in ``OUT/bench.json`` (oldest first; empty if none)."""
+    path = Path(out) / INVOCATIONS
+    if not path.exists():
+        return []
+    return list(json.loads(path.read_text()).get("invocations", []))
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    return dict(json.loads(json.dumps(data)))

@@ -1,0 +1,235 @@
+"""Behaviour tasks: teaching something nobody wrote a reward for ("backflip", "spin", ...).
+
+A task is an env, an instruction shown to the person labelling, and a scripted
+behaviour oracle that stands in for a person who wants that behaviour: a per-step
+*behaviour reward* the scripted oracle sums over each clip, and a *measure* of the
+behaviour per episode (e.g. full rotations) to report before and after training. The
+agent never sees either; it only learns from the labels.
+
+Each task is registered as a gymnasium id (``prefrl/PendulumSpin-v0``, ...) whose "true
+reward" is the behaviour reward, so the whole pipeline (synthetic oracle, evaluation,
+baselines) works on it unchanged. Episodes have a fixed length: a flip or a fall must
+not end the episode.
+
+Define a new task in a few lines::
+
+    from prefrl.tasks import Task, register_task
+
+    def tilt_right(env, obs, action, next_obs):          # the scripted person's taste
+        return float(next_obs[2] > 0.05)                  # pole leaning right
+
+    register_task(Task(
+        name="lean", env_id="CartPole-v1", instruction="Which pole leans to the right?",
+        behaviour_reward=tilt_right, measure=lambda env, rewards: float(sum(rewards)),
+        measure_name="steps leaning right",
+    ))
+
+and run ``prefrl train --task lean``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+StepReward = Callable[[gym.Env, np.ndarray, Any, np.ndarray], float]
+EpisodeMeasure = Callable[[gym.Env, list[float]], float]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A behaviour to teach.
+
+    Attributes:
+        name: what ``--task`` takes.
+        env_id: the gymnasium env the behaviour lives in.
+        instruction: the question the labelling window asks.
+        behaviour_reward: ``(env, obs, action, next_obs) -> float`` per step, read by the
+            scripted oracle (and by the true-reward baseline on the task), never by the agent.
+        measure: ``(env, behaviour_rewards_of_the_episode) -> float`` at the episode's end
+            (``env`` is still in its final state), e.g. full rotations per episode.
+        measure_name: what ``measure`` counts, for reports.
+        horizon: fixed episode length in steps.
+        clip_length: default clip length (1-2 s of video).
+    """
+
+    name: str
+    env_id: str
+    instruction: str
+    behaviour_reward: StepReward
+    measure: EpisodeMeasure
+    measure_name: str
+    horizon: int = 1000
+    clip_length: int = 50
+    env_kwargs: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def gym_id(self) -> str:
+        return f"prefrl/{self.env_id.split('-')[0]}{self.name.capitalize()}-v0"
+
+
+class BehaviourReward(gym.Wrapper):
+    """Replaces the env's reward with the task's behaviour reward; keeps the env's own
+    reward in ``info["env_reward"]``."""
+
+    def __init__(self, env: gym.Env, task: Task):
+        super().__init__(env)
+        self.task = task
+        self._obs: Any = None
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        self._obs = obs
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, env_reward, terminated, truncated, info = self.env.step(action)
+        reward = float(self.task.behaviour_reward(self.env, self._obs, action, obs))
+        self._obs = obs
+        info["env_reward"] = env_reward
+        return obs, reward, terminated, truncated, info
+
+
+# ----------------------------------------------------------------------- tasks
+def _pendulum_spin_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs: np.ndarray) -> float:
+    # angular velocity counter-clockwise, in units of the env's top speed (8 rad/s)
+    return float(next_obs[2]) / 8.0
+
+
+def _pendulum_rotations(env: gym.Env, rewards: list[float]) -> float:
+    # sum of theta_dot * dt over the episode = net angle turned counter-clockwise
+    inner: Any = env.unwrapped
+    return float(sum(rewards)) * 8.0 * float(inner.dt) / (2 * math.pi)
+
+
+def _hopper_backflip_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs: np.ndarray) -> float:
+    # Rotating backwards = the torso angle (rooty, about +y) decreasing; a little height
+    # helps a flip clear the floor. Units: rad/s and metres.
+    data = env.unwrapped.data  # type: ignore[attr-defined]
+    backward_spin = -float(data.qvel[2])
+    height = float(data.qpos[1]) - 1.25
+    return backward_spin + 2.0 * height
+
+
+def _hopper_backflips(env: gym.Env, rewards: list[float]) -> float:
+    # full backward rotations of the torso since the start (its hinge is not limited)
+    data = env.unwrapped.data  # type: ignore[attr-defined]
+    return float(max(0.0, -float(data.qpos[2])) / (2 * math.pi))
+
+
+def _cartpole_right_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs: np.ndarray) -> float:
+    x, theta = float(next_obs[0]), float(next_obs[2])
+    upright = abs(theta) < 12 * math.pi / 180
+    return float(upright and 0.5 < x < 2.0)
+
+
+def _seconds(env: gym.Env, rewards: list[float]) -> float:
+    inner: Any = env.unwrapped
+    return float(sum(rewards)) * float(inner.tau)
+
+
+TASKS: dict[str, Task] = {}
+
+
+def register_task(task: Task) -> Task:
+    """Add a task (and its gymnasium id) so ``--task NAME`` finds it."""
+    TASKS[task.name] = task
+    if task.gym_id not in gym.registry:
+        gym.register(
+            id=task.gym_id,
+            entry_point=_make_task_env,  # type: ignore[arg-type]
+            max_episode_steps=task.horizon,
+            kwargs={"task_name": task.name},
+        )
+    return task
+
+
+def _make_task_env(task_name: str, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
+    task = TASKS[task_name]
+    base = gym.make(task.env_id, render_mode=render_mode, **{**dict(task.env_kwargs), **kwargs}).unwrapped
+    return BehaviourReward(base, task)
+
+
+register_task(
+    Task(
+        name="spin",
+        env_id="Pendulum-v1",
+        instruction="Which pendulum is spinning counter-clockwise more?",
+        behaviour_reward=_pendulum_spin_reward,
+        measure=_pendulum_rotations,
+        measure_name="counter-clockwise rotations per episode",
+        horizon=200,
+        clip_length=50,
+    )
+)
+register_task(
+    Task(
+        name="backflip",
+        env_id="Hopper-v5",
+        instruction="Which one is closer to a backflip?",
+        behaviour_reward=_hopper_backflip_reward,
+        measure=_hopper_backflips,
+        measure_name="backflips per episode",
+        horizon=1000,
+        clip_length=64,
+        env_kwargs=(("terminate_when_unhealthy", False),),
+    )
+)
+register_task(
+    Task(
+        name="right",
+        env_id="CartPole-v1",
+        instruction="Which cart keeps its pole up on the right side of the track?",
+        behaviour_reward=_cartpole_right_reward,
+        measure=_seconds,
+        measure_name="seconds upright on the right side per episode",
+        horizon=500,
+        clip_length=50,
+    )
+)
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
+    return TASKS[name]
+
+
+def task_for_env(env_id: str) -> Task | None:
+    """The task whose gymnasium id is ``env_id`` (None for plain envs)."""
+    return next((t for t in TASKS.values() if t.gym_id == env_id), None)
+
+
+DEFAULT_INSTRUCTION = "Which clip shows the better behaviour?"
+
+
+def instruction_for(env_id: str) -> str:
+    task = task_for_env(env_id)
+    return task.instruction if task else DEFAULT_INSTRUCTION
+
+
+def measure_behaviour(
+    act: Callable[[np.ndarray], np.ndarray], task: Task, episodes: int = 10, seed: int = 10_000
+) -> list[float]:
+    """The task's measure (e.g. rotations) on each of ``episodes`` fixed-length episodes of
+    ``act(obs[B, ...]) -> actions[B, ...]``."""
+    from prefrl.envs.make import make_env
+
+    env = make_env(task.gym_id, fixed_length=True)
+    out = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        rewards: list[float] = []
+        done = False
+        while not done:
+            obs, _, terminated, truncated, info = env.step(act(obs[None])[0])
+            rewards.append(info["true_reward"])
+            done = terminated or truncated
+        out.append(task.measure(env, rewards))
+    env.close()
+    return out
