@@ -146,6 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     p.set_defaults(func=cmd_play)
 
+    p = sub.add_parser("bench", help="run a benchmark grid (TOML): preference runs and their baselines, then a report")
+    p.add_argument("config", help="a grid file, e.g. benchmarks/classic.toml")
+    p.add_argument("--jobs", type=int, default=None, help="runs at a time (default: the grid's, else 1)")
+    p.add_argument("--out", default=None, help="output directory (default runs/bench/<config name>)")
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("report", help="rebuild results.csv, report.md and figures of a bench output directory")
+    p.add_argument("out", help="the output directory of a prefrl bench run")
+    p.set_defaults(func=cmd_report)
+
     p = sub.add_parser("resume", help="continue a stopped or crashed preference run")
     p.add_argument("run_dir", help="the run directory to continue")
     p.add_argument("--no-video", action="store_true", help="skip the final policy video")
@@ -182,6 +192,20 @@ def cmd_play(args: argparse.Namespace) -> dict[str, Any]:
     from prefrl.play import play
 
     return play(args.run_dir, episodes=args.episodes, out=args.out, gif=args.gif, seed=args.seed)
+
+
+def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
+    from prefrl.bench import bench
+
+    return bench(args.config, args.out, jobs=args.jobs)
+
+
+def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
+    from prefrl.bench import report
+
+    result = report(args.out)
+    result.pop("rows", None)  # the table is in report.md
+    return result
 
 
 def cmd_resume(args: argparse.Namespace) -> dict[str, Any]:

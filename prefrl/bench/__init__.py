@@ -21,9 +21,10 @@ from typing import Any
 
 from prefrl.bench.grid import Cell, EnvSettings, Grid, GridError, load_grid, parse_grid
 from prefrl.bench.report import rebuild, write_outputs
-from prefrl.bench.runner import BenchIncomplete, CellResult, GridOutcome, run_grid
+from prefrl.bench.runner import BenchBusy, BenchIncomplete, CellResult, GridOutcome, run_grid
 
 __all__ = [
+    "BenchBusy",
     "BenchIncomplete",
     "Cell",
     "CellResult",
@@ -71,6 +72,7 @@ def bench(
     Raises:
         GridError: the grid file is invalid (nothing has run).
         FileNotFoundError: no such grid file.
+        BenchBusy: another bench is running in ``out``.
         BenchIncomplete: some cells failed, are stale or did not start; the message lists
             them. Everything finished is in the results all the same.
         KeyboardInterrupt: Ctrl-C; running cells are stopped, results written.

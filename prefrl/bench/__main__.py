@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 
-from prefrl.bench import BenchIncomplete, bench, report
+from prefrl.bench import bench, report
+from prefrl.runtime.errors import RunError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,13 +31,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
-            result = bench(args.config, args.out, jobs=args.jobs)
+            # the command as typed, for report.md (argv given: a call from Python, e.g. a test)
+            command = None if argv is None else shlex.join(["python", "-m", "prefrl.bench", *argv])
+            result = bench(args.config, args.out, jobs=args.jobs, command=command)
         else:
             result = report(args.out)
     except (ValueError, FileNotFoundError) as err:  # GridError is a ValueError
         print(f"prefrl bench: error: {err}", file=sys.stderr)
         return 2
-    except BenchIncomplete as err:
+    except RunError as err:  # BenchIncomplete, BenchBusy
         print(f"prefrl bench: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -2,8 +2,9 @@
 
 ``SPEC_JSON`` is a :attr:`prefrl.bench.grid.Cell.spec` (``kind`` plus arguments), or
 ``{"kind": "resume"}`` to continue an interrupted preference run. The process writes an
-ordinary run directory and exits 0 once its ``summary.json`` is written; anything else
-(an exception, a signal) leaves a non-zero exit status and the traceback on stderr.
+ordinary run directory and exits 0 once its ``summary.json`` is written, 130 when Ctrl-C
+stopped it; anything else (an exception, a signal) leaves another non-zero exit status and
+the traceback on stderr.
 
 It also holds the random-policy "baseline", :func:`run_random_policy`.
 """
@@ -21,6 +22,10 @@ import numpy as np
 
 from prefrl import __version__
 from prefrl.rundir import MetricsLogger, RunDir
+from prefrl.runtime.errors import RunInterrupted
+
+INTERRUPTED_EXIT = 130
+"""Exit status of a cell stopped by Ctrl-C (it can be resumed), as a shell reports SIGINT."""
 
 RANDOM_EVAL_SEED = 10_000
 """First episode seed of the random policy's evaluation: the same starts every trained
@@ -127,7 +132,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args) != 2:
         print("usage: python -m prefrl.bench.cell RUN_DIR SPEC_JSON", file=sys.stderr)
         return 2
-    summary = run_spec(args[0], json.loads(args[1]))
+    try:
+        summary = run_spec(args[0], json.loads(args[1]))
+    except (KeyboardInterrupt, RunInterrupted) as err:
+        print(f"interrupted: {err}", file=sys.stderr)
+        return INTERRUPTED_EXIT
     print(f"final_eval_return={summary.get('final_eval_return')} wall_time_s={summary.get('wall_time_s')}")
     return 0
 

@@ -171,10 +171,8 @@ class Grid:
     jobs: int
     video: bool
     envs: tuple[EnvSettings, ...]
-
-    @property
-    def name(self) -> str:
-        return self.path.stem if self.path else "grid"
+    name: str = "grid"
+    """the grid file's name without .toml: names the report"""
 
     def cells(self) -> list[Cell]:
         """Every run, in the order they start: per env the baselines, then the preference
@@ -251,6 +249,7 @@ def parse_grid(text: str, path: Path | None = None, *, check_envs: bool = True) 
         jobs=_positive(grid, "jobs", 1, f"{where}: [grid]"),
         video=_typed(grid, "video", bool, False, f"{where}: [grid]"),
         envs=tuple(resolved),
+        name=path.stem if path else "grid",
     )
     _check_unique(result, where)
     return result
@@ -260,13 +259,13 @@ def _env_settings(label: str, s: dict[str, Any], where: str, check_env: bool) ->
     from prefrl.runtime.config import TrainConfig
 
     env_id = _typed(s, "env", str, label, where)
-    budgets = _int_list(s, "budgets", where, minimum=2, what="label budget")
+    budgets = _int_list(s, "budgets", where, minimum=2, what="label budget", example="[50, 100]")
     if not budgets:
         raise GridError(
             f"{where}: no label budgets; set budgets = [...] (labels per preference run, each >= 2) "
             "here or in [grid]"
         )
-    seeds = _int_list(s, "seeds", where, minimum=0, what="seed") or (0,)
+    seeds = _int_list(s, "seeds", where, minimum=0, what="seed", example="[0, 1, 2]") or (0,)
     teachers = _str_list(s, "teachers", where) or ("perfect",)
     for i, teacher in enumerate(teachers):
         _check_teacher(teacher, f"{where}: teachers[{i}]")
@@ -289,13 +288,14 @@ def _env_settings(label: str, s: dict[str, Any], where: str, check_env: bool) ->
     if owned:
         raise GridError(f"{where}: train = {{...}} cannot set {owned}; they are grid keys of their own")
     task = _typed(s, "task", str, None, where)
+    steps, clip_length = _non_negative(s, "steps", where), _non_negative(s, "clip_length", where)
     try:
         probe = TrainConfig(
             env_id=env_id,
             task=task,
-            steps=_non_negative(s, "steps", where),
+            steps=steps,
             labels=budgets[0],
-            clip_length=_non_negative(s, "clip_length", where),
+            clip_length=clip_length,
             fixed_length=fixed,
             backend=backend,
             ppo=ppo,
@@ -331,12 +331,16 @@ def _env_settings(label: str, s: dict[str, Any], where: str, check_env: bool) ->
 
 
 def _check_teacher(spec: str, where: str) -> None:
-    from prefrl.oracles import parse_teacher
+    from prefrl.oracles import make_oracle, parse_teacher
 
     try:
-        parse_teacher(spec)
+        name, params = parse_teacher(spec)
     except ValueError as err:
         raise GridError(f"{where}: {err}") from None
+    try:
+        make_oracle(name, seed=0, **params)  # checks the values' ranges
+    except ValueError as err:
+        raise GridError(f"{where}: teacher {spec!r}: {err}") from None
 
 
 def _check_env(
@@ -483,7 +487,7 @@ def _typed(table: Mapping[str, Any], key: str, kind: type, default: Any, where: 
     value = table[key]
     # TOML has no null; bool is an int subclass, so `steps = true` must not pass as 1
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise GridError(f"{where}: {key} must be {_KIND_NAMES.get(kind, kind.__name__)}, not {value!r}")
+        raise GridError(f"{where}: {key} must be {_KIND_NAMES.get(kind, kind.__name__)}, not {_toml(value)}")
     return value
 
 
@@ -493,6 +497,14 @@ _KIND_NAMES = {
     int: "an integer",
     dict: "a table ({ key = value, ... })",
 }
+
+
+def _toml(value: Any) -> str:
+    """A value as it is written in TOML (``true``, ``"10"``), for error messages."""
+    try:
+        return json.dumps(value)
+    except TypeError:
+        return repr(value)
 
 
 def _positive(table: Mapping[str, Any], key: str, default: int, where: str) -> int:
@@ -509,24 +521,26 @@ def _non_negative(table: Mapping[str, Any], key: str, where: str) -> int:
     return value
 
 
-def _int_list(table: Mapping[str, Any], key: str, where: str, *, minimum: int, what: str) -> tuple[int, ...]:
+def _int_list(
+    table: Mapping[str, Any], key: str, where: str, *, minimum: int, what: str, example: str
+) -> tuple[int, ...]:
     values = table.get(key, [])
     if not isinstance(values, list):
-        raise GridError(
-            f"{where}: {key} must be a list, e.g. {key} = [{minimum}, {minimum + 1}], not {values!r}"
-        )
+        raise GridError(f"{where}: {key} must be a list, e.g. {key} = {example}, not {_toml(values)}")
     for value in values:
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise GridError(f"{where}: bad {what} {value!r} in {key}: each must be an integer >= {minimum}")
+            raise GridError(
+                f"{where}: bad {what} {_toml(value)} in {key}: each must be an integer >= {minimum}"
+            )
     if len(set(values)) != len(values):
-        raise GridError(f"{where}: {key} lists a value twice: {values}")
+        raise GridError(f"{where}: {key} lists a value twice: {_toml(values)}")
     return tuple(values)
 
 
 def _str_list(table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
     values = table.get(key, [])
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-        raise GridError(f"{where}: {key} must be a list of strings, not {values!r}")
+        raise GridError(f"{where}: {key} must be a list of strings, not {_toml(values)}")
     if len(set(values)) != len(values):
-        raise GridError(f"{where}: {key} lists a value twice: {values}")
+        raise GridError(f"{where}: {key} lists a value twice: {_toml(values)}")
     return tuple(values)

@@ -10,6 +10,7 @@ its first teacher).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -34,9 +35,9 @@ def write_outputs(grid: Grid, out: str | Path) -> dict[str, Any]:
 
     out = Path(out)
     results_path, rows = write_results(grid, out)
-    figures = plot_figures(grid, out)
-    missing = [(cell, *cell_state(cell, out)) for cell in grid.cells()]
-    missing = [m for m in missing if m[1] != "done"]
+    states = [(cell, *cell_state(cell, out)) for cell in grid.cells()]
+    figures = plot_figures(grid, out, [cell for cell, state, _ in states if state == "done"])
+    missing = [m for m in states if m[1] != "done"]
     text = render_report(grid, rows, read_invocations(out), [f.relative_to(out) for f in figures], missing)
     report_path = out / REPORT_FILE
     report_path.write_text(text)
@@ -52,7 +53,7 @@ def rebuild(out: str | Path) -> dict[str, Any]:
         FileNotFoundError: ``out`` holds no ``grid.toml`` (not a bench output directory).
         GridError: that copy no longer parses (e.g. a teacher this prefrl does not know).
     """
-    from prefrl.bench.runner import GRID_COPY
+    from prefrl.bench.runner import GRID_COPY, read_invocations
 
     out = Path(out)
     path = out / GRID_COPY
@@ -61,6 +62,9 @@ def rebuild(out: str | Path) -> dict[str, Any]:
             f"{out} is not a bench output directory (no {GRID_COPY}); pass the --out of a prefrl bench run"
         )
     grid = parse_grid(path.read_text(), path, check_envs=False)
+    original = [inv["grid"] for inv in read_invocations(out) if inv.get("grid")]
+    if original:  # name the report after the grid file, not after its copy
+        grid = dataclasses.replace(grid, name=Path(original[-1]).stem)
     return write_outputs(grid, out)
 
 
@@ -101,6 +105,7 @@ def render_report(
         )
     if not groups:
         lines.append("| (no finished preference run) |||||||||||| ")
+    lines += _pivot(groups)
     lines += [
         "",
         "## Baselines",
@@ -136,7 +141,7 @@ def render_report(
     if missing:
         lines += ["", f"## Not finished ({len(missing)} of {len(grid.cells())} cells)", ""]
         for cell, state, why in missing:
-            lines.append(f"- `{cell.key}`: {state}" + (f": {why}" if why else ""))
+            lines.append(f"- `{cell.key}`: {_STATE_TEXT.get(state, state)}" + (f": {why}" if why else ""))
     lines += [
         "",
         "## Environment settings",
@@ -154,7 +159,7 @@ def render_report(
         machine = inv.get("machine", {})
         lines.append(
             f"- {inv.get('started_at', '?')}: `{inv.get('command', '?')}` in `{inv.get('cwd', '?')}` "
-            f"(jobs={inv.get('jobs', '?')}) on "
+            f"(grid file {inv.get('grid', '?')}, jobs={inv.get('jobs', '?')}) on "
             f"{machine.get('platform', '?')}, {machine.get('cpu_count', '?')} CPUs ({machine.get('processor', '?')}), "
             f"Python {machine.get('python', '?')}, torch {machine.get('torch', '?')}, prefrl {machine.get('prefrl', '?')}"
         )
@@ -162,6 +167,36 @@ def render_report(
         lines.append("- (no record of the runs: OUT/bench.json is missing)")
     lines += [f"- report written {time.strftime('%Y-%m-%d %H:%M:%S %z')}", ""]
     return "\n".join(lines)
+
+
+def _pivot(groups: dict[tuple[Any, ...], list[dict[str, Any]]]) -> list[str]:
+    """Per env, the median normalised return as labels x (teacher, selection): the long
+    table above at a glance."""
+    lines: list[str] = []
+    for env in dict.fromkeys(key[0] for key in groups):
+        keys = [key for key in groups if key[0] == env]
+        columns = list(dict.fromkeys((teacher, selection) for _, _, teacher, selection in keys))
+        budgets = list(dict.fromkeys(budget for _, budget, _, _ in keys))
+        if len(columns) * len(budgets) < 2:
+            continue
+        lines += [
+            "",
+            f"{env}, median normalised return:",
+            "",
+            "| labels | " + " | ".join(f"{t} / {s}" for t, s in columns) + " |",
+            "|---:|" + "---:|" * len(columns),
+        ]
+        for budget in budgets:
+            cells = [_median(groups.get((env, budget, t, s), []), "normalized_return", 2) for t, s in columns]
+            lines.append(f"| {budget} | " + " | ".join(cells) + " |")
+    return lines
+
+
+_STATE_TEXT = {
+    "new": "not started",
+    "interrupted": "started, no summary.json yet (interrupted, running or failed: see its bench.log)",
+    "stale": "stale",
+}
 
 
 def _values(group: list[dict[str, Any]], key: str) -> list[float]:
@@ -176,6 +211,11 @@ def _spread(group: list[dict[str, Any]], key: str, digits: int | None = None) ->
     if len(values) == 1:
         return _num(med, digits)
     return f"{_num(med, digits)} [{_num(lo, digits)}, {_num(hi, digits)}]"
+
+
+def _median(group: list[dict[str, Any]], key: str, digits: int) -> str:
+    values = _values(group, key)
+    return _num(float(np.median(values)), digits) if values else ""
 
 
 def _mean(group: list[dict[str, Any]], key: str, digits: int) -> str:
@@ -197,16 +237,16 @@ def _overrides(table: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------- figures
-def plot_figures(grid: Grid, out: str | Path) -> list[Path]:
-    """``OUT/figures/return_vs_steps-<selection>.png`` for every selection of the grid;
-    returns the paths written (none when no run has an evaluation yet)."""
+def plot_figures(grid: Grid, out: str | Path, finished: list[Cell]) -> list[Path]:
+    """``OUT/figures/return_vs_steps-<selection>.png`` for every selection of the grid, from
+    the ``finished`` cells' runs; returns the paths written (none without an evaluation)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out = Path(out)
-    cells = [c for c in grid.cells() if (c.run_dir(out) / "metrics.csv").exists()]
+    cells = [c for c in finished if (c.run_dir(out) / "metrics.csv").exists()]
     selections = list(dict.fromkeys(s for env in grid.envs for s in env.selections))
     written = []
     for selection in selections:

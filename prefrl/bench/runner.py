@@ -15,6 +15,7 @@ Each cell's output (and, on failure, its traceback) goes to ``RUN_DIR/bench.log`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -33,14 +34,17 @@ from pathlib import Path
 from typing import Any
 
 from prefrl import __version__
+from prefrl.bench.cell import INTERRUPTED_EXIT
 from prefrl.bench.grid import Cell, Grid
 from prefrl.rundir import RunDir, write_json
 from prefrl.runtime.errors import RunError
 
 LOG_NAME = "bench.log"
+LOCK_NAME = "bench.lock"
 GRID_COPY = "grid.toml"
 INVOCATIONS = "bench.json"
 LOG_TAIL_LINES = 15
+INTERRUPT_GRACE_S = 30.0
 
 # TrainConfig fields that do not change what a preference run measures.
 _IRRELEVANT_TRAIN_FIELDS = ("backend", "checkpoint_every", "query_videos")
@@ -50,13 +54,18 @@ class BenchIncomplete(RunError):
     """Some cells of a grid did not finish; the message lists them and how to go on."""
 
 
+class BenchBusy(RunError):
+    """Another bench holds the output directory."""
+
+
 @dataclass
 class CellResult:
     """What became of one cell in one invocation."""
 
     cell: Cell
     status: str
-    """finished (run now), done (finished before), failed, stale or not_run (stopped first)"""
+    """finished (run now), done (finished before), failed, stopped (by Ctrl-C), stale (its
+    directory holds other settings) or not_run (the grid stopped before it started)"""
     wall_time_s: float = 0.0
     """seconds this invocation spent on it (process start included)"""
     summary: dict[str, Any] | None = None
@@ -91,7 +100,9 @@ class GridOutcome:
         complete = sum(r.complete for r in self.results)
         text = f"{complete} of {total} cells finished ({self.count('done')} before, {self.count('finished')} now)"
         problems = [
-            f"{self.count(s)} {s.replace('_', ' ')}" for s in ("failed", "stale", "not_run") if self.count(s)
+            f"{self.count(s)} {s.replace('_', ' ')}"
+            for s in ("failed", "stopped", "stale", "not_run")
+            if self.count(s)
         ]
         return text + ("; " + ", ".join(problems) if problems else "")
 
@@ -103,10 +114,9 @@ def cell_state(cell: Cell, out: str | Path) -> tuple[str, str]:
     if not run.config_path.exists():
         return ("done" if run.summary_path.exists() else "new"), ""
     try:
-        stored = run.read_config()
-    except (OSError, ValueError) as err:
-        return "stale", f"unreadable config.json: {err}"
-    differences = config_differences(cell, stored)
+        differences = config_differences(cell, run.read_config())
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        return "stale", f"{run.config_path} cannot be read as this cell's ({type(err).__name__}: {err})"
     if differences:
         return "stale", (
             f"{run.path} holds a run with other settings ({'; '.join(differences)}). "
@@ -182,12 +192,51 @@ def run_grid(
         ``results.csv``, ``report.md`` and the figures are written even when not.
 
     Raises:
+        BenchBusy: another bench is running in ``out``.
         KeyboardInterrupt: after stopping the running cells (they can be resumed) and
             writing the results of the finished ones.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = max(1, jobs or grid.jobs)
+    with _exclusive(out):
+        return _run_grid(grid, out, max(1, jobs or grid.jobs), should_stop, echo, command)
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold ``OUT/bench.lock`` so that two benches never run the same cells at once."""
+    with (out / LOCK_NAME).open("a+") as f:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no lock
+            yield
+            return
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            raise BenchBusy(
+                f"another prefrl bench (pid {f.read().strip() or '?'}) is running in {out}; "
+                "wait for it or stop it, or use another --out"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _run_grid(
+    grid: Grid,
+    out: Path,
+    jobs: int,
+    should_stop: Callable[[CellResult], bool] | None,
+    echo: Callable[[str], None],
+    command: str | None,
+) -> GridOutcome:
     (out / GRID_COPY).write_text(grid.source)
     record_invocation(out, command if command is not None else command_line(), jobs, grid)
     cells = grid.cells()
@@ -203,16 +252,20 @@ def run_grid(
         else:
             todo.append(cell)
     resumed = sum(states[c.key][0] == "interrupted" for c in todo)
+    stale = sum(r.status == "stale" for r in results.values())
     echo(
-        f"bench {grid.name}: {len(cells)} cells, {len(cells) - len(todo)} already done or stale, "
-        f"{len(todo)} to run ({resumed} interrupted ones continued); jobs={jobs}; output: {out}"
+        f"bench {grid.name}: {len(cells)} cells: {len(results) - stale} done before, "
+        + (f"{stale} stale, " if stale else "")
+        + f"{len(todo)} to run"
+        + (f" ({resumed} interrupted: preference runs resume, baselines restart)" if resumed else "")
+        + f"; jobs={jobs}; output: {out}"
     )
     for result in results.values():
         if result.status == "stale":
             echo(f"STALE {result.cell.key}: {result.message}")
-    pool = _Pool(out, grid, states, echo, len(todo))
+    pool = _Pool(out, grid, states, echo, len(todo), should_stop)
     try:
-        pool.run(todo, jobs, should_stop)
+        pool.run(todo, jobs)
     except KeyboardInterrupt:
         pool.interrupt()
         results.update(pool.results)
@@ -244,40 +297,48 @@ class _Pool:
         states: dict[str, tuple[str, str]],
         echo: Callable[[str], None],
         total: int,
+        should_stop: Callable[[CellResult], bool] | None,
     ):
         self.out, self.grid, self.states, self.echo, self.total = out, grid, states, echo, total
+        self.should_stop = should_stop
         self.results: dict[str, CellResult] = {}
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def run(self, cells: list[Cell], jobs: int, should_stop: Callable[[CellResult], bool] | None) -> None:
+    def run(self, cells: list[Cell], jobs: int) -> None:
         with ThreadPoolExecutor(max_workers=jobs) as executor:
             futures: list[Future[CellResult]] = [executor.submit(self._run_cell, cell) for cell in cells]
             try:
                 for future in futures_in_completion_order(futures):
-                    result = future.result()
-                    if result.status == "not_run":
-                        continue
-                    if should_stop is not None and should_stop(result):
-                        self.stop.set()
+                    future.result()
             except BaseException:
                 self.interrupt()  # before the executor waits for its threads
                 raise
 
-    def interrupt(self) -> None:
-        """Stop every running cell (SIGINT: preference runs save and exit) and wait for them."""
+    def interrupt(self, grace_s: float = INTERRUPT_GRACE_S) -> None:
+        """Stop the running cells and wait for them: a preference run saves and exits on SIGINT.
+
+        A Ctrl-C in the terminal has reached the cells already (they share its process
+        group), so each gets ``grace_s`` to end on its own before it is sent SIGINT (a
+        second one could cut its clean-up short), and as long again before it is killed.
+        """
         self.stop.set()
         with self.lock:
             procs = list(self.procs.values())
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        for proc in procs:
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for sig in (None, signal.SIGINT, signal.SIGKILL):
+            running = [p for p in procs if p.poll() is None]
+            if not running:
+                return
+            for proc in running:
+                if sig is not None:
+                    proc.send_signal(sig)
+            deadline = time.monotonic() + grace_s
+            for proc in running:
+                try:
+                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
 
     def _run_cell(self, cell: Cell) -> CellResult:
         if self.stop.is_set():
@@ -322,6 +383,8 @@ class _Pool:
         run = RunDir(run_dir)
         if returncode == 0 and run.summary_path.exists():
             result = CellResult(cell, "finished", wall, summary=run.read_summary())
+        elif returncode in (INTERRUPTED_EXIT, -signal.SIGINT):
+            result = CellResult(cell, "stopped", wall, message="interrupted (Ctrl-C); rerun to continue it")
         else:
             result = CellResult(
                 cell, "failed", wall, message=f"exit status {returncode}; {log}:\n{log_tail(log)}"
@@ -332,6 +395,9 @@ class _Pool:
     def _report(self, result: CellResult) -> None:
         with self.lock:
             self.results[result.cell.key] = result
+            # decided here, in the worker, before it can take the next cell
+            if self.should_stop is not None and self.should_stop(result):
+                self.stop.set()
             n = len(self.results)
             width = len(str(self.total))
             head = f"[{n:>{width}}/{self.total}] {result.cell.key:<52}"
@@ -339,6 +405,8 @@ class _Pool:
                 ret = (result.summary or {}).get("final_eval_return")
                 ret_text = f"{ret:10.1f}" if isinstance(ret, int | float) else f"{ret!s:>10}"
                 self.echo(f"{head} return {ret_text}  {result.wall_time_s:7.1f} s")
+            elif result.status == "stopped":
+                self.echo(f"{head} stopped after {result.wall_time_s:.1f} s: {result.message}")
             else:
                 self.echo(f"{head} FAILED after {result.wall_time_s:.1f} s: {result.message}")
         if result.status == "finished":

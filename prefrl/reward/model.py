@@ -45,8 +45,10 @@ class RewardModelConfig:
     """Adam learning rate"""
     batch_size: int = 64
     """labelled pairs per gradient step"""
-    epochs_per_round: int = 25
-    """passes over the labels in each training round"""
+    epochs_per_round: int = 10
+    """passes over the labels in each training round (warm-started from the last round)"""
+    first_round_multiplier: int = 3
+    """the first round (from scratch, on the initial labels) makes this many times more passes"""
     min_steps_per_round: int = 50
     """at least this many gradient steps per round (few labels: many passes)"""
     l2_init: float = 1e-3

@@ -176,7 +176,8 @@ class PreferenceTrainer:
         data = self._tensors()
         n = len(data.mu)
         batch = min(cfg.batch_size, n)
-        steps = max(cfg.min_steps_per_round, cfg.epochs_per_round * math.ceil(n / batch))
+        epochs = cfg.epochs_per_round * (cfg.first_round_multiplier if self.rounds == 0 else 1)
+        steps = max(cfg.min_steps_per_round, epochs * math.ceil(n / batch))
         l2 = torch.tensor(self.l2, dtype=torch.float32)
         net = self.model.net
         net.train()

@@ -74,10 +74,12 @@ class AgentRole(Role):
         reward_checkpoint = self.run_dir / "checkpoints" / REWARD_CHECKPOINT
         if reward_checkpoint.exists():
             self.model = RewardModel.load(reward_checkpoint)
-        self.done = self.agent.env_steps >= config.steps
 
     # ------------------------------------------------------------------ step
     def step(self) -> bool:
+        if self.agent.env_steps >= self.cfg.steps:  # e.g. resumed after a crash at the very end
+            self._finish()
+            return True
         self._refresh_weights()
         started, steps_before = time.perf_counter(), self.agent.env_steps
         if self.model is None:

@@ -15,6 +15,8 @@ from prefrl.prefs.clips import Answer, Clip
 from prefrl.prefs.schedule import LabelSchedule
 from prefrl.prefs.selection import select_pairs
 from prefrl.prefs.store import PreferenceStore
+from prefrl.render.frames import SnapshotRenderer
+from prefrl.render.pair import render_pair_video
 from prefrl.reward.model import RewardModel
 from prefrl.runtime.channels import ClipReceiver, Status, StatusSender, WeightSubscriber
 from prefrl.runtime.config import TrainConfig
@@ -58,6 +60,8 @@ class LabelerRole(Role):
         self.human = oracle is None and config.oracle == "human"
         self.oracle: Oracle | None = oracle if oracle is not None or self.human else build_oracle(config)
         self.human_queue = human_queue
+        self.run_dir = Path(run_dir)
+        self._renderer: SnapshotRenderer | None = None  # for query videos, built on first use
         self.schedule = LabelSchedule(
             config.labels, config.steps, config.initial_fraction, config.decay_fraction
         )
@@ -133,9 +137,18 @@ class LabelerRole(Role):
             query_id, answer, oracle=self.oracle.name, response_time=time.perf_counter() - started
         )
         self.answered += 1
+        if self.cfg.query_videos:
+            self._query_video(query_id, left, right)
         if self.answered >= self.cfg.labels:
             self.done = True
             self._report()
+
+    def _query_video(self, query_id: int, left: Clip, right: Clip) -> None:
+        if left.snapshots is None or right.snapshots is None:
+            return
+        if self._renderer is None:
+            self._renderer = SnapshotRenderer(self.cfg.env_id, self.cfg.fixed_length or False)
+        render_pair_video(self._renderer, left, right, self.run_dir / "videos" / f"query_{query_id:05d}.mp4")
 
     def _report(self) -> None:
         counts = self.store.answer_counts()
@@ -152,4 +165,6 @@ class LabelerRole(Role):
     def close(self) -> None:
         if self.oracle is not None:
             self.oracle.close()
+        if self._renderer is not None:
+            self._renderer.close()
         self.store.close()

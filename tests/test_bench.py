@@ -1,0 +1,276 @@
+"""The benchmark harness: grid files, running (with resume and failures), results and report."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+
+from prefrl.bench import BenchBusy, BenchIncomplete, GridError, bench, load_grid, parse_grid, run_grid
+from prefrl.bench.results import COLUMNS, read_results
+from prefrl.bench.runner import cell_state
+from prefrl.oracles import Oracle, make_oracle
+from prefrl.prefs.clips import Answer, Clip
+from prefrl.runtime.config import TrainConfig
+from prefrl.runtime.errors import RunInterrupted
+from prefrl.runtime.run import train
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+SMOKE = BENCHMARKS / "smoke.toml"
+
+
+class InterruptAfter(Oracle):
+    """The perfect teacher, until Ctrl-C arrives after ``answers`` answers."""
+
+    def __init__(self, answers: int):
+        self.inner = make_oracle("perfect")
+        self.name = self.inner.name
+        self.left = answers
+
+    def answer(self, left: Clip, right: Clip) -> Answer:
+        if self.left == 0:
+            raise KeyboardInterrupt
+        self.left -= 1
+        return self.inner.answer(left, right)
+
+
+def cli(argv: list[str]) -> int:
+    """``prefrl ...`` where cli.py has the bench commands, else ``python -m prefrl.bench ...``."""
+    from prefrl.cli import build_parser, main
+
+    if re.search(r"[{,]bench[,}]", build_parser().format_usage()):
+        return main(argv)
+    from prefrl.bench.__main__ import main as bench_main
+
+    return bench_main(["run", *argv[1:]] if argv[0] == "bench" else argv)
+
+
+def snapshot(path: Path) -> tuple[int, bytes]:
+    return path.stat().st_mtime_ns, path.read_bytes()
+
+
+def test_smoke_grid_runs_resumes_and_reports(tmp_path, capsys):
+    grid = load_grid(SMOKE)
+    out = tmp_path / "out"
+    cells = {c.key: c for c in grid.cells()}
+    assert list(cells) == [
+        "Pendulum-v1/random-s0",
+        "Pendulum-v1/ppo_true-s0",
+        "Pendulum-v1/prefrl-b8-perfect-random-s0",
+        "Pendulum-v1/prefrl-b8-mistake_eps_0.2-random-s0",
+    ]
+    runs = {key: cell.run_dir(out) for key, cell in cells.items()}
+    perfect = cells["Pendulum-v1/prefrl-b8-perfect-random-s0"]
+
+    # A preference cell stopped by Ctrl-C halfway through its labels: config.json, no summary.
+    with pytest.raises(RunInterrupted):
+        train(
+            TrainConfig.from_dict(perfect.spec["config"]),
+            runs[perfect.key],
+            progress=False,
+            video=False,
+            oracle=InterruptAfter(4),
+        )
+    assert cell_state(perfect, out) == ("interrupted", "")
+    config_before = (runs[perfect.key] / "config.json").read_bytes()
+
+    # Part of the grid: the hook stops it after the first cell that ends.
+    lines: list[str] = []
+    outcome = run_grid(grid, out, jobs=1, should_stop=lambda result: True, echo=lines.append)
+    assert not outcome.ok
+    assert [r.status for r in outcome.results] == ["finished", "not_run", "not_run", "not_run"]
+    assert any("Pendulum-v1/random-s0" in line and "return" in line for line in lines)
+    assert not (runs["Pendulum-v1/ppo_true-s0"] / "summary.json").exists()
+    random_summary = snapshot(runs["Pendulum-v1/random-s0"] / "summary.json")
+
+    # The same command again finishes the rest: the random cell is not re-run, the
+    # interrupted preference run is continued with its labels, not restarted.
+    assert cli(["bench", str(SMOKE), "--out", str(out), "--jobs", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "4 of 4 cells finished (1 before, 3 now)" in printed
+    assert snapshot(runs["Pendulum-v1/random-s0"] / "summary.json") == random_summary
+    assert (runs[perfect.key] / "config.json").read_bytes() == config_before
+    assert " resume: " in (runs[perfect.key] / "bench.log").read_text()
+    for key, run in runs.items():
+        assert (run / "summary.json").exists(), key
+        assert (run / "bench.log").exists(), key
+
+    # results.csv: one row per run, the normalised return computed from the rows.
+    rows = read_results(out / "results.csv")
+    with (out / "results.csv").open(newline="") as f:
+        assert tuple(next(csv.reader(f))) == COLUMNS
+    assert [(r["arm"], r["teacher"]) for r in rows] == [
+        ("random", ""),
+        ("ppo_true", ""),
+        ("prefrl", "perfect"),
+        ("prefrl", "mistake:eps=0.2"),
+    ]
+    by_arm = {r["arm"] + r["teacher"]: r for r in rows}
+    r_random = float(by_arm["random"]["final_return"])
+    r_ppo = float(by_arm["ppo_true"]["final_return"])
+    pref = by_arm["prefrlperfect"]
+    expected = (float(pref["final_return"]) - r_random) / (r_ppo - r_random)
+    assert float(pref["normalized_return"]) == pytest.approx(expected, rel=1e-12)
+    assert float(by_arm["random"]["normalized_return"]) == 0.0
+    assert float(by_arm["ppo_true"]["normalized_return"]) == 1.0
+    assert pref["budget"] == "8" and pref["labels_used"] == "8" and pref["selection"] == "random"
+    assert pref["env"] == "Pendulum-v1" and pref["steps"] == "2048" and pref["seed"] == "0"
+    assert 0.0 <= float(pref["reward_accuracy"]) <= 1.0
+    assert float(pref["wall_time_s"]) > 0 and float(pref["steps_per_sec"]) > 0
+    assert by_arm["random"]["labels_used"] == ""
+
+    # report.md: the table, the baselines, how it was run; the figure.
+    text = (out / "report.md").read_text()
+    assert "| env | steps | labels | teacher | selection | seeds | normalised return |" in text
+    assert (
+        f"| Pendulum-v1 | 2048 | 8 | perfect | random | 1 | {float(pref['normalized_return']):.2f} |" in text
+    )
+    assert "| Pendulum-v1 | 2048 | ppo_true | 1 | 1.00 |" in text
+    assert "smoke.toml" in text and "torch" in text and "CPUs" in text
+    figure = out / "figures" / "return_vs_steps-random.png"
+    assert figure.stat().st_size > 10_000
+    assert "figures/return_vs_steps-random.png" in text
+
+    # `prefrl report OUT` rebuilds them from the run directories alone.
+    (out / "results.csv").unlink()
+    figure.unlink()
+    assert cli(["report", str(out)]) == 0
+    assert read_results(out / "results.csv") == rows
+    assert figure.exists()
+
+    # An edited grid file does not mix its runs with the old ones.
+    edited = parse_grid(SMOKE.read_text().replace("steps = 2048", "steps = 4096"), SMOKE)
+    state, why = cell_state(edited.cells()[1], out)
+    assert state == "stale" and "steps: 2048 in the run, 4096 in the grid" in why
+
+    # A cell that fails is reported with its log and does not stop the others.
+    mistake = runs["Pendulum-v1/prefrl-b8-mistake_eps_0.2-random-s0"]
+    (mistake / "summary.json").unlink()
+    (mistake / "prefs.sqlite").write_bytes(b"not a database" * 100)
+    (runs["Pendulum-v1/random-s0"] / "summary.json").unlink()
+    ppo_summary = snapshot(runs["Pendulum-v1/ppo_true-s0"] / "summary.json")
+    with pytest.raises(BenchIncomplete, match=r"3 of 4 cells finished .*; 1 failed"):
+        bench(SMOKE, out, jobs=2, echo=lines.append)
+    failure = next(line for line in lines if "FAILED" in line)
+    assert "mistake_eps_0.2" in failure and "bench.log" in failure
+    assert "    | " in failure and "prefs.sqlite" in failure  # the tail of the log: the error
+    assert (runs["Pendulum-v1/random-s0"] / "summary.json").exists()  # restarted from scratch
+    assert snapshot(runs["Pendulum-v1/ppo_true-s0"] / "summary.json") == ppo_summary
+
+
+BASE = """
+[grid]
+teachers = ["perfect"]
+[envs.Pendulum-v1]
+budgets = [10]
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (BASE + "stpes = 100\n", "unknown key 'stpes' in [envs.Pendulum-v1] (did you mean 'steps'?)"),
+        (BASE.replace('["perfect"]', '["perfct"]'), "teachers[0]: unknown oracle 'perfct'"),
+        (BASE.replace('["perfect"]', '["mistake:epsilon=0.2"]'), "has no parameter 'epsilon'"),
+        (BASE.replace("[10]", "[1]"), "bad label budget 1 in budgets"),
+        (BASE.replace("[10]", '["10"]'), 'bad label budget "10" in budgets'),
+        (BASE.replace('["perfect"]', '["mistake:eps=2"]'), "mistake:eps=2"),
+        (BASE + "steps = true\n", "[envs.Pendulum-v1]: steps must be an integer, not true"),
+        (BASE.replace("budgets = [10]", "steps = 100"), "no label budgets"),
+        (BASE + 'selections = ["active"]\n', "unknown selection 'active'"),
+        (BASE + "ppo = { lr = 1 }\n", "unknown PPO settings: ['lr']"),
+        (BASE + "reward_model = { size = 1 }\n", "unknown reward-model settings: ['size']"),
+        (
+            BASE + "clip_length = 500\n",
+            "clip_length 500 is longer than an episode of Pendulum-v1 (200 steps)",
+        ),
+        (BASE + "fixed_length = -3\n", "fixed_length must be true, false or a number of steps > 0"),
+        (BASE + "train = { seed = 3 }\n", "cannot set ['seed']"),
+        (BASE + 'env = "Pendulm-v1"\n', "Unknown env id 'Pendulm-v1'"),
+        (
+            BASE.replace('["perfect"]', '["mistake:eps=0.2", "mistake(eps=0.2)"]'),
+            "would share the run directory",
+        ),
+        (BASE.replace("[grid]", "[grids]"), "unknown key 'grids' in the top level (did you mean 'grid'?)"),
+        ("[grid]\nseeds = [0]\n", "no envs"),
+        ("[grid\n", "not valid TOML"),
+    ],
+)
+def test_grid_errors_name_the_problem(text, message):
+    with pytest.raises(GridError) as err:
+        parse_grid(text, Path("g.toml"))
+    assert message in str(err.value)
+    assert str(err.value).startswith("g.toml: ")
+
+
+def test_invalid_grid_runs_nothing(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(BASE.replace("[10]", "[0]"))
+    with pytest.raises(GridError, match="bad label budget 0"):
+        bench(path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_second_bench_in_the_same_output_is_refused(tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    out = tmp_path / "out"
+    out.mkdir()
+    with (out / "bench.lock").open("a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(BenchBusy, match="another prefrl bench"):
+            run_grid(load_grid(SMOKE), out, echo=lambda line: None)
+    assert not (out / "runs").exists()
+
+
+def test_ready_grids_expand_to_the_documented_cells():
+    classic = load_grid(BENCHMARKS / "classic.toml").cells()
+    assert len(classic) == 207
+    assert sum(c.arm == "prefrl" for c in classic) == 192
+    keys = [c.key for c in classic]
+    assert len(set(keys)) == len(keys)
+    assert "Pendulum-v1/prefrl-b100-perfect-disagreement-s2" in keys
+    assert "CartPole-v1/ppo_constant-s2" in keys and "Pendulum-v1/ppo_constant-s0" not in keys
+    cartpole = next(c for c in classic if c.key == "CartPole-v1/ppo_true-s0")
+    assert cartpole.spec["fixed_length"] is True and cartpole.steps == 100_000
+    hopper = load_grid(BENCHMARKS / "hopper.toml").cells()
+    assert sorted(c.name for c in hopper) == [
+        "ppo_constant-s0",
+        "ppo_true-s0",
+        "prefrl-b1400-perfect-random-s0",
+        "prefrl-b350-perfect-random-s0",
+        "prefrl-b700-perfect-random-s0",
+        "random-s0",
+    ]
+    assert all(c.steps == 1_000_000 for c in hopper)
+
+
+def test_env_tables_override_and_merge_grid_defaults():
+    grid = parse_grid(
+        """
+        [grid]
+        seeds = [0, 1]
+        budgets = [20]
+        ppo = { num_envs = 4, learning_rate = 1e-3 }
+        [envs.Pendulum-v1]
+        [envs.CartPole-short]
+        env = "CartPole-v1"
+        seeds = [5]
+        steps = 5000
+        teachers = ["equal:eps_equal=0.2"]
+        selections = ["disagreement"]
+        ppo = { num_envs = 2 }
+        """
+    )
+    pendulum, cartpole = grid.envs
+    assert pendulum.seeds == (0, 1) and pendulum.ppo == {"num_envs": 4, "learning_rate": 1e-3}
+    assert cartpole.env_id == "CartPole-v1" and cartpole.seeds == (5,) and cartpole.steps == 5000
+    assert cartpole.ppo == {"num_envs": 2, "learning_rate": 1e-3}
+    assert cartpole.fixed_length is True  # the preference defaults of the env id
+    keys = [c.key for c in grid.cells() if c.env == "CartPole-short"]
+    assert keys == [
+        "CartPole-short/random-s5",
+        "CartPole-short/ppo_true-s5",
+        "CartPole-short/prefrl-b20-equal_eps_equal_0.2-disagreement-s5",
+    ]
