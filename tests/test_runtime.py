@@ -115,6 +115,26 @@ def wait_for_labels(run_dir, n, timeout=90):
     raise AssertionError(f"{run_dir} never reached {n} labels")
 
 
+def child_pids(parent):
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 ARGS = [
     "Pendulum-v1",
     "--steps",
@@ -140,8 +160,14 @@ def test_resume_after_a_stopped_run_keeps_every_label(tmp_path, how):
     proc = cli("train", *ARGS, "--run-dir", str(run), stderr=subprocess.PIPE, text=True)
     before = wait_for_labels(run, 12)
     if how == "kill":
-        os.killpg(proc.pid, signal.SIGKILL)  # the whole process group, as a crash would
+        children = child_pids(proc.pid)
+        assert len(children) >= 3
+        proc.kill()  # the supervisor dies outright: its children must notice and end too
         proc.wait(10)
+        deadline = time.time() + 20
+        while any(alive(pid) for pid in children) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not any(alive(pid) for pid in children)
     else:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
         _, err = proc.communicate(timeout=60)

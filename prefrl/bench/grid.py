@@ -42,16 +42,11 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import sys
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - the project's CI runs 3.11
-    tomllib = None
 
 SELECTIONS = ("random", "disagreement")
 BACKENDS = ("multiprocess", "inprocess")
@@ -216,8 +211,6 @@ def parse_grid(text: str, path: Path | None = None, *, check_envs: bool = True) 
     grid of finished runs on a machine that may lack, e.g., MuJoCo).
     """
     where = str(path) if path else "grid"
-    if tomllib is None:  # pragma: no cover
-        raise GridError("reading grid files needs Python 3.11 or later (tomllib)")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-class Answer(str, enum.Enum):
+class Answer(enum.StrEnum):
     """What a person or oracle said about a pair (left clip, right clip)."""
 
     LEFT = "left"  # the left clip is better

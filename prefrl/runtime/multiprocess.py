@@ -19,6 +19,7 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -82,7 +83,20 @@ class _WeightFanout:
 
 
 # -------------------------------------------------------------------- child
-def _child_main(role: str, config: dict[str, Any], run_dir: str, channels: dict[str, Any], stop: Any) -> None:
+class _StopOrOrphaned:
+    """Set when the parent asks to stop, or when the parent is gone (killed outright): a
+    child never outlives the run it belongs to."""
+
+    def __init__(self, stop: Any, parent_pid: int):
+        self.stop, self.parent_pid = stop, parent_pid
+
+    def is_set(self) -> bool:
+        return bool(self.stop.is_set()) or os.getppid() != self.parent_pid
+
+
+def _child_main(
+    role: str, config: dict[str, Any], run_dir: str, channels: dict[str, Any], stop: Any, parent_pid: int
+) -> None:
     """Entry point of a role's process: build the role here (nothing unpicklable crosses)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -117,7 +131,7 @@ def _child_main(role: str, config: dict[str, Any], run_dir: str, channels: dict[
 
             weights = _WeightFanout(channels["agent_weights"], channels["labeler_weights"])
             role_obj = RewardTrainerRole(cfg, path, weights, status)
-        role_obj.run(stop)
+        role_obj.run(_StopOrOrphaned(stop, parent_pid))
     except BaseException as err:
         status.put(
             Status(
@@ -151,13 +165,18 @@ def run_multiprocess(
     def start(role: str) -> None:
         p = ctx.Process(
             target=_child_main,
-            args=(role, cfg, str(run_dir), channels, stop),
+            args=(role, cfg, str(run_dir), channels, stop, os.getpid()),
             name=f"prefrl-{role}",
             daemon=True,
         )
         p.start()
         procs[role] = p
 
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # a scheduler's SIGTERM stops the run as cleanly as Ctrl-C
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if in_main_thread else None
     for role in ROLES:
         start(role)
     try:
@@ -185,6 +204,8 @@ def run_multiprocess(
                 monitor.errors.pop(role, None)
                 start(role)
     finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
         stop.set()
         deadline = time.monotonic() + join_timeout
         for p in procs.values():
