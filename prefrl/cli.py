@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from prefrl.runtime.errors import RunError
+from prefrl.ui.errors import NoDisplayError
+from prefrl.ui.render_ahead import RenderError
 
 
 class UserError(Exception):
@@ -88,8 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_baseline)
 
     p = sub.add_parser("train", help="learn from preferences: agent, labeler and reward trainer in parallel")
-    p.add_argument("env_id", nargs="?", default=None, help="gymnasium env id (default Pendulum-v1, or the task's)")
-    p.add_argument("--task", default=None, help="a behaviour task to teach: backflip (Hopper), spin (Pendulum), right (CartPole)")
+    p.add_argument(
+        "env_id", nargs="?", default=None, help="gymnasium env id (default Pendulum-v1, or the task's)"
+    )
+    p.add_argument(
+        "--task",
+        default=None,
+        help="a behaviour task to teach: backflip (Hopper), spin (Pendulum), right (CartPole)",
+    )
     p.add_argument(
         "--oracle",
         choices=["synthetic", "human"],
@@ -138,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_env_options(p)
     p.set_defaults(func=cmd_train, fixed_length=None)
 
+    p = sub.add_parser("label", help="open the labelling window on a preference run (running or paused)")
+    from prefrl.ui.cli import add_label_arguments
+
+    add_label_arguments(p)
+    p.set_defaults(func=cmd_label)
+
     p = sub.add_parser("play", help="record videos of a run's current policy")
     p.add_argument("run_dir", help="a run directory (of prefrl train or prefrl baseline)")
     p.add_argument("--episodes", type=int, default=1, help="episodes to record (default 1)")
@@ -146,13 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     p.set_defaults(func=cmd_play)
 
-    p = sub.add_parser("bench", help="run a benchmark grid (TOML): preference runs and their baselines, then a report")
+    p = sub.add_parser(
+        "bench", help="run a benchmark grid (TOML): preference runs and their baselines, then a report"
+    )
     p.add_argument("config", help="a grid file, e.g. benchmarks/classic.toml")
     p.add_argument("--jobs", type=int, default=None, help="runs at a time (default: the grid's, else 1)")
     p.add_argument("--out", default=None, help="output directory (default runs/bench/<config name>)")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("report", help="rebuild results.csv, report.md and figures of a bench output directory")
+    p = sub.add_parser(
+        "report", help="rebuild results.csv, report.md and figures of a bench output directory"
+    )
     p.add_argument("out", help="the output directory of a prefrl bench run")
     p.set_defaults(func=cmd_report)
 
@@ -186,6 +204,12 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         reward_model=parse_overrides(args.reward_model),
     )
     return train(config, args.run_dir, progress=not args.quiet, video=not args.no_video)
+
+
+def cmd_label(args: argparse.Namespace) -> dict[str, Any]:
+    from prefrl.ui.cli import cmd_label as label
+
+    return label(args)
 
 
 def cmd_play(args: argparse.Namespace) -> dict[str, Any]:
@@ -242,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"prefrl {args.command}: interrupted", file=sys.stderr)
         return 130
-    except RunError as err:  # interrupted, failed or stuck: the message says how to go on
+    except (RunError, NoDisplayError, RenderError) as err:  # the message says how to go on
         print(f"prefrl {args.command}: {err}", file=sys.stderr)
         return 1
     if isinstance(result, dict):

@@ -33,8 +33,14 @@ def play(
     env.close()
     path = Path(out) if out else run.videos / "play.mp4"
     returns = record_policy(
-        policy.act, env_id, path, episodes=episodes, fixed_length=fixed_length, seed=seed,
-        max_frames=max_frames, gif=gif,
+        policy.act,
+        env_id,
+        path,
+        episodes=episodes,
+        fixed_length=fixed_length,
+        seed=seed,
+        max_frames=max_frames,
+        gif=gif,
     )
     result: dict[str, Any] = {"video": str(path), "true_returns": returns}
     if gif:

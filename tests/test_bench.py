@@ -267,7 +267,7 @@ def test_env_tables_override_and_merge_grid_defaults():
     assert pendulum.seeds == (0, 1) and pendulum.ppo == {"num_envs": 4, "learning_rate": 1e-3}
     assert cartpole.env_id == "CartPole-v1" and cartpole.seeds == (5,) and cartpole.steps == 5000
     assert cartpole.ppo == {"num_envs": 2, "learning_rate": 1e-3}
-    assert cartpole.fixed_length is True  # the preference defaults of the env id
+    assert cartpole.fixed_length == 200  # the preference defaults of the env id
     keys = [c.key for c in grid.cells() if c.env == "CartPole-short"]
     assert keys == [
         "CartPole-short/random-s5",

@@ -18,7 +18,9 @@ AGENT_CHECKPOINT = "agent.pt"
 class TrainedPolicy:
     """A policy network with its observation statistics: ``act(obs[B, ...]) -> actions[B, ...]``."""
 
-    def __init__(self, config: PPOConfig, observation_space: gym.Space, action_space: gym.Space, seed: int = 0):
+    def __init__(
+        self, config: PPOConfig, observation_space: gym.Space, action_space: gym.Space, seed: int = 0
+    ):
         obs_shape = observation_space.shape
         assert obs_shape is not None
         self.network = ActorCritic(

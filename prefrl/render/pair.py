@@ -76,7 +76,9 @@ def compose_pair(
     clips = [np.asarray(left), np.asarray(right)]
     for name, clip in zip(("left", "right"), clips, strict=True):
         if clip.ndim != 4 or clip.shape[-1] != 3 or clip.dtype != np.uint8:
-            raise ValueError(f"the {name} clip must be uint8 frames (T, H, W, 3), got {clip.dtype} {clip.shape}")
+            raise ValueError(
+                f"the {name} clip must be uint8 frames (T, H, W, 3), got {clip.dtype} {clip.shape}"
+            )
     length = max(len(c) for c in clips)
     clips = [pad_clip(c, length) for c in clips]
     cell_h = max(c.shape[1] for c in clips)

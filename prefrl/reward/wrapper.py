@@ -51,6 +51,8 @@ class LearnedRewardWrapper(RewardFromSource):
                 f"this env has {env.observation_space.shape}"
             )
         if type(env.action_space) is not type(model.action_space):
-            raise ValueError(f"the reward model was trained on {model.action_space}, this env has {env.action_space}")
+            raise ValueError(
+                f"the reward model was trained on {model.action_space}, this env has {env.action_space}"
+            )
         super().__init__(env, model.predict)
         self.model = model

@@ -13,9 +13,12 @@ from prefrl.reward.model import RewardModelConfig
 # own frame rate (CartPole 50 fps, Pendulum 30, Acrobot 15, MountainCar 30, Hopper 125);
 # 50-step clips beat 25-step ones on Pendulum. CartPole runs with fixed-length episodes by
 # default: its true reward *is* the episode length, so termination alone would teach it.
+# Its horizon is 200 steps (4 s), not 500: once the pole has fallen the rest of a
+# fixed-length episode teaches nothing, and with 500 steps (96% of early data fallen)
+# PPO on the true reward learned in one seed of three within 100k steps, with 200 in all three.
 # fmt: off
 PREFERENCE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "CartPole-v1":              dict(clip_length=50, fixed_length=True),
+    "CartPole-v1":              dict(clip_length=50, fixed_length=200),
     "Pendulum-v1":              dict(clip_length=50, fixed_length=False),
     "Acrobot-v1":               dict(clip_length=25, fixed_length=True),
     "MountainCar-v0":           dict(clip_length=50, fixed_length=True),

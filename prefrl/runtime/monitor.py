@@ -24,6 +24,7 @@ class Monitor:
         progress_videos: bool = False,
     ):
         self.progress_videos = progress_videos
+        self._status_written = 0.0
         self.run = run
         self.total_steps = total_steps
         self.metrics = MetricsLogger(run.metrics_path, wall_time_offset)
@@ -49,10 +50,12 @@ class Monitor:
                 self._progress_video(status.agent_step)
         if statuses:
             self._show()
-            self.write_status(running=True)
+        if statuses or time.monotonic() - self._status_written > 1.0:
+            self.write_status(running=True)  # also a heartbeat while the roles are quiet
 
     def write_status(self, running: bool) -> None:
         """``RUN_DIR/status.json``: what a labelling window attached to the run shows."""
+        self._status_written = time.monotonic()
         labeler, trainer = self.latest["labeler"], self.latest["reward_trainer"]
         write_json(
             self.run.status_path,

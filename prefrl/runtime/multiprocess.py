@@ -118,14 +118,8 @@ def _child_main(
         elif role == "labeler":
             from prefrl.runtime.labeler import LabelerRole
 
-            oracle = None
-            if cfg.oracle == "human":
-                from prefrl.oracles.human import HumanOracle
-
-                oracle = HumanOracle.for_run(cfg, path)
-            role_obj = LabelerRole(
-                cfg, path, channels["clips"], channels["labeler_weights"], status, oracle=oracle
-            )
+            # a human answers through the store (the labelling window), not through an oracle object
+            role_obj = LabelerRole(cfg, path, channels["clips"], channels["labeler_weights"], status)
         else:
             from prefrl.runtime.reward_trainer import RewardTrainerRole
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ def train(
     cannot be sent to another process; the multiprocess backend builds its own).
     """
     _check(config)
+    _check_human(config)
     if oracle is not None and config.backend != "inprocess":
         raise ValueError("an oracle object can only be passed to the inprocess backend")
     run = RunDir.create(run_dir, "train", config.env_id, config.seed)
@@ -50,6 +52,7 @@ def resume(run_dir: str | Path, *, progress: bool = True, video: bool = True) ->
             f"{run.path} is a {data.get('kind')} run; only preference runs (prefrl train) can be resumed"
         )
     config = TrainConfig.from_dict(data)
+    _check_human(config)
     offset = 0.0
     if run.metrics_path.exists():
         rows = read_metrics(run.metrics_path)
@@ -74,6 +77,18 @@ def _check(config: TrainConfig) -> None:
         raise ValueError(f"selection must be random or disagreement, not {config.selection!r}")
 
 
+def _check_human(config: TrainConfig) -> None:
+    if config.oracle != "human":
+        return
+    if config.backend != "multiprocess":
+        raise ValueError(
+            "--oracle human needs the multiprocess backend: the agent must keep running while you label"
+        )
+    from prefrl.ui import check_display
+
+    check_display()  # no display: fail now, with how to run it, before anything is written
+
+
 def _execute(
     config: TrainConfig,
     run: RunDir,
@@ -84,6 +99,12 @@ def _execute(
     wall_time_offset: float,
 ) -> dict[str, Any]:
     monitor = Monitor(run, config.steps, config.labels, progress, wall_time_offset, progress_videos=video)
+    monitor.write_status(running=True)
+    window = None
+    if config.oracle == "human":
+        from prefrl.ui.cli import start_labeling_window
+
+        window = start_labeling_window(run.path)  # closes by itself when the run stops
     try:
         if config.backend == "inprocess":
             from prefrl.runtime.inprocess import run_inprocess
@@ -99,6 +120,11 @@ def _execute(
         ) from err
     finally:
         monitor.close()
+        if window is not None:
+            try:
+                window.wait(10)
+            except subprocess.TimeoutExpired:
+                window.terminate()
     if monitor.done is None:
         raise RunInterrupted(f"the run stopped before its end. Continue with: prefrl resume {run.path}")
     summary = summarize(config, run, monitor)

@@ -1,0 +1,121 @@
+"""``prefrl label RUN_DIR``: the command line of the labelling window, and starting the
+window as a process of its own (what ``prefrl train ENV --oracle human`` does).
+
+``python -m prefrl.ui RUN_DIR`` runs the same command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from prefrl.ui.render_ahead import BACKENDS
+
+
+def add_label_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``prefrl label``."""
+    p.add_argument(
+        "run_dir", help="a run started with `prefrl train ENV --oracle human` (running or stopped)"
+    )
+    p.add_argument(
+        "--max-answers", type=int, default=None, metavar="N", help="stop after N answers (default: no limit)"
+    )
+    p.add_argument(
+        "--size",
+        type=_size,
+        default=None,
+        metavar="WxH",
+        help="window size in pixels (default 1280x720, or the screen if smaller)",
+    )
+    p.add_argument(
+        "--stop-with-run",
+        action="store_true",
+        help="close when the run stops, even with questions left (how `prefrl train --oracle human` opens it)",
+    )
+    p.add_argument(
+        "--renderer",
+        choices=BACKENDS,
+        default="process",
+        help="render the next pairs in a separate process (default) or a thread of the window",
+    )
+
+
+def cmd_label(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the window for ``prefrl label``; returns what to print (answers given, the run).
+
+    Raises:
+        FileNotFoundError, ValueError, NothingToLabelError, NoDisplayError, RenderError:
+            see :func:`prefrl.ui.run_labeling`.
+    """
+    from prefrl.ui.window import run_labeling
+
+    answers = run_labeling(
+        args.run_dir,
+        max_answers=args.max_answers,
+        size=args.size,
+        backend=args.renderer,
+        stop_with_run=args.stop_with_run,
+    )
+    return {"run_dir": str(args.run_dir), "answers_given": answers}
+
+
+def start_labeling_window(run_dir: str | Path, *, max_answers: int | None = None) -> subprocess.Popen[bytes]:
+    """Start the labelling window on ``run_dir`` as a process of its own and return it.
+
+    For ``prefrl train ENV --oracle human``: call :func:`prefrl.ui.check_display` first (so
+    a machine without a display fails before the run starts), then this once the run
+    directory has its ``config.json``. The window waits for the run's store and queries,
+    and closes by itself once the run has stopped (``status.json`` says so). The
+    child gets the SDL video driver this process started with, not the dummy driver prefrl
+    may have chosen since for offscreen rendering.
+    """
+    from prefrl.render import frames
+
+    env = dict(os.environ)
+    if frames.USER_SDL_VIDEODRIVER is None:
+        env.pop("SDL_VIDEODRIVER", None)
+    else:
+        env["SDL_VIDEODRIVER"] = frames.USER_SDL_VIDEODRIVER
+    command = [sys.executable, "-m", "prefrl.ui", str(run_dir), "--stop-with-run"]
+    if max_answers is not None:
+        command += ["--max-answers", str(max_answers)]
+    return subprocess.Popen(command, env=env)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m prefrl.ui RUN_DIR ...``: exit status 0 after labelling, 2 on a usage
+    problem (printed without a traceback)."""
+    from prefrl.ui.errors import NoDisplayError
+    from prefrl.ui.render_ahead import RenderError
+
+    parser = argparse.ArgumentParser(prog="prefrl label", description="Label a preference run's clips.")
+    add_label_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        result = cmd_label(args)
+    except (ValueError, FileNotFoundError, NoDisplayError, RenderError) as err:
+        print(f"prefrl label: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("prefrl label: interrupted; the pair on screen stays pending", file=sys.stderr)
+        return 130
+    print(f"prefrl label: {result['answers_given']} answers given to {result['run_dir']}")
+    return 0
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition("x")
+    try:
+        size = (int(width), int(height))
+    except ValueError:
+        size = (0, 0)
+    if not sep or min(size) < 200:
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT of at least 200x200, e.g. 1280x720, got {text!r}"
+        )
+    return size

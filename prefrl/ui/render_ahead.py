@@ -1,0 +1,335 @@
+"""Rendering ahead of the person: the pairs still to be shown are rendered in the
+background, so the next one is on screen as soon as a key is pressed.
+
+:class:`RenderAhead` takes render requests (a query id and the snapshots of its two clips)
+and hands back the rendered frames (:class:`RenderedPair`) without ever blocking the
+caller. It renders in one of two backends:
+
+- ``"process"`` (the default): a spawned process with its own render env. Frames come
+  back through shared memory (one block per pair, copied out and freed by a receiver
+  thread), so nothing large crosses a pipe and the window's thread never copies frames.
+  MuJoCo's EGL context and pygame's surfaces then live in a process of their own, away
+  from the window's display, and a crash of the renderer cannot take the window down.
+- ``"thread"``: a thread of the calling process. No start-up cost and no copies, but
+  it shares the GIL (and pygame) with the window.
+
+Frames are rendered at ``frame_stride`` (every ``frame_stride``-th snapshot): a window
+redrawing at most ~60 times a second cannot show more, and Hopper's 125 fps clips cost
+half as much to render with stride 2 while still playing in real time.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import multiprocessing as mp
+import os
+import queue
+import signal
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing import shared_memory
+from typing import Any
+
+import numpy as np
+
+BACKENDS = ("process", "thread")
+MAX_DISPLAY_FPS = 60.0
+"""the display rate the frame stride aims for"""
+_JOIN_S = 5.0
+_STOP_WAIT_S = 1.0
+
+
+class RenderError(RuntimeError):
+    """The clips cannot be rendered (the render env failed to build or to render)."""
+
+
+@dataclass
+class RenderedPair:
+    """The frames of one query, ready to show.
+
+    Attributes:
+        query_id: the query the two clips belong to.
+        left, right: uint8 RGB frames ``(T, H, W, 3)``: every ``frame_stride``-th frame
+            of the left and the right clip.
+        fps: playback speed of these frames in frames per second (the env's
+            ``render_fps / frame_stride``: real time).
+        frame_stride: snapshots per rendered frame.
+        render_s: seconds spent rendering the left and the right clip.
+    """
+
+    query_id: int
+    left: np.ndarray
+    right: np.ndarray
+    fps: float
+    frame_stride: int
+    render_s: tuple[float, float]
+
+
+def frame_stride_for(render_fps: float, max_display_fps: float = MAX_DISPLAY_FPS) -> int:
+    """Snapshots per shown frame so that playback needs at most ~``max_display_fps`` frames/s
+    (1 for envs at or below it; Hopper's 125 fps: 2)."""
+    return max(1, round(render_fps / max_display_fps))
+
+
+class RenderAhead:
+    """Renders query pairs in the background, in the order they are submitted.
+
+    Args:
+        env_id: the env the clips come from.
+        fixed_length: the run's ``fixed_length`` setting (passed to the render env).
+        backend: ``"process"`` or ``"thread"`` (see the module docstring).
+        max_display_fps: frames per second the display can show; sets the frame stride.
+
+    Use from one thread (the window's); :meth:`close` when done (also on errors).
+
+    Raises:
+        ValueError: an unknown ``backend``.
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        fixed_length: bool | int = False,
+        *,
+        backend: str = "process",
+        max_display_fps: float = MAX_DISPLAY_FPS,
+    ):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        self.env_id = env_id
+        self.backend = backend
+        self.in_flight: set[int] = set()
+        self._lock = threading.Lock()
+        self._done: collections.deque[RenderedPair] = collections.deque()
+        self._error: str | None = None
+        self._closed = False
+        args = (env_id, fixed_length, max_display_fps)
+        self._proc: Any = None
+        if backend == "process":
+            ctx = mp.get_context("spawn")
+            self._requests: Any = ctx.Queue()
+            self._results: Any = ctx.Queue()
+            self._proc = ctx.Process(
+                target=_process_main,
+                args=(*args, self._requests, self._results),
+                name="prefrl-render",
+                daemon=True,
+            )
+            self._proc.start()
+            self._worker = threading.Thread(target=self._receive, name="prefrl-render-receiver", daemon=True)
+        else:
+            self._requests = queue.Queue()
+            self._worker = threading.Thread(
+                target=self._render_here, args=args, name="prefrl-render", daemon=True
+            )
+        self._worker.start()
+
+    # -- the caller's side ------------------------------------------------------------
+
+    def submit(self, query_id: int, left_snapshots: np.ndarray, right_snapshots: np.ndarray) -> None:
+        """Queue the pair for rendering (returns at once).
+
+        Args:
+            query_id: the query; the rendered pair carries it.
+            left_snapshots, right_snapshots: ``(L, S)`` snapshots of the two clips.
+        """
+        self.check()
+        self.in_flight.add(query_id)
+        self._requests.put((query_id, np.asarray(left_snapshots), np.asarray(right_snapshots)))
+
+    def poll(self) -> list[RenderedPair]:
+        """The pairs finished since the last call (never waits).
+
+        Raises:
+            RenderError: the renderer failed (the message says why).
+        """
+        with self._lock:
+            done = list(self._done)
+            self._done.clear()
+        for pair in done:
+            self.in_flight.discard(pair.query_id)
+        self.check()
+        return done
+
+    def check(self) -> None:
+        """Raise :class:`RenderError` if the renderer has failed."""
+        if self._error is not None:
+            raise RenderError(f"cannot render the clips of {self.env_id}: {self._error}")
+
+    def close(self) -> None:
+        """Stop the renderer and free what it holds (idempotent; pending requests are dropped)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._requests.put(None)
+        if self._proc is not None:
+            # A pair being rendered is not waited for (Hopper: seconds): closing the window must be quick.
+            self._proc.join(_STOP_WAIT_S)
+            if self._proc.is_alive():
+                self._proc.terminate()
+                self._proc.join(_JOIN_S)
+        self._worker.join(_JOIN_S)
+        if self._proc is not None:
+            # Results the receiver did not take: free their shared memory.
+            while True:
+                try:
+                    message = self._results.get(timeout=0.05)
+                except (queue.Empty, OSError, EOFError, ValueError):
+                    break
+                if message[0] == "pair":
+                    _unlink(message[2])
+            # Never wait at exit for a request the stopped process will not read.
+            self._requests.cancel_join_thread()
+            self._requests.close()
+            self._results.close()
+        with self._lock:
+            self._done.clear()
+
+    def __enter__(self) -> RenderAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- backends ---------------------------------------------------------------------
+
+    def _receive(self) -> None:
+        """Process backend, receiver thread: shared-memory frames -> arrays of this process."""
+        while not self._closed:
+            try:
+                message = self._results.get(timeout=0.1)
+            except queue.Empty:
+                if not self._proc.is_alive() and not self._closed and self._error is None:
+                    self._error = f"the render process stopped (exit code {self._proc.exitcode})"
+                continue
+            except (OSError, EOFError, ValueError):
+                return
+            if message[0] == "pair":
+                _, query_id, name, left_shape, right_shape, fps, stride, render_s = message
+                left, right = _take_shared(name, left_shape, right_shape)
+                with self._lock:
+                    self._done.append(RenderedPair(query_id, left, right, fps, stride, render_s))
+            else:
+                self._error = message[1]
+
+    def _render_here(self, env_id: str, fixed_length: bool | int, max_display_fps: float) -> None:
+        """Thread backend: render in this thread (its render env is made and used only here)."""
+        try:
+            renderer, stride, fps = _make_renderer(env_id, fixed_length, max_display_fps)
+        except Exception as err:
+            self._error = _describe(err)
+            return
+        try:
+            while True:
+                request = self._requests.get()
+                if request is None or self._closed:
+                    return
+                query_id, left_snaps, right_snaps = request
+                try:
+                    left, right, render_s = _render_pair(renderer, left_snaps, right_snaps, stride)
+                except Exception as err:
+                    self._error = _describe(err)
+                    return
+                with self._lock:
+                    self._done.append(RenderedPair(query_id, left, right, fps, stride, render_s))
+        finally:
+            renderer.close()
+
+
+def _make_renderer(env_id: str, fixed_length: bool | int, max_display_fps: float) -> tuple[Any, int, float]:
+    """``(SnapshotRenderer, frame_stride, playback fps)`` for ``env_id``."""
+    from prefrl.render.frames import SnapshotRenderer
+
+    renderer = SnapshotRenderer(env_id, fixed_length)
+    stride = frame_stride_for(renderer.fps, max_display_fps)
+    return renderer, stride, renderer.fps / stride
+
+
+def _render_pair(
+    renderer: Any, left_snaps: np.ndarray, right_snaps: np.ndarray, stride: int
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    started = time.perf_counter()
+    left = renderer.render(left_snaps[::stride])
+    middle = time.perf_counter()
+    right = renderer.render(right_snaps[::stride])
+    return left, right, (middle - started, time.perf_counter() - middle)
+
+
+def _process_main(
+    env_id: str, fixed_length: bool | int, max_display_fps: float, requests: Any, results: Any
+) -> None:
+    """Process backend: the render process's loop."""
+    # This process never opens a window or plays sound: pygame (which classic-control envs
+    # draw with) must not reach for the person's display or audio device.
+    os.environ["SDL_VIDEODRIVER"] = "dummy"
+    os.environ["SDL_AUDIODRIVER"] = "dummy"
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the window's process to handle
+    try:
+        renderer, stride, fps = _make_renderer(env_id, fixed_length, max_display_fps)
+    except Exception as err:
+        results.put(("error", _describe(err)))
+        return
+    try:
+        while True:
+            request = requests.get()
+            if request is None:
+                return
+            query_id, left_snaps, right_snaps = request
+            try:
+                left, right, render_s = _render_pair(renderer, left_snaps, right_snaps, stride)
+            except Exception as err:
+                results.put(("error", _describe(err)))
+                return
+            name = _put_shared(left, right)
+            results.put(("pair", query_id, name, left.shape, right.shape, fps, stride, render_s))
+    finally:
+        renderer.close()
+
+
+def _put_shared(left: np.ndarray, right: np.ndarray) -> str:
+    """Copy both arrays into a new shared-memory block; return its name (the receiver frees it)."""
+    block = shared_memory.SharedMemory(create=True, size=left.nbytes + right.nbytes)
+    try:
+        flat = np.ndarray((left.nbytes + right.nbytes,), dtype=np.uint8, buffer=block.buf)
+        flat[: left.nbytes] = left.reshape(-1)
+        flat[left.nbytes :] = right.reshape(-1)
+        del flat  # the block cannot close while an array views it
+    finally:
+        block.close()
+    return block.name
+
+
+def _take_shared(
+    name: str, left_shape: tuple[int, ...], right_shape: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Copy the two arrays out of the shared-memory block ``name`` and free the block."""
+    block = shared_memory.SharedMemory(name=name)
+    try:
+        n_left, n_right = math.prod(left_shape), math.prod(right_shape)
+        flat = np.ndarray((n_left + n_right,), dtype=np.uint8, buffer=block.buf)
+        left = flat[:n_left].reshape(left_shape).copy()
+        right = flat[n_left:].reshape(right_shape).copy()
+        del flat
+    finally:
+        block.close()
+        block.unlink()
+    return left, right
+
+
+def _unlink(name: str) -> None:
+    try:
+        block = shared_memory.SharedMemory(name=name)
+    except FileNotFoundError:
+        return
+    block.close()
+    block.unlink()
+
+
+def _describe(err: BaseException) -> str:
+    last = traceback.extract_tb(err.__traceback__)[-1:] if err.__traceback__ else []
+    where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
+    return f"{type(err).__name__}: {err}{where}"
