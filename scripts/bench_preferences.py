@@ -7,8 +7,9 @@ episodes where the env's defaults say so):
 - ``ppo_true``: ``prefrl baseline`` on the true reward at the same env-step budget (R_ppo);
 - ``ppo_constant``: PPO on a constant reward (``--constant`` envs: what termination or
   episode structure alone teaches);
-- ``prefrl``: ``prefrl train`` with the default multiprocess backend and the perfect
-  synthetic oracle at the given label budget.
+- ``prefrl_random`` / ``prefrl_disagreement``: ``prefrl train`` with the default
+  multiprocess backend and the perfect synthetic oracle at the given label budget, with
+  random and with disagreement-based pair selection.
 
 Normalised return = (R - R_random) / (R_ppo - R_random), with R_random and R_ppo the
 means over seeds. Prints a table and writes ``results.csv`` / ``results.md`` to ``--out``.
@@ -52,7 +53,9 @@ def main() -> None:
         "--envs", nargs="+", default=["Pendulum-v1:100", "CartPole-v1:250"], help="ENV_ID:LABELS"
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--selection", default="random", choices=["random", "disagreement"])
+    parser.add_argument(
+        "--selection", nargs="+", default=["random", "disagreement"], choices=["random", "disagreement"]
+    )
     parser.add_argument("--teacher", default="perfect")
     parser.add_argument(
         "--constant", nargs="*", default=["CartPole-v1"], help="envs that get the constant-reward control"
@@ -69,7 +72,7 @@ def main() -> None:
             env_id=env_id, labels=int(labels or 100), selection=args.selection, teacher=args.teacher
         )
         fixed = probe.fixed_length or False
-        arms = ["random", "ppo_true", "prefrl"] + (["ppo_constant"] if env_id in args.constant else [])
+        arms = ["random", "ppo_true"] + (["ppo_constant"] if env_id in args.constant else [])
         for seed in args.seeds:
             base = {"env": env_id, "fixed_length": fixed, "steps": probe.steps, "seed": seed}
             rows.append({**base, "arm": "random", "return": random_return(env_id, fixed, seed)})
@@ -95,23 +98,24 @@ def main() -> None:
                     }
                 )
                 print(rows[-1], flush=True)
-            config = TrainConfig(**{**probe.to_dict(), "seed": seed})
-            s = train(config, out / f"{env_id}-prefrl-{args.selection}-s{seed}", progress=False, video=False)
-            answers = s["answers"]
-            rows.append(
-                {
-                    **base,
-                    "arm": "prefrl",
-                    "labels": s["labels_used"],
-                    "return": s["final_eval_return"],
-                    "sps": s["env_steps_per_sec"],
-                    "tie_share": answers["equal"] / max(1, s["labels_used"]),
-                    "rm_val_acc": s["reward_val_accuracy"],
-                    "rm_clip_corr": s["reward_recent_clip_return_corr"],
-                    "wall_s": s["wall_time_s"],
-                }
-            )
-            print(rows[-1], flush=True)
+            for selection in args.selection:
+                config = TrainConfig(**{**probe.to_dict(), "seed": seed, "selection": selection})
+                s = train(config, out / f"{env_id}-prefrl-{selection}-s{seed}", progress=False, video=False)
+                answers = s["answers"]
+                rows.append(
+                    {
+                        **base,
+                        "arm": f"prefrl_{selection}",
+                        "labels": s["labels_used"],
+                        "return": s["final_eval_return"],
+                        "sps": s["env_steps_per_sec"],
+                        "tie_share": answers["equal"] / max(1, s["labels_used"]),
+                        "rm_val_acc": s["reward_val_accuracy"],
+                        "rm_clip_corr": s["reward_recent_clip_return_corr"],
+                        "wall_s": s["wall_time_s"],
+                    }
+                )
+                print(rows[-1], flush=True)
         env_rows = [r for r in rows if r["env"] == env_id]
         r_random = np.mean([r["return"] for r in env_rows if r["arm"] == "random"])
         r_ppo = np.mean([r["return"] for r in env_rows if r["arm"] == "ppo_true"])
@@ -151,7 +155,7 @@ def write(rows: list[dict[str, Any]], out: Path) -> None:
             norm = [r["normalized"] for r in sel]
             sps = [r["sps"] for r in sel if r.get("sps")]
             sps_text = f"{np.mean(sps):.0f} ({np.mean(sps) / baseline_sps:.2f}x)" if sps else ""
-            ties = f"{np.mean([r['tie_share'] for r in sel]):.2f}" if arm == "prefrl" else ""
+            ties = f"{np.mean([r['tie_share'] for r in sel]):.2f}" if arm.startswith("prefrl") else ""
             labels = sel[0].get("labels", "")
             lines.append(
                 f"| {env_id} | {arm} | {labels} | {np.median(norm):.3f} | {np.min(norm):.3f} | "

@@ -31,7 +31,9 @@ import numpy as np
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--env", default="Pendulum-v1")
     parser.add_argument("--labels", type=int, default=100, help="total comparisons")
     parser.add_argument("--steps", type=int, default=200_000, help="agent env steps")
@@ -54,9 +56,17 @@ def main() -> None:
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     reward_epochs = 3 if args.preset == "quickstart" else args.reward_epochs
-    config = {"kind": "peer", "arm": "imitation", "env_id": args.env, "labels": args.labels, "steps": args.steps,
-              "seed": args.seed, "iterations": args.iterations, "reward_epochs": reward_epochs,
-              "preset": args.preset}
+    config = {
+        "kind": "peer",
+        "arm": "imitation",
+        "env_id": args.env,
+        "labels": args.labels,
+        "steps": args.steps,
+        "seed": args.seed,
+        "iterations": args.iterations,
+        "reward_epochs": reward_epochs,
+        "preset": args.preset,
+    }
     (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
     rng = np.random.default_rng(args.seed)
@@ -77,17 +87,34 @@ def main() -> None:
             features_extractor_class=NormalizeFeaturesExtractor,
             features_extractor_kwargs=dict(normalize_class=RunningNorm),
         ),
-        env=venv, seed=args.seed, n_steps=2048 // venv.num_envs, batch_size=64, ent_coef=0.01,
-        learning_rate=2e-3, clip_range=0.1, gae_lambda=0.95, gamma=0.97, n_epochs=10, device="cpu",
+        env=venv,
+        seed=args.seed,
+        n_steps=2048 // venv.num_envs,
+        batch_size=64,
+        ent_coef=0.01,
+        learning_rate=2e-3,
+        clip_range=0.1,
+        gae_lambda=0.95,
+        gamma=0.97,
+        n_epochs=10,
+        device="cpu",
     )
     trajectory_generator = preference_comparisons.AgentTrainer(
         algorithm=agent, reward_fn=reward_net, venv=venv, exploration_frac=0.05, rng=rng
     )
     pref = preference_comparisons.PreferenceComparisons(
-        trajectory_generator, reward_net, num_iterations=args.iterations, fragmenter=fragmenter,
-        preference_gatherer=gatherer, reward_trainer=reward_trainer, fragment_length=100,
-        transition_oversampling=1, initial_comparison_frac=0.1, allow_variable_horizon=False,
-        initial_epoch_multiplier=4, query_schedule="hyperbolic",
+        trajectory_generator,
+        reward_net,
+        num_iterations=args.iterations,
+        fragmenter=fragmenter,
+        preference_gatherer=gatherer,
+        reward_trainer=reward_trainer,
+        fragment_length=100,
+        transition_oversampling=1,
+        initial_comparison_frac=0.1,
+        allow_variable_horizon=False,
+        initial_epoch_multiplier=4,
+        query_schedule="hyperbolic",
     )
     start = time.perf_counter()
     stats = pref.train(total_timesteps=args.steps, total_comparisons=args.labels)

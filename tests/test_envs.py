@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -109,3 +113,15 @@ def test_fixed_length_mujoco_never_terminates():
     env = make_env("Hopper-v5", fixed_length=300)
     steps, _, terminated_seen = run_episode(env, np.zeros(3, dtype=np.float32))
     assert (steps, terminated_seen) == (300, False)
+
+
+def test_missing_gl_library_names_the_fix():
+    # osmesa's library is not installed on these machines: MuJoCo cannot load that backend
+    code = "from prefrl.envs import make_env\nmake_env('Hopper-v5')"
+    env = {k: v for k, v in os.environ.items() if k != "PYOPENGL_PLATFORM"}  # set by earlier EGL use
+    env["MUJOCO_GL"] = "osmesa"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if out.returncode == 0:
+        pytest.skip("this machine has OSMesa: the failure cannot be provoked")
+    assert "EnvError" in out.stderr and "MUJOCO_GL=osmesa" in out.stderr
+    assert "apt-get install -y libegl1 libegl-mesa0 libgl1-mesa-dri" in out.stderr

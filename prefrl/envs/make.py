@@ -151,18 +151,34 @@ def make_env(
             after = "continue"
     try:
         env = gym.make(env_id, render_mode=render_mode, **env_kwargs)
-    except gym.error.DependencyNotInstalled as err:
-        fix = MUJOCO_INSTALL_FIX if mujoco else "pip install the package the message names"
-        raise EnvError(f"{env_id} cannot be built: {err}. Fix: {fix}") from err
-    except ImportError as err:
-        fix = MUJOCO_INSTALL_FIX if mujoco else "pip install the missing package"
-        raise EnvError(f"{env_id} cannot be built: {err}. Fix: {fix}") from err
+    except Exception as err:
+        error = _build_error(env_id, mujoco, err)
+        if error is None:
+            raise
+        raise error from err
     check_spaces(env)
     if mujoco and render_mode is not None:
         _check_mujoco_render(env, env_id)
     if horizon is not None:
         env = FixedLengthEpisodes(env, horizon, after)
     return RewardFromSource(env, reward_fn)
+
+
+def _build_error(env_id: str, mujoco: bool, err: Exception) -> EnvError | None:
+    """An :class:`EnvError` naming the fix for a failure to build ``env_id``, if there is one."""
+    if mujoco:
+        if isinstance(err, ModuleNotFoundError) and (err.name or "").split(".")[0] == "mujoco":
+            return EnvError(f"{env_id} needs MuJoCo, which is not installed. Fix: {MUJOCO_INSTALL_FIX}")
+        # mujoco imports its OpenGL backend (MUJOCO_GL) on import: a missing GL library
+        # surfaces here as ImportError, AttributeError or RuntimeError.
+        backend = os.environ.get("MUJOCO_GL")
+        return EnvError(
+            f"{env_id} cannot be built: MuJoCo could not load its OpenGL backend MUJOCO_GL={backend} "
+            f"({type(err).__name__}: {err}). Fix: {MESA_INSTALL_FIX}; MUJOCO_GL must be egl, osmesa or glfw."
+        )
+    if isinstance(err, (gym.error.DependencyNotInstalled, ImportError)):
+        return EnvError(f"{env_id} cannot be built: {err}. Fix: pip install the package the message names.")
+    return None
 
 
 def _check_mujoco_render(env: gym.Env, env_id: str) -> None:
