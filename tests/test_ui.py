@@ -161,7 +161,7 @@ def test_render_ahead_process_frames_are_the_snapshots_frames(clips):
     assert pair.query_id == 7 and pair.fps == 30.0 and pair.frame_stride == 1
     np.testing.assert_array_equal(pair.left, expected[0])
     np.testing.assert_array_equal(pair.right, expected[1])
-    assert frame_stride_for(125.0) == 2 and frame_stride_for(50.0) == 1
+    assert frame_stride_for(125.0) == 3 and frame_stride_for(50.0) == 1 and frame_stride_for(30.0) == 1
 
 
 # ------------------------------------------------------------------------ window
