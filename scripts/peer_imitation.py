@@ -6,12 +6,14 @@ virtual environment; this script runs there and imports nothing from prefrl:
     python3 -m venv .venv-imitation
     .venv-imitation/bin/pip install torch==2.13.0 imitation==1.0.1
     .venv-imitation/bin/python scripts/peer_imitation.py --labels 100 --steps 200000 --seed 0 \\
-        --run-dir runs/peer/Pendulum-v1/imitation-b100-s0
+        --run-dir runs/bench/classic/runs/Pendulum-v1/imitation-b100-s0
+    prefrl report runs/bench/classic
 
-It writes a run directory like prefrl's (``config.json``, ``summary.json`` with
-``final_eval_return`` over 10 deterministic evaluation episodes on the true reward,
-``labels_used``, ``env_steps``, ``wall_time_s``), which ``prefrl report`` puts in the same
-table as prefrl's runs (arm ``imitation``).
+It writes a run directory like prefrl's (``config.json`` with ``"kind": "peer"``,
+``summary.json`` with ``final_eval_return`` over 10 deterministic evaluation episodes on
+the true reward, ``labels_used``, ``env_steps``, ``wall_time_s``). Placed under a bench
+output's ``runs/<env>/``, ``prefrl report`` puts it in the same report as prefrl's runs,
+normalised against the same baselines (arm ``imitation``).
 
 Settings: imitation's own quickstart for Pendulum (its documented example: PPO with
 FeedForward32Policy, 100-step fragments, hyperbolic query schedule, 10% initial

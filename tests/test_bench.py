@@ -275,3 +275,36 @@ def test_env_tables_override_and_merge_grid_defaults():
         "CartPole-short/ppo_true-s5",
         "CartPole-short/prefrl-b20-equal_eps_equal_0.2-disagreement-s5",
     ]
+
+
+def test_peer_runs_join_the_table_normalised_against_the_same_baselines(tmp_path):
+    from prefrl.bench.results import collect_peer_rows, normalize
+    from prefrl.rundir import RunDir
+
+    grid = parse_grid("[grid]\nbudgets = [100]\n[envs.Pendulum-v1]\nsteps = 200_000\n", Path("g.toml"))
+    peer = RunDir(tmp_path / "runs" / "Pendulum-v1" / "imitation-b100-s0")
+    peer.path.mkdir(parents=True)
+    peer.write_config(
+        {
+            "kind": "peer",
+            "arm": "imitation",
+            "env_id": "Pendulum-v1",
+            "labels": 100,
+            "steps": 200_000,
+            "seed": 0,
+        }
+    )
+    peer.write_summary({"final_eval_return": -700.0, "labels_used": 100, "wall_time_s": 50.0})
+    unfinished = RunDir(tmp_path / "runs" / "Pendulum-v1" / "imitation-b100-s1")
+    unfinished.path.mkdir(parents=True)
+    unfinished.write_config({"kind": "peer", "arm": "imitation", "labels": 100, "steps": 200_000, "seed": 1})
+    rows = collect_peer_rows(grid, tmp_path)
+    assert [(r["arm"], r["budget"], r["seed"], r["final_return"]) for r in rows] == [
+        ("imitation", 100, 0, -700.0)
+    ]
+    rows += [
+        {"env": "Pendulum-v1", "arm": "random", "final_return": -1200.0},
+        {"env": "Pendulum-v1", "arm": "ppo_true", "final_return": -200.0},
+    ]
+    normalize(rows)
+    assert rows[0]["normalized_return"] == pytest.approx(0.5)  # (-700 + 1200) / (-200 + 1200)

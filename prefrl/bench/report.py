@@ -130,6 +130,24 @@ def render_report(
         if means
         else "No finished baseline: normalised returns are empty."
     )
+    peers: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["arm"] not in ("prefrl", "random", "ppo_true", "ppo_constant"):
+            peers.setdefault((row["env"], row["arm"], row["budget"], row["steps"]), []).append(row)
+    if peers:
+        lines += [
+            "",
+            "## Other implementations (same env, perfect synthetic oracle)",
+            "",
+            "| env | implementation | steps | labels | seeds | normalised return | true return | labels used "
+            "| wall time (s) |",
+            "|---|---|---:|---:|---:|---|---|---:|---:|",
+        ]
+        for (env, arm, budget, steps), group in peers.items():
+            lines.append(
+                f"| {env} | {arm} | {steps} | {budget} | {len(group)} | {_spread(group, 'normalized_return', 2)} | "
+                f"{_spread(group, 'final_return')} | {_mean(group, 'labels_used', 0)} | {_mean(group, 'wall_time_s', 0)} |"
+            )
     lines += [
         "",
         "Arms: `random` a uniformly random policy, `ppo_true` PPO on the true reward, "

@@ -82,7 +82,48 @@ def collect_rows(grid: Grid, out: str | Path) -> list[dict[str, Any]]:
                 "run_dir": str(cell.run_dir(out).relative_to(out)),
             }
         )
+    rows += collect_peer_rows(grid, out)
     normalize(rows)
+    return rows
+
+
+PEER_KIND = "peer"
+
+
+def collect_peer_rows(grid: Grid, out: str | Path) -> list[dict[str, Any]]:
+    """Rows of finished peer runs (other implementations, e.g. ``scripts/peer_imitation.py``)
+    placed by hand in ``OUT/runs/<env label>/<name>/``: a ``config.json`` with
+    ``"kind": "peer"``, ``arm``, ``labels``, ``steps``, ``seed``, and a ``summary.json`` with
+    ``final_eval_return``. They are normalised against the same env's baselines."""
+    out = Path(out)
+    rows = []
+    for env in grid.envs:
+        for config_path in sorted((out / "runs" / env.label).glob("*/config.json")):
+            run = RunDir(config_path.parent)
+            config = run.read_config()
+            if config.get("kind") != PEER_KIND or not run.summary_path.exists():
+                continue
+            summary = run.read_summary()
+            rows.append(
+                {
+                    "env": env.label,
+                    "env_id": config.get("env_id", env.env_id),
+                    "task": env.task,
+                    "arm": config["arm"],
+                    "steps": config.get("steps"),
+                    "budget": config.get("labels"),
+                    "teacher": "perfect",
+                    "selection": None,
+                    "seed": config.get("seed"),
+                    "final_return": summary.get("final_eval_return"),
+                    "normalized_return": None,
+                    "labels_used": summary.get("labels_used"),
+                    "reward_accuracy": summary.get("reward_accuracy"),
+                    "wall_time_s": summary.get("wall_time_s"),
+                    "steps_per_sec": summary.get("env_steps_per_sec"),
+                    "run_dir": str(run.path.relative_to(out)),
+                }
+            )
     return rows
 
 
