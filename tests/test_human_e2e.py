@@ -36,10 +36,35 @@ def test_a_person_labels_a_live_run_in_the_window(tmp_path, display):
     env = {k: v for k, v in os.environ.items() if k != "SDL_VIDEODRIVER"}
     env.update(DISPLAY=display, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "prefrl.cli", "train", "Pendulum-v1", "--oracle", "human", "--labels", "6",
-         "--steps", "8192", "--clip-length", "25", "--run-dir", str(run), "--quiet", "--no-video",
-         "--ppo", "num_envs=2", "--ppo", "num_steps=256", "--reward-model", "epochs_per_round=2"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "prefrl.cli",
+            "train",
+            "Pendulum-v1",
+            "--oracle",
+            "human",
+            "--labels",
+            "6",
+            "--steps",
+            "8192",
+            "--clip-length",
+            "25",
+            "--run-dir",
+            str(run),
+            "--quiet",
+            "--no-video",
+            "--ppo",
+            "num_envs=2",
+            "--ppo",
+            "num_steps=256",
+            "--reward-model",
+            "epochs_per_round=2",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     oracle, expected = PerfectOracle(), {}
     deadline = time.time() + 150

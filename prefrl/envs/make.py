@@ -31,7 +31,10 @@ MESA_INSTALL_FIX = (
 )
 
 # Envs whose simulator keeps going meaningfully after termination; the rest absorb.
-_CONTINUES_AFTER_TERMINATION = ("CartPole",)
+# (Not CartPole: after a fall its pole spins freely and its cart drifts off, observations
+# grow without bound and drown the upright states' differences in the reward model's
+# input normalisation; with the fallen state absorbed, preference runs learn.)
+_CONTINUES_AFTER_TERMINATION: tuple[str, ...] = ()
 
 
 def _ensure_registered(env_id: str) -> None:

@@ -8,7 +8,8 @@ member's output normalised on its own to zero mean and a fixed standard deviatio
 transitions.
 
 Inputs: the observation flattened, followed by the action (one-hot for discrete action
-spaces), normalised with statistics of the labelled clips' transitions.
+spaces; left out with ``use_actions=False``), normalised with statistics of the labelled
+clips' transitions.
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ class RewardModelConfig:
     """initial L2 weight; adapted per member to keep validation loss 1.1x-1.5x training loss"""
     random_answer_prob: float = 0.1
     """the paper's model of answers given at random: P = (1 - p) * softmax + p / 2"""
+    use_actions: bool = True
+    """feed the action to the members (the paper's MuJoCo setting); False: observations only
+    (the paper's Atari setting), for envs whose goal is a state, where a few labels make
+    the members prefer one action everywhere and the agent exploits that"""
 
     def replace(self, **changes: Any) -> RewardModelConfig:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -130,7 +135,7 @@ class RewardModel:
         self.action_space = action_space
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
         self.obs_dim = int(np.prod(obs_shape))
-        self.in_dim = self.obs_dim + action_features(action_space)
+        self.in_dim = self.obs_dim + (action_features(action_space) if self.config.use_actions else 0)
         generator_state = torch.get_rng_state()
         torch.manual_seed(seed)
         cfg = self.config
@@ -151,6 +156,8 @@ class RewardModel:
     def features(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Unnormalised inputs ``(B, in_dim)`` float32 from ``obs (B, *obs_shape)`` and ``actions``."""
         obs = np.asarray(obs, dtype=np.float32).reshape(len(obs), self.obs_dim)
+        if not self.config.use_actions:
+            return obs
         if self.discrete:
             n = self.in_dim - self.obs_dim
             act = np.zeros((len(obs), n), dtype=np.float32)
@@ -211,7 +218,7 @@ class RewardModel:
         ro, ra = right[0].reshape(n_pairs * length, *self.obs_shape), right[1].reshape(n_pairs * length, -1)
         r_left = self.member_rewards(lo, la).reshape(-1, n_pairs, length).sum(-1)
         r_right = self.member_rewards(ro, ra).reshape(-1, n_pairs, length).sum(-1)
-        return 1.0 / (1.0 + np.exp(-(r_left - r_right)))
+        return 0.5 * (1.0 + np.tanh(0.5 * (r_left - r_right)))  # the sigmoid, without overflow
 
     # --------------------------------------------------------- (de)serialising
     def state_dict(self) -> dict[str, Any]:

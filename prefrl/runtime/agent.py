@@ -50,7 +50,10 @@ class AgentRole(Role):
         self.run_dir = Path(run_dir)
         self.clips, self.weights, self.status = clips, weights, status
         env_id = config.env_id
-        self.ppo_config = resolve_ppo_config(env_id, config.ppo)
+        # A learned reward has no fixed scale and shifts with every new version: PPO always
+        # scales it (CartPole's table turns scaling off for the true reward; with a learned
+        # one it lost a seed in three without it).
+        self.ppo_config = resolve_ppo_config(env_id, {"norm_reward": True, **config.ppo})
         make = lambda: make_env(env_id, fixed_length=config.fixed_length or False)  # noqa: E731
         self.envs = VecEnv([make] * self.ppo_config.num_envs, capture_snapshots=True)
         self.agent = PPOAgent(self.envs, self.ppo_config, total_steps=config.steps, seed=config.seed)
