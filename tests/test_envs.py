@@ -70,11 +70,12 @@ def run_episode(env, action, seed=0):
             return steps, total, terminated_seen
 
 
-def test_fixed_length_cartpole_hides_the_fall_and_keeps_simulating():
+def test_fixed_length_cartpole_hides_the_fall_and_absorbs_it():
     env = make_env("CartPole-v1", fixed_length=True)
     steps, total, terminated_seen = run_episode(env, 1)  # always push right: falls in ~10 steps
     assert (steps, terminated_seen) == (500, False)
     assert 5 <= total <= 20  # reward 1 only while upright
+    assert env.env.after_termination == "absorb"
     inner = make_env("CartPole-v1")
     assert run_episode(inner, 1)[0] == total  # same physics: upright steps = normal episode length
 

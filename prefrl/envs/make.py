@@ -30,11 +30,6 @@ MESA_INSTALL_FIX = (
     "(or set MUJOCO_GL=osmesa after apt-get install -y libosmesa6)"
 )
 
-# Envs whose simulator keeps going meaningfully after termination; the rest absorb.
-# (Not CartPole: after a fall its pole spins freely and its cart drifts off, observations
-# grow without bound and drown the upright states' differences in the reward model's
-# input normalisation; with the fallen state absorbed, preference runs learn.)
-_CONTINUES_AFTER_TERMINATION: tuple[str, ...] = ()
 
 
 def _ensure_registered(env_id: str) -> None:
@@ -147,10 +142,12 @@ def make_env(
         if horizon is None:
             raise EnvError(f"{env_id} has no time limit; pass fixed_length=<steps> to choose the horizon.")
         env_kwargs.setdefault("max_episode_steps", horizon)
+        # MuJoCo walkers keep simulating after a fall. Every other env absorbs: CartPole too,
+        # where a simulation kept running lets the pole spin freely and the cart drift off,
+        # observations grow without bound and drown the upright states' differences in the
+        # reward model's input normalisation (preference runs then failed to learn).
         if mujoco and _accepts_kwarg(env_id, "terminate_when_unhealthy"):
             env_kwargs.setdefault("terminate_when_unhealthy", False)
-            after = "continue"
-        elif base_env_id(env_id).split("-")[0] in _CONTINUES_AFTER_TERMINATION:
             after = "continue"
     try:
         env = gym.make(env_id, render_mode=render_mode, **env_kwargs)

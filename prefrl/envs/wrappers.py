@@ -30,10 +30,10 @@ class FixedLengthEpisodes(gym.Wrapper):
 
     What happens after the underlying env terminates:
 
-    - ``"continue"``: keep stepping the simulator (CartPole's pole lies fallen and earns
-      no reward; MuJoCo walkers are built with ``terminate_when_unhealthy=False``);
+    - ``"continue"``: keep stepping the simulator (MuJoCo walkers, built with
+      ``terminate_when_unhealthy=False``, lie on the floor and keep moving);
     - ``"absorb"``: stay in the terminal state with true reward 0 until the horizon
-      (for envs whose termination is a success, e.g. MountainCar reaching the flag).
+      (every other env: a fallen CartPole, MountainCar at its flag).
 
     ``info["terminated_inner"]`` tells evaluation code when the inner episode ended.
     """
