@@ -188,7 +188,7 @@ register_task(
         behaviour_reward=_cartpole_right_reward,
         measure=_seconds,
         measure_name="seconds upright on the right side per episode",
-        horizon=500,
+        horizon=200,
         clip_length=50,
     )
 )

@@ -85,7 +85,9 @@ class TrainConfig:
             if self.env_id not in (task.gym_id, task.env_id, ""):
                 raise ValueError(f"task {task.name!r} runs on {task.env_id}, not {self.env_id}")
             self.env_id = task.gym_id
+            base = PREFERENCE_DEFAULTS.get(task.env_id, _FALLBACK)
             defaults: dict[str, Any] = {"clip_length": task.clip_length, "fixed_length": True}
+            self.reward_model = {**base.get("reward_model", {}), **self.reward_model}
         else:
             from prefrl.envs.make import base_env_id
 
