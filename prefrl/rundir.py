@@ -48,6 +48,9 @@ class RunDir:
     checkpoints = property(lambda self: self.path / "checkpoints")
     videos = property(lambda self: self.path / "videos")
     store_path = property(lambda self: self.path / "prefs.sqlite")
+    agent_checkpoint = property(lambda self: self.checkpoints / "agent.pt")
+    reward_checkpoint = property(lambda self: self.checkpoints / "reward_model.pt")
+    trainer_checkpoint = property(lambda self: self.checkpoints / "reward_trainer.pt")
     status_path = property(lambda self: self.path / "status.json")
 
     def write_config(self, config: dict[str, Any]) -> None:

@@ -11,8 +11,7 @@ import torch
 from prefrl.agent.normalize import ObsNormalizer
 from prefrl.agent.policies import ActorCritic, NumpyActor
 from prefrl.agent.ppo import PPOConfig
-
-AGENT_CHECKPOINT = "agent.pt"
+from prefrl.rundir import RunDir
 
 
 class TrainedPolicy:
@@ -61,7 +60,7 @@ def load_policy(run_dir: str | Path, env: gym.Env) -> TrainedPolicy:
         FileNotFoundError: the run has no agent checkpoint yet.
     """
     path = Path(run_dir)
-    file = path if path.is_file() else path / "checkpoints" / AGENT_CHECKPOINT
+    file = path if path.is_file() else RunDir(path).agent_checkpoint
     if not file.exists():
         raise FileNotFoundError(f"no agent checkpoint at {file}; has the run taken its first PPO update?")
     return TrainedPolicy.load(file, env.observation_space, env.action_space)

@@ -31,7 +31,6 @@ MESA_INSTALL_FIX = (
 )
 
 
-
 def _ensure_registered(env_id: str) -> None:
     if env_id.startswith("prefrl/"):
         import prefrl.tasks  # noqa: F401 - registers the behaviour tasks' env ids

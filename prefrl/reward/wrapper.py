@@ -17,8 +17,7 @@ import gymnasium as gym
 
 from prefrl.envs.wrappers import RewardFromSource
 from prefrl.reward.model import RewardModel
-
-REWARD_CHECKPOINT = "reward_model.pt"
+from prefrl.rundir import RunDir
 
 
 def load_reward_model(path: str | Path) -> RewardModel:
@@ -28,7 +27,7 @@ def load_reward_model(path: str | Path) -> RewardModel:
         FileNotFoundError: no reward model there yet, with what to do about it.
     """
     path = Path(path)
-    file = path if path.is_file() else path / "checkpoints" / REWARD_CHECKPOINT
+    file = path if path.is_file() else RunDir(path).reward_checkpoint
     if not file.exists():
         raise FileNotFoundError(
             f"no reward model at {file}. Pass a run directory of `prefrl train` whose reward "

@@ -9,17 +9,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from prefrl.agent.checkpoint import AGENT_CHECKPOINT
 from prefrl.agent.evaluate import evaluate
 from prefrl.agent.ppo import PPOAgent, Rollout
 from prefrl.baseline import resolve_ppo_config
 from prefrl.envs.make import make_env
 from prefrl.envs.vector import VecEnv
 from prefrl.prefs.clips import ClipCutter
-from prefrl.prefs.schedule import LabelSchedule
 from prefrl.reward.model import RewardModel
 from prefrl.reward.sources import LearnedReward
-from prefrl.reward.wrapper import REWARD_CHECKPOINT
+from prefrl.rundir import RunDir
 from prefrl.runtime.channels import ClipBatch, ClipSender, Status, StatusSender, WeightSubscriber
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.role import Role
@@ -47,7 +45,7 @@ class AgentRole(Role):
     ):
         torch.set_num_threads(1)
         self.cfg = config
-        self.run_dir = Path(run_dir)
+        self.rundir = RunDir(run_dir)
         self.clips, self.weights, self.status = clips, weights, status
         env_id = config.env_id
         # A learned reward has no fixed scale and shifts with every new version: PPO always
@@ -58,8 +56,7 @@ class AgentRole(Role):
         self.envs = VecEnv([make] * self.ppo_config.num_envs, capture_snapshots=True)
         self.agent = PPOAgent(self.envs, self.ppo_config, total_steps=config.steps, seed=config.seed)
         self.cutter = ClipCutter(env_id, config.clip_length, self.ppo_config.num_envs)
-        schedule = LabelSchedule(config.labels, config.steps, config.initial_fraction, config.decay_fraction)
-        self.initial_clips_wanted = 2 * schedule.initial_labels
+        self.initial_clips_wanted = 2 * config.schedule().initial_labels
         self.clips_sent = 0
         self.clips_dropped = 0
         self.model: RewardModel | None = None
@@ -69,14 +66,12 @@ class AgentRole(Role):
         self.busy_time = 0.0  # seconds spent acting and learning (not evaluating, not waiting)
         self.busy_steps = 0
 
-        checkpoint = self.run_dir / "checkpoints" / AGENT_CHECKPOINT
-        if checkpoint.exists():
-            self.agent.load(checkpoint)
+        if self.rundir.agent_checkpoint.exists():
+            self.agent.load(self.rundir.agent_checkpoint)
             self.next_eval = (self.agent.env_steps // self.eval_every + 1) * self.eval_every
             self.clips_sent = self.initial_clips_wanted  # the initial clips were cut before the crash
-        reward_checkpoint = self.run_dir / "checkpoints" / REWARD_CHECKPOINT
-        if reward_checkpoint.exists():
-            self.model = RewardModel.load(reward_checkpoint)
+        if self.rundir.reward_checkpoint.exists():
+            self.model = RewardModel.load(self.rundir.reward_checkpoint)
 
     # ------------------------------------------------------------------ step
     def step(self) -> bool:
@@ -176,7 +171,7 @@ class AgentRole(Role):
         self.done = True
 
     def save(self) -> None:
-        self.agent.save(self.run_dir / "checkpoints" / AGENT_CHECKPOINT)
+        self.agent.save(self.rundir.agent_checkpoint)
 
     def close(self) -> None:
         if self.model is not None:  # before the first model there is nothing worth resuming

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prefrl.agent.hyperparams import default_steps
+from prefrl.prefs.schedule import LabelSchedule
 from prefrl.reward.model import RewardModelConfig
 
 # Per-env defaults of a preference run. Clip lengths give 1-2 s of video at the env's
@@ -104,6 +105,10 @@ class TrainConfig:
         if self.backend not in ("multiprocess", "inprocess"):
             raise ValueError(f"backend must be multiprocess or inprocess, not {self.backend!r}")
         self.reward_model_config()  # validates the overrides now, not in a child process
+
+    def schedule(self) -> LabelSchedule:
+        """The run's label schedule."""
+        return LabelSchedule(self.labels, self.steps, self.initial_fraction, self.decay_fraction)
 
     def reward_model_config(self) -> RewardModelConfig:
         return RewardModelConfig().replace(**self.reward_model)

@@ -12,17 +12,15 @@ import numpy as np
 
 from prefrl.oracles import Oracle, make_oracle, parse_teacher
 from prefrl.prefs.clips import Answer, Clip
-from prefrl.prefs.schedule import LabelSchedule
 from prefrl.prefs.selection import select_pairs
 from prefrl.prefs.store import PreferenceStore
 from prefrl.render.frames import SnapshotRenderer
 from prefrl.render.pair import render_pair_video
 from prefrl.reward.model import RewardModel
+from prefrl.rundir import RunDir
 from prefrl.runtime.channels import ClipReceiver, Status, StatusSender, WeightSubscriber
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.role import Role
-
-STORE_FILE = "prefs.sqlite"
 
 
 def build_oracle(config: TrainConfig) -> Oracle:
@@ -56,15 +54,13 @@ class LabelerRole(Role):
     ):
         self.cfg = config
         self.clips, self.weights, self.status = clips, weights, status
-        self.store = PreferenceStore(Path(run_dir) / STORE_FILE, env_id=config.env_id)
+        self.rundir = RunDir(run_dir)
+        self.store = PreferenceStore(self.rundir.store_path, env_id=config.env_id)
         self.human = oracle is None and config.oracle == "human"
         self.oracle: Oracle | None = oracle if oracle is not None or self.human else build_oracle(config)
         self.human_queue = human_queue
-        self.run_dir = Path(run_dir)
         self._renderer: SnapshotRenderer | None = None  # for query videos, built on first use
-        self.schedule = LabelSchedule(
-            config.labels, config.steps, config.initial_fraction, config.decay_fraction
-        )
+        self.schedule = config.schedule()
         self.pool: collections.deque[Clip] = collections.deque(maxlen=config.pool_size)
         self.model: RewardModel | None = None
         self.agent_step = 0
@@ -148,7 +144,7 @@ class LabelerRole(Role):
             return
         if self._renderer is None:
             self._renderer = SnapshotRenderer(self.cfg.env_id, self.cfg.fixed_length or False)
-        render_pair_video(self._renderer, left, right, self.run_dir / "videos" / f"query_{query_id:05d}.mp4")
+        render_pair_video(self._renderer, left, right, self.rundir.videos / f"query_{query_id:05d}.mp4")
 
     def _report(self) -> None:
         counts = self.store.answer_counts()

@@ -9,18 +9,14 @@ from pathlib import Path
 import torch
 
 from prefrl.envs.make import make_env
-from prefrl.prefs.schedule import LabelSchedule
 from prefrl.prefs.store import Label, PreferenceStore
 from prefrl.reward.model import RewardModel
 from prefrl.reward.trainer import PreferenceTrainer
-from prefrl.reward.wrapper import REWARD_CHECKPOINT
+from prefrl.rundir import RunDir
 from prefrl.runtime.channels import Status, StatusSender, WeightPublisher
 from prefrl.runtime.config import TrainConfig
-from prefrl.runtime.labeler import STORE_FILE
 from prefrl.runtime.role import Role
 from prefrl.utils.io import atomic_torch_save
-
-TRAINER_CHECKPOINT = "reward_trainer.pt"
 
 
 class RewardTrainerRole(Role):
@@ -44,29 +40,26 @@ class RewardTrainerRole(Role):
     ):
         torch.set_num_threads(1)
         self.cfg = config
-        self.run_dir = Path(run_dir)
+        self.rundir = RunDir(run_dir)
         self.weights, self.status = weights, status
-        self.store = PreferenceStore(self.run_dir / STORE_FILE, env_id=config.env_id)
+        self.store = PreferenceStore(self.rundir.store_path, env_id=config.env_id)
         env = make_env(config.env_id)
         obs_shape = env.observation_space.shape
         assert obs_shape is not None
         self.model = RewardModel(obs_shape, env.action_space, config.reward_model_config(), seed=config.seed)
         env.close()
         self.trainer = PreferenceTrainer(self.model, seed=config.seed)
-        schedule = LabelSchedule(config.labels, config.steps, config.initial_fraction, config.decay_fraction)
-        self.min_labels = max(1, schedule.initial_labels)
+        self.min_labels = max(1, config.schedule().initial_labels)
         self.extra_rounds = extra_rounds
         self.rounds_without_new = extra_rounds  # nothing to refine before the first labels
         self.known: set[int] = set()
         self.last_metrics: dict[str, float] = {}
         self._labels_cache: list[Label] = []
 
-        checkpoint = self.run_dir / "checkpoints" / REWARD_CHECKPOINT
-        if checkpoint.exists():
-            self.model.load_state_dict(torch.load(checkpoint, weights_only=False))
-            trainer_state = self.run_dir / "checkpoints" / TRAINER_CHECKPOINT
-            if trainer_state.exists():
-                self.trainer.load_state_dict(torch.load(trainer_state, weights_only=False))
+        if self.rundir.reward_checkpoint.exists():
+            self.model.load_state_dict(torch.load(self.rundir.reward_checkpoint, weights_only=False))
+            if self.rundir.trainer_checkpoint.exists():
+                self.trainer.load_state_dict(torch.load(self.rundir.trainer_checkpoint, weights_only=False))
 
     def step(self) -> bool:
         new = self._read_new_labels()
@@ -108,8 +101,8 @@ class RewardTrainerRole(Role):
         return len(new)
 
     def save(self) -> None:
-        self.model.save(self.run_dir / "checkpoints" / REWARD_CHECKPOINT)
-        atomic_torch_save(self.trainer.state_dict(), self.run_dir / "checkpoints" / TRAINER_CHECKPOINT)
+        self.model.save(self.rundir.reward_checkpoint)
+        atomic_torch_save(self.trainer.state_dict(), self.rundir.trainer_checkpoint)
 
     def close(self) -> None:
         self.store.close()

@@ -15,7 +15,6 @@ from prefrl.prefs.store import PreferenceStore
 from prefrl.rundir import RunDir, read_metrics
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunInterrupted
-from prefrl.runtime.labeler import STORE_FILE
 from prefrl.runtime.monitor import Monitor
 
 
@@ -140,7 +139,7 @@ def _execute(
 
 def summarize(config: TrainConfig, run: RunDir, monitor: Monitor) -> dict[str, Any]:
     """The numbers a run ends with (``summary.json``)."""
-    with PreferenceStore(run.path / STORE_FILE, env_id=config.env_id) as store:
+    with PreferenceStore(run.store_path, env_id=config.env_id) as store:
         labels_used = store.num_answered()
         counts = {answer.value: n for answer, n in store.answer_counts().items()}
     agent, trainer = monitor.latest["agent"], monitor.latest["reward_trainer"]
