@@ -123,14 +123,19 @@ def _hopper_backflips(env: gym.Env, rewards: list[float]) -> float:
 
 
 def _cartpole_right_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs: np.ndarray) -> float:
+    # While the pole is up: the further right the better (0 at the left end of the track,
+    # 1 at the right end); nothing once it has fallen. A person asking for "up, on the
+    # right" still prefers a clip that is up longer or further right before any clip gets
+    # there, which is what lets the first labels teach anything.
     x, theta = float(next_obs[0]), float(next_obs[2])
-    upright = abs(theta) < 12 * math.pi / 180
-    return float(upright and 0.5 < x < 2.0)
+    upright = abs(theta) < 12 * math.pi / 180 and abs(x) < 2.4
+    return (x + 2.4) / 4.8 if upright else 0.0
 
 
-def _seconds(env: gym.Env, rewards: list[float]) -> float:
+def _seconds_right(env: gym.Env, rewards: list[float]) -> float:
     inner: Any = env.unwrapped
-    return float(sum(rewards)) * float(inner.tau)
+    # a reward above (0.5 + 2.4) / 4.8 means upright with x > 0.5
+    return sum(r > (0.5 + 2.4) / 4.8 for r in rewards) * float(inner.tau)
 
 
 TASKS: dict[str, Task] = {}
@@ -186,7 +191,7 @@ register_task(
         env_id="CartPole-v1",
         instruction="Which cart keeps its pole up on the right side of the track?",
         behaviour_reward=_cartpole_right_reward,
-        measure=_seconds,
+        measure=_seconds_right,
         measure_name="seconds upright on the right side per episode",
         horizon=200,
         clip_length=50,
