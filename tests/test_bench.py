@@ -226,15 +226,15 @@ def test_a_second_bench_in_the_same_output_is_refused(tmp_path):
 
 def test_ready_grids_expand_to_the_documented_cells():
     classic = load_grid(BENCHMARKS / "classic.toml").cells()
-    assert len(classic) == 138
-    assert sum(c.arm == "prefrl" for c in classic) == 108
+    assert len(classic) == 114
+    assert sum(c.arm == "prefrl" for c in classic) == 84
     keys = [c.key for c in classic]
     assert len(set(keys)) == len(keys)
     assert "Pendulum-v1/prefrl-b100-perfect-disagreement-s2" in keys
     assert "CartPole-v1/ppo_constant-s2" in keys and "Pendulum-v1/ppo_constant-s0" not in keys
     cartpole = next(c for c in classic if c.key == "CartPole-v1/ppo_true-s0")
     assert cartpole.spec["fixed_length"] == 200 and cartpole.steps == 100_000
-    assert "Pendulum-teachers/prefrl-b100-skip-random-s1" in keys
+    assert "Pendulum-teachers/prefrl-b100-equal-random-s1" in keys
     hopper = load_grid(BENCHMARKS / "hopper.toml").cells()
     assert sorted(c.name for c in hopper) == [
         "ppo_constant-s0",

@@ -264,6 +264,12 @@ def _run_grid(
         if result.status == "stale":
             echo(f"STALE {result.cell.key}: {result.message}")
     pool = _Pool(out, grid, states, echo, len(todo), should_stop)
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # a scheduler's SIGTERM stops the grid as cleanly as Ctrl-C
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if in_main_thread else None
     try:
         pool.run(todo, jobs)
     except KeyboardInterrupt:
@@ -271,6 +277,9 @@ def _run_grid(
         results.update(pool.results)
         _finish(grid, out, cells, results, echo)
         raise
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     results.update(pool.results)
     return _finish(grid, out, cells, results, echo)
 
