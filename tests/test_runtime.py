@@ -198,3 +198,13 @@ def test_inprocess_run_that_cannot_progress_says_why(tmp_path):
     config.pool_size = 1  # one clip: no pair can be formed
     with pytest.raises(RunStuck, match="cannot progress"):
         train(config, tmp_path / "r", progress=False, video=False)
+
+
+def test_query_videos_keep_every_pair_that_was_asked(tmp_path):
+    summary = train(
+        small(backend="inprocess", labels=6, query_videos=True), tmp_path / "r", progress=False, video=False
+    )
+    videos = sorted((tmp_path / "r" / "videos").glob("query_*.mp4"))
+    assert summary["labels_used"] == 6
+    assert [v.name for v in videos] == [f"query_{i:05d}.mp4" for i in range(1, 7)]
+    assert all(v.stat().st_size > 1000 for v in videos)

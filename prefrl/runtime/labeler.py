@@ -60,6 +60,7 @@ class LabelerRole(Role):
         self.oracle: Oracle | None = oracle if oracle is not None or self.human else build_oracle(config)
         self.human_queue = human_queue
         self._renderer: SnapshotRenderer | None = None  # for query videos, built on first use
+        self._last_video_query = max((q.query_id for q in self.store.labels()), default=0)
         self.schedule = config.schedule()
         self.pool: collections.deque[Clip] = collections.deque(maxlen=config.pool_size)
         self.model: RewardModel | None = None
@@ -97,6 +98,8 @@ class LabelerRole(Role):
         answered = self.store.num_answered()
         changed = answered != self.answered
         self.answered = answered
+        if changed and self.cfg.query_videos:
+            self._videos_of_human_answers()
         if self.answered >= self.cfg.labels:
             self.done = True
         waiting = len(self.store.pending_queries())
@@ -138,6 +141,14 @@ class LabelerRole(Role):
         if self.answered >= self.cfg.labels:
             self.done = True
             self._report()
+
+    def _videos_of_human_answers(self) -> None:
+        """Query videos of what the person answered since the last call (the window shows
+        the pairs; the labeler, idle while a person thinks, writes them)."""
+        for label in self.store.labels(after_query_id=self._last_video_query):
+            clips = self.store.get_clips([label.left_clip_id, label.right_clip_id])
+            self._query_video(label.query_id, clips[label.left_clip_id], clips[label.right_clip_id])
+            self._last_video_query = label.query_id
 
     def _query_video(self, query_id: int, left: Clip, right: Clip) -> None:
         if left.snapshots is None or right.snapshots is None:
