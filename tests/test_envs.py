@@ -58,6 +58,13 @@ def test_unsupported_spaces_name_the_fix():
         check_spaces(MultiDiscreteAct())
 
 
+def test_image_observations_name_the_fix():
+    with pytest.raises(EnvError, match=r"shape \(210, 160, 3\).*obs_type='ram'"):
+        make_env("ALE/Pong-v5")
+    env = make_env("ALE/Pong-v5", obs_type="ram")  # the fix works
+    assert env.observation_space.shape == (128,)
+
+
 def run_episode(env, action, seed=0):
     env.reset(seed=seed)
     steps, total, terminated_seen = 0, 0.0, False

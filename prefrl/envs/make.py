@@ -92,6 +92,18 @@ def check_spaces(env: gym.Env) -> None:
             f"{obs_space}. Wrap the env, e.g. gymnasium.wrappers.FlattenObservation for Dict/Tuple "
             "spaces, before handing it to prefrl."
         )
+    if len(obs_space.shape) != 1:
+        env_id = env.spec.id if env.spec else type(env.unwrapped).__name__
+        fix = (
+            f"make_env({env_id!r}, obs_type='ram') gives Atari's 128-byte RAM instead"
+            if env_id.startswith("ALE/")
+            else "wrap the env with gymnasium.wrappers.FlattenObservation"
+        )
+        raise EnvError(
+            f"prefrl's policies and reward models take flat (1-D) observations; {env_id} gives "
+            f"observations of shape {obs_space.shape} (images need a CNN, which prefrl does not have "
+            f"yet). Fix: {fix}."
+        )
     if isinstance(act_space, gym.spaces.Discrete):
         return
     if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1:
