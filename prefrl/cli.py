@@ -115,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--selection",
         choices=["random", "disagreement"],
-        default="random",
-        help="how pairs are chosen (default random)",
+        default="disagreement",
+        help="how pairs are chosen: where the reward models disagree most (default), or at random",
     )
     p.add_argument(
         "--backend",
