@@ -38,6 +38,11 @@ def main() -> None:
     parser.add_argument("--out", default="runs/tasks")
     parser.add_argument("--videos", default="videos")
     parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument(
+        "--no-train",
+        action="store_true",
+        help="measure the runs already in --out as they are (a stopped run: its latest checkpoint)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     out, videos = Path(args.out), Path(args.videos)
@@ -49,10 +54,10 @@ def main() -> None:
         name, labels, steps = spec.split(":")
         task = get_task(name)
         run_dir = out / f"{name}-s{args.seed}"
-        if not (run_dir / "summary.json").exists():
+        if not (run_dir / "summary.json").exists() and not args.no_train:
             config = TrainConfig(task=name, labels=int(labels), steps=int(steps), seed=args.seed)
             train(config, run_dir, progress=False, video=False)
-        summary = json.loads((run_dir / "summary.json").read_text())
+        labels_used, env_steps = _progress(run_dir)
         env = make_env(task.gym_id, fixed_length=True)
         torch.manual_seed(args.seed)  # the untrained policy the run started from
         untrained = TrainedPolicy(resolve_ppo_config(task.gym_id), env.observation_space, env.action_space)
@@ -71,7 +76,7 @@ def main() -> None:
             untrained.act, task.gym_id, videos / f"{name}_untrained.mp4", fixed_length=True, max_frames=600
         )
         row = (
-            f"| {name} | {task.env_id} | {summary['labels_used']} | {summary['env_steps']} | {task.measure_name} | "
+            f"| {name} | {task.env_id} | {labels_used} | {env_steps} | {task.measure_name} | "
             f"{np.mean(before):.2f} | {np.mean(rand):.2f} | {np.mean(after):.2f} ± {np.std(after):.2f} | {video} |"
         )
         lines.append(row)
@@ -79,6 +84,15 @@ def main() -> None:
     table = "\n".join(lines)
     (out / "results.md").write_text(table + "\n")
     print(table)
+
+
+def _progress(run_dir: Path) -> tuple[int, int]:
+    """Labels and env steps of a finished run (summary.json), else of a stopped one (status.json)."""
+    if (run_dir / "summary.json").exists():
+        summary = json.loads((run_dir / "summary.json").read_text())
+        return summary["labels_used"], summary["env_steps"]
+    status = json.loads((run_dir / "status.json").read_text())
+    return status["labels_answered"], status["agent_step"]
 
 
 if __name__ == "__main__":

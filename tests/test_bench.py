@@ -235,16 +235,14 @@ def test_ready_grids_expand_to_the_documented_cells():
     cartpole = next(c for c in classic if c.key == "CartPole-v1/ppo_true-s0")
     assert cartpole.spec["fixed_length"] == 200 and cartpole.steps == 100_000
     assert "Pendulum-teachers/prefrl-b100-equal-random-s1" in keys
+    arms = [f"prefrl-b{b}-perfect-{s}-s0" for b in (350, 700, 1400) for s in ("disagreement", "random")]
     hopper = load_grid(BENCHMARKS / "hopper.toml").cells()
-    assert sorted(c.name for c in hopper) == [
-        "ppo_constant-s0",
-        "ppo_true-s0",
-        "prefrl-b1400-perfect-random-s0",
-        "prefrl-b350-perfect-random-s0",
-        "prefrl-b700-perfect-random-s0",
-        "random-s0",
-    ]
+    assert sorted(c.name for c in hopper) == sorted(["ppo_true-s0", "random-s0", *arms])
     assert all(c.steps == 1_000_000 for c in hopper)
+    assert all(c.spec.get("fixed_length", c.spec.get("config", {}).get("fixed_length")) is True for c in hopper)
+    episodic = load_grid(BENCHMARKS / "hopper_episodic.toml").cells()
+    assert sorted(c.name for c in episodic) == sorted(["ppo_constant-s0", "ppo_true-s0", "random-s0", *arms])
+    assert all(c.spec.get("fixed_length", c.spec.get("config", {}).get("fixed_length")) is False for c in episodic)
 
 
 def test_env_tables_override_and_merge_grid_defaults():
