@@ -239,10 +239,14 @@ def test_ready_grids_expand_to_the_documented_cells():
     hopper = load_grid(BENCHMARKS / "hopper.toml").cells()
     assert sorted(c.name for c in hopper) == sorted(["ppo_true-s0", "random-s0", *arms])
     assert all(c.steps == 1_000_000 for c in hopper)
-    assert all(c.spec.get("fixed_length", c.spec.get("config", {}).get("fixed_length")) is True for c in hopper)
+    assert all(
+        c.spec.get("fixed_length", c.spec.get("config", {}).get("fixed_length")) is True for c in hopper
+    )
     episodic = load_grid(BENCHMARKS / "hopper_episodic.toml").cells()
     assert sorted(c.name for c in episodic) == sorted(["ppo_constant-s0", "ppo_true-s0", "random-s0", *arms])
-    assert all(c.spec.get("fixed_length", c.spec.get("config", {}).get("fixed_length")) is False for c in episodic)
+    assert all(
+        c.spec.get("fixed_length", c.spec.get("config", {}).get("fixed_length")) is False for c in episodic
+    )
 
 
 def test_env_tables_override_and_merge_grid_defaults():
