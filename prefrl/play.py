@@ -27,6 +27,10 @@ def play(
     """
     run = RunDir(run_dir)
     config = run.read_config()
+    if config.get("task"):
+        from prefrl.tasks import get_task
+
+        get_task(str(config["task"]))  # a task from the user's file: loading it registers its env
     env_id, fixed_length = config["env_id"], config.get("fixed_length") or False
     env = make_env(env_id, fixed_length=fixed_length)
     policy = load_policy(run.path, env)

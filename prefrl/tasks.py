@@ -24,14 +24,19 @@ Define a new task in a few lines::
         measure_name="steps leaning right",
     ))
 
-and run ``prefrl train --task lean``.
+in a file ``my_tasks.py``, and run ``prefrl train --task my_tasks.py:lean`` (or
+``--task my_package.tasks:lean`` for a module): every process of the run, and ``prefrl
+resume``, loads that file again to find the task.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -200,9 +205,41 @@ register_task(
 
 
 def get_task(name: str) -> Task:
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
-    return TASKS[name]
+    """The task ``name``: a registered one, or ``FILE.py:NAME`` / ``MODULE:NAME``, a task
+    that file or module registers (loaded once per process, on first use)."""
+    source, _, short = name.rpartition(":")
+    if source and source not in _LOADED_SOURCES:
+        _load_task_source(source)
+        _LOADED_SOURCES.add(source)
+    if short not in TASKS:
+        where = (
+            f"{source} registers no task {short!r}; it registers" if source else f"unknown task {short!r};"
+        )
+        raise ValueError(
+            f"{where} known tasks: {', '.join(sorted(TASKS))}. Your own: --task FILE.py:NAME "
+            "with a file that calls prefrl.tasks.register_task(Task(name=NAME, ...))"
+        )
+    return TASKS[short]
+
+
+_LOADED_SOURCES: set[str] = set()
+
+
+def _load_task_source(source: str) -> None:
+    if source.endswith(".py"):
+        path = Path(source)
+        if not path.is_file():
+            raise ValueError(f"task file {source} not found")
+        spec = importlib.util.spec_from_file_location(f"prefrl_user_tasks_{path.stem}", path)
+        if spec is None or spec.loader is None:
+            raise ValueError(f"cannot load task file {source}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        try:
+            importlib.import_module(source)
+        except ImportError as err:
+            raise ValueError(f"cannot import task module {source!r}: {err}") from err
 
 
 def task_for_env(env_id: str) -> Task | None:

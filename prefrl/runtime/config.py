@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prefrl.agent.hyperparams import default_steps
@@ -88,6 +89,9 @@ class TrainConfig:
         if self.task is not None:
             from prefrl.tasks import get_task
 
+            source, _, short = self.task.rpartition(":")
+            if source.endswith(".py"):  # a task file: found again from any directory (resume)
+                self.task = f"{Path(source).resolve()}:{short}"
             task = get_task(self.task)
             if self.env_id not in (task.gym_id, task.env_id, ""):
                 raise ValueError(f"task {task.name!r} runs on {task.env_id}, not {self.env_id}")

@@ -1,0 +1,111 @@
+"""Behaviour tasks: the scripted persons' rewards and measures, and tasks from a user's file."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from prefrl.envs.make import make_env
+from prefrl.play import play
+from prefrl.runtime.config import TrainConfig
+from prefrl.runtime.run import train
+from prefrl.tasks import get_task
+
+torch.set_num_threads(1)
+
+
+def test_spin_counts_net_counter_clockwise_turns():
+    spin = get_task("spin")
+    env = make_env(spin.gym_id, fixed_length=True)
+    obs = np.array([1.0, 0.0, 0.0])
+    # 4 rad/s counter-clockwise for 200 steps of 0.05 s = 40 rad
+    reward = spin.behaviour_reward(env, obs, None, np.array([1.0, 0.0, 4.0]))
+    assert reward == 0.5
+    assert spin.measure(env, [reward] * 200) == pytest.approx(40 / (2 * math.pi))
+    assert spin.measure(env, [-reward] * 200) == pytest.approx(-40 / (2 * math.pi))
+
+
+def test_right_rewards_being_up_further_right_and_nothing_fallen():
+    right = get_task("right")
+    env = make_env(right.gym_id, fixed_length=True)
+    up_right, up_left = np.array([1.0, 0, 0.0, 0]), np.array([-1.0, 0, 0.0, 0])
+    fallen = np.array([1.0, 0, 0.5, 0])
+    rewards = [right.behaviour_reward(env, s, 0, s) for s in (up_right, up_left, fallen)]
+    assert rewards == [pytest.approx(3.4 / 4.8), pytest.approx(1.4 / 4.8), 0.0]
+    # only upright steps with x > 0.5 count, 0.02 s each
+    assert right.measure(env, rewards * 10) == pytest.approx(10 * 0.02)
+
+
+def test_unknown_task_names_the_known_ones_and_how_to_add_one():
+    with pytest.raises(ValueError, match=r"unknown task 'nope'.*backflip, right, spin.*FILE\.py:NAME"):
+        get_task("nope")
+
+
+TASK_FILE = """
+    from prefrl.tasks import Task, register_task
+
+    def lean_right(env, obs, action, next_obs):
+        return float(next_obs[2] > 0.0)
+
+    register_task(Task(
+        name="{name}", env_id="CartPole-v1", instruction="Which pole leans to the right?",
+        behaviour_reward=lean_right, measure=lambda env, rewards: float(sum(rewards)),
+        measure_name="steps leaning right", horizon=100, clip_length=25,
+    ))
+"""
+
+
+def write_task_file(tmp_path, name):
+    path = tmp_path / f"{name}_tasks.py"
+    path.write_text(textwrap.dedent(TASK_FILE.format(name=name)))
+    return path
+
+
+def test_a_task_from_a_file_errors_clearly(tmp_path):
+    path = write_task_file(tmp_path, "leanerr")
+    with pytest.raises(ValueError, match=r"registers no task 'other'; it registers known tasks: .*leanerr"):
+        get_task(f"{path}:other")
+    with pytest.raises(ValueError, match=r"task file .*missing\.py not found"):
+        get_task(f"{tmp_path / 'missing.py'}:x")
+
+
+def test_a_task_from_a_file_runs_and_is_found_again_in_a_fresh_process(tmp_path, monkeypatch):
+    path = write_task_file(tmp_path, "leanrun")
+    monkeypatch.chdir(tmp_path)
+    config = TrainConfig(
+        task=f"{path.name}:leanrun",  # relative to the working directory
+        steps=1024,
+        labels=6,
+        backend="inprocess",
+        num_evals=1,
+        eval_episodes=1,
+        ppo={"num_envs": 2, "num_steps": 128},
+        reward_model={"epochs_per_round": 2, "min_steps_per_round": 5},
+    )
+    assert config.task == f"{path.resolve()}:leanrun" and config.env_id == "prefrl/CartPoleLeanrun-v0"
+    assert config.fixed_length is True and config.clip_length == 25
+    summary = train(config, tmp_path / "run", progress=False, video=False)
+    assert summary["labels_used"] == 6 and summary["env_steps"] >= 1024
+    assert play(tmp_path / "run", out=tmp_path / "play.mp4")["steps leaning right"]
+    # a child process or `prefrl resume` elsewhere rebuilds the config from config.json alone
+    code = (
+        "import json, sys; from prefrl.runtime.config import TrainConfig; from prefrl.envs.make import make_env; "
+        "c = TrainConfig.from_dict(json.load(open(sys.argv[1]))); "
+        "print(make_env(c.env_id, fixed_length=c.fixed_length).spec.id)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "run" / "config.json")],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "prefrl/CartPoleLeanrun-v0"
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["task"] == config.task
