@@ -21,11 +21,9 @@ from typing import Any
 import numpy as np
 
 from prefrl import __version__
+from prefrl.bench.grid import INTERRUPTED_EXIT
 from prefrl.rundir import MetricsLogger, RunDir
 from prefrl.runtime.errors import RunInterrupted
-
-INTERRUPTED_EXIT = 130
-"""Exit status of a cell stopped by Ctrl-C (it can be resumed), as a shell reports SIGINT."""
 
 RANDOM_EVAL_SEED = 10_000
 """First episode seed of the random policy's evaluation: the same starts every trained

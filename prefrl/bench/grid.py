@@ -126,6 +126,10 @@ class EnvSettings:
     train: dict[str, Any] = field(default_factory=dict)
 
 
+INTERRUPTED_EXIT = 130
+"""Exit status of a cell process stopped by Ctrl-C (it can be resumed), as a shell reports SIGINT."""
+
+
 @dataclass(frozen=True)
 class Cell:
     """One run of the grid: what to run (``spec``) and how it is reported."""

@@ -34,8 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from prefrl import __version__
-from prefrl.bench.cell import INTERRUPTED_EXIT
-from prefrl.bench.grid import Cell, Grid
+from prefrl.bench.grid import INTERRUPTED_EXIT, Cell, Grid
 from prefrl.rundir import RunDir, write_json
 from prefrl.runtime.errors import RunError
 
