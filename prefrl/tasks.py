@@ -212,11 +212,9 @@ def get_task(name: str) -> Task:
         _load_task_source(source)
         _LOADED_SOURCES.add(source)
     if short not in TASKS:
-        where = (
-            f"{source} registers no task {short!r}; it registers" if source else f"unknown task {short!r};"
-        )
+        what = f"{source} registers no task {short!r}" if source else f"unknown task {short!r}"
         raise ValueError(
-            f"{where} known tasks: {', '.join(sorted(TASKS))}. Your own: --task FILE.py:NAME "
+            f"{what}; known tasks: {', '.join(sorted(TASKS))}. Your own: --task FILE.py:NAME "
             "with a file that calls prefrl.tasks.register_task(Task(name=NAME, ...))"
         )
     return TASKS[short]
