@@ -33,7 +33,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--tasks", nargs="+", default=["spin:200:200000"], help="NAME:LABELS:STEPS")
+    parser.add_argument(
+        "--tasks", nargs="+", default=["spin:200:200000"], help="NAME:LABELS:STEPS (NAME may be FILE.py:NAME)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/tasks")
     parser.add_argument("--videos", default="videos")
@@ -51,11 +53,12 @@ def main() -> None:
         "|---|---|---:|---:|---|---:|---:|---:|---|",
     ]
     for spec in args.tasks:
-        name, labels, steps = spec.split(":")
-        task = get_task(name)
+        source, labels, steps = spec.rsplit(":", 2)  # the task may be FILE.py:NAME
+        task = get_task(source)
+        name = task.name
         run_dir = out / f"{name}-s{args.seed}"
         if not (run_dir / "summary.json").exists() and not args.no_train:
-            config = TrainConfig(task=name, labels=int(labels), steps=int(steps), seed=args.seed)
+            config = TrainConfig(task=source, labels=int(labels), steps=int(steps), seed=args.seed)
             train(config, run_dir, progress=False, video=False)
         labels_used, env_steps = _progress(run_dir)
         env = make_env(task.gym_id, fixed_length=True)
