@@ -151,6 +151,11 @@ ARGS = [
     "num_steps=256",
     "--reward-model",
     "epochs_per_round=2",
+    # random pairs keep the labels in step with the agent on a loaded machine (disagreement
+    # first scores every candidate with the ensemble), so a stop after 12 labels lands
+    # mid-run; with disagreement a busy CI machine once finished the run first.
+    "--selection",
+    "random",
 ]
 
 
