@@ -99,8 +99,18 @@ def test_a_killed_child_is_restarted_and_the_run_completes(tmp_path, capsys):
 def cli(*args, **kwargs):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "prefrl.cli", *args], env=env, start_new_session=True, **kwargs
+        [sys.executable, "-m", "prefrl.cli", *args],
+        env=env,
+        start_new_session=True,
+        # as from a terminal: a test suite started in the background (`cmd &`) ignores
+        # SIGINT, its children inherit that, and Ctrl-C could not be simulated
+        preexec_fn=_default_sigint,
+        **kwargs,
     )
+
+
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_labels(run_dir, n, timeout=90):
@@ -151,11 +161,6 @@ ARGS = [
     "num_steps=256",
     "--reward-model",
     "epochs_per_round=2",
-    # random pairs keep the labels in step with the agent on a loaded machine (disagreement
-    # first scores every candidate with the ensemble), so a stop after 12 labels lands
-    # mid-run; with disagreement a busy CI machine once finished the run first.
-    "--selection",
-    "random",
 ]
 
 
