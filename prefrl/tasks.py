@@ -223,6 +223,13 @@ def get_task(name: str) -> Task:
 _LOADED_SOURCES: set[str] = set()
 
 
+def portable_task_name(name: str) -> str:
+    """``name`` with a task file's path made absolute (``FILE.py:NAME``), so that child
+    processes and ``prefrl resume`` find the file from any working directory."""
+    source, _, short = name.rpartition(":")
+    return f"{Path(source).resolve()}:{short}" if source.endswith(".py") else name
+
+
 def _load_task_source(source: str) -> None:
     if source.endswith(".py"):
         path = Path(source)

@@ -7,3 +7,18 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import torch
 
 torch.set_num_threads(1)
+
+
+# `prefrl train` flags for a small run that finishes in seconds (tests that start the CLI)
+SMALL_RUN_FLAGS = [
+    "--clip-length",
+    "25",
+    "--quiet",
+    "--no-video",
+    "--ppo",
+    "num_envs=2",
+    "--ppo",
+    "num_steps=256",
+    "--reward-model",
+    "epochs_per_round=2",
+]

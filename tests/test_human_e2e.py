@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from conftest import SMALL_RUN_FLAGS
 
 from prefrl.oracles import PerfectOracle
 from prefrl.prefs.clips import Answer
@@ -48,18 +49,9 @@ def test_a_person_labels_a_live_run_in_the_window(tmp_path, display):
             "6",
             "--steps",
             "8192",
-            "--clip-length",
-            "25",
             "--run-dir",
             str(run),
-            "--quiet",
-            "--no-video",
-            "--ppo",
-            "num_envs=2",
-            "--ppo",
-            "num_steps=256",
-            "--reward-model",
-            "epochs_per_round=2",
+            *SMALL_RUN_FLAGS,
         ],
         env=env,
         stdout=subprocess.PIPE,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SMALL_RUN_FLAGS
 
 from prefrl.prefs.store import PreferenceStore
 from prefrl.reward import load_reward_model
@@ -151,16 +152,7 @@ ARGS = [
     "30000",
     "--labels",
     "40",
-    "--clip-length",
-    "25",
-    "--quiet",
-    "--no-video",
-    "--ppo",
-    "num_envs=2",
-    "--ppo",
-    "num_steps=256",
-    "--reward-model",
-    "epochs_per_round=2",
+    *SMALL_RUN_FLAGS,
 ]
 
 

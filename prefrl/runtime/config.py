@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from prefrl.agent.hyperparams import default_steps
@@ -87,23 +86,20 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.task is not None:
-            from prefrl.tasks import get_task
+            from prefrl.tasks import get_task, portable_task_name
 
-            source, _, short = self.task.rpartition(":")
-            if source.endswith(".py"):  # a task file: found again from any directory (resume)
-                self.task = f"{Path(source).resolve()}:{short}"
+            self.task = portable_task_name(self.task)
             task = get_task(self.task)
             if self.env_id not in (task.gym_id, task.env_id, ""):
                 raise ValueError(f"task {task.name!r} runs on {task.env_id}, not {self.env_id}")
             self.env_id = task.gym_id
-            base = PREFERENCE_DEFAULTS.get(task.env_id, _FALLBACK)
+            env_defaults = PREFERENCE_DEFAULTS.get(task.env_id, _FALLBACK)
             defaults: dict[str, Any] = {"clip_length": task.clip_length, "fixed_length": True}
-            self.reward_model = {**base.get("reward_model", {}), **self.reward_model}
         else:
             from prefrl.envs.make import base_env_id
 
-            defaults = PREFERENCE_DEFAULTS.get(base_env_id(self.env_id), _FALLBACK)
-            self.reward_model = {**defaults.get("reward_model", {}), **self.reward_model}
+            env_defaults = defaults = PREFERENCE_DEFAULTS.get(base_env_id(self.env_id), _FALLBACK)
+        self.reward_model = {**env_defaults.get("reward_model", {}), **self.reward_model}
         if self.steps <= 0:
             self.steps = default_steps(self.env_id)
         if self.clip_length <= 0:
