@@ -37,7 +37,7 @@ from prefrl.ui import (
     start_labeling_window,
 )
 from prefrl.ui.cli import main as label_main
-from prefrl.ui.render_ahead import frame_stride_for
+from prefrl.ui.render_ahead import _make_renderer, frame_stride_for
 from prefrl.ui.run_info import START_GRACE_S, STATUS_STALE_S, read_status
 from prefrl.ui.scripted import ScriptedPerson, collect_clips, make_human_run
 from prefrl.ui.window import LabelingWindow
@@ -161,7 +161,14 @@ def test_render_ahead_process_frames_are_the_snapshots_frames(clips):
     assert pair.query_id == 7 and pair.fps == 30.0 and pair.frame_stride == 1
     np.testing.assert_array_equal(pair.left, expected[0])
     np.testing.assert_array_equal(pair.right, expected[1])
-    assert frame_stride_for(125.0) == 3 and frame_stride_for(50.0) == 1 and frame_stride_for(30.0) == 1
+    assert frame_stride_for(50.0, 40.0) == 1 and frame_stride_for(30.0, 40.0) == 1
+    assert frame_stride_for(125.0, 40.0) == 3 and frame_stride_for(125.0, 30.0) == 4
+
+
+def test_mujoco_clips_are_shown_at_most_30_frames_a_second():
+    renderer, stride, fps = _make_renderer("Hopper-v5", True, None)
+    renderer.close()
+    assert (stride, fps) == (4, 31.25)  # 125 fps simulation, every 4th frame: still real time
 
 
 # ------------------------------------------------------------------------ window

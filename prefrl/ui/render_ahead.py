@@ -13,9 +13,11 @@ caller. It renders in one of two backends:
 - ``"thread"``: a thread of the calling process. No start-up cost and no copies, but
   it shares the GIL (and pygame) with the window.
 
-Frames are rendered at ``frame_stride`` (every ``frame_stride``-th snapshot): a window
-redrawing at most ~60 times a second cannot show more, and Hopper's 125 fps clips cost
-half as much to render with stride 2 while still playing in real time.
+Frames are rendered at ``frame_stride`` (every ``frame_stride``-th snapshot), still played
+in real time: a window redrawing at most ~60 times a second cannot show more, and
+MuJoCo's frames, drawn in software without a GPU (~40 ms each at 480x480 on llvmpipe),
+are shown at most ~30 times a second: Hopper's 125 fps clips cost a quarter to render with
+stride 4.
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ from typing import Any
 import numpy as np
 
 BACKENDS = ("process", "thread")
-MAX_DISPLAY_FPS = 40.0
-"""the display rate the frame stride aims for: smooth to the eye, and it keeps a Hopper pair
-(125 fps, rendered in software at ~17-70 fps) ready within a labelling pace of 3 s"""
+MAX_DISPLAY_FPS = {"mujoco": 30.0, "other": 40.0}
+"""the display rate the frame stride aims for, per env family: smooth to the eye, and for
+MuJoCo (a frame costs ~40 ms in software) low enough that a Hopper pair renders in well
+under the 3 s a person takes to answer one"""
 _JOIN_S = 5.0
 _STOP_WAIT_S = 1.0
 
@@ -69,9 +72,9 @@ class RenderedPair:
     render_s: tuple[float, float]
 
 
-def frame_stride_for(render_fps: float, max_display_fps: float = MAX_DISPLAY_FPS) -> int:
+def frame_stride_for(render_fps: float, max_display_fps: float) -> int:
     """Snapshots per shown frame so that playback needs at most ~``max_display_fps`` frames/s
-    (1 for CartPole's 50 fps and Pendulum's 30; Hopper's 125 fps: 3)."""
+    (at 40: 1 for CartPole's 50 fps and Pendulum's 30; at 30: 4 for Hopper's 125)."""
     return max(1, round(render_fps / max_display_fps))
 
 
@@ -82,7 +85,8 @@ class RenderAhead:
         env_id: the env the clips come from.
         fixed_length: the run's ``fixed_length`` setting (passed to the render env).
         backend: ``"process"`` or ``"thread"`` (see the module docstring).
-        max_display_fps: frames per second the display can show; sets the frame stride.
+        max_display_fps: frames per second to show at most (sets the frame stride);
+            default: ``MAX_DISPLAY_FPS`` of the env's family.
 
     Use from one thread (the window's); :meth:`close` when done (also on errors).
 
@@ -96,7 +100,7 @@ class RenderAhead:
         fixed_length: bool | int = False,
         *,
         backend: str = "process",
-        max_display_fps: float = MAX_DISPLAY_FPS,
+        max_display_fps: float | None = None,
     ):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
@@ -216,7 +220,7 @@ class RenderAhead:
             else:
                 self._error = message[1]
 
-    def _render_here(self, env_id: str, fixed_length: bool | int, max_display_fps: float) -> None:
+    def _render_here(self, env_id: str, fixed_length: bool | int, max_display_fps: float | None) -> None:
         """Thread backend: render in this thread (its render env is made and used only here)."""
         try:
             renderer, stride, fps = _make_renderer(env_id, fixed_length, max_display_fps)
@@ -240,11 +244,17 @@ class RenderAhead:
             renderer.close()
 
 
-def _make_renderer(env_id: str, fixed_length: bool | int, max_display_fps: float) -> tuple[Any, int, float]:
+def _make_renderer(
+    env_id: str, fixed_length: bool | int, max_display_fps: float | None
+) -> tuple[Any, int, float]:
     """``(SnapshotRenderer, frame_stride, playback fps)`` for ``env_id``."""
+    from prefrl.envs.snapshot import env_family
     from prefrl.render.frames import SnapshotRenderer
 
     renderer = SnapshotRenderer(env_id, fixed_length)
+    if max_display_fps is None:
+        family = "mujoco" if env_family(renderer.env) == "mujoco" else "other"
+        max_display_fps = MAX_DISPLAY_FPS[family]
     stride = frame_stride_for(renderer.fps, max_display_fps)
     return renderer, stride, renderer.fps / stride
 
@@ -260,7 +270,7 @@ def _render_pair(
 
 
 def _process_main(
-    env_id: str, fixed_length: bool | int, max_display_fps: float, requests: Any, results: Any
+    env_id: str, fixed_length: bool | int, max_display_fps: float | None, requests: Any, results: Any
 ) -> None:
     """Process backend: the render process's loop."""
     # This process never opens a window or plays sound: pygame (which classic-control envs
