@@ -177,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("resume", help="continue a stopped or crashed preference run")
     p.add_argument("run_dir", help="the run directory to continue")
+    p.add_argument(
+        "--steps", type=int, help="train further: a larger env-step budget for the whole run"
+    )
+    p.add_argument("--labels", type=int, help="a larger label budget for the whole run")
     p.add_argument("--no-video", action="store_true", help="skip the final policy video")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_resume)
@@ -236,7 +240,9 @@ def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_resume(args: argparse.Namespace) -> dict[str, Any]:
     from prefrl.runtime.run import resume
 
-    return resume(args.run_dir, progress=not args.quiet, video=not args.no_video)
+    return resume(
+        args.run_dir, steps=args.steps, labels=args.labels, progress=not args.quiet, video=not args.no_video
+    )
 
 
 def cmd_baseline(args: argparse.Namespace) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from conftest import SMALL_RUN_FLAGS
 
 from prefrl.prefs.store import PreferenceStore
 from prefrl.reward import load_reward_model
-from prefrl.rundir import column, read_metrics
+from prefrl.rundir import RunDir, column, read_metrics
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunStuck
 from prefrl.runtime.run import resume, train
@@ -184,6 +184,23 @@ def test_resume_after_a_stopped_run_keeps_every_label(tmp_path, how):
     with PreferenceStore(run / "prefs.sqlite") as store:
         assert [lbl.query_id for lbl in store.labels()][: len(answered_ids)] == answered_ids
         assert store.pending_queries() == []
+
+
+def test_a_finished_run_trains_further_with_a_larger_budget(tmp_path):
+    run = tmp_path / "r"
+    first = train(small(backend="inprocess"), run, progress=False, video=False)
+    assert first["env_steps"] == 4096 and first["labels_used"] == 12
+    rows_before = read_metrics(run / "metrics.csv")
+    with pytest.raises(ValueError, match="below the run's budget of 4096"):
+        resume(run, steps=2048, progress=False, video=False)
+    more = resume(run, steps=8192, labels=20, progress=False, video=False)
+    assert more["env_steps"] == 8192 and more["labels_used"] == 20
+    config = json.loads((run / "config.json").read_text())
+    assert (config["steps"], config["labels"], config["kind"]) == (8192, 20, "train")
+    rows = read_metrics(run / "metrics.csv")  # one run's metrics, continued
+    assert rows[: len(rows_before)] == rows_before and int(rows[-1]["global_step"]) == 8192
+    agent = torch.load(RunDir(run).agent_checkpoint, weights_only=False)
+    assert agent["total_steps"] == 8192  # its learning rate anneals over the new budget
 
 
 def test_impossible_settings_fail_before_anything_is_written(tmp_path):

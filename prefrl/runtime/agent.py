@@ -68,6 +68,7 @@ class AgentRole(Role):
 
         if self.rundir.agent_checkpoint.exists():
             self.agent.load(self.rundir.agent_checkpoint)
+            self.agent.total_steps = config.steps  # a resumed run may have been given more
             self.next_eval = (self.agent.env_steps // self.eval_every + 1) * self.eval_every
             self.clips_sent = self.initial_clips_wanted  # the initial clips were cut before the crash
         if self.rundir.reward_checkpoint.exists():

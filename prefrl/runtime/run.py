@@ -42,8 +42,22 @@ def train(
     return _execute(config, run, progress=progress, video=video, oracle=oracle, wall_time_offset=0.0)
 
 
-def resume(run_dir: str | Path, *, progress: bool = True, video: bool = True) -> dict[str, Any]:
-    """Continue a stopped or crashed run with every stored label and the latest checkpoints."""
+def resume(
+    run_dir: str | Path,
+    *,
+    steps: int | None = None,
+    labels: int | None = None,
+    progress: bool = True,
+    video: bool = True,
+) -> dict[str, Any]:
+    """Continue a stopped or crashed run with every stored label and the latest checkpoints.
+
+    ``steps`` / ``labels``: a larger env-step budget / label budget for the whole run, to
+    train a run (finished or not) further; written to its ``config.json``.
+
+    Raises:
+        ValueError: not a preference run, or a budget smaller than the run's.
+    """
     run = RunDir(run_dir)
     data = run.read_config()
     if data.get("kind") != "train":
@@ -52,6 +66,13 @@ def resume(run_dir: str | Path, *, progress: bool = True, video: bool = True) ->
         )
     config = TrainConfig.from_dict(data)
     _check_human(config)
+    if steps is not None or labels is not None:
+        for name, new, old in (("steps", steps, config.steps), ("labels", labels, config.labels)):
+            if new is not None and new < old:
+                raise ValueError(f"--{name} {new} is below the run's budget of {old}: a budget can only grow")
+        config.steps, config.labels = steps or config.steps, labels or config.labels
+        run.write_config({**data, "steps": config.steps, "labels": config.labels})
+        run.summary_path.unlink(missing_ok=True)  # not finished any more
     offset = 0.0
     if run.metrics_path.exists():
         rows = read_metrics(run.metrics_path)
