@@ -177,9 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("resume", help="continue a stopped or crashed preference run")
     p.add_argument("run_dir", help="the run directory to continue")
-    p.add_argument(
-        "--steps", type=int, help="train further: a larger env-step budget for the whole run"
-    )
+    p.add_argument("--steps", type=int, help="train further: a larger env-step budget for the whole run")
     p.add_argument("--labels", type=int, help="a larger label budget for the whole run")
     p.add_argument("--no-video", action="store_true", help="skip the final policy video")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
