@@ -61,6 +61,10 @@ class Task:
         measure_name: what ``measure`` counts, for reports.
         horizon: fixed episode length in steps.
         clip_length: default clip length (1-2 s of video).
+        env_kwargs: keyword arguments for ``gym.make(env_id)``.
+        angle_obs: indices of observation entries that are unbounded angles (Hopper's
+            torso angle): the agent sees each as its cosine and sine, so that a state after
+            a full turn looks like the state before it (the raw angle would be 2*pi off).
     """
 
     name: str
@@ -72,6 +76,7 @@ class Task:
     horizon: int = 1000
     clip_length: int = 50
     env_kwargs: tuple[tuple[str, Any], ...] = ()
+    angle_obs: tuple[int, ...] = ()
 
     @property
     def gym_id(self) -> str:
@@ -100,6 +105,30 @@ class BehaviourReward(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
+class AnglesAsCosSin(gym.ObservationWrapper):
+    """Replaces the observation entries ``indices`` (angles) by their cosines and sines,
+    appended at the end: ``[obs without them, cos(angles), sin(angles)]``."""
+
+    def __init__(self, env: gym.Env, indices: tuple[int, ...]):
+        super().__init__(env)
+        space = env.observation_space
+        if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
+            raise ValueError(f"angle_obs needs a flat Box observation space, not {space}")
+        self.indices = np.asarray(indices)
+        self.keep = np.setdiff1d(np.arange(space.shape[0]), self.indices)
+        low = np.concatenate([space.low[self.keep], -np.ones(2 * len(indices))])
+        high = np.concatenate([space.high[self.keep], np.ones(2 * len(indices))])
+        self.observation_space = gym.spaces.Box(
+            low.astype(space.dtype), high.astype(space.dtype), dtype=space.dtype
+        )
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        angles = observation[self.indices]
+        return np.concatenate([observation[self.keep], np.cos(angles), np.sin(angles)]).astype(
+            self.observation_space.dtype
+        )
+
+
 # ----------------------------------------------------------------------- tasks
 def _pendulum_spin_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs: np.ndarray) -> float:
     # angular velocity counter-clockwise, in units of the env's top speed (8 rad/s)
@@ -113,12 +142,13 @@ def _pendulum_rotations(env: gym.Env, rewards: list[float]) -> float:
 
 
 def _hopper_backflip_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs: np.ndarray) -> float:
-    # Rotating backwards = the torso angle (rooty, about +y) decreasing; a little height
-    # helps a flip clear the floor. Units: rad/s and metres.
+    # Turning backwards (the torso angle, rooty about +y, decreasing) while the torso is up
+    # off the ground: a flip turns over in the air, not rolling on the floor. Height helps
+    # a flip clear the floor; lying down costs. Units: rad/s and metres.
     data = env.unwrapped.data  # type: ignore[attr-defined]
-    backward_spin = -float(data.qvel[2])
-    height = float(data.qpos[1]) - 1.25
-    return backward_spin + 2.0 * height
+    height = float(data.qpos[1])
+    backward_spin = -float(data.qvel[2]) if height > 0.8 else 0.0
+    return backward_spin + 2.0 * (height - 1.25)
 
 
 def _hopper_backflips(env: gym.Env, rewards: list[float]) -> float:
@@ -161,8 +191,12 @@ def register_task(task: Task) -> Task:
 
 def _make_task_env(task_name: str, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
     task = TASKS[task_name]
-    base = gym.make(task.env_id, render_mode=render_mode, **{**dict(task.env_kwargs), **kwargs}).unwrapped
-    return BehaviourReward(base, task)
+    env: gym.Env = gym.make(
+        task.env_id, render_mode=render_mode, **{**dict(task.env_kwargs), **kwargs}
+    ).unwrapped
+    if task.angle_obs:
+        env = AnglesAsCosSin(env, task.angle_obs)
+    return BehaviourReward(env, task)
 
 
 register_task(
@@ -188,6 +222,7 @@ register_task(
         horizon=1000,
         clip_length=64,
         env_kwargs=(("terminate_when_unhealthy", False),),
+        angle_obs=(1,),  # the torso angle
     )
 )
 register_task(

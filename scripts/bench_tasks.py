@@ -7,7 +7,12 @@ run; then the task's own measure (e.g. rotations per episode) of the untrained p
 each over 10 fixed-length episodes; and videos of the untrained and the trained policy
 in ``--videos`` (the repository's ``videos/``). Prints a table, writes ``results.md``.
 
-    python scripts/bench_tasks.py --tasks spin:200:200000 right:400:150000 backflip:900:1000000
+``--scripted-reward-steps N`` also trains PPO for N steps on the scripted person's own
+per-step reward (``prefrl baseline prefrl/<Task>-v0``): what a hand-written reward
+reaches, the reference the labels are measured against.
+
+    python scripts/bench_tasks.py --tasks spin:200:200000 right:400:300000
+    python scripts/bench_tasks.py --tasks backflip:900:1000000 --selection random --scripted-reward-steps 300000
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import numpy as np
 import torch
 
 from prefrl.agent.checkpoint import TrainedPolicy, load_policy
-from prefrl.baseline import resolve_ppo_config
+from prefrl.baseline import resolve_ppo_config, run_baseline
 from prefrl.envs.make import make_env
 from prefrl.render.video import record_policy
 from prefrl.runtime.config import TrainConfig
@@ -41,6 +46,17 @@ def main() -> None:
     parser.add_argument("--videos", default="videos")
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument(
+        "--selection",
+        choices=["random", "disagreement"],
+        help="how pairs are chosen (default: the run's default)",
+    )
+    parser.add_argument(
+        "--scripted-reward-steps",
+        type=int,
+        default=0,
+        help="also train PPO this many steps on the scripted person's reward, as a reference",
+    )
+    parser.add_argument(
         "--no-train",
         action="store_true",
         help="measure the runs already in --out as they are (a stopped run: its latest checkpoint)",
@@ -49,8 +65,9 @@ def main() -> None:
     torch.set_num_threads(1)
     out, videos = Path(args.out), Path(args.videos)
     lines = [
-        "| task | env | labels | env steps | measure | untrained policy | random actions | trained | video |",
-        "|---|---|---:|---:|---|---:|---:|---:|---|",
+        "| task | env | labels | env steps | measure | untrained policy | random actions | trained | "
+        "PPO on the scripted reward (steps) | video |",
+        "|---|---|---:|---:|---|---:|---:|---:|---:|---|",
     ]
     for spec in args.tasks:
         source, labels, steps = spec.rsplit(":", 2)  # the task may be FILE.py:NAME
@@ -59,6 +76,8 @@ def main() -> None:
         run_dir = out / f"{name}-s{args.seed}"
         if not (run_dir / "summary.json").exists() and not args.no_train:
             config = TrainConfig(task=source, labels=int(labels), steps=int(steps), seed=args.seed)
+            if args.selection:
+                config.selection = args.selection
             train(config, run_dir, progress=False, video=False)
         labels_used, env_steps = _progress(run_dir)
         env = make_env(task.gym_id, fixed_length=True)
@@ -73,6 +92,21 @@ def main() -> None:
         before = measure_behaviour(untrained.act, task, args.episodes)
         rand = measure_behaviour(random_actions, task, args.episodes)
         after = measure_behaviour(trained.act, task, args.episodes)
+        reference = "–"
+        ref_dir = out / f"{name}-scripted-reward-s{args.seed}"
+        if args.scripted_reward_steps and (ref_dir.exists() or not args.no_train):
+            if not (ref_dir / "summary.json").exists() and not args.no_train:
+                run_baseline(
+                    task.gym_id,
+                    args.scripted_reward_steps,
+                    seed=args.seed,
+                    run_dir=ref_dir,
+                    fixed_length=True,
+                    video=False,
+                    progress=False,
+                )
+            ref = measure_behaviour(load_policy(ref_dir, env).act, task, args.episodes)
+            reference = f"{np.mean(ref):.2f} ± {np.std(ref):.2f} ({args.scripted_reward_steps:,})"
         video = videos / f"{name}_trained.mp4"
         record_policy(trained.act, task.gym_id, video, fixed_length=True, max_frames=600)
         record_policy(
@@ -80,7 +114,8 @@ def main() -> None:
         )
         row = (
             f"| {name} | {task.env_id} | {labels_used} | {env_steps} | {task.measure_name} | "
-            f"{np.mean(before):.2f} | {np.mean(rand):.2f} | {np.mean(after):.2f} ± {np.std(after):.2f} | {video} |"
+            f"{np.mean(before):.2f} | {np.mean(rand):.2f} | {np.mean(after):.2f} ± {np.std(after):.2f} | "
+            f"{reference} | {video} |"
         )
         lines.append(row)
         print(row, flush=True)

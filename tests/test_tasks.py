@@ -43,6 +43,28 @@ def test_right_rewards_being_up_further_right_and_nothing_fallen():
     assert right.measure(env, rewards * 10) == pytest.approx(10 * 0.02)
 
 
+def test_backflip_sees_the_torso_angle_as_cos_and_sin_so_a_full_turn_looks_the_same():
+    backflip = get_task("backflip")
+    env = make_env(backflip.gym_id, fixed_length=True)
+    assert env.observation_space.shape == (12,)  # Hopper's 11, the angle replaced by cos and sin
+    env.reset(seed=0)
+    data = env.unwrapped.data
+    inner = env.unwrapped
+    env.step(np.zeros(3))
+    state = inner.state_vector().copy()
+    qpos, qvel = state[: inner.model.nq].copy(), state[inner.model.nq :].copy()
+    inner.set_state(qpos, qvel)
+    same = env.step(np.zeros(3))[0]
+    qpos[2] -= 2 * math.pi  # one full backward turn later
+    inner.set_state(qpos, qvel)
+    turned = env.step(np.zeros(3))[0]
+    np.testing.assert_allclose(turned, same, atol=1e-6)
+    angle = float(data.qpos[2])
+    np.testing.assert_allclose(turned[-2:], [math.cos(angle), math.sin(angle)], atol=1e-6)
+    # and the measure counts that turn
+    assert backflip.measure(env, []) == pytest.approx(1.0, abs=0.05)
+
+
 def test_unknown_task_names_the_known_ones_and_how_to_add_one():
     with pytest.raises(ValueError, match=r"unknown task 'nope'.*backflip, right, spin.*FILE\.py:NAME"):
         get_task("nope")
