@@ -9,7 +9,7 @@ in ``--videos`` (the repository's ``videos/``). Prints a table, writes ``results
 
 ``--scripted-reward-steps N`` also trains PPO for N steps on the scripted person's own
 per-step reward (``prefrl baseline prefrl/<Task>-v0``): what a hand-written reward
-reaches, the reference the labels are measured against.
+reaches, the reference the labels are measured against (its video: ``NAME_scripted_reward.mp4``).
 
     python scripts/bench_tasks.py --tasks spin:200:200000 right:400:300000
     python scripts/bench_tasks.py --tasks backflip:900:1000000 --selection random --scripted-reward-steps 300000
@@ -105,7 +105,15 @@ def main() -> None:
                     video=False,
                     progress=False,
                 )
-            ref = measure_behaviour(load_policy(ref_dir, env).act, task, args.episodes)
+            ref_policy = load_policy(ref_dir, env)
+            ref = measure_behaviour(ref_policy.act, task, args.episodes)
+            record_policy(
+                ref_policy.act,
+                task.gym_id,
+                videos / f"{name}_scripted_reward.mp4",
+                fixed_length=True,
+                max_frames=600,
+            )
             reference = f"{np.mean(ref):.2f} ± {np.std(ref):.2f} ({args.scripted_reward_steps:,})"
         video = videos / f"{name}_trained.mp4"
         record_policy(trained.act, task.gym_id, video, fixed_length=True, max_frames=600)
