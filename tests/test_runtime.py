@@ -201,6 +201,10 @@ def test_a_finished_run_trains_further_with_a_larger_budget(tmp_path):
     assert rows[: len(rows_before)] == rows_before and int(rows[-1]["global_step"]) == 8192
     agent = torch.load(RunDir(run).agent_checkpoint, weights_only=False)
     assert agent["total_steps"] == 8192  # its learning rate anneals over the new budget
+    # every label given: the labeler has nothing to report, the status still counts them
+    resume(run, steps=10240, progress=False, video=False)
+    status = json.loads((run / "status.json").read_text())
+    assert (status["labels_answered"], status["agent_step"], status["running"]) == (20, 10240, False)
 
 
 def test_impossible_settings_fail_before_anything_is_written(tmp_path):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prefrl.rundir import MetricsLogger, RunDir, write_json
+from prefrl.prefs.store import PreferenceStore
+from prefrl.rundir import MetricsLogger, RunDir, read_metrics, write_json
 from prefrl.runtime.channels import Status
 from prefrl.utils.progress import Progress
 
@@ -33,7 +34,19 @@ class Monitor:
         self.done: dict[str, Any] | None = None
         self.errors: dict[str, str] = {}
         self.agent_step = 0
+        self._start_from_disk()
         self.bar = Progress(total_steps, "train", enabled=progress)
+
+    def _start_from_disk(self) -> None:
+        """A resumed run starts from what it has on disk: its stored answers and its last
+        logged step (its labeler may have nothing left to report, e.g. every label given)."""
+        if self.run.store_path.exists():
+            with PreferenceStore(self.run.store_path) as store:
+                self.latest["labeler"]["labels/answered"] = store.num_answered()
+        if self.run.metrics_path.exists():
+            rows = read_metrics(self.run.metrics_path)
+            steps = [int(float(row["global_step"])) for row in rows if row.get("global_step")]
+            self.agent_step = max(steps, default=0)
 
     def consume(self, statuses: list[Status]) -> None:
         for status in statuses:
