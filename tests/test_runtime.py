@@ -199,6 +199,7 @@ def test_a_finished_run_trains_further_with_a_larger_budget(tmp_path):
     assert (config["steps"], config["labels"], config["kind"]) == (8192, 20, "train")
     rows = read_metrics(run / "metrics.csv")  # one run's metrics, continued
     assert rows[: len(rows_before)] == rows_before and int(rows[-1]["global_step"]) == 8192
+    assert float(rows[len(rows_before)]["wall_time"]) >= float(rows_before[-1]["wall_time"])  # one clock
     agent = torch.load(RunDir(run).agent_checkpoint, weights_only=False)
     assert agent["total_steps"] == 8192  # its learning rate anneals over the new budget
     # every label given: the labeler has nothing to report, the status still counts them

@@ -21,32 +21,27 @@ class Monitor:
         total_steps: int,
         total_labels: int,
         progress: bool = True,
-        wall_time_offset: float = 0.0,
         progress_videos: bool = False,
     ):
         self.progress_videos = progress_videos
         self._status_written = 0.0
         self.run = run
         self.total_steps = total_steps
-        self.metrics = MetricsLogger(run.metrics_path, wall_time_offset)
         self.total_labels = total_labels
         self.latest: dict[str, dict[str, Any]] = {"agent": {}, "labeler": {}, "reward_trainer": {}}
         self.done: dict[str, Any] | None = None
         self.errors: dict[str, str] = {}
-        self.agent_step = 0
-        self._start_from_disk()
-        self.bar = Progress(total_steps, "train", enabled=progress)
-
-    def _start_from_disk(self) -> None:
-        """A resumed run starts from what it has on disk: its stored answers and its last
-        logged step (its labeler may have nothing left to report, e.g. every label given)."""
-        if self.run.store_path.exists():
-            with PreferenceStore(self.run.store_path) as store:
+        # A resumed run goes on from what it has on disk: its clock, its last logged step and
+        # its stored answers (its labeler may have nothing left to report: every label given).
+        rows = read_metrics(run.metrics_path) if run.metrics_path.exists() else []
+        self.metrics = MetricsLogger(run.metrics_path, float(rows[-1]["wall_time"]) if rows else 0.0)
+        self.agent_step = max(
+            (int(float(row["global_step"])) for row in rows if row.get("global_step")), default=0
+        )
+        if run.store_path.exists():
+            with PreferenceStore(run.store_path) as store:
                 self.latest["labeler"]["labels/answered"] = store.num_answered()
-        if self.run.metrics_path.exists():
-            rows = read_metrics(self.run.metrics_path)
-            steps = [int(float(row["global_step"])) for row in rows if row.get("global_step")]
-            self.agent_step = max(steps, default=0)
+        self.bar = Progress(total_steps, "train", enabled=progress)
 
     def consume(self, statuses: list[Status]) -> None:
         for status in statuses:

@@ -12,7 +12,7 @@ from prefrl.envs.make import make_env
 from prefrl.oracles import Oracle, parse_teacher
 from prefrl.plotting import plot_learning_curve
 from prefrl.prefs.store import PreferenceStore
-from prefrl.rundir import RunDir, read_metrics
+from prefrl.rundir import RunDir
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunInterrupted
 from prefrl.runtime.monitor import Monitor
@@ -39,7 +39,7 @@ def train(
     if run.config_path.exists():
         raise ValueError(f"{run.path} already holds a run; continue it with: prefrl resume {run.path}")
     run.write_config({"kind": "train", **config.to_dict(), "prefrl_version": __version__})
-    return _execute(config, run, progress=progress, video=video, oracle=oracle, wall_time_offset=0.0)
+    return _execute(config, run, progress=progress, video=video, oracle=oracle)
 
 
 def resume(
@@ -73,11 +73,7 @@ def resume(
         config.steps, config.labels = steps or config.steps, labels or config.labels
         run.write_config({**data, "steps": config.steps, "labels": config.labels})
         run.summary_path.unlink(missing_ok=True)  # not finished any more
-    offset = 0.0
-    if run.metrics_path.exists():
-        rows = read_metrics(run.metrics_path)
-        offset = float(rows[-1]["wall_time"]) if rows else 0.0
-    return _execute(config, run, progress=progress, video=video, oracle=None, wall_time_offset=offset)
+    return _execute(config, run, progress=progress, video=video, oracle=None)
 
 
 def _check(config: TrainConfig) -> None:
@@ -116,9 +112,8 @@ def _execute(
     progress: bool,
     video: bool,
     oracle: Oracle | None,
-    wall_time_offset: float,
 ) -> dict[str, Any]:
-    monitor = Monitor(run, config.steps, config.labels, progress, wall_time_offset, progress_videos=video)
+    monitor = Monitor(run, config.steps, config.labels, progress, progress_videos=video)
     monitor.write_status(running=True)
     window = None
     if config.oracle == "human":
