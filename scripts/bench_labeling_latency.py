@@ -102,7 +102,9 @@ def bench_env(env_id: str, args: argparse.Namespace, out: Path) -> dict[str, Any
         info = open_run(run.path)
         check_something_to_label(info)
         # run_labeling's steps, with the window kept for its playback record
-        window = LabelingWindow(info, backend=args.backend, on_event=person)
+        window = LabelingWindow(
+            info, backend=args.backend, on_event=person, max_display_fps=args.max_display_fps
+        )
         try:
             given = window.run(finish_linger_s=0)
             lateness = list(window.lateness)
@@ -174,7 +176,7 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace, driver: str) -> 
     lines = [
         f"Labelling latency: a scripted person answers {args.answers} queries per env, {args.interval:g} s "
         f"after each pair appears; the run's labeler keeps 3 queries pending; display: {driver}; "
-        f"renderer: {args.backend}; {os.cpu_count()} CPUs.",
+        f"renderer: {args.backend}; max display fps: {args.max_display_fps or 'default'}; {os.cpu_count()} CPUs.",
         "",
         "| env | key → next pair on screen, ms (median / p95 / max) | presses with a pair ready | "
         "ready pairs at a key press (min / mean; presses with ≥ 2)¹ | render s per clip (median / max) | first pair after s | "
@@ -216,6 +218,11 @@ def main() -> None:
     parser.add_argument("--fast", action="store_true", help="a smoke check: 5 answers, 0.3 s apart")
     parser.add_argument(
         "--backend", default="process", choices=["process", "thread"], help="where pairs render"
+    )
+    parser.add_argument(
+        "--max-display-fps",
+        type=float,
+        help="show clips at most this many frames/s (default: 30 for MuJoCo, 40 otherwise)",
     )
     parser.add_argument("--pool", type=int, default=40, help="clips the labeler chooses pairs from")
     parser.add_argument("--seed", type=int, default=0)

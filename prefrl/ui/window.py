@@ -243,6 +243,7 @@ class LabelingWindow:
         size: tuple[int, int] | None = None,
         backend: str = "process",
         on_event: EventSink | None = None,
+        max_display_fps: float | None = None,
     ):
         self.run_info = run
         self.on_event = on_event
@@ -269,7 +270,9 @@ class LabelingWindow:
         self.screen = _open_display(size, f"prefrl: label {run.path.name} ({run.env_id})")
         self._layout = self._compute_layout()
         try:
-            self.renderer = RenderAhead(run.env_id, run.fixed_length, backend=backend)
+            self.renderer = RenderAhead(
+                run.env_id, run.fixed_length, backend=backend, max_display_fps=max_display_fps
+            )
         except BaseException:
             self.close()
             raise
