@@ -127,7 +127,9 @@ def summarize(
     """The row of one env from what the scripted person saw and did."""
     shown = sorted(person.shown, key=lambda e: e.time)
     answered = {e.query_id: e for e in person.answered}
-    latencies, waits, ready = [], [], []
+    latencies: list[float] = []
+    waits: list[float] = []
+    ready: list[int] = []
     for k, press in enumerate(sorted(person.presses, key=lambda p: p.time)):
         event = answered.get(press.query_id)
         if event is None:
@@ -149,9 +151,7 @@ def summarize(
         "latency_ms": _stats(latencies),
         "presses_ready": len(latencies),
         "waits_ms": _stats(waits),
-        "ready_min": min(ready) if ready else None,
-        "ready_mean": float(np.mean(ready)) if ready else None,
-        "ready_sequence": ready,
+        "ready": ready,  # pairs ready at each key press that counts (see the table's footnote)
         "render_s": float(np.median(render)) if render else None,
         "render_max_s": max(render) if render else None,
         "first_pair_s": (first.time - opened) if first else None,
@@ -185,13 +185,16 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace, driver: str) -> 
     ]
     for r in rows:
         lat = r["latency_ms"]
-        ok = lat is not None and lat[2] < LATENCY_TARGET_MS and (r["ready_min"] or 0) >= READY_TARGET
+        ready = r["ready"]
+        ready_min = min(ready) if ready else None
+        ready_mean = float(np.mean(ready)) if ready else None
+        ok = lat is not None and lat[2] < LATENCY_TARGET_MS and (ready_min or 0) >= READY_TARGET
         presses = f"{r['presses_ready']} of {max(0, r['answers'] - 1)}"
         if r["waits_ms"] is not None:
             presses += f"; otherwise waited {ms(r['waits_ms'])} ms"
         lines.append(
-            f"| {r['env']} | {ms(lat)} | {presses} | {r['ready_min']} / {num(r['ready_mean'], '.2f')}; "
-            f"{sum(n >= READY_TARGET for n in r['ready_sequence'])} of {len(r['ready_sequence'])} | "
+            f"| {r['env']} | {ms(lat)} | {presses} | {ready_min} / {num(ready_mean, '.2f')}; "
+            f"{sum(n >= READY_TARGET for n in ready)} of {len(ready)} | "
             f"{num(r['render_s'], '.2f')} / {num(r['render_max_s'], '.2f')} | {num(r['first_pair_s'], '.1f')} | "
             f"{ms(r['late_ms'])} | {r['load']:.1f} | {'met' if ok else 'missed'} |"
         )

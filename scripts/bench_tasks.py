@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -86,6 +87,10 @@ def main() -> None:
         trained = load_policy(run_dir, env)
         env.action_space.seed(args.seed)
 
+        def record(act: Any, file: str, gym_id: str = task.gym_id) -> Path:
+            record_policy(act, gym_id, videos / file, fixed_length=True, max_frames=600)
+            return videos / file
+
         def random_actions(obs: np.ndarray, space: gym.Space = env.action_space) -> np.ndarray:
             return np.stack([space.sample() for _ in range(len(obs))])
 
@@ -94,32 +99,23 @@ def main() -> None:
         after = measure_behaviour(trained.act, task, args.episodes)
         reference = "–"
         ref_dir = out / f"{name}-scripted-reward-s{args.seed}"
-        if args.scripted_reward_steps and (ref_dir.exists() or not args.no_train):
-            if not (ref_dir / "summary.json").exists() and not args.no_train:
-                run_baseline(
-                    task.gym_id,
-                    args.scripted_reward_steps,
-                    seed=args.seed,
-                    run_dir=ref_dir,
-                    fixed_length=True,
-                    video=False,
-                    progress=False,
-                )
+        if args.scripted_reward_steps and not args.no_train and not (ref_dir / "summary.json").exists():
+            run_baseline(
+                task.gym_id,
+                args.scripted_reward_steps,
+                seed=args.seed,
+                run_dir=ref_dir,
+                fixed_length=True,
+                video=False,
+                progress=False,
+            )
+        if args.scripted_reward_steps and ref_dir.exists():
             ref_policy = load_policy(ref_dir, env)
             ref = measure_behaviour(ref_policy.act, task, args.episodes)
-            record_policy(
-                ref_policy.act,
-                task.gym_id,
-                videos / f"{name}_scripted_reward.mp4",
-                fixed_length=True,
-                max_frames=600,
-            )
             reference = f"{np.mean(ref):.2f} ± {np.std(ref):.2f} ({args.scripted_reward_steps:,})"
-        video = videos / f"{name}_trained.mp4"
-        record_policy(trained.act, task.gym_id, video, fixed_length=True, max_frames=600)
-        record_policy(
-            untrained.act, task.gym_id, videos / f"{name}_untrained.mp4", fixed_length=True, max_frames=600
-        )
+            record(ref_policy.act, f"{name}_scripted_reward.mp4")
+        video = record(trained.act, f"{name}_trained.mp4")
+        record(untrained.act, f"{name}_untrained.mp4")
         row = (
             f"| {name} | {task.env_id} | {labels_used} | {env_steps} | {task.measure_name} | "
             f"{np.mean(before):.2f} | {np.mean(rand):.2f} | {np.mean(after):.2f} ± {np.std(after):.2f} | "
