@@ -51,3 +51,22 @@ def test_restored_snapshot_renders_the_live_frame(env_id):
     drive(replay, 4, seed=4)
     snap.restore(replay, saved)
     np.testing.assert_array_equal(render_frame(replay), live_frame)
+
+
+def _body_pixels(frame):
+    """Bounding box (rows, columns) of the orange body pixels."""
+    r, g, b = (frame[..., i].astype(int) for i in range(3))
+    rows, cols = np.nonzero((r > 120) & (r > g + 40) & (g > b))
+    return rows.min(), rows.max(), cols.min(), cols.max()
+
+
+def test_the_camera_follows_a_hopper_that_travels():
+    import mujoco
+
+    env = make_render_env("Hopper-v5")
+    env.reset(seed=0)
+    inner = env.unwrapped
+    at_start = _body_pixels(render_frame(env))
+    inner.data.qpos[0] = 3.0  # 3 m forward: out of a still camera's picture
+    mujoco.mj_forward(inner.model, inner.data)
+    assert _body_pixels(render_frame(env)) == at_start

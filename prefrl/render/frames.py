@@ -39,6 +39,39 @@ def fast_mujoco_rendering(env: gym.Env) -> None:
         viewer.scn.flags[flag] = 0
 
 
+def follow_the_body(env: gym.Env) -> None:
+    """Make the camera follow the agent's body.
+
+    gymnasium (1.x) draws ``rgb_array`` frames from a free camera and resets it to free
+    before every frame, so the ``trackbodyid`` of the env's ``default_camera_config``
+    (Hopper, Walker2d, Humanoid) is set but ignored, and a hopper that travels 2 m leaves
+    the picture. Envs whose config names no body (HalfCheetah, Ant, Swimmer) follow their
+    first body if it moves freely (a free or sliding root joint); arms fixed to the world
+    keep the still camera. A tracking camera keeps the config's distance and elevation and
+    moves its look-at point with the body, frame by frame, without smoothing: a frame
+    re-rendered from a snapshot is the same whatever was drawn before it.
+    """
+    import mujoco
+
+    inner: Any = env.unwrapped
+    renderer = inner.mujoco_renderer
+    if renderer.camera_id != -1:  # the env was asked for one of the model's own cameras
+        return
+    viewer = renderer._get_viewer("rgb_array")
+    body = int(viewer.cam.trackbodyid)
+    if body < 0:
+        model = inner.model
+        moving = (int(mujoco.mjtJoint.mjJNT_FREE), int(mujoco.mjtJoint.mjJNT_SLIDE))
+        if model.nbody < 2 or model.body_jntnum[1] == 0:
+            return
+        if int(model.jnt_type[model.body_jntadr[1]]) not in moving:
+            return
+        body = 1
+    viewer.cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
+    viewer.cam.trackbodyid = body
+    renderer.camera_id = None  # with -1 every render() would switch back to the free camera
+
+
 class RenderCurrentMujocoState(gym.Wrapper):
     """Render MuJoCo bodies where ``qpos`` puts them now.
 
@@ -65,6 +98,7 @@ def make_render_env(
     if env_family(env) == "mujoco":
         if fast:
             fast_mujoco_rendering(env)
+        follow_the_body(env)
         env = RenderCurrentMujocoState(env)
     return env
 
