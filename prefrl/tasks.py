@@ -142,13 +142,14 @@ def _pendulum_rotations(env: gym.Env, rewards: list[float]) -> float:
 
 
 def _hopper_backflip_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs: np.ndarray) -> float:
-    # Turning backwards (the torso angle, rooty about +y, decreasing) while the torso is up
-    # off the ground: a flip turns over in the air, not rolling on the floor. Height helps
-    # a flip clear the floor; lying down costs. Units: rad/s and metres.
+    # Turning backwards (the torso angle, rooty about +y, decreasing), plus height: a flip
+    # clears the floor, lying down costs. Units: rad/s and metres. Both terms are read
+    # straight off the observation (angular velocity, height), so a reward model can learn
+    # this taste from a few hundred labels. Counting the turning only while the torso is
+    # high (an interaction of the two) was not learned from 900 labels (validation
+    # accuracy 0.83 vs 0.95; see docs/benchmarks/tasks.md).
     data = env.unwrapped.data  # type: ignore[attr-defined]
-    height = float(data.qpos[1])
-    backward_spin = -float(data.qvel[2]) if height > 0.8 else 0.0
-    return backward_spin + 2.0 * (height - 1.25)
+    return -float(data.qvel[2]) + 2.0 * (float(data.qpos[1]) - 1.25)
 
 
 def _hopper_backflips(env: gym.Env, rewards: list[float]) -> float:

@@ -43,6 +43,17 @@ def test_right_rewards_being_up_further_right_and_nothing_fallen():
     assert right.measure(env, rewards * 10) == pytest.approx(10 * 0.02)
 
 
+def test_backflip_pays_for_backward_turning_and_height():
+    backflip = get_task("backflip")
+    env = make_env(backflip.gym_id, fixed_length=True)
+    env.reset(seed=0)
+    data = env.unwrapped.data
+    data.qpos[1], data.qvel[2] = 1.0, -3.0  # 1 m up, turning backwards at 3 rad/s
+    assert backflip.behaviour_reward(env, None, None, None) == pytest.approx(3.0 - 0.5)
+    data.qpos[1], data.qvel[2] = 0.25, 3.0  # on the floor, turning forwards
+    assert backflip.behaviour_reward(env, None, None, None) == pytest.approx(-3.0 - 2.0)
+
+
 def test_backflip_sees_the_torso_angle_as_cos_and_sin_so_a_full_turn_looks_the_same():
     backflip = get_task("backflip")
     env = make_env(backflip.gym_id, fixed_length=True)
