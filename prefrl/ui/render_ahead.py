@@ -16,8 +16,8 @@ caller. It renders in one of two backends:
 Frames are rendered at ``frame_stride`` (every ``frame_stride``-th snapshot), still played
 in real time: a window redrawing at most ~60 times a second cannot show more, and
 MuJoCo's frames, drawn in software without a GPU (~40 ms each at 480x480 on llvmpipe),
-are shown at most ~30 times a second: Hopper's 125 fps clips cost a quarter to render with
-stride 4.
+are shown at most 25 times a second, as film is: Hopper's 125 fps clips cost a fifth to
+render with stride 5.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 BACKENDS = ("process", "thread")
-MAX_DISPLAY_FPS = {"mujoco": 30.0, "other": 40.0}
+MAX_DISPLAY_FPS = {"mujoco": 25.0, "other": 40.0}
 """the display rate the frame stride aims for, per env family: smooth to the eye, and for
 MuJoCo (a frame costs ~40 ms in software) low enough that a Hopper pair renders in well
 under the 3 s a person takes to answer one"""
@@ -74,7 +74,7 @@ class RenderedPair:
 
 def frame_stride_for(render_fps: float, max_display_fps: float) -> int:
     """Snapshots per shown frame so that playback needs at most ~``max_display_fps`` frames/s
-    (at 40: 1 for CartPole's 50 fps and Pendulum's 30; at 30: 4 for Hopper's 125)."""
+    (at 40: 1 for CartPole's 50 fps and Pendulum's 30; at 25: 5 for Hopper's 125)."""
     return max(1, round(render_fps / max_display_fps))
 
 
