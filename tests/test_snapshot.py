@@ -70,3 +70,18 @@ def test_the_camera_follows_a_hopper_that_travels():
     inner.data.qpos[0] = 3.0  # 3 m forward: out of a still camera's picture
     mujoco.mj_forward(inner.model, inner.data)
     assert _body_pixels(render_frame(env)) == at_start
+
+
+@pytest.mark.parametrize(
+    "env_id, followed",
+    [("Hopper-v5", 2), ("HalfCheetah-v5", 1), ("Ant-v5", 1), ("Reacher-v5", None), ("Pusher-v5", None)],
+)
+def test_the_camera_follows_moving_bodies_and_stays_still_for_arms(env_id, followed):
+    import mujoco
+
+    env = make_render_env(env_id)
+    camera = env.unwrapped.mujoco_renderer._get_viewer("rgb_array").cam
+    if followed is None:
+        assert camera.type != mujoco.mjtCamera.mjCAMERA_TRACKING
+    else:
+        assert (camera.type, camera.trackbodyid) == (mujoco.mjtCamera.mjCAMERA_TRACKING, followed)

@@ -47,9 +47,10 @@ def follow_the_body(env: gym.Env) -> None:
     (Hopper, Walker2d, Humanoid) is set but ignored, and a hopper that travels 2 m leaves
     the picture. Envs whose config names no body (HalfCheetah, Ant, Swimmer) follow their
     first body if it moves freely (a free or sliding root joint); arms fixed to the world
-    and envs that name the world body (Reacher, InvertedPendulum) keep the still camera. A tracking camera keeps the config's distance and elevation and
-    moves its look-at point with the body, frame by frame, without smoothing: a frame
-    re-rendered from a snapshot is the same whatever was drawn before it.
+    and envs that name the world body (Reacher, InvertedPendulum) keep the still camera.
+    A tracking camera keeps the config's distance and elevation and moves its look-at
+    point with the body, frame by frame, without smoothing: a frame re-rendered from a
+    snapshot is the same whatever was drawn before it.
     """
     import mujoco
 
