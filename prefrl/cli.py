@@ -111,8 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME[:key=value,...]",
         help="synthetic teacher: perfect, stochastic, myopic, mistake, skip, equal (e.g. mistake:eps=0.2)",
     )
-    p.add_argument("--labels", type=int, default=100, help="label budget (default 100)")
-    p.add_argument("--steps", type=int, default=0, help="agent env steps (default: per env)")
+    p.add_argument(
+        "--labels",
+        type=int,
+        default=-1,
+        help="label budget (default: the task's, e.g. 900 for backflip; else 100)",
+    )
+    p.add_argument("--steps", type=int, default=0, help="agent env steps (default: the task's, else per env)")
     p.add_argument(
         "--selection",
         choices=["random", "disagreement"],

@@ -62,6 +62,9 @@ class Task:
         horizon: fixed episode length in steps.
         clip_length: default clip length (1-2 s of video).
         env_kwargs: keyword arguments for ``gym.make(env_id)``.
+        labels, steps: the budgets a run of the task takes unless told otherwise (steps 0:
+            the env's default), enough for the scripted person to teach it
+            (docs/benchmarks/tasks.md).
         angle_obs: indices of observation entries that are unbounded angles (Hopper's
             torso angle): the agent sees each as its cosine and sine, so that a state after
             a full turn looks like the state before it (the raw angle would be 2*pi off).
@@ -76,6 +79,8 @@ class Task:
     horizon: int = 1000
     clip_length: int = 50
     env_kwargs: tuple[tuple[str, Any], ...] = ()
+    labels: int = 100
+    steps: int = 0
     angle_obs: tuple[int, ...] = ()
 
     @property
@@ -210,6 +215,8 @@ register_task(
         measure_name="counter-clockwise rotations per episode",
         horizon=200,
         clip_length=50,
+        labels=200,
+        steps=200_000,
     )
 )
 register_task(
@@ -223,6 +230,8 @@ register_task(
         horizon=1000,
         clip_length=64,
         env_kwargs=(("terminate_when_unhealthy", False),),
+        labels=900,  # as many as the paper's human gave for its backflip
+        steps=1_000_000,
         angle_obs=(1,),  # the torso angle
     )
 )
@@ -236,6 +245,8 @@ register_task(
         measure_name="seconds upright on the right side per episode",
         horizon=200,
         clip_length=50,
+        labels=400,
+        steps=300_000,  # at 150k it balances, but in the middle (docs/benchmarks/tasks.md)
     )
 )
 

@@ -76,6 +76,21 @@ def test_backflip_sees_the_torso_angle_as_cos_and_sin_so_a_full_turn_looks_the_s
     assert backflip.measure(env, []) == pytest.approx(1.0, abs=0.05)
 
 
+def test_a_task_brings_its_own_budgets_unless_told_otherwise():
+    from prefrl.cli import build_parser
+
+    assert (TrainConfig(task="backflip").labels, TrainConfig(task="backflip").steps) == (900, 1_000_000)
+    assert (TrainConfig(task="right").labels, TrainConfig(task="right").steps) == (400, 300_000)
+    assert (TrainConfig(env_id="CartPole-v1").labels, TrainConfig(env_id="CartPole-v1").steps) == (
+        100,
+        100_000,
+    )
+    told = TrainConfig(task="backflip", labels=0, steps=2048)
+    assert (told.labels, told.steps) == (0, 2048)
+    args = build_parser().parse_args(["train", "--task", "spin"])
+    assert (args.labels, args.steps) == (-1, 0)  # left to the task: 200 labels, 200k steps
+
+
 def test_unknown_task_names_the_known_ones_and_how_to_add_one():
     with pytest.raises(ValueError, match=r"unknown task 'nope'.*backflip, right, spin.*FILE\.py:NAME"):
         get_task("nope")

@@ -37,6 +37,8 @@ PREFERENCE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 # fmt: on
 _FALLBACK: dict[str, Any] = dict(clip_length=50, fixed_length=False)
+DEFAULT_LABELS = 100
+"""the label budget of a run on a plain env (a task brings its own)"""
 
 
 @dataclass
@@ -46,9 +48,10 @@ class TrainConfig:
     env_id: str = ""
     """gymnasium env id (a --task sets it)"""
     steps: int = 0
-    """env steps of the agent (0: the env's default budget)"""
-    labels: int = 100
-    """label budget: queries answered (can't-tell and skipped answers count too)"""
+    """env steps of the agent (0: the task's budget, else the env's default)"""
+    labels: int = -1
+    """label budget: queries answered (can't-tell and skipped answers count too); -1: the
+    task's budget, else 100"""
     oracle: str = "synthetic"
     """synthetic or human"""
     teacher: str = "perfect"
@@ -94,14 +97,21 @@ class TrainConfig:
                 raise ValueError(f"task {task.name!r} runs on {task.env_id}, not {self.env_id}")
             self.env_id = task.gym_id
             env_defaults = PREFERENCE_DEFAULTS.get(task.env_id, _FALLBACK)
-            defaults: dict[str, Any] = {"clip_length": task.clip_length, "fixed_length": True}
+            defaults: dict[str, Any] = {
+                "clip_length": task.clip_length,
+                "fixed_length": True,
+                "labels": task.labels,
+                "steps": task.steps,
+            }
         else:
             from prefrl.envs.make import base_env_id
 
             env_defaults = defaults = PREFERENCE_DEFAULTS.get(base_env_id(self.env_id), _FALLBACK)
         self.reward_model = {**env_defaults.get("reward_model", {}), **self.reward_model}
         if self.steps <= 0:
-            self.steps = default_steps(self.env_id)
+            self.steps = int(defaults.get("steps") or default_steps(self.env_id))
+        if self.labels < 0:
+            self.labels = int(defaults.get("labels", DEFAULT_LABELS))
         if self.clip_length <= 0:
             self.clip_length = int(defaults["clip_length"])
         if self.fixed_length is None:
