@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from prefrl.ui.render_ahead import MAX_DISPLAY_FPS
+
 LATENCY_TARGET_MS = 100.0
 READY_TARGET = 2
 
@@ -225,7 +227,8 @@ def main() -> None:
     parser.add_argument(
         "--max-display-fps",
         type=float,
-        help="show clips at most this many frames/s (default: 30 for MuJoCo, 40 otherwise)",
+        help="show clips at most this many frames/s (default: prefrl.ui.render_ahead.MAX_DISPLAY_FPS, "
+        f"{MAX_DISPLAY_FPS['mujoco']:g} for MuJoCo, {MAX_DISPLAY_FPS['other']:g} otherwise)",
     )
     parser.add_argument("--pool", type=int, default=40, help="clips the labeler chooses pairs from")
     parser.add_argument("--seed", type=int, default=0)

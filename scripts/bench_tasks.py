@@ -112,7 +112,8 @@ def main() -> None:
         if args.scripted_reward_steps and ref_dir.exists():
             ref_policy = load_policy(ref_dir, env)
             ref = measure_behaviour(ref_policy.act, task, args.episodes)
-            reference = f"{np.mean(ref):.2f} ± {np.std(ref):.2f} ({args.scripted_reward_steps:,})"
+            ref_steps = json.loads((ref_dir / "config.json").read_text())["steps"]  # as trained
+            reference = f"{np.mean(ref):.2f} ± {np.std(ref):.2f} ({ref_steps:,})"
             record(ref_policy.act, f"{name}_scripted_reward.mp4")
         video = record(trained.act, f"{name}_trained.mp4")
         record(untrained.act, f"{name}_untrained.mp4")
