@@ -9,12 +9,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from prefrl.runtime.errors import RunError
-from prefrl.ui.errors import NoDisplayError
-from prefrl.ui.render_ahead import RenderError
+from prefrl.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PrefrlError
 
 
-class UserError(Exception):
+class UserError(PrefrlError):
     """A mistake in what the user asked for; printed without a traceback."""
 
 
@@ -270,18 +268,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = args.func(args)
-    except (UserError, ValueError, FileNotFoundError) as err:  # EnvError is a ValueError
+    except PrefrlError as err:  # the message says what happened and how to go on
+        prefix = "error: " if err.exit_code == EXIT_USAGE else ""
+        print(f"prefrl {args.command}: {prefix}{err}", file=sys.stderr)
+        return err.exit_code
+    except (ValueError, FileNotFoundError) as err:
         print(f"prefrl {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"prefrl {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except (RunError, NoDisplayError, RenderError) as err:  # the message says how to go on
-        print(f"prefrl {args.command}: {err}", file=sys.stderr)
-        return 1
+        return EXIT_INTERRUPTED
     if isinstance(result, dict):
         print(json.dumps(result, indent=2))
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,8 +1,12 @@
 """Errors that end a run early; each message says what happened and how to go on."""
 
+from prefrl.errors import EXIT_FAILED, PrefrlError
 
-class RunError(RuntimeError):
+
+class RunError(PrefrlError, RuntimeError):
     """Base of the errors below."""
+
+    exit_code = EXIT_FAILED
 
 
 class RunInterrupted(RunError):

@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from prefrl.errors import EXIT_FAILED, PrefrlError
+
 BACKENDS = ("process", "thread")
 MAX_DISPLAY_FPS = {"mujoco": 25.0, "other": 40.0}
 """the display rate the frame stride aims for, per env family: smooth to the eye, and for
@@ -46,8 +48,10 @@ _JOIN_S = 5.0
 _STOP_WAIT_S = 1.0
 
 
-class RenderError(RuntimeError):
+class RenderError(PrefrlError, RuntimeError):
     """The clips cannot be rendered (the render env failed to build or to render)."""
+
+    exit_code = EXIT_FAILED
 
 
 @dataclass
