@@ -9,15 +9,20 @@ process (or of the machine).
 
 Tables::
 
-    meta     (key, value)                 env_id, schema_version
-    clips    (clip_id, env_id, agent_step, episode_step, length, true_return,
-              obs, actions, true_rewards, snapshots, created_at)
-    queries  (query_id, left_clip, right_clip, created_at, agent_step, oracle, selection,
-              score, source)
-    answers  (query_id, answer, answered_at, oracle, response_time)
+    meta      (key, value)                 env_id, schema_version
+    clips     (clip_id, env_id, agent_step, episode_step, length, true_return,
+               obs, actions, true_rewards, snapshots, created_at, checksum)
+    queries   (query_id, left_clip, right_clip, created_at, agent_step, oracle, selection,
+               score, source)
+    answers   (query_id, answer, answered_at, oracle, response_time)
+    set_aside (query_id, clip_id, reason, set_aside_at)
 
-Array columns hold ``np.save`` bytes, so dtype and shape survive. Times are Unix times in
-seconds (``time.time()``); ``response_time`` is in seconds.
+Array columns hold ``np.save`` bytes, so dtype and shape survive; ``checksum`` is a CRC-32
+of a clip's array blobs, checked on every read of them, because SQLite's own integrity
+check does not look inside blobs. A damaged clip raises :class:`DamagedClipError`, and
+:meth:`PreferenceStore.set_aside_damaged` sets the queries that use it aside: they stay in
+the store (answers included) but are neither trained on nor counted as answered. Times are
+Unix times in seconds (``time.time()``); ``response_time`` is in seconds.
 
 :meth:`PreferenceStore.export` writes an export directory (``clips.npz`` and three CSV
 files) and :meth:`PreferenceStore.import_from` reads one back (or another store's
@@ -36,6 +41,7 @@ import sqlite3
 import time
 import urllib.parse
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,9 +49,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from prefrl.errors import EXIT_FAILED, PrefrlError
 from prefrl.prefs.clips import Answer, Clip
 
-SCHEMA_VERSION = 1
+# 1: the first schema. 2: clips.checksum and the set_aside table (see _migrate).
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 30.0
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -55,6 +63,15 @@ _MAX_VARS = 900
 
 _ANSWER_SET = frozenset(a.value for a in Answer)
 _ANSWER_VALUES = ", ".join(f"'{a.value}'" for a in Answer)
+# Queries set aside because a clip they compare is damaged: kept for the record, with their
+# answers, but left out of every count and list of queries and labels.
+_SET_ASIDE_TABLE = """CREATE TABLE IF NOT EXISTS set_aside (
+        query_id INTEGER PRIMARY KEY REFERENCES queries(query_id),
+        clip_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        set_aside_at REAL NOT NULL
+    )"""
+_IN_USE = "query_id NOT IN (SELECT query_id FROM set_aside)"
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS clips (
@@ -68,7 +85,8 @@ _SCHEMA = (
         actions BLOB NOT NULL,
         true_rewards BLOB NOT NULL,
         snapshots BLOB,
-        created_at REAL NOT NULL
+        created_at REAL NOT NULL,
+        checksum INTEGER
     )""",
     """CREATE TABLE IF NOT EXISTS queries (
         query_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -90,13 +108,21 @@ _SCHEMA = (
         oracle TEXT NOT NULL,
         response_time REAL
     )""",
+    _SET_ASIDE_TABLE,
 )
 
 _CLIP_COLUMNS = (
     "clip_id, env_id, agent_step, episode_step, length, true_return, "
     "obs, actions, true_rewards, snapshots, created_at"
 )
-_INSERT_CLIP = f"INSERT OR IGNORE INTO clips ({_CLIP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_CLIP = (
+    f"INSERT OR IGNORE INTO clips ({_CLIP_COLUMNS}, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# What reading a clip needs, in the order _load_clip takes it.
+_READ_CLIP = (
+    "SELECT clip_id, env_id, agent_step, episode_step, length, obs, actions, true_rewards, "
+    "snapshots, checksum FROM clips"
+)
 _QUERY_COLUMNS = "query_id, left_clip, right_clip, created_at, agent_step, oracle, selection, score"
 
 # CSV headers of an export directory.
@@ -125,9 +151,50 @@ _ANSWERS_CSV = ("query_id", "answer", "answered_at", "oracle", "response_time")
 _ARRAYS = ("obs", "actions", "true_rewards", "snapshots")
 
 
-class StoreError(ValueError):
+class StoreError(PrefrlError, ValueError):
     """The store cannot do what was asked: a damaged or foreign file, another env's data,
     an unknown or already answered query, an unreadable export."""
+
+
+class DamagedClipError(StoreError):
+    """Stored clips whose bytes are not what was stored (checksum mismatch, an array that
+    cannot be read or has the wrong shape).
+
+    Attributes:
+        clip_ids: the damaged clips.
+        query_ids: the queries (not yet set aside) that compare one of them.
+    """
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, clip_ids: Iterable[str] = (), query_ids: Iterable[int] = ()):
+        super().__init__(message)
+        self.clip_ids: tuple[str, ...] = tuple(clip_ids)
+        self.query_ids: tuple[int, ...] = tuple(query_ids)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # survives pickling between processes
+        return (type(self), (str(self), self.clip_ids, self.query_ids))
+
+
+@dataclass(frozen=True)
+class SetAsideReport:
+    """What :meth:`PreferenceStore.set_aside_damaged` found and did.
+
+    Attributes:
+        clips_checked: clips read and checked.
+        damaged_clips: ids of the damaged clips, in the order they were stored.
+        queries_set_aside: queries set aside now (0 when repeated).
+        answers_set_aside: of those, the answered ones (no longer counted as answered).
+        total_set_aside: queries set aside in the store, now and before.
+        answered: answers still counted (:meth:`PreferenceStore.num_answered`).
+    """
+
+    clips_checked: int
+    damaged_clips: tuple[str, ...]
+    queries_set_aside: int
+    answers_set_aside: int
+    total_set_aside: int
+    answered: int
 
 
 @dataclass(frozen=True)
@@ -303,40 +370,94 @@ class PreferenceStore:
 
         Raises:
             KeyError: no clip ``clip_id`` in the store.
+            DamagedClipError: the stored clip is damaged.
         """
         return self.get_clips([clip_id])[clip_id]
 
     def get_clips(self, clip_ids: Iterable[str]) -> dict[str, Clip]:
-        """The stored clips ``clip_ids`` by id (one SELECT per 900 ids).
+        """The stored clips ``clip_ids`` by id (one SELECT per 900 ids), each checked
+        against its checksum, and its arrays for readability and shape.
 
         Raises:
             KeyError: some of the ids are not in the store (the message names them).
+            DamagedClipError: some of the clips are damaged (the message names them, the
+                queries that use them, and the command that sets those aside).
         """
         wanted = list(dict.fromkeys(clip_ids))
         clips: dict[str, Clip] = {}
+        damaged: dict[str, str] = {}
         for i in range(0, len(wanted), _MAX_VARS):
             chunk = wanted[i : i + _MAX_VARS]
-            rows = self._conn.execute(
-                "SELECT clip_id, obs, actions, true_rewards, snapshots, env_id, agent_step, episode_step "
-                f"FROM clips WHERE clip_id IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            )
-            for cid, obs, actions, rewards, snaps, env_id, agent_step, episode_step in rows:
-                clips[cid] = Clip(
-                    obs=_decode(obs),
-                    actions=_decode(actions),
-                    true_rewards=_decode(rewards),
-                    snapshots=None if snaps is None else _decode(snaps),
-                    env_id=env_id,
-                    agent_step=agent_step,
-                    episode_step=episode_step,
-                    clip_id=cid,
-                )
+            rows = self._conn.execute(f"{_READ_CLIP} WHERE clip_id IN ({', '.join('?' * len(chunk))})", chunk)
+            for row in rows:
+                try:
+                    clips[row[0]] = _load_clip(row)
+                except _Damaged as e:
+                    damaged[row[0]] = str(e)
+        if damaged:  # named in the order they were asked for
+            raise self._damaged_error({c: damaged[c] for c in wanted if c in damaged})
         missing = [c for c in wanted if c not in clips]
         if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             raise KeyError(f"no clip {shown} in the preference store {self.path}")
         return clips
+
+    def _damaged_error(self, damaged: dict[str, str]) -> DamagedClipError:
+        """The error naming the damaged clips ``damaged`` (id -> reason) and their queries."""
+        ids = list(damaged)
+        queries: list[int] = []
+        for i in range(0, len(ids), _MAX_VARS // 2):
+            chunk = ids[i : i + _MAX_VARS // 2]
+            marks = ", ".join("?" * len(chunk))
+            queries += [
+                int(row[0])
+                for row in self._conn.execute(
+                    f"SELECT query_id FROM queries WHERE (left_clip IN ({marks}) OR right_clip IN "
+                    f"({marks})) AND {_IN_USE} ORDER BY query_id",
+                    chunk + chunk,
+                )
+            ]
+        queries.sort()
+        shown = ", ".join(f"{cid} ({damaged[cid]})" for cid in ids[:3])
+        if len(ids) > 3:
+            shown += f" and {len(ids) - 3} more"
+        what = f"the preference store {self.path} holds {'a damaged clip' if len(ids) == 1 else 'damaged clips'} {shown}"
+        if not queries:
+            message = (
+                f"{what}; no query in use compares {'it' if len(ids) == 1 else 'them'}, so nothing needs it"
+            )
+        else:
+            qs = ", ".join(map(str, queries[:10])) + (
+                f" and {len(queries) - 10} more" if len(queries) > 10 else ""
+            )
+            message = (
+                f"{what}, used by {'query' if len(queries) == 1 else 'queries'} {qs}; run "
+                f"`prefrl repair {self.path.parent}` to set {'it' if len(queries) == 1 else 'them'} "
+                "aside (answers are kept but no longer trained on or counted, so those labels are asked again)"
+            )
+        return DamagedClipError(message, ids, queries)
+
+    def _damaged_clips(self) -> tuple[int, dict[str, str]]:
+        """Read and check every stored clip: (clips checked, damaged clip id -> reason)."""
+        checked = 0
+        damaged: dict[str, str] = {}
+        last = -1
+        while True:
+            # Batches by rowid keep memory bounded however large the store is.
+            rows = self._conn.execute(
+                _READ_CLIP.replace("SELECT ", "SELECT rowid, ", 1)
+                + " WHERE rowid > ? ORDER BY rowid LIMIT 256",
+                (last,),
+            ).fetchall()
+            if not rows:
+                return checked, damaged
+            for rowid, *row in rows:
+                last = rowid
+                checked += 1
+                try:
+                    _load_clip(tuple(row))
+                except _Damaged as e:
+                    damaged[row[0]] = str(e)
 
     def _clip_row(self, clip: Clip) -> tuple[Any, ...]:
         if clip.env_id != self.env_id:
@@ -351,6 +472,12 @@ class PreferenceStore:
                 raise StoreError(
                     f"clip {clip.clip_id}: {name} has {len(array)} rows but true_rewards has {n}"
                 )
+        blobs = (
+            _encode(clip.obs),
+            _encode(clip.actions),
+            _encode(clip.true_rewards),
+            None if clip.snapshots is None else _encode(clip.snapshots),
+        )
         return (
             clip.clip_id,
             clip.env_id,
@@ -358,11 +485,9 @@ class PreferenceStore:
             int(clip.episode_step),
             n,
             clip.true_return,
-            _encode(clip.obs),
-            _encode(clip.actions),
-            _encode(clip.true_rewards),
-            None if clip.snapshots is None else _encode(clip.snapshots),
+            *blobs,
             time.time(),
+            _checksum(blobs),
         )
 
     # -- queries and answers ----------------------------------------------------------
@@ -462,35 +587,41 @@ class PreferenceStore:
             raise StoreError(f"there is no query {query_id} in the preference store {self.path}") from None
 
     def pending_queries(self) -> list[Query]:
-        """Queries without an answer, oldest first (including ones offered before a crash)."""
+        """Queries without an answer, oldest first (including ones offered before a crash);
+        set-aside queries are left out."""
         rows = self._conn.execute(
             "SELECT q.query_id, q.left_clip, q.right_clip, q.created_at, q.agent_step, q.oracle, "
             "q.selection, q.score FROM queries q LEFT JOIN answers a ON a.query_id = q.query_id "
-            "WHERE a.query_id IS NULL ORDER BY q.query_id"
+            f"WHERE a.query_id IS NULL AND q.{_IN_USE} ORDER BY q.query_id"
         )
         return [Query(*row) for row in rows]
 
     def num_answered(self) -> int:
         """Number of answers, of every kind: ``cant_tell`` and ``skipped`` cost the labeler's
-        time as well, so they count toward the label budget."""
-        return int(self._conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+        time as well, so they count toward the label budget. Answers to set-aside queries do
+        not count (those labels go back to the budget)."""
+        return int(self._conn.execute(f"SELECT COUNT(*) FROM answers WHERE {_IN_USE}").fetchone()[0])
 
     def answer_counts(self) -> dict[Answer, int]:
-        """Number of answers of each kind; every :class:`Answer` is a key (zeros included)."""
+        """Number of answers of each kind, set-aside queries left out; every :class:`Answer`
+        is a key (zeros included)."""
         counts = dict.fromkeys(Answer, 0)
-        for value, n in self._conn.execute("SELECT answer, COUNT(*) FROM answers GROUP BY answer"):
+        for value, n in self._conn.execute(
+            f"SELECT answer, COUNT(*) FROM answers WHERE {_IN_USE} GROUP BY answer"
+        ):
             counts[Answer(value)] = int(n)
         return counts
 
     def labels(self, after_query_id: int = 0) -> list[Label]:
-        """Answered queries with ``query_id > after_query_id``, in query_id order.
+        """Answered queries with ``query_id > after_query_id``, in query_id order, set-aside
+        queries left out.
 
         Includes answers that are not trained on (``mu`` None); see :meth:`trainable_labels`.
         """
         rows = self._conn.execute(
             "SELECT q.query_id, q.left_clip, q.right_clip, a.answer, q.agent_step "
             "FROM queries q JOIN answers a ON a.query_id = q.query_id "
-            "WHERE q.query_id > ? ORDER BY q.query_id",
+            f"WHERE q.query_id > ? AND q.{_IN_USE} ORDER BY q.query_id",
             (int(after_query_id),),
         )
         return [Label(qid, left, right, Answer(ans), step) for qid, left, right, ans, step in rows]
@@ -498,6 +629,56 @@ class PreferenceStore:
     def trainable_labels(self, after_query_id: int = 0) -> list[Label]:
         """:meth:`labels` whose ``mu`` is not None (left, right and equal answers)."""
         return [label for label in self.labels(after_query_id) if label.mu is not None]
+
+    # -- damage -----------------------------------------------------------------------
+
+    def verify(self, deep: bool = False) -> list[str]:
+        """Check the store file and, if ``deep``, every stored clip; return the ids of the
+        damaged clips (in the order they were stored; always empty unless ``deep``).
+
+        ``deep`` runs SQLite's full ``integrity_check`` instead of ``quick_check`` and reads
+        every clip as :meth:`get_clips` does (checksum, readability, shapes); it changes
+        nothing. :meth:`set_aside_damaged` sets aside the queries of the clips it returns.
+
+        Raises:
+            StoreError: the file itself is damaged (the message says how to go on).
+        """
+        _check_existing(self.path, "integrity_check" if deep else "quick_check")
+        if not deep:
+            return []
+        with self._snapshot():
+            return list(self._damaged_clips()[1])
+
+    def set_aside_damaged(self) -> SetAsideReport:
+        """Check every stored clip and set aside each query that compares a damaged one.
+
+        A set-aside query stays in the store with its answer (and the damaged clip), for the
+        record, in the ``set_aside`` table with the damaged clip and the reason; it is left
+        out of :meth:`pending_queries`, :meth:`labels`, :meth:`trainable_labels`,
+        :meth:`num_answered` and :meth:`answer_counts`, so its label goes back to the run's
+        budget and is asked again with other clips. Nothing is deleted; repeating the call
+        sets nothing more aside.
+        """
+        with self._snapshot():
+            checked, damaged = self._damaged_clips()
+        with self._write() as conn:
+            before = self.num_answered()
+            added = 0
+            now = time.time()
+            for cid, reason in damaged.items():
+                added += conn.execute(
+                    "INSERT OR IGNORE INTO set_aside (query_id, clip_id, reason, set_aside_at) "
+                    "SELECT query_id, ?, ?, ? FROM queries WHERE left_clip = ? OR right_clip = ?",
+                    (cid, f"clip {cid} is damaged: {reason}", now, cid, cid),
+                ).rowcount
+            answered = self.num_answered()
+            total = int(conn.execute("SELECT COUNT(*) FROM set_aside").fetchone()[0])
+        return SetAsideReport(checked, tuple(damaged), added, before - answered, total, answered)
+
+    def set_aside_queries(self) -> dict[int, str]:
+        """The set-aside queries: query_id -> why it was set aside, in query_id order."""
+        rows = self._conn.execute("SELECT query_id, reason FROM set_aside ORDER BY query_id")
+        return {int(qid): reason for qid, reason in rows}
 
     # -- export and import ------------------------------------------------------------
 
@@ -608,7 +789,7 @@ class PreferenceStore:
                     "SELECT query_id, answer, answered_at, oracle, response_time FROM answers"
                 )
             }
-            clip_rows = conn.execute(f"SELECT {_CLIP_COLUMNS} FROM clips ORDER BY rowid")
+            clip_rows = conn.execute(f"SELECT {_CLIP_COLUMNS}, checksum FROM clips ORDER BY rowid")
             return self._import(label, clip_rows, queries, answers)
 
     def _import_export_dir(self, src: Path, label: str) -> ImportReport:
@@ -676,6 +857,7 @@ class PreferenceStore:
                             float(row["true_return"]),
                             *blobs,
                             float(row["created_at"]),
+                            None,  # an export carries no checksum; the arrays are checked as read
                         )
                     yield values
 
@@ -707,11 +889,18 @@ class PreferenceStore:
                 )
         clips_added = queries_added = answers_added = conflicting = 0
         with self._write() as conn:
-            for row in clip_rows:
+            for source_row in clip_rows:
+                row, expected = tuple(source_row[:11]), source_row[11]
+                checksum = _checksum(row[6:10])
+                if expected is not None and expected != checksum:
+                    raise StoreError(
+                        f"{label}: clip {row[0]} is damaged (its arrays do not match their "
+                        "checksum); nothing was imported"
+                    )
                 _check_clip_row(row, label)
                 if row[1] != self.env_id:  # the caller checked; this guards the stream itself
                     self._check_env_ids({row[1]}, Path(label))
-                clips_added += conn.execute(_INSERT_CLIP, row).rowcount
+                clips_added += conn.execute(_INSERT_CLIP, (*row, checksum)).rowcount
             for q in queries:
                 found = conn.execute(
                     "SELECT query_id FROM queries WHERE left_clip = ? AND right_clip = ? AND created_at = ?",
@@ -775,8 +964,12 @@ def _recovery_hint(path: Path) -> str:
     )
 
 
-def _check_existing(path: Path) -> None:
-    """Refuse a file that is not an intact SQLite database, without writing to it."""
+def _check_existing(path: Path, pragma: str = "quick_check") -> None:
+    """Refuse a file that is not an intact SQLite database, without writing to it.
+
+    ``pragma`` is ``quick_check`` or the slower, fuller ``integrity_check``; neither looks
+    inside blobs (clips have their own checksums for that).
+    """
     with open(path, "rb") as f:
         head = f.read(len(_SQLITE_MAGIC))
     if head != _SQLITE_MAGIC:
@@ -792,7 +985,7 @@ def _check_existing(path: Path) -> None:
     except sqlite3.OperationalError as e:
         raise StoreError(f"cannot open the preference store {path}: {e}") from None
     try:
-        problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+        problems = [row[0] for row in conn.execute(f"PRAGMA {pragma}")]
     except sqlite3.OperationalError as e:  # busy, locked, I/O: not evidence of damage
         raise StoreError(f"cannot read the preference store {path}: {e}") from None
     except sqlite3.DatabaseError as e:
@@ -802,7 +995,7 @@ def _check_existing(path: Path) -> None:
     if problems != ["ok"]:
         shown = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
         raise StoreError(
-            f"the preference store {path} is damaged (quick_check: {shown}). " + _recovery_hint(path)
+            f"the preference store {path} is damaged ({pragma}: {shown}). " + _recovery_hint(path)
         )
 
 
@@ -832,6 +1025,8 @@ def _open_schema(conn: sqlite3.Connection, path: Path, env_id: str | None) -> st
         raise StoreError(
             f"{path} has schema version {version}, newer than this prefrl's {SCHEMA_VERSION}; upgrade prefrl"
         )
+    if version < SCHEMA_VERSION and "env_id" in meta:
+        _migrate(conn)
     stored = meta.get("env_id")
     if stored is None:
         raise StoreError(
@@ -843,6 +1038,47 @@ def _open_schema(conn: sqlite3.Connection, path: Path, env_id: str | None) -> st
             f"use a new run directory for {env_id!r}"
         )
     return stored
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a store of an older schema up to :data:`SCHEMA_VERSION`, in one transaction.
+
+    1 -> 2: adds ``clips.checksum``, filled from each clip's current blobs, and the
+    ``set_aside`` table. A clip damaged before this migration gets the checksum of its
+    damaged bytes, so such damage can still only be caught by the decode check (an array
+    that cannot be read or has the wrong shape), not by the checksum.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have migrated the store meanwhile.
+        version = int(dict(conn.execute("SELECT key, value FROM meta")).get("schema_version", "0"))
+        if version < 2:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(clips)")}
+            if "checksum" not in columns:
+                conn.execute("ALTER TABLE clips ADD COLUMN checksum INTEGER")
+            last = -1
+            while True:
+                rows = conn.execute(
+                    "SELECT rowid, obs, actions, true_rewards, snapshots FROM clips "
+                    "WHERE rowid > ? AND checksum IS NULL ORDER BY rowid LIMIT 256",
+                    (last,),
+                ).fetchall()
+                if not rows:
+                    break
+                last = rows[-1][0]
+                conn.executemany(
+                    "UPDATE clips SET checksum = ? WHERE rowid = ?",
+                    [(_checksum(blobs), rowid) for rowid, *blobs in rows],
+                )
+            conn.execute(_SET_ASIDE_TABLE)
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _read_meta(conn: sqlite3.Connection, path: Path) -> dict[str, str] | None:
@@ -902,6 +1138,60 @@ def _decode(blob: bytes) -> np.ndarray:
     return flat.reshape(shape, order="F" if fortran else "C").copy(order="K")
 
 
+def _checksum(blobs: Iterable[bytes | None]) -> int:
+    """CRC-32 of a clip's array blobs (obs, actions, true_rewards, snapshots), each with
+    its length (a missing one as -1), so that bytes cannot move between arrays unseen.
+    CRC-32 catches every error of up to 32 consecutive bits and costs far less than
+    decoding the arrays."""
+    crc = 0
+    for blob in blobs:
+        crc = zlib.crc32((-1 if blob is None else len(blob)).to_bytes(8, "little", signed=True), crc)
+        if blob is not None:
+            crc = zlib.crc32(blob, crc)
+    return crc
+
+
+class _Damaged(Exception):
+    """A stored clip is not what was stored; the message is the reason, in our own words."""
+
+
+def _load_clip(row: tuple[Any, ...]) -> Clip:
+    """The clip of a row of ``_READ_CLIP``, checked.
+
+    Raises:
+        _Damaged: the blobs do not match the checksum, an array cannot be read, or an
+            array has not ``length`` rows.
+    """
+    cid, env_id, agent_step, episode_step, length, *blobs, checksum = row
+    if checksum is not None and _checksum(blobs) != checksum:
+        raise _Damaged("its arrays do not match their checksum")
+    arrays: dict[str, np.ndarray | None] = {}
+    for name, blob in zip(_ARRAYS, blobs, strict=True):
+        if blob is None:
+            if name != "snapshots":
+                raise _Damaged(f"its {name} array is missing")
+            arrays[name] = None
+            continue
+        try:
+            array = _decode(blob)
+        except Exception:
+            # numpy's own message may advise loading the bytes unsafely; it never reaches a user.
+            raise _Damaged(f"its {name} array cannot be read") from None
+        if array.ndim == 0 or len(array) != length:
+            raise _Damaged(f"its {name} array has shape {array.shape}, not {length} rows")
+        arrays[name] = array
+    return Clip(
+        obs=arrays["obs"],  # type: ignore[arg-type]
+        actions=arrays["actions"],  # type: ignore[arg-type]
+        true_rewards=arrays["true_rewards"],  # type: ignore[arg-type]
+        snapshots=arrays["snapshots"],
+        env_id=env_id,
+        agent_step=agent_step,
+        episode_step=episode_step,
+        clip_id=cid,
+    )
+
+
 def _check_clip_row(row: tuple[Any, ...], label: str) -> None:
     """Check that an imported clip's arrays decode and have ``length`` rows."""
     cid, length = row[0], row[4]
@@ -912,8 +1202,9 @@ def _check_clip_row(row: tuple[Any, ...], label: str) -> None:
             continue
         try:
             array = _decode(blob)
-        except (ValueError, EOFError, OSError) as e:
-            raise StoreError(f"{label}: clip {cid}'s {name} is not a readable array ({e})") from None
+        except Exception:
+            # Not numpy's message: it may advise loading the bytes unsafely.
+            raise StoreError(f"{label}: clip {cid}'s {name} is not a readable array") from None
         if array.ndim == 0 or len(array) != length:
             raise StoreError(f"{label}: clip {cid}'s {name} has shape {array.shape}, not {length} rows")
 

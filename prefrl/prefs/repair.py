@@ -1,0 +1,50 @@
+"""Setting damaged clips aside: what ``prefrl repair RUN_DIR`` does.
+
+SQLite's integrity check does not look inside blobs, so a clip whose arrays were damaged
+on disk is only noticed when it is read (:class:`prefrl.prefs.store.DamagedClipError`).
+:func:`repair_store` reads every clip of a store and sets aside the queries that compare a
+damaged one: they stay in the store with their answers, for the record, but are no longer
+trained on or counted as answered, so a run asks for those labels again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+from prefrl.prefs.store import PreferenceStore, StoreError
+
+STORE_NAME = "prefs.sqlite"  # RUN_DIR/prefs.sqlite
+
+
+def repair_store(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Set aside the queries of every damaged clip in a run's preference store.
+
+    Args:
+        path: a run directory (its ``prefs.sqlite`` is repaired) or a store file.
+
+    Returns:
+        A JSON-serialisable dict: ``store`` (the file's path), ``clips_checked``,
+        ``damaged_clips`` (ids), ``queries_set_aside`` and ``answers_set_aside`` (by this
+        call; both 0 when repeated), ``total_set_aside`` (in the store), ``answered``
+        (answers still counted toward the label budget).
+
+    Raises:
+        StoreError: there is no store at ``path``, or the file itself is damaged (the
+            message says how to go on).
+    """
+    store_path = Path(path)
+    if store_path.is_dir():
+        store_path = store_path / STORE_NAME
+    if not store_path.is_file():
+        raise StoreError(
+            f"there is no preference store at {store_path}; pass a run directory of a preference run"
+        )
+    with PreferenceStore(store_path) as store:
+        report = store.set_aside_damaged()
+    result: dict[str, Any] = {"store": str(store_path)}
+    result.update(dataclasses.asdict(report))
+    result["damaged_clips"] = list(report.damaged_clips)
+    return result
