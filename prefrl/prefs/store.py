@@ -267,7 +267,8 @@ class PreferenceStore:
 
     ``PreferenceStore(path, env_id)`` opens the store at ``path``, creating it if the file
     does not exist (``env_id`` is then required and recorded). An existing store is checked
-    before use (``PRAGMA quick_check``) and never recreated or overwritten.
+    before use (``PRAGMA quick_check``) and never recreated or overwritten; a store of an
+    older schema is migrated in place (see ``_migrate``).
 
     One object holds one SQLite connection: use it from the thread that opened it, and let
     each process open its own object. Every write method commits (durably) before it
