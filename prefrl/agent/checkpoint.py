@@ -6,12 +6,12 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-import torch
 
 from prefrl.agent.normalize import ObsNormalizer
 from prefrl.agent.policies import ActorCritic, NumpyActor
 from prefrl.agent.ppo import PPOConfig
 from prefrl.rundir import RunDir
+from prefrl.utils.checkpoint import load_checkpoint
 
 
 class TrainedPolicy:
@@ -43,8 +43,9 @@ class TrainedPolicy:
 
     @classmethod
     def load(cls, path: str | Path, observation_space: gym.Space, action_space: gym.Space) -> TrainedPolicy:
-        """Read an agent checkpoint written by :meth:`prefrl.agent.ppo.PPOAgent.save`."""
-        state = torch.load(path, weights_only=False)
+        """Read an agent checkpoint written by :meth:`prefrl.agent.ppo.PPOAgent.save`
+        (loading it never runs code from the file)."""
+        state = load_checkpoint(path, "agent")
         cfg = dict(state["config"])
         cfg["hidden_sizes"] = tuple(cfg["hidden_sizes"])
         policy = cls(PPOConfig(**cfg), observation_space, action_space)

@@ -38,8 +38,9 @@ class RunningMeanStd:
         return {"mean": self.mean.copy(), "var": self.var.copy(), "count": self.count}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.mean = np.array(state["mean"], dtype=np.float64)
-        self.var = np.array(state["var"], dtype=np.float64)
+        # arrays may come back from a checkpoint as tensors: np.asarray reads them as numpy
+        self.mean = np.array(np.asarray(state["mean"]), dtype=np.float64)
+        self.var = np.array(np.asarray(state["var"]), dtype=np.float64)
         self.count = float(state["count"])
 
 
@@ -116,4 +117,4 @@ class RewardScaler:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rms.load_state_dict(state["rms"])
-        self.returns = np.array(state["returns"], dtype=np.float64)
+        self.returns = np.array(np.asarray(state["returns"]), dtype=np.float64)

@@ -26,7 +26,7 @@ from prefrl.agent.normalize import ObsNormalizer, RewardScaler
 from prefrl.agent.policies import ActorCritic, NumpyActor
 from prefrl.envs.vector import Episode, VecEnv
 from prefrl.reward.sources import RewardSource
-from prefrl.utils.io import atomic_torch_save
+from prefrl.utils.checkpoint import load_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -436,8 +436,8 @@ class PPOAgent:
 
     def save(self, path: str | Path) -> None:
         """Write a checkpoint (policy, optimiser, normalisation statistics, counters)."""
-        atomic_torch_save(self.state_dict(), path)
+        save_checkpoint(self.state_dict(), path, "agent")
 
     def load(self, path: str | Path) -> None:
-        """Restore a checkpoint written by :meth:`save`."""
-        self.load_state_dict(torch.load(path, weights_only=False))
+        """Restore a checkpoint written by :meth:`save` (loading it never runs code from the file)."""
+        self.load_state_dict(load_checkpoint(path, "agent"))

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prefrl.utils.io import atomic_torch_save
+from prefrl.utils.checkpoint import load_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -264,8 +264,14 @@ class RewardModel:
 
     def save(self, path: str | Path) -> None:
         """Write the model atomically (a reader never sees half a file)."""
-        atomic_torch_save(self.state_dict(), path)
+        save_checkpoint(self.state_dict(), path, "reward_model")
 
     @classmethod
     def load(cls, path: str | Path) -> RewardModel:
-        return cls.from_state_dict(torch.load(path, weights_only=False))
+        """Read a model written by :meth:`save` (loading it never runs code from the file).
+
+        Raises:
+            prefrl.utils.checkpoint.CheckpointError: not a reward model, or one that cannot
+                be loaded safely (the message says what to do).
+        """
+        return cls.from_state_dict(load_checkpoint(path, "reward_model"))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ import torch
 
 from prefrl.prefs.clips import Clip
 from prefrl.reward.model import RewardModel
+from prefrl.utils.checkpoint import load_checkpoint, save_checkpoint
 
 
 def preference_loss(
@@ -235,6 +237,14 @@ class PreferenceTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.l2 = np.asarray(state["l2"], dtype=np.float64)
         self.rounds = int(state["rounds"])
+
+    def save(self, path: str | Path) -> None:
+        """Write the optimiser state and regularisation strengths atomically."""
+        save_checkpoint(self.state_dict(), path, "reward_trainer")
+
+    def load(self, path: str | Path) -> None:
+        """Restore what :meth:`save` wrote (loading it never runs code from the file)."""
+        self.load_state_dict(load_checkpoint(path, "reward_trainer"))
 
 
 def _nanmean(values: list[float]) -> float:

@@ -16,15 +16,17 @@ from prefrl.rundir import RunDir
 from prefrl.runtime.channels import Status, StatusSender, WeightPublisher
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.role import Role
-from prefrl.utils.io import atomic_torch_save
+from prefrl.utils.checkpoint import load_checkpoint
 
 
 class RewardTrainerRole(Role):
     """Reads new labels from the store, trains a round, publishes the new version.
 
     The first round waits for the initial labels (those asked about the untrained
-    policy). After each new batch of labels it trains one round; with no new labels it
-    keeps refining for ``extra_rounds`` more rounds, then rests until labels arrive.
+    policy) and at least one of them it can train on. After each new batch of labels it
+    trains one round; with no new labels it keeps refining for ``extra_rounds`` more
+    rounds, then rests until labels arrive. Each round reports ``reward/labels``, the
+    labels it trained on: the run is not over before that covers every trainable answer.
     """
 
     name = "reward_trainer"
@@ -49,7 +51,7 @@ class RewardTrainerRole(Role):
         self.model = RewardModel(obs_shape, env.action_space, config.reward_model_config(), seed=config.seed)
         env.close()
         self.trainer = PreferenceTrainer(self.model, seed=config.seed)
-        self.min_labels = max(1, config.schedule().initial_labels)
+        self.initial_labels = config.schedule().initial_labels
         self.extra_rounds = extra_rounds
         self.rounds_without_new = extra_rounds  # nothing to refine before the first labels
         self.known: set[int] = set()
@@ -57,14 +59,16 @@ class RewardTrainerRole(Role):
         self._labels_cache: list[Label] = []
 
         if self.rundir.reward_checkpoint.exists():
-            self.model.load_state_dict(torch.load(self.rundir.reward_checkpoint, weights_only=False))
+            self.model.load_state_dict(load_checkpoint(self.rundir.reward_checkpoint, "reward_model"))
             if self.rundir.trainer_checkpoint.exists():
-                self.trainer.load_state_dict(torch.load(self.rundir.trainer_checkpoint, weights_only=False))
+                self.trainer.load(self.rundir.trainer_checkpoint)
 
     def step(self) -> bool:
         new = self._read_new_labels()
-        if self.trainer.num_labels < self.min_labels:
+        if self.trainer.num_labels == 0:
             return False
+        if self.model.version == 0 and self.store.num_answered() < self.initial_labels:
+            return False  # the first model learns from all the initial labels at once
         if new:
             self.rounds_without_new = 0
         elif self.rounds_without_new >= self.extra_rounds:
@@ -102,7 +106,7 @@ class RewardTrainerRole(Role):
 
     def save(self) -> None:
         self.model.save(self.rundir.reward_checkpoint)
-        atomic_torch_save(self.trainer.state_dict(), self.rundir.trainer_checkpoint)
+        self.trainer.save(self.rundir.trainer_checkpoint)
 
     def close(self) -> None:
         self.store.close()
