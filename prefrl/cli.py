@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from prefrl.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, PrefrlError
+from prefrl.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SHORT, EXIT_USAGE, PrefrlError
 
 
 class UserError(PrefrlError):
@@ -162,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="mp4 path (default RUN_DIR/videos/play.mp4)")
     p.add_argument("--gif", action="store_true", help="also write a gif beside the mp4")
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    add_task_trust_options(p)
     p.set_defaults(func=cmd_play)
 
     p = sub.add_parser(
@@ -178,20 +179,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="the output directory of a prefrl bench run")
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser(
+        "repair", help="set aside the queries of damaged clips in a run's preference store (answers are kept)"
+    )
+    p.add_argument("run_dir", help="a preference run directory (or its prefs.sqlite)")
+    p.set_defaults(func=cmd_repair)
+
     p = sub.add_parser("resume", help="continue a stopped or crashed preference run")
     p.add_argument("run_dir", help="the run directory to continue")
     p.add_argument("--steps", type=int, help="train further: a larger env-step budget for the whole run")
     p.add_argument("--labels", type=int, help="a larger label budget for the whole run")
     p.add_argument("--no-video", action="store_true", help="skip the final policy video")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_task_trust_options(p)
     p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser(
+        "upgrade",
+        help="rewrite the checkpoints of an older prefrl in the current format (only files you trust)",
+    )
+    p.add_argument(
+        "path",
+        help="a run directory (or a directory of runs, e.g. a bench output), or one .pt checkpoint",
+    )
+    p.set_defaults(func=cmd_upgrade)
     return parser
+
+
+def add_task_trust_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--trust-task-file",
+        action="store_true",
+        help="load the task file the run's config.json names (it is Python: loading it runs it)",
+    )
+    p.add_argument(
+        "--task",
+        default=None,
+        metavar="FILE.py:NAME",
+        help="the run's task, named again: trusts its task file like --trust-task-file",
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     from prefrl.runtime.config import TrainConfig
     from prefrl.runtime.run import train
+    from prefrl.tasks import trust_task
 
+    if args.task:
+        trust_task(args.task)  # the user named the file: loading it is what they asked for
     config = TrainConfig(
         env_id=args.env_id or ("" if args.task else "Pendulum-v1"),
         task=args.task,
@@ -221,7 +256,15 @@ def cmd_label(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_play(args: argparse.Namespace) -> dict[str, Any]:
     from prefrl.play import play
 
-    return play(args.run_dir, episodes=args.episodes, out=args.out, gif=args.gif, seed=args.seed)
+    return play(
+        args.run_dir,
+        episodes=args.episodes,
+        out=args.out,
+        gif=args.gif,
+        seed=args.seed,
+        trust_task_file=args.trust_task_file,
+        task=args.task,
+    )
 
 
 def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -238,12 +281,38 @@ def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def cmd_resume(args: argparse.Namespace) -> dict[str, Any]:
-    from prefrl.runtime.run import resume
+def cmd_repair(args: argparse.Namespace) -> dict[str, Any]:
+    from prefrl.prefs.repair import repair_store
 
-    return resume(
-        args.run_dir, steps=args.steps, labels=args.labels, progress=not args.quiet, video=not args.no_video
-    )
+    return repair_store(args.run_dir)
+
+
+def cmd_resume(args: argparse.Namespace) -> dict[str, Any]:
+    from prefrl.rundir import RunDir
+    from prefrl.runtime.run import resume
+    from prefrl.tasks import UntrustedTaskFile, trust_run_task
+    from prefrl.upgrade import check_run_checkpoints
+
+    config = RunDir(args.run_dir).read_config()
+    task = str(config["task"]) if config.get("task") else None
+    trust_run_task(task, named=args.task, trust=args.trust_task_file, run_dir=args.run_dir)
+    check_run_checkpoints(args.run_dir)  # an old or unsafe checkpoint: refused here, not in a child
+    try:
+        return resume(
+            args.run_dir,
+            steps=args.steps,
+            labels=args.labels,
+            progress=not args.quiet,
+            video=not args.no_video,
+        )
+    except UntrustedTaskFile as err:
+        raise err.for_run(args.run_dir) from None
+
+
+def cmd_upgrade(args: argparse.Namespace) -> dict[str, Any]:
+    from prefrl.upgrade import upgrade
+
+    return upgrade(args.path)
 
 
 def cmd_baseline(args: argparse.Namespace) -> dict[str, Any]:
@@ -280,6 +349,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     if isinstance(result, dict):
         print(json.dumps(result, indent=2))
+        if result.get("complete") is False:  # the run said why when it ended; say it last, too
+            print(f"prefrl {args.command}: ended short: {result.get('incomplete_reason')}", file=sys.stderr)
+            return EXIT_SHORT
     return EXIT_OK
 
 

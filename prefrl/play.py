@@ -19,18 +19,33 @@ def play(
     gif: bool = False,
     seed: int = 0,
     max_frames: int = 1500,
+    trust_task_file: bool = False,
+    task: str | None = None,
 ) -> dict[str, Any]:
     """Record ``episodes`` episodes of the run's latest policy (deterministic) to an mp4.
 
+    A task file the run's config.json names is loaded (run) only if trusted: by
+    ``trust_task_file``, by naming the same task again as ``task``, or earlier in this
+    process (:func:`prefrl.tasks.trust_task_file`).
+
     Returns the video's path, each episode's true return and, for behaviour tasks, the
     task's measure (e.g. backflips per episode).
+
+    Raises:
+        prefrl.tasks.UntrustedTaskFile: the run's task file is not trusted.
+        prefrl.utils.checkpoint.CheckpointError: a checkpoint that cannot be loaded safely.
     """
     run = RunDir(run_dir)
     config = run.read_config()
-    if config.get("task"):
-        from prefrl.tasks import get_task
+    if config.get("task") or task is not None:
+        from prefrl.tasks import UntrustedTaskFile, get_task, trust_run_task
 
-        get_task(str(config["task"]))  # a task from the user's file: loading it registers its env
+        run_task = str(config["task"]) if config.get("task") else None
+        trust_run_task(run_task, named=task, trust=trust_task_file, run_dir=run.path)
+        try:
+            get_task(str(run_task))  # a task from the user's file: loading it registers its env
+        except UntrustedTaskFile as err:
+            raise err.for_run(run.path) from None
     env_id, fixed_length = config["env_id"], config.get("fixed_length") or False
     env = make_env(env_id, fixed_length=fixed_length)
     policy = load_policy(run.path, env)
@@ -51,9 +66,11 @@ def play(
         result["gif"] = str(path.with_suffix(".gif"))
     from prefrl.tasks import measure_behaviour, task_for_env
 
-    task = task_for_env(env_id)
-    if task is not None:
-        result[task.measure_name] = measure_behaviour(policy.act, task, episodes=max(episodes, 5), seed=seed)
+    behaviour = task_for_env(env_id)
+    if behaviour is not None:
+        result[behaviour.measure_name] = measure_behaviour(
+            policy.act, behaviour, episodes=max(episodes, 5), seed=seed
+        )
     return result
 
 

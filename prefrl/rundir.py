@@ -22,6 +22,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from prefrl.errors import PrefrlError
+
+RUN_FORMAT_VERSION = 1
+"""the version of the run-directory format this prefrl writes (``config.json``'s
+``format_version``; a config without one is format 0, written by an older prefrl whose
+checkpoints ``prefrl upgrade RUN_DIR`` converts)"""
+
+
+class RunFormatError(PrefrlError):
+    """A run directory written by a newer prefrl."""
+
 
 class RunDir:
     """Paths and small readers/writers of one run directory."""
@@ -54,7 +65,8 @@ class RunDir:
     status_path = property(lambda self: self.path / "status.json")
 
     def write_config(self, config: dict[str, Any]) -> None:
-        write_json(self.config_path, config)
+        """Write ``config.json``, stamped with the run-directory format version."""
+        write_json(self.config_path, {**config, "format_version": RUN_FORMAT_VERSION})
 
     def read_config(self) -> dict[str, Any]:
         if not self.config_path.exists():
@@ -62,7 +74,19 @@ class RunDir:
                 f"{self.path} is not a prefrl run directory (no config.json). "
                 "Pass the directory a `prefrl train` or `prefrl baseline` run created."
             )
-        return json.loads(self.config_path.read_text())
+        config: dict[str, Any] = json.loads(self.config_path.read_text())
+        version = config.get("format_version", 0) if isinstance(config, dict) else 0
+        if not isinstance(version, int) or version > RUN_FORMAT_VERSION:
+            raise RunFormatError(
+                f"{self.path} was written by a newer prefrl (run format {version}; this prefrl "
+                f"reads up to {RUN_FORMAT_VERSION}): upgrade prefrl to open it"
+            )
+        return config
+
+    @property
+    def format_version(self) -> int:
+        """``config.json``'s format version (0: written by an older prefrl)."""
+        return int(self.read_config().get("format_version", 0))
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_json(self.summary_path, summary)

@@ -27,6 +27,13 @@ Define a new task in a few lines::
 in a file ``my_tasks.py``, and run ``prefrl train --task my_tasks.py:lean`` (or
 ``--task my_package.tasks:lean`` for a module): every process of the run, and ``prefrl
 resume``, loads that file again to find the task.
+
+A task file is Python: loading it runs it. So it is loaded only once the user has said
+they trust it: ``prefrl train --task FILE.py:NAME`` names it; a run directory's
+``config.json`` naming it is not enough (it may come from someone else), and ``prefrl
+resume`` / ``prefrl play`` ask for ``--trust-task-file`` or ``--task FILE.py:NAME`` again.
+In Python, :func:`trust_task_file` does the same. Trust is handed to the run's child
+processes through the environment variable ``PREFRL_TRUSTED_TASK_FILES``.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +49,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from prefrl.errors import PrefrlError
 
 StepReward = Callable[[gym.Env, np.ndarray, Any, np.ndarray], float]
 EpisodeMeasure = Callable[[gym.Env, list[float]], float]
@@ -251,11 +261,86 @@ register_task(
 )
 
 
+TRUSTED_TASK_FILES_ENV = "PREFRL_TRUSTED_TASK_FILES"
+"""the environment variable listing trusted task files (os.pathsep-separated absolute
+paths), so that the child processes of a run trust what their parent trusts"""
+_TRUSTED: set[str] = set()
+
+
+class UntrustedTaskFile(PrefrlError):
+    """A task file nobody said to trust: loading it would run its code."""
+
+    def __init__(self, path: str, name: str, run_dir: str | Path | None = None):
+        self.path, self.name, self.run_dir = path, name, run_dir
+        where = f"config.json of {run_dir} names the task file {path}" if run_dir else f"the task file {path}"
+        super().__init__(
+            f"{where}, which runs code when loaded; run it only if you trust it: add "
+            f"--trust-task-file (or pass --task {path}:{name} again)"
+        )
+
+    def for_run(self, run_dir: str | Path) -> UntrustedTaskFile:
+        """The same refusal, naming the run directory whose config.json named the file."""
+        return UntrustedTaskFile(self.path, self.name, run_dir)
+
+
+class TaskMismatch(PrefrlError):
+    """``--task`` names another task than the run's."""
+
+
+def trust_task_file(path: str | Path) -> None:
+    """Let :func:`get_task` load the task file ``path`` in this process and in the
+    processes it starts from now on (the user said they trust it)."""
+    _TRUSTED.add(str(Path(path).resolve()))
+    os.environ[TRUSTED_TASK_FILES_ENV] = os.pathsep.join(sorted(_trusted_files()))
+
+
+def trust_task(name: str) -> None:
+    """Trust the file of a task named ``FILE.py:NAME`` (other names load no file)."""
+    source = name.rpartition(":")[0]
+    if source.endswith(".py"):
+        trust_task_file(source)
+
+
+def is_trusted_task_file(path: str | Path) -> bool:
+    return str(Path(path).resolve()) in _trusted_files()
+
+
+def _trusted_files() -> set[str]:
+    inherited = os.environ.get(TRUSTED_TASK_FILES_ENV, "")
+    return _TRUSTED | {p for p in inherited.split(os.pathsep) if p}
+
+
+def trust_run_task(
+    run_task: str | None, *, named: str | None = None, trust: bool = False, run_dir: str | Path = ""
+) -> None:
+    """Trust the task file a run's ``config.json`` names (``run_task``) if the user said
+    so: ``trust`` (--trust-task-file), or ``named`` the same task again (--task).
+
+    Raises:
+        TaskMismatch: ``named`` is not the run's task.
+    """
+    if named is not None:
+        if not run_task or portable_task_name(named) != run_task:
+            raise TaskMismatch(
+                f"--task {named} is not the task of {run_dir or 'the run'} ({run_task or 'none'}); "
+                "pass the task its config.json names, or --trust-task-file"
+            )
+    if run_task and (trust or named is not None):
+        trust_task(run_task)
+
+
 def get_task(name: str) -> Task:
     """The task ``name``: a registered one, or ``FILE.py:NAME`` / ``MODULE:NAME``, a task
-    that file or module registers (loaded once per process, on first use)."""
+    that file or module registers (loaded once per process, on first use).
+
+    Raises:
+        UntrustedTaskFile: ``FILE.py`` was not trusted (:func:`trust_task_file`).
+        ValueError: no such task, file or module.
+    """
     source, _, short = name.rpartition(":")
     if source and source not in _LOADED_SOURCES:
+        if source.endswith(".py") and Path(source).is_file() and not is_trusted_task_file(source):
+            raise UntrustedTaskFile(source, short)
         _load_task_source(source)
         _LOADED_SOURCES.add(source)
     if short not in TASKS:

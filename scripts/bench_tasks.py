@@ -32,7 +32,7 @@ from prefrl.envs.make import make_env
 from prefrl.render.video import record_policy
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.run import train
-from prefrl.tasks import get_task, measure_behaviour
+from prefrl.tasks import get_task, measure_behaviour, trust_task
 
 
 def main() -> None:
@@ -72,6 +72,7 @@ def main() -> None:
     ]
     for spec in args.tasks:
         source, labels, steps = spec.rsplit(":", 2)  # the task may be FILE.py:NAME
+        trust_task(source)  # named on the command line
         task = get_task(source)
         name = task.name
         run_dir = out / f"{name}-s{args.seed}"

@@ -12,13 +12,21 @@ import numpy as np
 import pytest
 import torch
 
+from prefrl import tasks
 from prefrl.envs.make import make_env
 from prefrl.play import play
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.run import train
-from prefrl.tasks import get_task
+from prefrl.tasks import get_task, trust_task_file
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def no_trusted_task_files(monkeypatch):
+    """Each test starts trusting no task file, and what it trusts ends with it."""
+    monkeypatch.setattr(tasks, "_TRUSTED", set())
+    monkeypatch.delenv(tasks.TRUSTED_TASK_FILES_ENV, raising=False)
 
 
 def test_spin_counts_net_counter_clockwise_turns():
@@ -118,6 +126,7 @@ def write_task_file(tmp_path, name):
 
 def test_a_task_from_a_file_errors_clearly(tmp_path):
     path = write_task_file(tmp_path, "leanerr")
+    trust_task_file(path)
     with pytest.raises(ValueError, match=r"registers no task 'other'; known tasks: .*leanerr"):
         get_task(f"{path}:other")
     with pytest.raises(ValueError, match=r"task file .*missing\.py not found"):
@@ -127,6 +136,7 @@ def test_a_task_from_a_file_errors_clearly(tmp_path):
 def test_a_task_from_a_file_runs_and_is_found_again_in_a_fresh_process(tmp_path, monkeypatch):
     path = write_task_file(tmp_path, "leanrun")
     monkeypatch.chdir(tmp_path)
+    trust_task_file(path.name)  # what `prefrl train --task` does; the fresh process inherits it
     config = TrainConfig(
         task=f"{path.name}:leanrun",  # relative to the working directory
         steps=1024,

@@ -285,6 +285,10 @@ def _env_settings(label: str, s: dict[str, Any], where: str, check_env: bool) ->
     if owned:
         raise GridError(f"{where}: train = {{...}} cannot set {owned}; they are grid keys of their own")
     task = _typed(s, "task", str, None, where)
+    if task:
+        from prefrl.tasks import trust_task
+
+        trust_task(task)  # the grid file names it: the user asked for it to be loaded
     steps, clip_length = _non_negative(s, "steps", where), _non_negative(s, "clip_length", where)
     try:
         probe = TrainConfig(

@@ -15,7 +15,7 @@ from typing import Any
 
 from prefrl.prefs.store import PreferenceStore, Query
 from prefrl.rundir import RunDir
-from prefrl.tasks import get_task, instruction_for
+from prefrl.tasks import UntrustedTaskFile, get_task, instruction_for
 
 STATUS_STALE_S = 30.0
 """a ``status.json`` saying ``running`` but older than this is from a run that died"""
@@ -125,8 +125,9 @@ def open_run(run_dir: str | Path) -> LabelingRun:
     if task:
         try:
             instruction = get_task(str(task)).instruction
-        except ValueError:
-            pass  # a task this prefrl does not know: the env's default question still applies
+        except (ValueError, UntrustedTaskFile):
+            pass  # a task this prefrl does not know, or an untrusted task file (never run
+            # just to read its question): the env's default question still applies
     return LabelingRun(
         path=path,
         env_id=env_id,

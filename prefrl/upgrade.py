@@ -1,0 +1,79 @@
+"""``prefrl upgrade PATH``: rewrite checkpoints of an older prefrl in the current format.
+
+Older prefrl wrote numpy arrays into its checkpoints, which cannot be loaded without
+allowing code to run; prefrl now refuses them. Run this only on files you trust (your
+own runs): it allows numpy's arrays, dtypes and scalars and still refuses anything else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefrl.rundir import RunDir
+from prefrl.utils.checkpoint import CheckpointError, load_checkpoint, upgrade_checkpoint
+
+RUN_CHECKPOINTS = {
+    "agent_checkpoint": "agent",
+    "reward_checkpoint": "reward_model",
+    "trainer_checkpoint": "reward_trainer",
+}
+FILE_KINDS = {"agent.pt": "agent", "reward_model.pt": "reward_model", "reward_trainer.pt": "reward_trainer"}
+
+
+def run_checkpoints(run_dir: str | Path) -> list[tuple[Path, str]]:
+    """``(path, kind)`` of each checkpoint a run directory holds."""
+    run = RunDir(run_dir)
+    paths = [(getattr(run, attr), kind) for attr, kind in RUN_CHECKPOINTS.items()]
+    return [(path, kind) for path, kind in paths if path.exists()]
+
+
+def check_run_checkpoints(run_dir: str | Path) -> None:
+    """Load every checkpoint of a run once, so that an old, newer, wrong or unsafe one is
+    refused in one line here rather than in a child process of the run.
+
+    Raises:
+        prefrl.utils.checkpoint.CheckpointError: the first checkpoint that cannot be loaded.
+    """
+    for path, kind in run_checkpoints(run_dir):
+        load_checkpoint(path, kind)
+
+
+def upgrade(path: str | Path) -> dict[str, Any]:
+    """Upgrade a run directory (every run directory below ``path``, e.g. a bench output),
+    or one checkpoint file (``agent.pt``, ``reward_model.pt``, ``reward_trainer.pt``).
+
+    Returns the files rewritten, the files already current, and the run directories whose
+    ``config.json`` was stamped with the current format version.
+
+    Raises:
+        FileNotFoundError: nothing at ``path``, or no run directory below it.
+        prefrl.utils.checkpoint.CheckpointError: a file that is not an old prefrl
+            checkpoint (e.g. one holding other objects than numpy's: still refused).
+    """
+    path = Path(path)
+    upgraded: list[str] = []
+    current: list[str] = []
+    runs: list[str] = []
+    if path.is_file():
+        kind = FILE_KINDS.get(path.name)
+        if kind is None:
+            raise CheckpointError(
+                f"{path}: cannot tell which checkpoint this is; prefrl upgrade takes a run directory "
+                f"or a file named {', '.join(FILE_KINDS)}"
+            )
+        (upgraded if upgrade_checkpoint(path, kind) else current).append(str(path))
+    elif path.is_dir():
+        configs = sorted(path.rglob("config.json"))
+        if not configs:
+            raise FileNotFoundError(f"{path} holds no prefrl run directory (no config.json in it or below)")
+        for config_path in configs:
+            run = RunDir(config_path.parent)
+            config = run.read_config()  # refuses a run of a newer prefrl
+            for file, kind in run_checkpoints(run.path):
+                (upgraded if upgrade_checkpoint(file, kind) else current).append(str(file))
+            run.write_config(config)  # stamps the current format version
+            runs.append(str(run.path))
+    else:
+        raise FileNotFoundError(f"there is no file or directory {path}")
+    return {"upgraded": upgraded, "already_current": current, "run_dirs": runs}
