@@ -18,3 +18,7 @@ class PrefrlError(Exception):
     """A problem the user can fix; the message is one line that names the fix."""
 
     exit_code = EXIT_USAGE
+
+
+class ConfigError(PrefrlError, ValueError):
+    """A setting with a value prefrl cannot use; the message names it and the accepted values."""

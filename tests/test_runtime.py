@@ -20,6 +20,7 @@ from prefrl.rundir import RunDir, column, read_metrics
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunStuck
 from prefrl.runtime.run import resume, train
+from prefrl.utils.checkpoint import load_checkpoint
 
 SMALL = dict(
     env_id="Pendulum-v1",
@@ -200,7 +201,7 @@ def test_a_finished_run_trains_further_with_a_larger_budget(tmp_path):
     rows = read_metrics(run / "metrics.csv")  # one run's metrics, continued
     assert rows[: len(rows_before)] == rows_before and int(rows[-1]["global_step"]) == 8192
     assert float(rows[len(rows_before)]["wall_time"]) >= float(rows_before[-1]["wall_time"])  # one clock
-    agent = torch.load(RunDir(run).agent_checkpoint, weights_only=False)
+    agent = load_checkpoint(RunDir(run).agent_checkpoint, "agent")
     assert agent["total_steps"] == 8192  # its learning rate anneals over the new budget
     # every label given: the labeler has nothing to report, the status still counts them
     resume(run, steps=10240, progress=False, video=False)

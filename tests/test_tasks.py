@@ -93,8 +93,8 @@ def test_a_task_brings_its_own_budgets_unless_told_otherwise():
         100,
         100_000,
     )
-    told = TrainConfig(task="backflip", labels=0, steps=2048)
-    assert (told.labels, told.steps) == (0, 2048)
+    told = TrainConfig(task="backflip", labels=2, steps=2048)
+    assert (told.labels, told.steps) == (2, 2048)
     args = build_parser().parse_args(["train", "--task", "spin"])
     assert (args.labels, args.steps) == (-1, 0)  # left to the task: 200 labels, 200k steps
 

@@ -84,7 +84,8 @@ def render_report(
         "Normalised return = (R - R_random) / (R_ppo_true - R_random): R is a run's final mean "
         "true return over its evaluation episodes, R_random and R_ppo_true the means over seeds of "
         "the random policy and of PPO on the true reward, same env, settings and env steps. "
-        "Cells: median [min, max] over seeds.",
+        'Cells: median [min, max] over seeds; "(k short)": k of those runs ended without their '
+        "whole label budget (see their summary.json).",
         "",
         "## Preference runs",
         "",
@@ -98,7 +99,7 @@ def render_report(
             groups.setdefault((row["env"], row["budget"], row["teacher"], row["selection"]), []).append(row)
     for (env, budget, teacher, selection), group in groups.items():
         lines.append(
-            f"| {env} | {group[0]['steps']} | {budget} | {teacher} | {selection} | {len(group)} | "
+            f"| {env} | {group[0]['steps']} | {budget} | {teacher} | {selection} | {_seeds(group)} | "
             f"{_spread(group, 'normalized_return', 2)} | {_spread(group, 'final_return')} | "
             f"{_mean(group, 'labels_used', 0)} | {_mean(group, 'reward_accuracy', 2)} | "
             f"{_mean(group, 'wall_time_s', 0)} | {_mean(group, 'steps_per_sec', 0)} |"
@@ -119,7 +120,7 @@ def render_report(
             group = [r for r in rows if r["env"] == env and r["arm"] == arm]
             if group:
                 lines.append(
-                    f"| {env} | {group[0]['steps']} | {arm} | {len(group)} | {_spread(group, 'normalized_return', 2)} | "
+                    f"| {env} | {group[0]['steps']} | {arm} | {_seeds(group)} | {_spread(group, 'normalized_return', 2)} | "
                     f"{_spread(group, 'final_return')} | {_mean(group, 'wall_time_s', 0)} | "
                     f"{_mean(group, 'steps_per_sec', 0)} |"
                 )
@@ -145,7 +146,7 @@ def render_report(
         ]
         for (env, arm, budget, steps), group in peers.items():
             lines.append(
-                f"| {env} | {arm} | {steps} | {budget} | {len(group)} | {_spread(group, 'normalized_return', 2)} | "
+                f"| {env} | {arm} | {steps} | {budget} | {_seeds(group)} | {_spread(group, 'normalized_return', 2)} | "
                 f"{_spread(group, 'final_return')} | {_mean(group, 'labels_used', 0)} | {_mean(group, 'wall_time_s', 0)} |"
             )
     lines += [
@@ -215,6 +216,12 @@ _STATE_TEXT = {
     "interrupted": "started, no summary.json yet (interrupted, running or failed: see its bench.log)",
     "stale": "stale",
 }
+
+
+def _seeds(group: list[dict[str, Any]]) -> str:
+    """The number of runs in a cell, and how many of them ended short of their label budget."""
+    short = sum(str(row.get("complete")) == "False" for row in group)
+    return f"{len(group)} ({short} short)" if short else str(len(group))
 
 
 def _values(group: list[dict[str, Any]], key: str) -> list[float]:

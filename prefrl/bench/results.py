@@ -37,13 +37,15 @@ COLUMNS = (
     "final_return",
     "normalized_return",
     "labels_used",
+    "complete",
     "reward_accuracy",
     "wall_time_s",
     "steps_per_sec",
     "run_dir",
 )
 """``final_return``: mean true return of the final evaluation; ``labels_used``: labels
-answered; ``reward_accuracy``: the reward model's accuracy on held-out labels;
+answered; ``complete``: False for a preference run that ended short of its label budget
+(its ``summary.json`` says why), empty for baselines; ``reward_accuracy``: the reward model's accuracy on held-out labels;
 ``wall_time_s``: the run's own wall time (resumed runs: all sessions); ``steps_per_sec``:
 the agent's env steps per second of training (random policy: evaluation steps per
 second); ``run_dir``: relative to the output directory."""
@@ -76,6 +78,7 @@ def collect_rows(grid: Grid, out: str | Path) -> list[dict[str, Any]]:
                 "final_return": summary.get("final_eval_return"),
                 "normalized_return": None,
                 "labels_used": summary.get("labels_used"),
+                "complete": summary.get("complete"),
                 "reward_accuracy": summary.get("reward_val_accuracy"),
                 "wall_time_s": summary.get("wall_time_s"),
                 "steps_per_sec": summary.get("env_steps_per_sec"),
@@ -118,6 +121,7 @@ def collect_peer_rows(grid: Grid, out: str | Path) -> list[dict[str, Any]]:
                     "final_return": summary.get("final_eval_return"),
                     "normalized_return": None,
                     "labels_used": summary.get("labels_used"),
+                    "complete": summary.get("complete"),
                     "reward_accuracy": summary.get("reward_accuracy"),
                     "wall_time_s": summary.get("wall_time_s"),
                     "steps_per_sec": summary.get("env_steps_per_sec"),

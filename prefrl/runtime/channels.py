@@ -5,17 +5,18 @@ tensors in state dicts): never an env, a file handle, a lock or a lambda. So a b
 can carry them over threads, processes or machines without the roles knowing.
 
 - clips: agent -> labeler, bounded; the agent never waits (a full queue drops the batch).
+  Once the agent has taken all its steps the backend sends the labeler one last, empty
+  batch marked ``final``: from then on the labeler asks for the whole remaining budget.
 - weights: reward trainer -> agent and labeler, versioned, latest wins.
 - status: every role -> the backend (metrics, "done", errors).
 
-The in-process versions live here; :mod:`prefrl.runtime.multiprocess` has the
-process-safe ones. Both satisfy the same small interfaces.
+The in-process versions live here; :mod:`prefrl.runtime.multiprocess` carries the same
+messages between processes. Both satisfy the same small interfaces.
 """
 
 from __future__ import annotations
 
 import collections
-import queue
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -25,10 +26,14 @@ from prefrl.prefs.clips import Clip
 
 @dataclass
 class ClipBatch:
-    """Clips the agent cut from one rollout; ``agent_step`` is its env-step count after it."""
+    """Clips the agent cut from one rollout; ``agent_step`` is its env-step count after it.
+
+    ``final``: the agent has finished; no clips will follow this batch.
+    """
 
     clips: list[Clip]
     agent_step: int
+    final: bool = False
 
 
 @dataclass
@@ -133,28 +138,3 @@ class LocalStatus:
     def drain(self) -> list[Status]:
         out, self.items = self.items, []
         return out
-
-
-class Flag:
-    """A stop flag for one process."""
-
-    def __init__(self) -> None:
-        self._set = False
-
-    def set(self) -> None:
-        self._set = True
-
-    def is_set(self) -> bool:
-        return self._set
-
-
-def drain_queue(q: Any, timeout: float = 0.0) -> list[Any]:
-    """Everything waiting in a ``queue.Queue``-like ``q``; waits up to ``timeout`` for the first."""
-    items = []
-    try:
-        items.append(q.get(timeout=timeout) if timeout > 0 else q.get_nowait())
-        while True:
-            items.append(q.get_nowait())
-    except (queue.Empty, EOFError, OSError):
-        pass
-    return items

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prefrl.agent.hyperparams import default_steps
+from prefrl.errors import ConfigError
 from prefrl.prefs.schedule import LabelSchedule
 from prefrl.reward.model import RewardModelConfig
 
@@ -116,8 +117,13 @@ class TrainConfig:
             self.clip_length = int(defaults["clip_length"])
         if self.fixed_length is None:
             self.fixed_length = defaults["fixed_length"]
-        if self.labels < 2 and self.labels != 0:
-            raise ValueError("labels must be 0 or at least 2")
+        if self.labels < 2:
+            raise ConfigError(
+                f"--labels {self.labels}: a preference run needs at least 2 labels (PPO without any "
+                "label: prefrl baseline ENV --reward constant)"
+            )
+        if self.pool_size < 2:
+            raise ConfigError(f"pool_size {self.pool_size}: pairs are drawn from at least 2 clips")
         if self.backend not in ("multiprocess", "inprocess"):
             raise ValueError(f"backend must be multiprocess or inprocess, not {self.backend!r}")
         self.reward_model_config()  # validates the overrides now, not in a child process

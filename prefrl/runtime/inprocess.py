@@ -11,8 +11,9 @@ from pathlib import Path
 
 from prefrl.oracles import Oracle
 from prefrl.runtime.agent import AgentRole
-from prefrl.runtime.channels import Fanout, LocalClipQueue, LocalStatus, LocalWeights
+from prefrl.runtime.channels import ClipBatch, Fanout, LocalClipQueue, LocalStatus, LocalWeights
 from prefrl.runtime.config import TrainConfig
+from prefrl.runtime.ending import RunEnd, end_of_run
 from prefrl.runtime.errors import RunStuck
 from prefrl.runtime.labeler import LabelerRole
 from prefrl.runtime.monitor import Monitor
@@ -20,8 +21,11 @@ from prefrl.runtime.reward_trainer import RewardTrainerRole
 from prefrl.runtime.role import Role
 
 
-def run_inprocess(config: TrainConfig, run_dir: Path, monitor: Monitor, oracle: Oracle | None = None) -> None:
-    """Step agent, labeler and reward trainer in turn until the agent is done."""
+def run_inprocess(
+    config: TrainConfig, run_dir: Path, monitor: Monitor, oracle: Oracle | None = None
+) -> RunEnd:
+    """Step agent, labeler and reward trainer in turn until the run is over (see
+    :mod:`prefrl.runtime.ending`)."""
     clips = LocalClipQueue()
     agent_weights, labeler_weights = LocalWeights(), LocalWeights()
     status = LocalStatus()
@@ -29,18 +33,29 @@ def run_inprocess(config: TrainConfig, run_dir: Path, monitor: Monitor, oracle: 
     labeler = LabelerRole(config, run_dir, clips, labeler_weights, status, oracle=oracle)
     agent = AgentRole(config, run_dir, clips, agent_weights, status)
     roles: list[Role] = [agent, labeler, trainer]
+    told_final = False
     try:
-        while not agent.done:
+        while True:
             progressed = False
             for role in roles:
                 if not role.done:
                     progressed |= role.step()
             monitor.consume(status.drain())
+            if agent.done and not told_final:
+                clips.items.append(ClipBatch([], agent.agent.env_steps, final=True))  # never dropped
+                told_final = progressed = True
+            end = end_of_run(
+                agent_done=agent.done,
+                labeler_done=monitor.finished.get("labeler"),
+                labels_trained=int(monitor.latest["reward_trainer"].get("reward/labels", 0)),
+            )
+            if end is not None:
+                return end
             if not progressed:
                 raise RunStuck(
                     f"the run cannot progress: {labeler.answered} labels answered, the reward model "
-                    f"needs {trainer.min_labels} to start and the agent has {agent.clips_sent} clips out. "
-                    "Check --labels and --initial-fraction."
+                    f"has trained on {trainer.trainer.num_labels} and the agent has {agent.clips_sent} "
+                    "clips out. Check --labels and --initial-fraction."
                 )
     finally:
         for role in roles:

@@ -68,31 +68,73 @@ class LabelerRole(Role):
         self.rng = np.random.default_rng([config.seed, 7])
         self.max_queries_per_step = max_queries_per_step
         self.answered = self.store.num_answered()
-        self.done = self.answered >= config.labels
+        self.final = False  # the agent has finished: ask for the whole budget
 
     def step(self) -> bool:
         for batch in self.clips.get_all(timeout=0.05):
             self.pool.extend(batch.clips)
             self.agent_step = max(self.agent_step, batch.agent_step)
+            self.final |= batch.final
         state = self.weights.latest()
         if state is not None:
             self.model = RewardModel.from_state_dict(state)
 
         if self.human:
-            return self._queue_for_human()
+            progressed = self._queue_for_human()
+        else:
+            progressed = self._ask_synthetic()
+        if not self.done:
+            self._finish_if_over()
+        return progressed or self.done
+
+    def _ask_synthetic(self) -> bool:
         pending = self.store.pending_queries()
         if pending:
             query = pending[0]
             clips = self.store.get_clips([query.left_clip_id, query.right_clip_id])
             self._ask(query.query_id, clips[query.left_clip_id], clips[query.right_clip_id])
             return True
-
-        wanted = min(self.schedule.labels_wanted(self.agent_step), self.cfg.labels)
+        wanted = self._wanted()
         if self.answered >= wanted or len(self.pool) < 2:
             return False
         self._add_queries(min(wanted - self.answered, self.max_queries_per_step), ask=True)
         self._report()
         return True
+
+    def _wanted(self) -> int:
+        """Labels that should be answered by now: the schedule's count, the whole budget
+        once the agent has finished, and one more while no answer can train a first model."""
+        if self.final:
+            return self.cfg.labels
+        wanted = self.schedule.labels_wanted(self.agent_step)
+        if self.model is None and self._trainable() == 0:
+            wanted = max(wanted, self.answered + 1)  # e.g. every initial answer was "skipped"
+        return min(wanted, self.cfg.labels)
+
+    def _trainable(self) -> int:
+        counts = self.store.answer_counts()
+        return sum(n for answer, n in counts.items() if answer.mu is not None)
+
+    def _finish_if_over(self) -> None:
+        """Report the labeler's end: the budget is used, or no more labels can come."""
+        reason = None
+        if self.answered >= self.cfg.labels:
+            if self._trainable() == 0:
+                reason = (
+                    f"none of the {self.answered} answers can be trained on (every one was skipped or "
+                    "can't tell), so the reward model never trained; a larger --labels budget asks more"
+                )
+        elif self.final and len(self.pool) < 2 and not self.store.pending_queries():
+            reason = (
+                f"the agent finished with {len(self.pool)} clip(s) to compare, too few for a pair; "
+                f"{self.answered} of {self.cfg.labels} labels were given. Give the run more --steps"
+            )
+        else:
+            return
+        self.done = True
+        self._report()
+        values = {"complete": reason is None, "reason": reason, "labels/trainable": self._trainable()}
+        self.status.put(Status(self.name, "done", self.agent_step, values))
 
     def _queue_for_human(self) -> bool:
         answered = self.store.num_answered()
@@ -101,9 +143,9 @@ class LabelerRole(Role):
         if changed and self.cfg.query_videos:
             self._videos_of_human_answers()
         if self.answered >= self.cfg.labels:
-            self.done = True
+            return changed
         waiting = len(self.store.pending_queries())
-        wanted = min(self.schedule.labels_wanted(self.agent_step), self.cfg.labels)
+        wanted = self._wanted()
         num = min(self.human_queue - waiting, wanted - self.answered - waiting)
         if num > 0 and len(self.pool) >= 2:
             self._add_queries(num, ask=False)
@@ -138,9 +180,6 @@ class LabelerRole(Role):
         self.answered += 1
         if self.cfg.query_videos:
             self._query_video(query_id, left, right)
-        if self.answered >= self.cfg.labels:
-            self.done = True
-            self._report()
 
     def _videos_of_human_answers(self) -> None:
         """Query videos of what the person answered since the last call (the window shows
@@ -162,7 +201,7 @@ class LabelerRole(Role):
         total = max(1, sum(counts.values()))
         values: dict[str, Any] = {
             "labels/answered": self.answered,
-            "labels/wanted": self.schedule.labels_wanted(self.agent_step),
+            "labels/wanted": self._wanted(),
             "labels/equal_share": counts[Answer.EQUAL] / total,
             "labels/skipped_share": (counts[Answer.SKIPPED] + counts[Answer.CANT_TELL]) / total,
             "labels/pool_size": len(self.pool),

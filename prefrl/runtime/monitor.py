@@ -3,6 +3,7 @@ the latest numbers of each role for the summary."""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -29,8 +30,11 @@ class Monitor:
         self.total_steps = total_steps
         self.total_labels = total_labels
         self.latest: dict[str, dict[str, Any]] = {"agent": {}, "labeler": {}, "reward_trainer": {}}
-        self.done: dict[str, Any] | None = None
+        self.finished: dict[str, dict[str, Any]] = {}
+        """each role's "done" report (the agent's: final returns; the labeler's: complete or why not)"""
         self.errors: dict[str, str] = {}
+        self.pids: dict[str, int] = {}
+        """the roles' process ids (multiprocess backend), written to ``status.json``"""
         # A resumed run goes on from what it has on disk: its clock, its last logged step and
         # its stored answers (its labeler may have nothing left to report: every label given).
         rows = read_metrics(run.metrics_path) if run.metrics_path.exists() else []
@@ -50,7 +54,7 @@ class Monitor:
                 self.errors[status.role] = str(status.values.get("error", "unknown error"))
                 continue
             if status.kind == "done":
-                self.done = dict(status.values)
+                self.finished[status.role] = dict(status.values)
                 continue
             self.latest.setdefault(status.role, {}).update(status.values)
             self.metrics.log(status.agent_step, status.values)
@@ -60,6 +64,11 @@ class Monitor:
             self._show()
         if statuses or time.monotonic() - self._status_written > 1.0:
             self.write_status(running=True)  # also a heartbeat while the roles are quiet
+
+    @property
+    def done(self) -> dict[str, Any] | None:
+        """The agent's final report (None until it has taken all its steps)."""
+        return self.finished.get("agent")
 
     def write_status(self, running: bool) -> None:
         """``RUN_DIR/status.json``: what a labelling window attached to the run shows."""
@@ -76,6 +85,8 @@ class Monitor:
                 "labels_total": self.total_labels,
                 "reward_version": trainer.get("reward/version", 0),
                 "updated_at": time.time(),
+                "pid": os.getpid(),
+                "role_pids": self.pids,
             },
         )
 

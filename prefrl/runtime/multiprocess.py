@@ -1,101 +1,231 @@
 """The multiprocess backend (the default): agent, labeler and reward trainer each in
-their own process (spawn), all running at the same time.
+their own process (spawn), all running at the same time, with this process in the middle.
 
-- clips flow agent -> labeler through a bounded queue (a full queue drops the batch:
-  the agent never waits for a slow human);
-- reward weights flow trainer -> agent and labeler through one queue per subscriber,
-  drained to the newest on every read (latest wins);
-- every child reports to this process, which writes the metrics and the progress bar.
+Every message goes through this (the parent) process: the agent's clips to the labeler,
+the trainer's weights to the agent and the labeler, every role's statuses here. Each
+incarnation of a role gets fresh pipes of its own, made here when it starts:
 
-A child that dies is noticed within a fraction of a second: it is restarted from its
-checkpoints (the store keeps every label) up to ``max_restarts`` times, after which the
-run stops with a message naming the role and its error. Ctrl-C stops every child
-cleanly; the run can then be continued with ``prefrl resume RUN_DIR``.
+- parent -> role: a pipe fed by a thread of the parent, so the parent never waits for
+  a role (clip batches beyond ``max_clip_batches`` waiting are dropped: the agent never
+  waits for a slow labeler; only the newest weights wait, older ones are replaced);
+- role -> parent: a pipe fed by a thread of the role, so a role never waits for the
+  parent (same rules);
+- a control pipe: a byte on it asks the role to stop; its end closing means the parent is gone.
+
+The channel contract, what each end sees when the other dies:
+
+- **a role dies** (an exception, ``kill -9``, at any moment): its pipes die with it and
+  nobody else ever touches them, so no lock is left held and no half-written message
+  reaches anyone (the parent reads end-of-file after the last whole message). The parent
+  notices within a fraction of a second and starts a new incarnation with new pipes,
+  from the role's checkpoints and the store (which keeps every answer), and sends it
+  what the run knows: the newest weights, and to a labeler the recent clips (up to
+  ``pool_size``) and whether the agent has finished. Messages on their way to the dead
+  incarnation are lost; the agent's clips keep coming, the trainer republishes. A role
+  that dies ``max_restarts + 1`` times ends the run with its last error.
+- **the parent dies** (``kill -9``): every role sees its control pipe close, stops
+  within a step and exits; one that has not exited 3 s later ends itself.
+- **Ctrl-C / SIGTERM**: the parent asks every role to stop; each saves its checkpoint.
+
+No role process creates a semaphore or shared memory, so nothing is left behind.
+The run ends as :mod:`prefrl.runtime.ending` decides.
 """
 
 from __future__ import annotations
 
+import collections
 import multiprocessing as mp
 import os
-import queue
 import signal
 import threading
 import time
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from prefrl.runtime.channels import ClipBatch, Status, drain_queue
+from prefrl.runtime.channels import ClipBatch, Status
 from prefrl.runtime.config import TrainConfig
+from prefrl.runtime.ending import RunEnd, end_of_run
 from prefrl.runtime.errors import RunFailed
 from prefrl.runtime.monitor import Monitor
 
 ROLES = ("agent", "labeler", "reward_trainer")
+ORPHAN_EXIT_S = 3.0
+"""seconds a role whose parent is gone has to stop by itself before it ends itself"""
 
 
-# ----------------------------------------------------------------- channels
-class ProcessClipQueue:
-    """Bounded clip queue between processes; ``put`` never blocks."""
+# --------------------------------------------------------------------- pipes
+class Outbox:
+    """Sends ``(kind, payload)`` messages over a pipe from a background thread: ``put``
+    never waits for the reader. Weights are coalesced (only the newest waits); at most
+    ``max_clip_batches`` batches of kind ``clips`` wait (``put`` drops more and returns
+    False); every other kind always waits its turn. When the reader is gone, sending
+    stops and ``put`` returns False."""
 
-    def __init__(self, ctx: Any, maxsize: int = 64):
-        self.q = ctx.Queue(maxsize=maxsize)
+    def __init__(self, conn: Connection, max_clip_batches: int = 64):
+        self.conn = conn
+        self.max_clip_batches = max_clip_batches
+        self._items: collections.deque[tuple[str, Any]] = collections.deque()
+        self._clip_batches = 0
+        self._cond = threading.Condition()
+        self._closing = False
+        self.broken = False
+        self._thread = threading.Thread(target=self._send_loop, name="prefrl-outbox", daemon=True)
+        self._thread.start()
 
-    def put(self, batch: ClipBatch) -> bool:
+    def put(self, kind: str, payload: Any) -> bool:
+        with self._cond:
+            if self.broken or self._closing:
+                return False
+            if kind == "weights":
+                self._items = collections.deque(item for item in self._items if item[0] != "weights")
+            elif kind == "clips":
+                if self._clip_batches >= self.max_clip_batches:
+                    return False
+                self._clip_batches += 1
+            self._items.append((kind, payload))
+            self._cond.notify()
+        return True
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._items and not self._closing:
+                    self._cond.wait()
+                if not self._items:
+                    return
+                item = self._items.popleft()
+                self._clip_batches -= item[0] == "clips"
+            try:
+                self.conn.send(item)
+            except (OSError, ValueError):  # the reader is gone (or the pipe was closed)
+                with self._cond:
+                    self.broken = True
+                    self._items.clear()
+                return
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Send what waits (for up to ``timeout`` seconds), then close the pipe."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join(timeout)
+        if not self._thread.is_alive():  # else it is stuck writing to a reader that stopped reading
+            self.conn.close()
+
+
+class Inbox:
+    """What a role receives from the parent, sorted by kind as it is read."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self.clips: list[ClipBatch] = []
+        self.weights: dict[str, Any] | None = None
+        self.closed = False
+
+    def pump(self, timeout: float = 0.0) -> None:
+        """Read every waiting message; wait up to ``timeout`` seconds for the first."""
+        if self.closed:
+            return
         try:
-            self.q.put_nowait(batch)
-            return True
-        except queue.Full:
-            return False
+            ready = self.conn.poll(timeout)
+            while ready:
+                kind, payload = self.conn.recv()
+                if kind == "weights":
+                    self.weights = payload
+                else:
+                    self.clips.append(payload)
+                ready = self.conn.poll(0)
+        except (EOFError, OSError):
+            self.closed = True
+
+
+# A role's ends of its channels, in the shapes the roles expect (see channels.py).
+class _ClipsIn:
+    def __init__(self, inbox: Inbox):
+        self.inbox = inbox
 
     def get_all(self, timeout: float = 0.0) -> list[ClipBatch]:
-        return drain_queue(self.q, timeout)
+        self.inbox.pump(0.0 if self.inbox.clips else timeout)
+        out, self.inbox.clips = self.inbox.clips, []
+        return out
 
 
-class ProcessWeights:
-    """One subscriber's weight queue; reading drains it and keeps only the newest."""
-
-    def __init__(self, ctx: Any):
-        self.q = ctx.Queue()
-
-    def publish(self, state: dict[str, Any]) -> None:
-        self.q.put(state)
+class _WeightsIn:
+    def __init__(self, inbox: Inbox):
+        self.inbox = inbox
 
     def latest(self) -> dict[str, Any] | None:
-        items = drain_queue(self.q)
-        return items[-1] if items else None
+        self.inbox.pump()
+        state, self.inbox.weights = self.inbox.weights, None
+        return state
 
 
-class ProcessStatus:
-    def __init__(self, ctx: Any):
-        self.q = ctx.Queue()
+class _ClipsOut:
+    def __init__(self, outbox: Outbox):
+        self.outbox = outbox
+
+    def put(self, batch: ClipBatch) -> bool:
+        return self.outbox.put("clips", batch)
+
+
+class _StatusOut:
+    def __init__(self, outbox: Outbox):
+        self.outbox = outbox
 
     def put(self, status: Status) -> None:
-        self.q.put(status)
+        self.outbox.put("status", status)
 
 
-class _WeightFanout:
-    def __init__(self, *subscribers: ProcessWeights):
-        self.subscribers = subscribers
+class _WeightsOut:
+    def __init__(self, outbox: Outbox):
+        self.outbox = outbox
 
     def publish(self, state: dict[str, Any]) -> None:
-        for s in self.subscribers:
-            s.publish(state)
+        self.outbox.put("weights", state)
 
 
-# -------------------------------------------------------------------- child
-class _StopOrOrphaned:
-    """Set when the parent asks to stop, or when the parent is gone (killed outright): a
-    child never outlives the run it belongs to."""
+class _StopSignal:
+    """Set when the parent asks to stop (a byte on the control pipe) or is gone (the
+    pipe's far end closed): a role never outlives the run it belongs to."""
 
-    def __init__(self, stop: Any, parent_pid: int):
-        self.stop, self.parent_pid = stop, parent_pid
+    def __init__(self, control: Connection, parent_pid: int):
+        self.control, self.parent_pid = control, parent_pid
+        self._set = False
 
     def is_set(self) -> bool:
-        return bool(self.stop.is_set()) or os.getppid() != self.parent_pid
+        if not self._set:
+            try:
+                self._set = self.control.poll(0) or self.orphaned()
+            except (EOFError, OSError):
+                self._set = True
+        return self._set
+
+    def orphaned(self) -> bool:
+        return os.getppid() != self.parent_pid
 
 
+def _end_when_orphaned(stop: _StopSignal) -> None:
+    """A watchdog thread: once the parent is gone, give the role ORPHAN_EXIT_S to stop,
+    then end the process (checkpoints and the store are written atomically)."""
+    while not stop.orphaned():
+        time.sleep(0.5)
+    time.sleep(ORPHAN_EXIT_S)
+    os._exit(1)
+
+
+# --------------------------------------------------------------------- child
 def _child_main(
-    role: str, config: dict[str, Any], run_dir: str, channels: dict[str, Any], stop: Any, parent_pid: int
+    role: str,
+    config: dict[str, Any],
+    run_dir: str,
+    inbox_conn: Connection,
+    outbox_conn: Connection,
+    control: Connection,
+    parent_pid: int,
 ) -> None:
     """Entry point of a role's process: build the role here (nothing unpicklable crosses)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
@@ -103,10 +233,10 @@ def _child_main(
     import torch
 
     torch.set_num_threads(1)
-    status: ProcessStatus = channels["status"]
-    for name in ("clips", "agent_weights", "labeler_weights"):
-        # never hang at exit on clips or weights nobody will read (statuses must arrive)
-        channels[name].q.cancel_join_thread()
+    stop = _StopSignal(control, parent_pid)
+    threading.Thread(target=_end_when_orphaned, args=(stop,), daemon=True).start()
+    outbox, inbox = Outbox(outbox_conn), Inbox(inbox_conn)
+    status = _StatusOut(outbox)
     try:
         cfg = TrainConfig.from_dict(config)
         path = Path(run_dir)
@@ -114,98 +244,204 @@ def _child_main(
         if role == "agent":
             from prefrl.runtime.agent import AgentRole
 
-            role_obj = AgentRole(cfg, path, channels["clips"], channels["agent_weights"], status)
+            role_obj = AgentRole(cfg, path, _ClipsOut(outbox), _WeightsIn(inbox), status)
         elif role == "labeler":
             from prefrl.runtime.labeler import LabelerRole
 
             # a human answers through the store (the labelling window), not through an oracle object
-            role_obj = LabelerRole(cfg, path, channels["clips"], channels["labeler_weights"], status)
+            role_obj = LabelerRole(cfg, path, _ClipsIn(inbox), _WeightsIn(inbox), status)
         else:
             from prefrl.runtime.reward_trainer import RewardTrainerRole
 
-            weights = _WeightFanout(channels["agent_weights"], channels["labeler_weights"])
-            role_obj = RewardTrainerRole(cfg, path, weights, status)
-        role_obj.run(_StopOrOrphaned(stop, parent_pid))
+            role_obj = RewardTrainerRole(cfg, path, _WeightsOut(outbox), status)
+        role_obj.run(stop)
     except BaseException as err:
-        status.put(
-            Status(
-                role,
-                "error",
-                0,
-                {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()},
-            )
-        )
-        time.sleep(0.2)  # let the report reach the parent before the process ends
+        error = {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
+        status.put(Status(role, "error", 0, error))
+        outbox.close(timeout=2.0)
         raise SystemExit(1) from err
+    outbox.close()  # the last statuses ("done") must reach the parent
 
 
-# ------------------------------------------------------------------- parent
-def run_multiprocess(
-    config: TrainConfig, run_dir: Path, monitor: Monitor, max_restarts: int = 3, join_timeout: float = 30.0
-) -> None:
-    """Run the three roles in parallel until the agent is done (or Ctrl-C, or a failure)."""
-    ctx = mp.get_context("spawn")
-    channels: dict[str, Any] = {
-        "clips": ProcessClipQueue(ctx),
-        "agent_weights": ProcessWeights(ctx),
-        "labeler_weights": ProcessWeights(ctx),
-        "status": ProcessStatus(ctx),
-    }
-    stop = ctx.Event()
-    cfg = config.to_dict()
-    procs: dict[str, Any] = {}
-    restarts = dict.fromkeys(ROLES, 0)
+# -------------------------------------------------------------------- parent
+@dataclass
+class _Incarnation:
+    """One start of a role: its process and the parent's ends of its fresh pipes."""
 
-    def start(role: str) -> None:
-        p = ctx.Process(
+    process: Any
+    to_role: Outbox
+    from_role: Connection
+    control: Connection
+    reading: bool = True  # False once its pipe to the parent reached end-of-file
+
+
+class _Supervisor:
+    """Starts the roles, carries their messages, restarts the ones that die."""
+
+    def __init__(self, config: TrainConfig, run_dir: Path, monitor: Monitor, max_restarts: int):
+        self.ctx = mp.get_context("spawn")
+        self.config, self.run_dir, self.monitor = config, run_dir, monitor
+        self.cfg = config.to_dict()
+        self.max_restarts = max_restarts
+        self.restarts = dict.fromkeys(ROLES, 0)
+        self.roles: dict[str, _Incarnation] = {}
+        self.weights: dict[str, Any] | None = None  # the newest published
+        self.recent_clips: collections.deque[ClipBatch] = collections.deque()
+        self.final: ClipBatch | None = None  # sent to labelers once the agent has finished
+
+    def start(self, role: str) -> None:
+        to_role_r, to_role_w = self.ctx.Pipe(duplex=False)
+        from_role_r, from_role_w = self.ctx.Pipe(duplex=False)
+        control_r, control_w = self.ctx.Pipe(duplex=False)
+        process = self.ctx.Process(
             target=_child_main,
-            args=(role, cfg, str(run_dir), channels, stop, os.getpid()),
+            args=(role, self.cfg, str(self.run_dir), to_role_r, from_role_w, control_r, os.getpid()),
             name=f"prefrl-{role}",
             daemon=True,
         )
-        p.start()
-        procs[role] = p
+        process.start()
+        for end in (to_role_r, from_role_w, control_r):
+            end.close()  # the role holds these now: when it dies they close, and we read end-of-file
+        incarnation = _Incarnation(process, Outbox(to_role_w), from_role_r, control_w)
+        self.roles[role] = incarnation
+        self.monitor.pids[role] = int(process.pid or 0)
+        if self.weights is not None and role != "reward_trainer":
+            incarnation.to_role.put("weights", self.weights)
+        if role == "labeler":
+            for batch in self.recent_clips:
+                incarnation.to_role.put("clips", batch)
+            if self.final is not None:
+                incarnation.to_role.put("final", self.final)
+
+    def receive(self, timeout: float) -> None:
+        """Carry every message that arrives within ``timeout`` seconds."""
+        readers = {inc.from_role: role for role, inc in self.roles.items() if inc.reading}
+        statuses: list[Status] = []
+        for conn in wait(list(readers), timeout=timeout):
+            role = readers[conn]  # type: ignore[index]
+            self._read(role, statuses)
+        self.monitor.consume(statuses)
+
+    def _read(self, role: str, statuses: list[Status]) -> None:
+        incarnation = self.roles[role]
+        try:
+            while incarnation.from_role.poll(0):
+                kind, payload = incarnation.from_role.recv()
+                if kind == "status":
+                    statuses.append(payload)
+                    if payload.kind == "done" and role == "agent":
+                        self.final = ClipBatch([], payload.agent_step, final=True)
+                        self.roles["labeler"].to_role.put("final", self.final)
+                elif kind == "clips":
+                    self._keep_recent(payload)
+                    self.roles["labeler"].to_role.put("clips", payload)
+                elif kind == "weights":
+                    self.weights = payload
+                    for subscriber in ("agent", "labeler"):
+                        self.roles[subscriber].to_role.put("weights", payload)
+        except (EOFError, OSError):
+            incarnation.reading = False
+
+    def _read_last_words(self, role: str, timeout: float = 2.0) -> None:
+        """Everything an exited role sent before it ended (its pipe then reads end-of-file)."""
+        incarnation, statuses = self.roles[role], list[Status]()
+        deadline = time.monotonic() + timeout
+        while incarnation.reading and time.monotonic() < deadline:
+            if incarnation.from_role.poll(0.05):
+                self._read(role, statuses)
+        self.monitor.consume(statuses)
+
+    def _keep_recent(self, batch: ClipBatch) -> None:
+        self.recent_clips.append(batch)
+        kept = sum(len(b.clips) for b in self.recent_clips)
+        while kept - len(self.recent_clips[0].clips) >= self.config.pool_size:
+            kept -= len(self.recent_clips.popleft().clips)
+
+    def restart_the_dead(self) -> None:
+        for role, incarnation in list(self.roles.items()):
+            exitcode = incarnation.process.exitcode
+            if exitcode is None or (exitcode == 0 and role in self.monitor.finished):
+                continue  # alive, or finished its job
+            self._read_last_words(role)  # e.g. its error report
+            if role in self.monitor.finished and exitcode == 0:
+                continue
+            error = self.monitor.errors.pop(role, f"exit code {exitcode}")
+            if self.restarts[role] >= self.max_restarts:
+                raise RunFailed(
+                    f"the {role} process died {self.restarts[role] + 1} times; last error: {error}. "
+                    f"Every label is in the store; after fixing the cause, continue with: prefrl resume {self.run_dir}"
+                )
+            self.restarts[role] += 1
+            print(
+                f"prefrl: the {role} process died ({error}); restarting it ({self.restarts[role]}/{self.max_restarts})",
+                flush=True,
+            )
+            self._discard(incarnation)
+            self.start(role)
+
+    def _discard(self, incarnation: _Incarnation) -> None:
+        incarnation.to_role.close(timeout=0.0)
+        incarnation.from_role.close()
+        incarnation.control.close()
+
+    def stop(self, join_timeout: float) -> None:
+        """Ask every role to stop, wait for them (their last reports are read), end the rest."""
+        for incarnation in self.roles.values():
+            try:
+                incarnation.control.send_bytes(b"stop")
+            except OSError:
+                pass  # already gone
+        deadline = time.monotonic() + join_timeout
+        while time.monotonic() < deadline and any(i.process.is_alive() for i in self.roles.values()):
+            self.receive(timeout=0.1)
+        for incarnation in self.roles.values():
+            if incarnation.process.is_alive():
+                incarnation.process.terminate()
+                incarnation.process.join(5)
+        for role, incarnation in self.roles.items():
+            self._read_last_words(role)
+            self._discard(incarnation)
+
+
+def run_multiprocess(
+    config: TrainConfig,
+    run_dir: Path,
+    monitor: Monitor,
+    max_restarts: int = 3,
+    join_timeout: float = 30.0,
+    person_present: Callable[[], bool] | None = None,
+) -> RunEnd:
+    """Run the three roles in parallel until the run is over (see
+    :mod:`prefrl.runtime.ending`), Ctrl-C, or a role that keeps dying.
+
+    ``person_present``: for a human oracle, whether their labelling window is still open.
+    """
+    supervisor = _Supervisor(config, run_dir, monitor, max_restarts)
 
     def on_sigterm(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # a scheduler's SIGTERM stops the run as cleanly as Ctrl-C
 
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, on_sigterm) if in_main_thread else None
-    for role in ROLES:
-        start(role)
     try:
-        while monitor.done is None:
-            monitor.consume(drain_queue(channels["status"].q, timeout=0.2))
-            if monitor.done is not None:
-                break
-            for role, p in list(procs.items()):
-                if p.exitcode is None or (p.exitcode == 0 and role != "agent"):
-                    continue  # alive, or finished its job (the labeler stops at the budget)
-                monitor.consume(drain_queue(channels["status"].q))
-                if monitor.done is not None:
-                    break
-                error = monitor.errors.get(role, f"exit code {p.exitcode}")
-                if restarts[role] >= max_restarts:
-                    raise RunFailed(
-                        f"the {role} process died {restarts[role] + 1} times; last error: {error}. "
-                        f"Every label is in the store; after fixing the cause, continue with: prefrl resume {run_dir}"
-                    )
-                restarts[role] += 1
-                print(
-                    f"prefrl: the {role} process died ({error}); restarting it ({restarts[role]}/{max_restarts})",
-                    flush=True,
-                )
-                monitor.errors.pop(role, None)
-                start(role)
+        for role in ROLES:
+            supervisor.start(role)
+        while True:
+            supervisor.receive(timeout=0.2)
+            supervisor.restart_the_dead()
+            labeler = monitor.latest["labeler"]
+            end = end_of_run(
+                agent_done=monitor.done is not None,
+                labeler_done=monitor.finished.get("labeler"),
+                labels_trained=int(monitor.latest["reward_trainer"].get("reward/labels", 0)),
+                person_present=person_present() if person_present is not None else True,
+                labels_answered=int(labeler.get("labels/answered", 0)),
+                labels_budget=config.labels,
+                run_dir=str(run_dir),
+            )
+            if end is not None:
+                return end
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
-        stop.set()
-        deadline = time.monotonic() + join_timeout
-        for p in procs.values():
-            p.join(timeout=max(0.1, deadline - time.monotonic()))
-        for p in procs.values():
-            if p.is_alive():
-                p.terminate()
-                p.join(5)
-        monitor.consume(drain_queue(channels["status"].q))
+        supervisor.stop(join_timeout)

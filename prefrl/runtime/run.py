@@ -14,6 +14,7 @@ from prefrl.plotting import plot_learning_curve
 from prefrl.prefs.store import PreferenceStore
 from prefrl.rundir import RunDir
 from prefrl.runtime.config import TrainConfig
+from prefrl.runtime.ending import RunEnd
 from prefrl.runtime.errors import RunInterrupted
 from prefrl.runtime.monitor import Monitor
 
@@ -65,11 +66,15 @@ def resume(
             f"{run.path} is a {data.get('kind')} run; only preference runs (prefrl train) can be resumed"
         )
     config = TrainConfig.from_dict(data)
+    for name, new, old in (("steps", steps, config.steps), ("labels", labels, config.labels)):
+        if new is not None and new < old:
+            raise ValueError(f"--{name} {new} is below the run's budget of {old}: a budget can only grow")
+    grows = (steps or config.steps) > config.steps or (labels or config.labels) > config.labels
+    if not grows and run.summary_path.exists() and run.read_summary().get("complete"):
+        print(f"prefrl: {run.path} is complete; --steps / --labels above its budgets train it further")
+        return {"run_dir": str(run.path), **run.read_summary()}  # nothing left to do: not an error
     _check_human(config)
-    if steps is not None or labels is not None:
-        for name, new, old in (("steps", steps, config.steps), ("labels", labels, config.labels)):
-            if new is not None and new < old:
-                raise ValueError(f"--{name} {new} is below the run's budget of {old}: a budget can only grow")
+    if grows:
         config.steps, config.labels = steps or config.steps, labels or config.labels
         run.write_config({**data, "steps": config.steps, "labels": config.labels})
         run.summary_path.unlink(missing_ok=True)  # not finished any more
@@ -124,11 +129,12 @@ def _execute(
         if config.backend == "inprocess":
             from prefrl.runtime.inprocess import run_inprocess
 
-            run_inprocess(config, run.path, monitor, oracle=oracle)
+            end = run_inprocess(config, run.path, monitor, oracle=oracle)
         else:
             from prefrl.runtime.multiprocess import run_multiprocess
 
-            run_multiprocess(config, run.path, monitor)
+            present = None if window is None else (lambda: window.poll() is None)
+            end = run_multiprocess(config, run.path, monitor, person_present=present)
     except KeyboardInterrupt as err:
         raise RunInterrupted(
             f"stopped; every label is saved. Continue with: prefrl resume {run.path}"
@@ -140,9 +146,7 @@ def _execute(
                 window.wait(10)
             except subprocess.TimeoutExpired:
                 window.terminate()
-    if monitor.done is None:
-        raise RunInterrupted(f"the run stopped before its end. Continue with: prefrl resume {run.path}")
-    summary = summarize(config, run, monitor)
+    summary = summarize(config, run, monitor, end)
     plot_learning_curve(
         run.metrics_path, run.plot_path, f"prefrl: {config.env_id}, {config.labels} labels ({config.teacher})"
     )
@@ -150,17 +154,28 @@ def _execute(
         _final_video(config, run)
     summary["wall_time_s"] = round(monitor.metrics.wall_time, 2)
     run.write_summary(summary)
+    if not end.complete:
+        print(f"prefrl: the run ended short of its budget: {end.reason}", flush=True)
     return {"run_dir": str(run.path), **summary}
 
 
-def summarize(config: TrainConfig, run: RunDir, monitor: Monitor) -> dict[str, Any]:
-    """The numbers a run ends with (``summary.json``)."""
+def summarize(config: TrainConfig, run: RunDir, monitor: Monitor, end: RunEnd) -> dict[str, Any]:
+    """The numbers a run ends with (``summary.json``).
+
+    ``complete``: the run got its whole label budget, trained on it and took all its
+    steps; when not, ``incomplete_reason`` says why, in one line.
+    """
     with PreferenceStore(run.store_path, env_id=config.env_id) as store:
         labels_used = store.num_answered()
         counts = {answer.value: n for answer, n in store.answer_counts().items()}
     agent, trainer = monitor.latest["agent"], monitor.latest["reward_trainer"]
     done = monitor.done or {}
     return {
+        "complete": end.complete,
+        "incomplete_reason": end.reason,
+        "labels_used": labels_used,
+        "labels_budget": config.labels,
+        "tie_share": round(counts["equal"] / labels_used, 4) if labels_used else None,
         "env_id": config.env_id,
         "task": config.task,
         "oracle": config.oracle,
@@ -168,7 +183,6 @@ def summarize(config: TrainConfig, run: RunDir, monitor: Monitor) -> dict[str, A
         "selection": config.selection,
         "seed": config.seed,
         "backend": config.backend,
-        "labels_used": labels_used,
         "answers": counts,
         "env_steps": monitor.agent_step,
         "final_train_return": done.get("final_train_return"),
