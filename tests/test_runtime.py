@@ -167,10 +167,12 @@ def test_resume_after_a_stopped_run_keeps_every_label(tmp_path, how):
         assert len(children) >= 3
         proc.kill()  # the supervisor dies outright: its children must notice and end too
         proc.wait(10)
-        deadline = time.time() + 20
+        deadline = time.time() + 5
         while any(alive(pid) for pid in children) and time.time() < deadline:
-            time.sleep(0.2)
+            time.sleep(0.1)
         assert not any(alive(pid) for pid in children)
+        _, err = proc.communicate(timeout=30)
+        assert "leaked" not in err, err  # no semaphore (or shared memory) was left behind
     else:
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
         _, err = proc.communicate(timeout=60)

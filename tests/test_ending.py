@@ -1,0 +1,65 @@
+"""When a run is over (prefrl.runtime.ending), and end-to-end runs that end on the edge."""
+
+import pytest
+from test_runtime import small
+
+from prefrl.errors import ConfigError
+from prefrl.runtime.ending import RunEnd, end_of_run
+from prefrl.runtime.run import train
+
+DONE = {"complete": True, "reason": None, "labels/trainable": 10}
+
+
+def test_a_run_goes_on_until_agent_labels_and_training_are_all_done():
+    assert end_of_run(agent_done=False, labeler_done=None, labels_trained=0) is None
+    assert end_of_run(agent_done=True, labeler_done=None, labels_trained=5) is None  # labels still to ask
+    assert end_of_run(agent_done=False, labeler_done=DONE, labels_trained=10) is None  # steps still to take
+    assert end_of_run(agent_done=True, labeler_done=DONE, labels_trained=9) is None  # last label untrained
+    assert end_of_run(agent_done=True, labeler_done=DONE, labels_trained=10) == RunEnd(True)
+
+
+def test_a_run_ends_short_when_no_more_labels_can_come():
+    gave_up = {"complete": False, "reason": "too few clips", "labels/trainable": 3}
+    assert end_of_run(agent_done=False, labeler_done=gave_up, labels_trained=0) == RunEnd(
+        False, "too few clips"
+    )
+    gone = end_of_run(
+        agent_done=True,
+        labeler_done=None,
+        labels_trained=4,
+        person_present=False,
+        labels_answered=4,
+        labels_budget=20,
+        run_dir="runs/x",
+    )
+    assert gone == RunEnd(
+        False,
+        "the labelling window closed with 4 of 20 labels given; give the rest with: prefrl resume runs/x",
+    )
+    # a person who has gone before the agent finished: the run goes on (they may come back)
+    assert end_of_run(agent_done=False, labeler_done=None, labels_trained=0, person_present=False) is None
+
+
+@pytest.mark.parametrize("backend", ["inprocess", "multiprocess"])
+def test_labels_left_when_the_agent_finishes_are_still_asked_and_trained_on(tmp_path, backend):
+    # one rollout after the initial clips: the schedule wants most labels only at the very end
+    summary = train(small(backend=backend, steps=512, labels=30), tmp_path / "r", progress=False, video=False)
+    assert (summary["complete"], summary["incomplete_reason"]) == (True, None)
+    assert (summary["labels_used"], summary["labels_budget"]) == (30, 30)
+    trainable = sum(summary["answers"][k] for k in ("left", "right", "equal"))
+    assert summary["reward_model_version"] >= 1 and trainable == 30
+
+
+@pytest.mark.parametrize("backend", ["inprocess", "multiprocess"])
+def test_a_run_whose_every_answer_is_skipped_ends_short_and_says_why(tmp_path, backend):
+    # every clip pair falls below the threshold of a teacher whose range is far above any return
+    config = small(backend=backend, labels=6, teacher="skip:eps_skip=1.0,return_range=1e6..2e6")
+    summary = train(config, tmp_path / "r", progress=False, video=False)
+    assert summary["complete"] is False and summary["labels_used"] == 6
+    assert summary["incomplete_reason"].startswith("none of the 6 answers can be trained on")
+
+
+def test_a_budget_below_two_labels_is_refused_before_anything_is_written(tmp_path):
+    for labels in (0, 1):
+        with pytest.raises(ConfigError, match=f"--labels {labels}: a preference run needs at least 2"):
+            small(labels=labels)

@@ -1,0 +1,91 @@
+"""Faults at random moments: each role killed (SIGKILL) up to its restart limit, across many
+short runs. Every run must still finish with its whole label budget, trained on, and keep
+every answer given before a kill.
+
+The kill moments come from a seeded generator; a failure names the seed, and
+``PREFRL_FAULT_SEED=S`` replays it. ``PREFRL_FAULT_RUNS`` sets the runs per role (default 20).
+"""
+
+import json
+import os
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from test_runtime import small
+
+from prefrl.prefs.store import PreferenceStore
+from prefrl.runtime.run import train
+
+RUNS = int(os.environ.get("PREFRL_FAULT_RUNS", "20"))
+BASE_SEED = int(os.environ.get("PREFRL_FAULT_SEED", random.randrange(10**6)))
+MAX_KILLS = 3  # the multiprocess backend's default restart limit
+
+
+def role_pid(run_dir: Path, role: str) -> int | None:
+    try:
+        return int(json.loads((run_dir / "status.json").read_text())["role_pids"][role])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def answered_ids(run_dir: Path) -> set[int]:
+    db = run_dir / "prefs.sqlite"
+    if not db.exists():
+        return set()
+    with PreferenceStore(db) as store:
+        return {label.query_id for label in store.labels()}
+
+
+def run_with_kills(run_dir: Path, role: str, seed: int) -> tuple[dict, int, set[int]]:
+    """A short run whose ``role`` is killed 1..MAX_KILLS times at random moments; returns its
+    summary, the kills delivered and the answers that existed before the last kill."""
+    rng = random.Random(seed)
+    result: dict = {}
+    runner = threading.Thread(
+        target=lambda: result.update(train(small(steps=2048, labels=8), run_dir, progress=False, video=False))
+    )
+    runner.start()
+    kills, killed, before = 0, set(), set()
+    for _ in range(rng.randint(1, MAX_KILLS)):
+        time.sleep(rng.uniform(0.2, 4.0))
+        pid = role_pid(run_dir, role)
+        deadline = time.monotonic() + 10
+        while (pid is None or pid in killed) and runner.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the restarted process is not up yet
+            pid = role_pid(run_dir, role)
+        if not runner.is_alive() or pid is None or pid in killed:
+            break
+        before = answered_ids(run_dir)
+        try:
+            os.kill(pid, signal.SIGKILL)
+            kills += 1
+        except ProcessLookupError:
+            pass  # it had just finished its job
+        killed.add(pid)
+    runner.join(timeout=180)
+    assert not runner.is_alive(), f"seed {seed}: the run did not end"
+    return result, kills, before
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("role", ["agent", "labeler", "reward_trainer"])
+def test_a_role_killed_at_random_moments_never_costs_a_label(tmp_path, role, capsys):
+    total_kills = 0
+    for n in range(RUNS):
+        seed = BASE_SEED + n
+        run_dir = tmp_path / f"run{n}"
+        summary, kills, before = run_with_kills(run_dir, role, seed)
+        total_kills += kills
+        where = f"{role}, seed {seed} (replay: PREFRL_FAULT_SEED={seed} PREFRL_FAULT_RUNS=1)"
+        assert summary["complete"] is True, f"{where}: {summary['incomplete_reason']}"
+        assert summary["labels_used"] == 8 and summary["env_steps"] >= 2048, where
+        after = answered_ids(run_dir)
+        assert before <= after and len(after) == 8, where
+        with PreferenceStore(run_dir / "prefs.sqlite") as store:
+            assert store.pending_queries() == [], where
+    assert total_kills >= RUNS // 2  # the kills did land
+    assert capsys.readouterr().out.count(f"the {role} process died") >= total_kills // 2
