@@ -5,11 +5,26 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import sqlite3
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from prefrl.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SHORT, EXIT_USAGE, PrefrlError
+from prefrl.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SHORT,
+    EXIT_USAGE,
+    PrefrlError,
+    os_refusal,
+)
+
+SQLITE_REFUSALS = {
+    "database or disk is full": "no space left on device (or the database is full)",
+    "attempt to write a readonly database": "read-only (file system or permissions)",
+}
+"""SQLite's messages of the OS refusing a write, in plain words"""
 
 
 class UserError(PrefrlError):
@@ -255,7 +270,9 @@ def cmd_label(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_play(args: argparse.Namespace) -> dict[str, Any]:
     from prefrl.play import play
+    from prefrl.rundir import mark_stopped_if_dead
 
+    mark_stopped_if_dead(args.run_dir)  # a killed run's status.json says so from now on
     return play(
         args.run_dir,
         episodes=args.episodes,
@@ -344,6 +361,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"prefrl {args.command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as err:  # disk full, read-only, permissions...: the user's to fix, in one line
+        words = os_refusal(err)
+        if words is None:
+            raise  # anything else is a bug: keep its traceback
+        where, hint = "", ""
+        if err.filename is not None:
+            from prefrl.rundir import run_of
+
+            where, run = f"{err.filename}: ", run_of(str(err.filename))
+            if run is not None and (run / "prefs.sqlite").exists():
+                hint = f"; every label given so far is in {run / 'prefs.sqlite'}: once fixed, continue with: prefrl resume {run}"
+        print(f"prefrl {args.command}: error: {where}{words}{hint}", file=sys.stderr)
+        return EXIT_FAILED
+    except sqlite3.OperationalError as err:  # the preference store on a full or read-only disk
+        if str(err) not in SQLITE_REFUSALS:
+            raise
+        run_dir = getattr(args, "run_dir", None)
+        store = f"{run_dir}/prefs.sqlite" if run_dir else "the preference store"
+        print(f"prefrl {args.command}: error: {store}: {SQLITE_REFUSALS[str(err)]}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"prefrl {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

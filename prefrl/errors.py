@@ -7,6 +7,8 @@ traceback. This module is on the ground floor: it imports nothing from prefrl.
 
 from __future__ import annotations
 
+import errno
+
 EXIT_OK = 0
 EXIT_FAILED = 1  # the run failed or was stopped; the message says how to go on
 EXIT_USAGE = 2  # what was asked for cannot be done (a bad value, a missing file)
@@ -22,3 +24,27 @@ class PrefrlError(Exception):
 
 class ConfigError(PrefrlError, ValueError):
     """A setting with a value prefrl cannot use; the message names it and the accepted values."""
+
+
+OS_REFUSALS: dict[int, str] = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOTDIR: "a part of the path is a file, not a directory",
+    errno.EEXIST: "already exists",
+    errno.EISDIR: "is a directory, not a file",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.EIO: "input/output error (the disk may be failing or gone)",
+}
+"""the errnos of an OS refusing a file operation for a reason the user can fix, in plain words"""
+
+
+def os_refusal(err: BaseException) -> str | None:
+    """``err``'s reason in plain words when it is the OS refusing a file operation for a
+    reason the user can fix (disk full, read-only, permissions, a file in the way), else None."""
+    if isinstance(err, OSError) and err.errno is not None:
+        return OS_REFUSALS.get(err.errno)
+    return None

@@ -16,13 +16,15 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
 
-from prefrl.errors import PrefrlError
+from prefrl.errors import EXIT_FAILED, PrefrlError, os_refusal
 
 RUN_FORMAT_VERSION = 1
 """the version of the run-directory format this prefrl writes (``config.json``'s
@@ -32,6 +34,36 @@ checkpoints ``prefrl upgrade RUN_DIR`` converts)"""
 
 class RunFormatError(PrefrlError):
     """A run directory written by a newer prefrl."""
+
+
+class RunDirError(PrefrlError, OSError):
+    """The OS refused to read or write a file of a run directory (disk full, read-only file
+    system, permissions, a file in the way); the message names the path, the reason in
+    plain words and how to go on. An :class:`OSError` too, with the original ``errno``."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, errno_: int | None = None, path: str | Path | None = None):
+        super().__init__(message)
+        self.message = message
+        self.errno = errno_
+        self.filename = None if path is None else str(path)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message, self.errno, self.filename))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class RunFileError(PrefrlError, ValueError):
+    """A file of a run directory (``config.json``, ``summary.json``) that prefrl cannot
+    use: not JSON, not an object, a field of the wrong type; the message names the file
+    and the field."""
+
+
+class RunBusyError(PrefrlError):
+    """The run is being run by a live process (its ``status.json`` says so)."""
 
 
 class RunDir:
@@ -47,9 +79,23 @@ class RunDir:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             path = Path("runs") / f"{kind}-{env_id.replace('/', '_')}-s{seed}-{stamp}"
         run = cls(path)
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.checkpoints.mkdir(exist_ok=True)
-        run.videos.mkdir(exist_ok=True)
+        try:
+            run.path.mkdir(parents=True, exist_ok=True)
+            run.checkpoints.mkdir(exist_ok=True)
+            run.videos.mkdir(exist_ok=True)
+        except OSError as err:
+            words = os_refusal(err)
+            if words is None:
+                raise
+            if err.errno in (errno.EEXIST, errno.ENOTDIR):
+                words = "a file is in the way (a run directory must be a directory)"
+            fix = {
+                errno.ENOSPC: "free some space or choose another --run-dir",
+                errno.EDQUOT: "free some space or choose another --run-dir",
+            }.get(err.errno or 0, "choose another --run-dir")
+            raise RunDirError(
+                f"cannot create the run directory {run.path}: {words}; {fix}", err.errno, run.path
+            ) from None
         return run
 
     config_path = property(lambda self: self.path / "config.json")
@@ -69,14 +115,24 @@ class RunDir:
         write_json(self.config_path, {**config, "format_version": RUN_FORMAT_VERSION})
 
     def read_config(self) -> dict[str, Any]:
+        """``config.json``, checked: a JSON object whose known fields have their types.
+
+        Raises:
+            FileNotFoundError: no ``config.json`` (not a run directory).
+            RunFileError: not JSON, not an object, or a field of the wrong type.
+            RunDirError: the OS refused to read it.
+            RunFormatError: written by a newer prefrl.
+        """
         if not self.config_path.exists():
             raise FileNotFoundError(
                 f"{self.path} is not a prefrl run directory (no config.json). "
                 "Pass the directory a `prefrl train` or `prefrl baseline` run created."
             )
-        config: dict[str, Any] = json.loads(self.config_path.read_text())
-        version = config.get("format_version", 0) if isinstance(config, dict) else 0
-        if not isinstance(version, int) or version > RUN_FORMAT_VERSION:
+        fix = "repair it (prefrl writes it as a JSON object of settings) or start a new run"
+        config = _read_json_object(self.config_path, fix)
+        check_config_fields(config, self.config_path)
+        version = config.get("format_version", 0)
+        if version > RUN_FORMAT_VERSION:
             raise RunFormatError(
                 f"{self.path} was written by a newer prefrl (run format {version}; this prefrl "
                 f"reads up to {RUN_FORMAT_VERSION}): upgrade prefrl to open it"
@@ -92,14 +148,256 @@ class RunDir:
         write_json(self.summary_path, summary)
 
     def read_summary(self) -> dict[str, Any]:
-        return json.loads(self.summary_path.read_text())
+        """``summary.json``.
+
+        Raises:
+            FileNotFoundError: there is none (the run has not ended).
+            RunFileError: it is not a JSON object.
+            RunDirError: the OS refused to read it.
+        """
+        fix = "delete it: it is written again when the run ends (prefrl resume, or run it again)"
+        return _read_json_object(self.summary_path, fix)
+
+    def check_writable(self) -> None:
+        """Fail now, in one line, when a file cannot be written in the run directory
+        (read-only file system, permissions, disk full), not later in a child process.
+
+        Raises:
+            RunDirError: the OS refused.
+        """
+        probe = self.path / f".prefrl-write-test-{os.getpid()}"
+        try:
+            with probe.open("wb") as f:
+                f.write(b"prefrl")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as err:
+            raise refused(err, probe, "writing in", shown=self.path) from None
+        finally:
+            try:
+                probe.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+    def check_not_running(self) -> None:
+        """Refuse a run that a live process is running (its ``status.json`` says running,
+        with the pid of a process alive on this machine).
+
+        Raises:
+            RunBusyError: it is running.
+        """
+        status = read_status_json(self.status_path)
+        pid = status.get("pid") if status is not None else None
+        if status and status.get("running") and isinstance(pid, int) and _is_pid(pid) and pid_alive(pid):
+            raise RunBusyError(
+                f"{self.path} is being run by process {pid}; stop it first (Ctrl-C) or wait for it to finish"
+            )
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as indented JSON atomically (a crash never leaves half a file)."""
+    """Write ``data`` as indented JSON atomically (a crash never leaves half a file).
+
+    Raises:
+        RunDirError: the OS refused (disk full, read-only, ...): the message names the file.
+    """
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
-    tmp.replace(path)
+    text = json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n"
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except OSError as err:
+        try:
+            tmp.unlink(missing_ok=True)  # half a file takes space and is never read
+        except OSError:
+            pass
+        raise refused(err, path, "writing") from None
+
+
+def refused(err: OSError, path: str | Path, doing: str, *, shown: str | Path | None = None) -> OSError:
+    """``err`` as a one-line :class:`RunDirError` naming ``path`` when it is the OS refusing
+    for a reason the user can fix (see :func:`prefrl.errors.os_refusal`), else ``err``
+    itself. ``doing``: ``"writing"`` or ``"reading"``; ``shown``: the path the message
+    names (default ``path``). For a file of a preference run the
+    message says that the labels are safe and how to continue the run."""
+    words = os_refusal(err)
+    if words is None:
+        return err
+    path = Path(path)
+    code = err.errno or 0
+    if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        fix = "free some space"
+    elif code == errno.EROFS:
+        fix = "copy the run directory to a writable disk"
+    elif code in (errno.EACCES, errno.EPERM):
+        fix = f"give your user {'read' if doing == 'reading' else 'write'} access to {path.parent}"
+    else:
+        fix = f"move what is in the way of {path}"
+    run = run_of(path)
+    if run is not None and (run / "prefs.sqlite").exists():
+        where = "the copy" if code == errno.EROFS else str(run)
+        how = f"every label given so far is in {run / 'prefs.sqlite'}: {fix} and continue with: prefrl resume {where}"
+    else:
+        how = f"{fix} and try again"
+    return RunDirError(f"{words} {doing} {shown or path}; {how}", err.errno, path)
+
+
+def run_of(path: str | Path) -> Path | None:
+    """The run directory ``path`` is in (its own directory or the one above, e.g. for a
+    checkpoint), or None."""
+    path = Path(path)
+    for folder in (path.parent, path.parent.parent):
+        if (folder / "config.json").is_file():
+            return folder
+    return None
+
+
+def _read_json_object(path: Path, fix: str) -> dict[str, Any]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise
+    except OSError as err:
+        raise refused(err, path, "reading") from None
+    except UnicodeDecodeError:
+        raise RunFileError(f"{path} is not text (not UTF-8): {fix}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RunFileError(f"{path} is not valid JSON ({err}; cut short or edited?): {fix}") from None
+    if not isinstance(data, dict):
+        raise RunFileError(f"{path} holds a JSON {_json_kind(data)}, not an object: {fix}")
+    return data
+
+
+_NONE = type(None)
+CONFIG_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    # every kind of run
+    "kind": (str,),
+    "env_id": (str,),
+    "steps": (int,),
+    "seed": (int,),
+    "fixed_length": (bool, int, _NONE),
+    "ppo": (dict,),
+    "prefrl_version": (str,),
+    "format_version": (int,),
+    # preference runs (prefrl.runtime.config.TrainConfig)
+    "task": (str, _NONE),
+    "labels": (int,),
+    "oracle": (str,),
+    "teacher": (str,),
+    "selection": (str,),
+    "backend": (str,),
+    "clip_length": (int,),
+    "initial_fraction": (float, int),
+    "decay_fraction": (float, int),
+    "pool_size": (int,),
+    "oversample": (int,),
+    "eval_episodes": (int,),
+    "num_evals": (int,),
+    "checkpoint_every": (int,),
+    "query_videos": (bool,),
+    "reward_model": (dict,),
+    # baselines
+    "reward": (str,),
+}
+"""the JSON types of the ``config.json`` fields prefrl reads (others are not checked)"""
+
+_TYPE_WORDS = {
+    str: "a string",
+    int: "a whole number",
+    float: "a number",
+    bool: "true or false",
+    dict: "an object",
+    _NONE: "null",
+}
+
+
+def check_config_fields(config: dict[str, Any], path: str | Path) -> None:
+    """Refuse a ``config.json`` field of the wrong JSON type (``"steps": "lots"``).
+
+    Raises:
+        RunFileError: names the file, the field, its value and the type it needs.
+    """
+    for name, types in CONFIG_FIELD_TYPES.items():
+        if name not in config:
+            continue
+        value = config[name]
+        ok = isinstance(value, types) and (bool in types or not isinstance(value, bool))
+        if not ok:
+            shown = json.dumps(value, default=str)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            wanted = " or ".join(_TYPE_WORDS[t] for t in types if not (t is int and float in types))
+            raise RunFileError(
+                f'{path}: "{name}" is {shown} ({_json_kind(value)}), not {wanted}: '
+                "repair it or start a new run"
+            )
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "number"
+    kinds: dict[type, str] = {str: "string", list: "array", dict: "object"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+# ------------------------------------------------------------------ a run's live state
+def _is_pid(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` is alive on this machine (a zombie, exited but not yet
+    reaped by its parent, counts as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's
+    except OSError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): os.kill said it exists
+    fields = stat.rpartition(")")[2].split()
+    return not fields or fields[0] not in ("Z", "X")
+
+
+def read_status_json(path: str | Path) -> dict[str, Any] | None:
+    """``status.json`` as a dict, or None when it is missing, half-written or unreadable."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def mark_stopped_if_dead(run_dir: str | Path) -> bool:
+    """When ``status.json`` says running but the process that wrote it (its ``pid``) is
+    gone (killed, crashed), rewrite it: ``"running": false`` and ``"stopped": "the run's
+    process (pid N) was gone"``. Returns whether it found the run dead.
+
+    A ``status.json`` without a pid is left alone (:mod:`prefrl.ui.run_info` tells a dead
+    run by its age). A run directory that cannot be written (a read-only copy) is left as
+    it is too: True is still returned.
+    """
+    path = RunDir(run_dir).status_path
+    status = read_status_json(path)
+    if status is None or not status.get("running"):
+        return False
+    pid = status.get("pid")
+    if not isinstance(pid, int) or not _is_pid(pid) or pid_alive(pid):
+        return False
+    try:
+        write_json(path, {**status, "running": False, "stopped": f"the run's process (pid {pid}) was gone"})
+    except OSError:
+        pass  # read-only: the staleness of status.json still tells
+    return True
 
 
 def _json_default(value: Any) -> Any:
@@ -131,13 +429,21 @@ class MetricsLogger:
         return time.perf_counter() - self._start
 
     def log(self, global_step: int, values: dict[str, float | int | str | None]) -> None:
+        """Append a row.
+
+        Raises:
+            RunDirError: the OS refused to write the file (disk full, read-only, ...).
+        """
         row: dict[str, Any] = {"global_step": global_step, "wall_time": round(self.wall_time, 3)}
         row.update({k: _fmt(v) for k, v in values.items()})
         new = [k for k in row if k not in self.columns]
-        if new or not self.path.exists():
-            self._rewrite_with(self.columns + new)
-        with self.path.open("a", newline="") as f:
-            csv.DictWriter(f, fieldnames=self.columns).writerow(row)
+        try:
+            if new or not self.path.exists():
+                self._rewrite_with(self.columns + new)
+            with self.path.open("a", newline="") as f:
+                csv.DictWriter(f, fieldnames=self.columns).writerow(row)
+        except OSError as err:
+            raise refused(err, self.path, "writing") from None
 
     def _rewrite_with(self, columns: list[str]) -> None:
         rows = read_metrics(self.path) if self.path.exists() else []

@@ -14,7 +14,10 @@ class RunInterrupted(RunError):
 
 
 class RunFailed(RunError):
-    """A role kept dying; the message names it and its last error."""
+    """A role kept dying; the message names it and its last error, in one line."""
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(message.split()))  # a multi-line error of a child, too
 
 
 class RunStuck(RunError):

@@ -12,7 +12,7 @@ from prefrl.envs.make import make_env
 from prefrl.oracles import Oracle, parse_teacher
 from prefrl.plotting import plot_learning_curve
 from prefrl.prefs.store import PreferenceStore
-from prefrl.rundir import RunDir
+from prefrl.rundir import RunDir, mark_stopped_if_dead
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.ending import RunEnd
 from prefrl.runtime.errors import RunInterrupted
@@ -58,9 +58,14 @@ def resume(
 
     Raises:
         ValueError: not a preference run, or a budget smaller than the run's.
+        RunBusyError: a live process is running it.
+        RunDirError: the run directory cannot be written (read-only, disk full, ...).
     """
     run = RunDir(run_dir)
+    mark_stopped_if_dead(run.path)  # killed: its status.json said running
+    run.check_not_running()
     data = run.read_config()
+    run.check_writable()  # before any process starts
     if data.get("kind") != "train":
         raise ValueError(
             f"{run.path} is a {data.get('kind')} run; only preference runs (prefrl train) can be resumed"

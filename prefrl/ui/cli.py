@@ -52,8 +52,10 @@ def cmd_label(args: argparse.Namespace) -> dict[str, Any]:
         FileNotFoundError, ValueError, NothingToLabelError, NoDisplayError, RenderError:
             see :func:`prefrl.ui.run_labeling`.
     """
+    from prefrl.rundir import mark_stopped_if_dead
     from prefrl.ui.window import run_labeling
 
+    mark_stopped_if_dead(args.run_dir)  # a killed run's status.json says so from now on
     answers = run_labeling(
         args.run_dir,
         max_answers=args.max_answers,
