@@ -89,3 +89,28 @@ def test_a_role_killed_at_random_moments_never_costs_a_label(tmp_path, role, cap
             assert store.pending_queries() == [], where
     assert total_kills >= RUNS // 2  # the kills did land
     assert capsys.readouterr().out.count(f"the {role} process died") >= total_kills // 2
+
+
+def test_a_damaged_clip_stops_the_run_with_its_name_and_repair_lets_it_finish(tmp_path, capsys):
+    from test_store import flip_byte
+
+    from prefrl.cli import main
+
+    run = tmp_path / "r"
+    assert train(small(backend="inprocess", labels=8), run, progress=False, video=False)["complete"]
+    with PreferenceStore(run / "prefs.sqlite") as store:
+        label = store.labels()[2]
+    flip_byte(run / "prefs.sqlite", label.left_clip_id, "obs", 200)
+    capsys.readouterr()
+
+    assert main(["resume", str(run), "--labels", "12", "--quiet", "--no-video"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pickle" not in err
+    assert f"damaged clip {label.left_clip_id}" in err and f"prefrl repair {run}" in err
+
+    assert main(["repair", str(run)]) == 0
+    repaired = json.loads(capsys.readouterr().out)
+    assert repaired["damaged_clips"] == [label.left_clip_id] and repaired["answers_set_aside"] >= 1
+    assert main(["resume", str(run), "--labels", "12", "--quiet", "--no-video"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["complete"], summary["labels_used"]) == (True, 12)  # set-aside labels asked again

@@ -375,6 +375,22 @@ class PreferenceStore:
         """
         return self.get_clips([clip_id])[clip_id]
 
+    def recent_clips(self, num: int) -> list[Clip]:
+        """The ``num`` clips stored last, oldest first, leaving out those set aside: what a
+        labeler that starts again (a restart, a resume) pairs from until new clips arrive.
+
+        Raises:
+            DamagedClipError: one of them is damaged (see :meth:`get_clips`).
+        """
+        rows = self._conn.execute(
+            "SELECT clip_id FROM clips WHERE clip_id NOT IN (SELECT clip_id FROM set_aside) "
+            "ORDER BY rowid DESC LIMIT ?",
+            (num,),
+        ).fetchall()
+        ids = [row[0] for row in reversed(rows)]
+        clips = self.get_clips(ids)
+        return [clips[i] for i in ids]
+
     def get_clips(self, clip_ids: Iterable[str]) -> dict[str, Clip]:
         """The stored clips ``clip_ids`` by id (one SELECT per 900 ids), each checked
         against its checksum, and its arrays for readability and shape.

@@ -62,7 +62,10 @@ class LabelerRole(Role):
         self._renderer: SnapshotRenderer | None = None  # for query videos, built on first use
         self._last_video_query = max((q.query_id for q in self.store.labels()), default=0)
         self.schedule = config.schedule()
-        self.pool: collections.deque[Clip] = collections.deque(maxlen=config.pool_size)
+        # a labeler that starts again pairs from the clips it stored before until new ones come
+        self.pool: collections.deque[Clip] = collections.deque(
+            self.store.recent_clips(config.pool_size), maxlen=config.pool_size
+        )
         self.model: RewardModel | None = None
         self.agent_step = 0
         self.rng = np.random.default_rng([config.seed, 7])
@@ -72,7 +75,8 @@ class LabelerRole(Role):
 
     def step(self) -> bool:
         for batch in self.clips.get_all(timeout=0.05):
-            self.pool.extend(batch.clips)
+            known = {clip.clip_id for clip in self.pool}  # a restarted labeler is sent recent clips again
+            self.pool.extend(clip for clip in batch.clips if clip.clip_id not in known)
             self.agent_step = max(self.agent_step, batch.agent_step)
             self.final |= batch.final
         state = self.weights.latest()
