@@ -2,7 +2,7 @@
 
 seed -> networks -> rollout (``collect``) -> rewards from a reward source -> reward
 scaling -> GAE -> minibatch epochs (``train``). The agent never reads the env's reward:
-``train`` takes a :class:`~prefrl.reward.sources.RewardSource`, which for baselines
+``train`` takes a :class:`~prefrl.interfaces.RewardSource`, which for baselines
 returns the true reward and in preference runs returns the learned one.
 
 Names follow the paper and CleanRL (``clip_coef``, ``ent_coef``, ``gae_lambda``;
@@ -25,7 +25,7 @@ from torch import nn
 from prefrl.agent.normalize import ObsNormalizer, RewardScaler
 from prefrl.agent.policies import ActorCritic, NumpyActor
 from prefrl.envs.vector import Episode, VecEnv
-from prefrl.reward.sources import RewardSource
+from prefrl.interfaces import RewardSource
 from prefrl.utils.checkpoint import load_checkpoint, save_checkpoint
 
 

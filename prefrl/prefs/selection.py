@@ -10,13 +10,26 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
 from prefrl.prefs.clips import Clip
-from prefrl.reward.model import RewardModel
 
 SELECTIONS = ("random", "disagreement")
+
+
+class PreferenceModel(Protocol):
+    """What disagreement selection needs of a model (:class:`prefrl.reward.RewardModel` is one)."""
+
+    version: int
+    """0 until the model has been trained"""
+
+    def preference_probs(
+        self, left: tuple[np.ndarray, np.ndarray], right: tuple[np.ndarray, np.ndarray]
+    ) -> np.ndarray:
+        """Each member's P(left preferred), ``(M, P)``, for ``(obs (P, L, ...), actions (P, L, ...))``."""
+        ...
 
 
 def random_pairs(num_clips: int, num_pairs: int, rng: np.random.Generator) -> np.ndarray:
@@ -29,7 +42,7 @@ def random_pairs(num_clips: int, num_pairs: int, rng: np.random.Generator) -> np
     return np.stack([first, second], axis=1)
 
 
-def disagreement_scores(model: RewardModel, clips: Sequence[Clip], pairs: np.ndarray) -> np.ndarray:
+def disagreement_scores(model: PreferenceModel, clips: Sequence[Clip], pairs: np.ndarray) -> np.ndarray:
     """Variance across members of P(left preferred), one score per pair ``(P,)``."""
     obs = np.stack([c.obs for c in clips])
     actions = np.stack([c.actions for c in clips])
@@ -43,7 +56,7 @@ def select_pairs(
     num_pairs: int,
     rng: np.random.Generator,
     selection: str = "random",
-    model: RewardModel | None = None,
+    model: PreferenceModel | None = None,
     oversample: int = 10,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Pick ``num_pairs`` pairs of ``clips``; returns ``(pairs (P, 2), scores (P,) or None)``.

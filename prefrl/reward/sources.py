@@ -1,5 +1,7 @@
 """Reward sources: what the agent learns from, swappable without touching the agent.
 
+They implement :class:`prefrl.interfaces.RewardSource` (re-exported here).
+
 A reward source maps a batch of transitions to rewards:
 ``source(obs[B, *obs_shape], actions[B, *action_shape], true_rewards[B]) -> rewards[B]``.
 The true rewards are passed so that baselines can use them; a learned source must
@@ -8,20 +10,16 @@ ignore them (the agent then never sees the true reward).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from prefrl.interfaces import RewardSource
 
 if TYPE_CHECKING:
     from prefrl.reward.model import RewardModel
 
-
-class RewardSource(Protocol):
-    """Batch reward function used by the agent (see module docstring for shapes)."""
-
-    name: str
-
-    def __call__(self, obs: np.ndarray, actions: np.ndarray, true_rewards: np.ndarray) -> np.ndarray: ...
+__all__ = ["ConstantReward", "LearnedReward", "RewardSource", "TrueReward"]
 
 
 class TrueReward:
