@@ -21,5 +21,7 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
+        if name == "make_env":  # the behaviour tasks' ids (prefrl/...) too
+            importlib.import_module("prefrl.tasks")
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'prefrl' has no attribute {name!r}")

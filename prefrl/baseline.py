@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
+import prefrl.tasks  # noqa: F401 - registers the behaviour tasks' env ids (prefrl/...)
 from prefrl import __version__
 from prefrl.agent.evaluate import evaluate
-from prefrl.agent.hyperparams import default_config
-from prefrl.agent.ppo import PPOAgent, PPOConfig, Rollout
-from prefrl.envs.make import is_mujoco_id, make_env
+from prefrl.agent.hyperparams import resolve_ppo_config
+from prefrl.agent.ppo import PPOAgent, Rollout
+from prefrl.envs.make import make_env
 from prefrl.envs.vector import VecEnv
 from prefrl.plotting import plot_learning_curve
 from prefrl.render.video import record_policy
@@ -27,11 +28,6 @@ from prefrl.rundir import MetricsLogger, RunDir
 from prefrl.utils.progress import Progress
 
 REWARDS: dict[str, type[RewardSource]] = {"true": TrueReward, "constant": ConstantReward}
-
-
-def resolve_ppo_config(env_id: str, overrides: dict[str, Any] | None = None) -> PPOConfig:
-    """The hyperparameter table's config for ``env_id`` with ``overrides`` applied."""
-    return default_config(env_id, is_mujoco_id(env_id)).replace(**(overrides or {}))
 
 
 def run_baseline(

@@ -50,6 +50,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from prefrl.envs.make import make_env, register_base_env
 from prefrl.errors import PrefrlError
 
 StepReward = Callable[[gym.Env, np.ndarray, Any, np.ndarray], float]
@@ -195,6 +196,7 @@ TASKS: dict[str, Task] = {}
 def register_task(task: Task) -> Task:
     """Add a task (and its gymnasium id) so ``--task NAME`` finds it."""
     TASKS[task.name] = task
+    register_base_env(task.gym_id, task.env_id)
     if task.gym_id not in gym.registry:
         gym.register(
             id=task.gym_id,
@@ -397,8 +399,6 @@ def measure_behaviour(
 ) -> list[float]:
     """The task's measure (e.g. rotations) on each of ``episodes`` fixed-length episodes of
     ``act(obs[B, ...]) -> actions[B, ...]``."""
-    from prefrl.envs.make import make_env
-
     env = make_env(task.gym_id, fixed_length=True)
     out = []
     for episode in range(episodes):

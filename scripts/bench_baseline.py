@@ -22,9 +22,9 @@ import numpy as np
 import torch
 
 from prefrl.agent.evaluate import evaluate
-from prefrl.agent.hyperparams import default_steps
+from prefrl.agent.hyperparams import default_steps, resolve_ppo_config
 from prefrl.agent.ppo import PPOConfig
-from prefrl.baseline import resolve_ppo_config, run_baseline
+from prefrl.baseline import run_baseline
 
 
 def sb3_arm(env_id: str, cfg: PPOConfig, steps: int, seed: int) -> dict[str, Any]:

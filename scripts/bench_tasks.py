@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from prefrl.agent.checkpoint import TrainedPolicy, load_policy
-from prefrl.baseline import resolve_ppo_config, run_baseline
+from prefrl.agent.hyperparams import resolve_ppo_config
+from prefrl.baseline import run_baseline
 from prefrl.envs.make import make_env
 from prefrl.render.video import record_policy
 from prefrl.runtime.config import TrainConfig

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from prefrl.bench import BenchBusy, BenchIncomplete, GridError, bench, load_grid, parse_grid, run_grid
+from prefrl.bench.outdir import cell_state
 from prefrl.bench.results import COLUMNS, read_results
-from prefrl.bench.runner import cell_state
 from prefrl.oracles import Oracle, make_oracle
 from prefrl.prefs.clips import Answer, Clip
 from prefrl.runtime.config import TrainConfig

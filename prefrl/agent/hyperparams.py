@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefrl.agent.ppo import PPOConfig
+from prefrl.envs.make import base_env_id, is_mujoco_id
 
 _MUJOCO: dict[str, Any] = dict(
     num_envs=1,
@@ -66,19 +67,20 @@ DEFAULT_STEPS: dict[str, int] = {
 
 def default_config(env_id: str, mujoco: bool = False) -> PPOConfig:
     """The table's :class:`PPOConfig` for ``env_id`` (family defaults if it is not listed)."""
-    from prefrl.envs.make import base_env_id
-
     base = _MUJOCO if mujoco else _CLASSIC
     return PPOConfig(**{**base, **HYPERPARAMS.get(base_env_id(env_id), {})})
 
 
 def default_steps(env_id: str, mujoco: bool | None = None) -> int:
     """The default env-step budget for ``env_id`` (1M for MuJoCo, 200k otherwise if unlisted)."""
-    from prefrl.envs.make import base_env_id, is_mujoco_id
-
     env_id = base_env_id(env_id)
     if env_id in DEFAULT_STEPS:
         return DEFAULT_STEPS[env_id]
     if mujoco is None:
         mujoco = is_mujoco_id(env_id)
     return 1_000_000 if mujoco else 200_000
+
+
+def resolve_ppo_config(env_id: str, overrides: dict[str, Any] | None = None) -> PPOConfig:
+    """The hyperparameter table's config for ``env_id`` with ``overrides`` applied."""
+    return default_config(env_id, is_mujoco_id(env_id)).replace(**(overrides or {}))

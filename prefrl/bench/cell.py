@@ -21,9 +21,14 @@ from typing import Any
 import numpy as np
 
 from prefrl import __version__
+from prefrl.agent.evaluate import evaluate
+from prefrl.baseline import run_baseline
 from prefrl.bench.grid import INTERRUPTED_EXIT
+from prefrl.envs.make import make_env
 from prefrl.rundir import MetricsLogger, RunDir
+from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunInterrupted
+from prefrl.runtime.run import resume, train
 
 RANDOM_EVAL_SEED = 10_000
 """First episode seed of the random policy's evaluation: the same starts every trained
@@ -51,9 +56,6 @@ def run_random_policy(
     Raises:
         EnvError: unknown env id or unsupported spaces (before anything is written).
     """
-    from prefrl.agent.evaluate import evaluate
-    from prefrl.envs.make import make_env
-
     start = time.perf_counter()
     space = make_env(env_id, fixed_length=fixed_length).action_space
     space.seed(seed)
@@ -105,18 +107,11 @@ def run_spec(run_dir: str | Path, spec: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(1)
     kind = spec["kind"]
     if kind == "train":
-        from prefrl.runtime.config import TrainConfig
-        from prefrl.runtime.run import train
-
         config = TrainConfig.from_dict(spec["config"])
         return train(config, run_dir, progress=False, video=bool(spec.get("video", False)))
     if kind == "resume":
-        from prefrl.runtime.run import resume
-
         return resume(run_dir, progress=False, video=bool(spec.get("video", False)))
     if kind == "baseline":
-        from prefrl.baseline import run_baseline
-
         args = {k: v for k, v in spec.items() if k not in ("kind", "env_id", "steps")}
         return run_baseline(spec["env_id"], spec["steps"], run_dir=run_dir, progress=False, **args)
     if kind == "random":

@@ -48,6 +48,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prefrl.agent.hyperparams import resolve_ppo_config
+from prefrl.envs.make import make_env
+from prefrl.oracles import make_oracle, parse_teacher
+from prefrl.runtime.config import TrainConfig
+from prefrl.tasks import trust_task
+
 SELECTIONS = ("random", "disagreement")
 BACKENDS = ("multiprocess", "inprocess")
 ARMS = ("prefrl", "ppo_true", "ppo_constant", "random")
@@ -253,8 +259,6 @@ def parse_grid(text: str, path: Path | None = None, *, check_envs: bool = True) 
 
 
 def _env_settings(label: str, s: dict[str, Any], where: str, check_env: bool) -> EnvSettings:
-    from prefrl.runtime.config import TrainConfig
-
     env_id = _typed(s, "env", str, label, where)
     budgets = _int_list(s, "budgets", where, minimum=2, what="label budget", example="[50, 100]")
     if not budgets:
@@ -286,8 +290,6 @@ def _env_settings(label: str, s: dict[str, Any], where: str, check_env: bool) ->
         raise GridError(f"{where}: train = {{...}} cannot set {owned}; they are grid keys of their own")
     task = _typed(s, "task", str, None, where)
     if task:
-        from prefrl.tasks import trust_task
-
         trust_task(task)  # the grid file names it: the user asked for it to be loaded
     steps, clip_length = _non_negative(s, "steps", where), _non_negative(s, "clip_length", where)
     try:
@@ -332,8 +334,6 @@ def _env_settings(label: str, s: dict[str, Any], where: str, check_env: bool) ->
 
 
 def _check_teacher(spec: str, where: str) -> None:
-    from prefrl.oracles import make_oracle, parse_teacher
-
     try:
         name, params = parse_teacher(spec)
     except ValueError as err:
@@ -348,9 +348,6 @@ def _check_env(
     env_id: str, fixed_length: bool | int, clip_length: int, ppo: dict[str, Any], where: str
 ) -> None:
     """Build the env once (unknown id, missing MuJoCo/GL library) and the PPO config."""
-    from prefrl.baseline import resolve_ppo_config
-    from prefrl.envs.make import make_env
-
     try:
         env = make_env(env_id, fixed_length=fixed_length)
         horizon = env.spec.max_episode_steps if env.spec else None
@@ -426,8 +423,6 @@ def _baseline_cell(env: EnvSettings, arm: str, seed: int, video: bool) -> Cell:
 def _preference_cell(
     env: EnvSettings, budget: int, teacher: str, selection: str, seed: int, video: bool
 ) -> Cell:
-    from prefrl.runtime.config import TrainConfig
-
     config = TrainConfig(
         env_id=env.env_id,
         task=env.task,

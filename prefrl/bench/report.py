@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from prefrl.bench.grid import Cell, Grid, parse_grid, slug
+from prefrl.bench.outdir import GRID_COPY, cell_state, read_invocations
 from prefrl.bench.results import baseline_means, write_results
 from prefrl.rundir import column, read_metrics
 
@@ -31,8 +32,6 @@ EVAL_KEY = "eval/mean_return"
 def write_outputs(grid: Grid, out: str | Path) -> dict[str, Any]:
     """Write ``results.csv``, ``report.md`` and ``figures/*.png`` from the run directories
     under ``out``. Returns ``{"results": path, "report": path, "figures": [paths], "rows": n}``."""
-    from prefrl.bench.runner import cell_state, read_invocations
-
     out = Path(out)
     results_path, rows = write_results(grid, out)
     states = [(cell, *cell_state(cell, out)) for cell in grid.cells()]
@@ -53,8 +52,6 @@ def rebuild(out: str | Path) -> dict[str, Any]:
         FileNotFoundError: ``out`` holds no ``grid.toml`` (not a bench output directory).
         GridError: that copy no longer parses (e.g. a teacher this prefrl does not know).
     """
-    from prefrl.bench.runner import GRID_COPY, read_invocations
-
     out = Path(out)
     path = out / GRID_COPY
     if not path.exists():

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from prefrl.bench.grid import Grid
+from prefrl.bench.outdir import cell_state
 from prefrl.rundir import RunDir
 
 RESULTS_FILE = "results.csv"
@@ -56,8 +57,6 @@ def collect_rows(grid: Grid, out: str | Path) -> list[dict[str, Any]]:
 
     Cells whose run directory holds other settings than the grid's are left out.
     """
-    from prefrl.bench.runner import cell_state
-
     out = Path(out)
     rows = []
     for cell in grid.cells():

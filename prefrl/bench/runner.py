@@ -35,18 +35,16 @@ from typing import Any
 
 from prefrl import __version__
 from prefrl.bench.grid import INTERRUPTED_EXIT, Cell, Grid
+from prefrl.bench.outdir import GRID_COPY, INVOCATIONS, cell_state
+from prefrl.bench.report import write_outputs
+from prefrl.bench.results import write_results
 from prefrl.rundir import RunDir, write_json
 from prefrl.runtime.errors import RunError
 
 LOG_NAME = "bench.log"
 LOCK_NAME = "bench.lock"
-GRID_COPY = "grid.toml"
-INVOCATIONS = "bench.json"
 LOG_TAIL_LINES = 15
 INTERRUPT_GRACE_S = 30.0
-
-# TrainConfig fields that do not change what a preference run measures.
-_IRRELEVANT_TRAIN_FIELDS = ("backend", "checkpoint_every", "query_videos")
 
 
 class BenchIncomplete(RunError):
@@ -104,65 +102,6 @@ class GridOutcome:
             if self.count(s)
         ]
         return text + ("; " + ", ".join(problems) if problems else "")
-
-
-def cell_state(cell: Cell, out: str | Path) -> tuple[str, str]:
-    """``(state, why)`` of ``cell`` under ``out``: state is done, interrupted, new or stale
-    (``why`` then names the settings that differ)."""
-    run = RunDir(cell.run_dir(out))
-    if not run.config_path.exists():
-        return ("done" if run.summary_path.exists() else "new"), ""
-    try:
-        differences = config_differences(cell, run.read_config())
-    except (OSError, ValueError, TypeError, KeyError) as err:
-        return "stale", f"{run.config_path} cannot be read as this cell's ({type(err).__name__}: {err})"
-    if differences:
-        return "stale", (
-            f"{run.path} holds a run with other settings ({'; '.join(differences)}). "
-            "Delete that directory to run the cell again, or use another output directory."
-        )
-    return ("done" if run.summary_path.exists() else "interrupted"), ""
-
-
-def config_differences(cell: Cell, stored: dict[str, Any]) -> list[str]:
-    """``["steps: 1000 in the run, 2000 in the grid", ...]``: the settings where a run's
-    ``config.json`` and the cell disagree (empty: the run is this cell's)."""
-    expected = expected_config(cell)
-    kind = {"train": "train", "baseline": "baseline", "random": "random"}[cell.spec["kind"]]
-    if stored.get("kind") != kind:
-        return [f"kind: {stored.get('kind')!r} in the run, {kind!r} in the grid"]
-    if kind == "train":
-        from prefrl.runtime.config import TrainConfig
-
-        stored = _jsonable(TrainConfig.from_dict(stored).to_dict())
-    out = []
-    for key, want in expected.items():
-        have = stored.get(key)
-        if have != want:
-            out.append(f"{key}: {have!r} in the run, {want!r} in the grid")
-    return out
-
-
-def expected_config(cell: Cell) -> dict[str, Any]:
-    """The ``config.json`` entries that must match for a run directory to be ``cell``'s."""
-    spec = cell.spec
-    if spec["kind"] == "train":
-        from prefrl.runtime.config import TrainConfig
-
-        config = _jsonable(TrainConfig.from_dict(spec["config"]).to_dict())
-        return {k: v for k, v in config.items() if k not in _IRRELEVANT_TRAIN_FIELDS}
-    if spec["kind"] == "baseline":
-        from prefrl.baseline import resolve_ppo_config
-
-        ppo = dataclasses.asdict(resolve_ppo_config(spec["env_id"], spec["ppo_overrides"]))
-        keys = ("env_id", "steps", "seed", "reward", "fixed_length")
-        return {**{k: spec[k] for k in keys}, "ppo": _jsonable(ppo)}
-    return {
-        "env_id": spec["env_id"],
-        "seed": spec["seed"],
-        "fixed_length": spec["fixed_length"],
-        "eval_episodes": spec["episodes"],
-    }
 
 
 def run_grid(
@@ -286,8 +225,6 @@ def _run_grid(
 def _finish(
     grid: Grid, out: Path, cells: list[Cell], results: dict[str, CellResult], echo: Callable[[str], None]
 ) -> GridOutcome:
-    from prefrl.bench.report import write_outputs
-
     outcome = GridOutcome(out, [results.get(c.key) or CellResult(c, "not_run") for c in cells])
     outcome.outputs = write_outputs(grid, out)
     echo(f"bench {grid.name}: {outcome.describe()}")
@@ -418,8 +355,6 @@ class _Pool:
             else:
                 self.echo(f"{head} FAILED after {result.wall_time_s:.1f} s: {result.message}")
         if result.status == "finished":
-            from prefrl.bench.results import write_results
-
             try:  # keeps results.csv current during a long grid; the final write is authoritative
                 write_results(self.grid, self.out)
             except (OSError, ValueError) as err:
@@ -531,15 +466,3 @@ def record_invocation(out: Path, command: str, jobs: int, grid: Grid) -> None:
         }
     )
     write_json(path, data)
-
-
-def read_invocations(out: str | Path) -> list[dict[str, Any]]:
-    """The invocations recorded in ``OUT/bench.json`` (oldest first; empty if none)."""
-    path = Path(out) / INVOCATIONS
-    if not path.exists():
-        return []
-    return list(json.loads(path.read_text()).get("invocations", []))
-
-
-def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
-    return dict(json.loads(json.dumps(data)))

@@ -31,9 +31,17 @@ MESA_INSTALL_FIX = (
 )
 
 
+_BASE_ENV_IDS: dict[str, str] = {}
+
+
+def register_base_env(env_id: str, base: str) -> None:
+    """Record that ``env_id`` (registered with gymnasium by a layer above, e.g. a behaviour
+    task) is built on the gymnasium env ``base``: per-env defaults and MuJoCo checks follow
+    ``base``. The env layer never imports what registers here."""
+    _BASE_ENV_IDS[env_id] = base
+
+
 def _ensure_registered(env_id: str) -> None:
-    if env_id.startswith("prefrl/"):
-        import prefrl.tasks  # noqa: F401 - registers the behaviour tasks' env ids
     if env_id.startswith("ALE/") or env_id.endswith("NoFrameskip-v4"):
         try:
             import ale_py
@@ -45,6 +53,8 @@ def _ensure_registered(env_id: str) -> None:
     known = sorted(gym.registry)
     close = difflib.get_close_matches(env_id, known, n=3, cutoff=0.6)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    if env_id.startswith("prefrl/"):
+        hint += " Behaviour tasks' ids are registered by importing prefrl.tasks (or use --task NAME)."
     raise EnvError(
         f"Unknown env id {env_id!r}.{hint} prefrl builds any id registered with gymnasium "
         '(list them with `python -c "import gymnasium; gymnasium.pprint_registry()"`); '
@@ -53,14 +63,15 @@ def _ensure_registered(env_id: str) -> None:
 
 
 def base_env_id(env_id: str) -> str:
-    """The gymnasium env a behaviour task's id (``prefrl/...``) is built on; else ``env_id``."""
-    if env_id.startswith("prefrl/"):
-        from prefrl.tasks import task_for_env
+    """The gymnasium env a behaviour task's id (``prefrl/...``) is built on
+    (:func:`register_base_env`); else ``env_id``.
 
-        task = task_for_env(env_id)
-        if task is not None:
-            return task.env_id
-    return env_id
+    Raises:
+        EnvError: a ``prefrl/...`` id nobody registered (prefrl.tasks not imported).
+    """
+    if env_id.startswith("prefrl/") and env_id not in _BASE_ENV_IDS:
+        _ensure_registered(env_id)  # unknown: say so, rather than give the wrong env's defaults
+    return _BASE_ENV_IDS.get(env_id, env_id)
 
 
 def is_mujoco_id(env_id: str) -> bool:

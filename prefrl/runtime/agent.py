@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from prefrl.agent.evaluate import evaluate
+from prefrl.agent.hyperparams import resolve_ppo_config
 from prefrl.agent.ppo import PPOAgent, Rollout
-from prefrl.baseline import resolve_ppo_config
 from prefrl.envs.make import make_env
 from prefrl.envs.vector import VecEnv
 from prefrl.prefs.clips import ClipCutter

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prefrl.agent.hyperparams import default_steps
+from prefrl.envs.make import base_env_id
 from prefrl.errors import ConfigError
 from prefrl.prefs.schedule import LabelSchedule
 from prefrl.reward.model import RewardModelConfig
+from prefrl.tasks import get_task, portable_task_name
 
 # Per-env defaults of a preference run. Clip lengths give 1-2 s of video at the env's
 # own frame rate (CartPole 50 fps, Pendulum 30, Acrobot 15, MountainCar 30, Hopper 125);
@@ -90,8 +92,6 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.task is not None:
-            from prefrl.tasks import get_task, portable_task_name
-
             self.task = portable_task_name(self.task)
             task = get_task(self.task)
             if self.env_id not in (task.gym_id, task.env_id, ""):
@@ -105,8 +105,6 @@ class TrainConfig:
                 "steps": task.steps,
             }
         else:
-            from prefrl.envs.make import base_env_id
-
             env_defaults = defaults = PREFERENCE_DEFAULTS.get(base_env_id(self.env_id), _FALLBACK)
         self.reward_model = {**env_defaults.get("reward_model", {}), **self.reward_model}
         if self.steps <= 0:
