@@ -235,10 +235,12 @@ def add_task_trust_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+# Each command imports what it runs when it runs, so `prefrl --help` loads no torch.
 def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     from prefrl.runtime.config import TrainConfig
     from prefrl.runtime.run import train
     from prefrl.tasks import trust_task
+    from prefrl.ui import LabelingWindowProcess
 
     if args.task:
         trust_task(args.task)  # the user named the file: loading it is what they asked for
@@ -259,7 +261,13 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         ppo=parse_overrides(args.ppo),
         reward_model=parse_overrides(args.reward_model),
     )
-    return train(config, args.run_dir, progress=not args.quiet, video=not args.no_video)
+    return train(
+        config,
+        args.run_dir,
+        progress=not args.quiet,
+        video=not args.no_video,
+        labeling_window=LabelingWindowProcess(),  # --oracle human: the window, as a process of its own
+    )
 
 
 def cmd_label(args: argparse.Namespace) -> dict[str, Any]:
@@ -308,6 +316,7 @@ def cmd_resume(args: argparse.Namespace) -> dict[str, Any]:
     from prefrl.rundir import RunDir
     from prefrl.runtime.run import resume
     from prefrl.tasks import UntrustedTaskFile, trust_run_task
+    from prefrl.ui import LabelingWindowProcess
     from prefrl.upgrade import check_run_checkpoints
 
     config = RunDir(args.run_dir).read_config()
@@ -321,6 +330,7 @@ def cmd_resume(args: argparse.Namespace) -> dict[str, Any]:
             labels=args.labels,
             progress=not args.quiet,
             video=not args.no_video,
+            labeling_window=LabelingWindowProcess(),
         )
     except UntrustedTaskFile as err:
         raise err.for_run(args.run_dir) from None

@@ -10,6 +10,7 @@ from typing import Any
 from prefrl.prefs.store import PreferenceStore
 from prefrl.rundir import MetricsLogger, RunDir, read_metrics, write_json
 from prefrl.runtime.channels import Status
+from prefrl.runtime.videos import record_progress_video
 from prefrl.utils.progress import Progress
 
 
@@ -92,8 +93,6 @@ class Monitor:
 
     def _progress_video(self, env_step: int) -> None:
         """A short video at each evaluation (the agent checkpoints right before it reports one)."""
-        from prefrl.play import record_progress_video
-
         try:
             record_progress_video(self.run.path, env_step)
         except Exception as err:  # a video must never stop a run

@@ -241,6 +241,7 @@ def _child_main(
         cfg = TrainConfig.from_dict(config)
         path = Path(run_dir)
         role_obj: Any
+        # each role's process imports only its own role's module
         if role == "agent":
             from prefrl.runtime.agent import AgentRole
 

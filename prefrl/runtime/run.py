@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from prefrl import __version__
 from prefrl.envs.make import make_env
@@ -16,7 +16,24 @@ from prefrl.rundir import RunDir, mark_stopped_if_dead
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.ending import RunEnd
 from prefrl.runtime.errors import RunInterrupted
+from prefrl.runtime.inprocess import run_inprocess
 from prefrl.runtime.monitor import Monitor
+from prefrl.runtime.multiprocess import run_multiprocess
+from prefrl.runtime.videos import record_run_policy
+
+
+class WindowLauncher(Protocol):
+    """Opens a person's labelling window on a run with a human oracle. The command layer
+    passes one (:class:`prefrl.ui.LabelingWindowProcess`); the runtime never imports the ui.
+    Without one, a human run opens no window: its person labels with ``prefrl label RUN_DIR``."""
+
+    def check(self) -> None:
+        """Raise now, before anything is written, if the window cannot open (no display)."""
+
+    def start(self, run_dir: Path) -> subprocess.Popen[bytes]:
+        """Open the window on ``run_dir`` (it holds its ``config.json``); the window closes
+        by itself when the run stops."""
+        ...
 
 
 def train(
@@ -26,21 +43,24 @@ def train(
     progress: bool = True,
     video: bool = True,
     oracle: Oracle | None = None,
+    labeling_window: WindowLauncher | None = None,
 ) -> dict[str, Any]:
     """Start a preference run; returns its summary (also in ``summary.json``).
 
     ``oracle`` overrides the configured one (in-process backend only: an oracle object
     cannot be sent to another process; the multiprocess backend builds its own).
+    ``labeling_window``: what opens the person's window on a run with a human oracle
+    (the run ends early once that window is closed with questions left).
     """
     _check(config)
-    _check_human(config)
+    _check_human(config, labeling_window)
     if oracle is not None and config.backend != "inprocess":
         raise ValueError("an oracle object can only be passed to the inprocess backend")
     run = RunDir.create(run_dir, "train", config.env_id, config.seed)
     if run.config_path.exists():
         raise ValueError(f"{run.path} already holds a run; continue it with: prefrl resume {run.path}")
     run.write_config({"kind": "train", **config.to_dict(), "prefrl_version": __version__})
-    return _execute(config, run, progress=progress, video=video, oracle=oracle)
+    return _execute(config, run, progress=progress, video=video, oracle=oracle, window=labeling_window)
 
 
 def resume(
@@ -50,11 +70,13 @@ def resume(
     labels: int | None = None,
     progress: bool = True,
     video: bool = True,
+    labeling_window: WindowLauncher | None = None,
 ) -> dict[str, Any]:
     """Continue a stopped or crashed run with every stored label and the latest checkpoints.
 
     ``steps`` / ``labels``: a larger env-step budget / label budget for the whole run, to
     train a run (finished or not) further; written to its ``config.json``.
+    ``labeling_window``: as for :func:`train`.
 
     Raises:
         ValueError: not a preference run, or a budget smaller than the run's.
@@ -78,12 +100,12 @@ def resume(
     if not grows and run.summary_path.exists() and run.read_summary().get("complete"):
         print(f"prefrl: {run.path} is complete; --steps / --labels above its budgets train it further")
         return {"run_dir": str(run.path), **run.read_summary()}  # nothing left to do: not an error
-    _check_human(config)
+    _check_human(config, labeling_window)
     if grows:
         config.steps, config.labels = steps or config.steps, labels or config.labels
         run.write_config({**data, "steps": config.steps, "labels": config.labels})
         run.summary_path.unlink(missing_ok=True)  # not finished any more
-    return _execute(config, run, progress=progress, video=video, oracle=None)
+    return _execute(config, run, progress=progress, video=video, oracle=None, window=labeling_window)
 
 
 def _check(config: TrainConfig) -> None:
@@ -103,16 +125,15 @@ def _check(config: TrainConfig) -> None:
         raise ValueError(f"selection must be random or disagreement, not {config.selection!r}")
 
 
-def _check_human(config: TrainConfig) -> None:
+def _check_human(config: TrainConfig, window: WindowLauncher | None) -> None:
     if config.oracle != "human":
         return
     if config.backend != "multiprocess":
         raise ValueError(
             "--oracle human needs the multiprocess backend: the agent must keep running while you label"
         )
-    from prefrl.ui import check_display
-
-    check_display()  # no display: fail now, with how to run it, before anything is written
+    if window is not None:
+        window.check()  # no display: fail now, with how to run it, before anything is written
 
 
 def _execute(
@@ -122,23 +143,18 @@ def _execute(
     progress: bool,
     video: bool,
     oracle: Oracle | None,
+    window: WindowLauncher | None,
 ) -> dict[str, Any]:
     monitor = Monitor(run, config.steps, config.labels, progress, progress_videos=video)
     monitor.write_status(running=True)
-    window = None
-    if config.oracle == "human":
-        from prefrl.ui.cli import start_labeling_window
-
-        window = start_labeling_window(run.path)  # closes by itself when the run stops
+    process = None
+    if config.oracle == "human" and window is not None:
+        process = window.start(run.path)  # closes by itself when the run stops
     try:
         if config.backend == "inprocess":
-            from prefrl.runtime.inprocess import run_inprocess
-
             end = run_inprocess(config, run.path, monitor, oracle=oracle)
         else:
-            from prefrl.runtime.multiprocess import run_multiprocess
-
-            present = None if window is None else (lambda: window.poll() is None)
+            present = None if process is None else (lambda: process.poll() is None)
             end = run_multiprocess(config, run.path, monitor, person_present=present)
     except KeyboardInterrupt as err:
         raise RunInterrupted(
@@ -146,11 +162,11 @@ def _execute(
         ) from err
     finally:
         monitor.close()
-        if window is not None:
+        if process is not None:
             try:
-                window.wait(10)
+                process.wait(10)
             except subprocess.TimeoutExpired:
-                window.terminate()
+                process.terminate()
     summary = summarize(config, run, monitor, end)
     plot_learning_curve(
         run.metrics_path, run.plot_path, f"prefrl: {config.env_id}, {config.labels} labels ({config.teacher})"
@@ -204,6 +220,4 @@ def summarize(config: TrainConfig, run: RunDir, monitor: Monitor, end: RunEnd) -
 
 
 def _final_video(config: TrainConfig, run: RunDir) -> None:
-    from prefrl.play import play
-
-    play(run.path, out=run.videos / "final_policy.mp4")
+    record_run_policy(run.path, run.videos / "final_policy.mp4")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 if TYPE_CHECKING:
-    from prefrl.ui.cli import add_label_arguments, cmd_label, start_labeling_window
+    from prefrl.ui.cli import LabelingWindowProcess, add_label_arguments, cmd_label, start_labeling_window
     from prefrl.ui.errors import NoDisplayError
     from prefrl.ui.render_ahead import RenderAhead, RenderedPair, RenderError
     from prefrl.ui.run_info import NothingToLabelError, RunStatus, open_run, read_status
@@ -22,6 +22,7 @@ _LAZY = {
     "add_label_arguments": "prefrl.ui.cli",
     "cmd_label": "prefrl.ui.cli",
     "start_labeling_window": "prefrl.ui.cli",
+    "LabelingWindowProcess": "prefrl.ui.cli",
     "NoDisplayError": "prefrl.ui.errors",
     "RenderAhead": "prefrl.ui.render_ahead",
     "RenderedPair": "prefrl.ui.render_ahead",
@@ -38,6 +39,7 @@ _LAZY = {
 __all__ = [
     "LabelEvent",
     "LabelingWindow",
+    "LabelingWindowProcess",
     "NoDisplayError",
     "NothingToLabelError",
     "RenderAhead",

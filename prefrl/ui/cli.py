@@ -14,7 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from prefrl.ui.render_ahead import BACKENDS
+from prefrl.ui.errors import NoDisplayError
+from prefrl.ui.render_ahead import BACKENDS, RenderError
+
+# The window (pygame) and prefrl.render (gymnasium) are imported where used, so that
+# `prefrl --help` (which builds `prefrl label`'s arguments from here) stays light.
 
 
 def add_label_arguments(p: argparse.ArgumentParser) -> None:
@@ -89,12 +93,23 @@ def start_labeling_window(run_dir: str | Path, *, max_answers: int | None = None
     return subprocess.Popen(command, env=env)
 
 
+class LabelingWindowProcess:
+    """The labelling window of ``prefrl train / resume`` with ``--oracle human``: checked
+    before the run writes anything, started as a process of its own once the run directory
+    exists (a :class:`prefrl.runtime.run.WindowLauncher`: ``train(..., labeling_window=...)``)."""
+
+    def check(self) -> None:
+        from prefrl.ui.window import check_display
+
+        check_display()
+
+    def start(self, run_dir: Path) -> subprocess.Popen[bytes]:
+        return start_labeling_window(run_dir)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m prefrl.ui RUN_DIR ...``: exit status 0 after labelling, 2 on a usage
     problem (printed without a traceback)."""
-    from prefrl.ui.errors import NoDisplayError
-    from prefrl.ui.render_ahead import RenderError
-
     parser = argparse.ArgumentParser(prog="prefrl label", description="Label a preference run's clips.")
     add_label_arguments(parser)
     args = parser.parse_args(argv)

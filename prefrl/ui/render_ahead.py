@@ -252,6 +252,7 @@ def _make_renderer(
     env_id: str, fixed_length: bool | int, max_display_fps: float | None
 ) -> tuple[Any, int, float]:
     """``(SnapshotRenderer, frame_stride, playback fps)`` for ``env_id``."""
+    # here, not at the top: this module stays light (gymnasium loads with the renderer)
     from prefrl.envs.snapshot import env_family
     from prefrl.render.frames import SnapshotRenderer
 

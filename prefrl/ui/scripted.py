@@ -20,10 +20,13 @@ import numpy as np
 import pygame
 
 from prefrl import __version__
+from prefrl.envs.make import make_env
+from prefrl.envs.vector import VecEnv
 from prefrl.oracles import Oracle, PerfectOracle
 from prefrl.prefs.clips import Answer, Clip, ClipCutter
 from prefrl.prefs.store import PreferenceStore
 from prefrl.rundir import RunDir
+from prefrl.runtime.config import TrainConfig
 from prefrl.ui.window import LabelEvent
 
 KEY_FOR_ANSWER = {
@@ -49,9 +52,6 @@ def collect_clips(
     Each clip has its snapshots ``(clip_length, S)``, so it renders exactly. Episodes
     shorter than a clip give none (the rollout goes on until enough are cut).
     """
-    from prefrl.envs.make import make_env
-    from prefrl.envs.vector import VecEnv
-
     envs = VecEnv([lambda: make_env(env_id, fixed_length=fixed_length)] * num_envs, capture_snapshots=True)
     envs.action_space.seed(seed)
     cutter = ClipCutter(env_id, clip_length, num_envs)
@@ -91,8 +91,6 @@ def make_human_run(run_dir: str | Path, env_id: str, *, labels: int = 100, **con
     Raises:
         ValueError: the directory already holds a run.
     """
-    from prefrl.runtime.config import TrainConfig
-
     run = RunDir.create(run_dir, "train", env_id, 0)
     if run.config_path.exists():
         raise ValueError(f"{run.path} already holds a run")
