@@ -139,11 +139,6 @@ class RunDir:
             )
         return config
 
-    @property
-    def format_version(self) -> int:
-        """``config.json``'s format version (0: written by an older prefrl)."""
-        return int(self.read_config().get("format_version", 0))
-
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_json(self.summary_path, summary)
 

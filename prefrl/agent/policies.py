@@ -72,26 +72,6 @@ class ActorCritic(nn.Module):
         """State values ``(B,)``."""
         return self.critic(obs).squeeze(-1)
 
-    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Sample actions; returns ``(actions, log_probs (B,), values (B,))``."""
-        out = self.actor(obs)
-        if self.discrete:
-            log_probs_all = torch.log_softmax(out, dim=-1)
-            actions = torch.multinomial(log_probs_all.exp(), 1)
-            log_prob = log_probs_all.gather(-1, actions).squeeze(-1)
-            actions = actions.squeeze(-1)
-        else:
-            std = self.log_std.exp()
-            noise = torch.randn_like(out)
-            actions = out + std * noise
-            log_prob = (-0.5 * noise.pow(2) - self.log_std - _LOG_SQRT_2PI).sum(-1)
-        return actions, log_prob, self.value(obs)
-
-    def mode(self, obs: torch.Tensor) -> torch.Tensor:
-        """The most likely action (deterministic evaluation)."""
-        out = self.actor(obs)
-        return out.argmax(-1) if self.discrete else out
-
     def evaluate(
         self, obs: torch.Tensor, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -150,17 +150,6 @@ class Rollout:
     @property
     def dones(self) -> np.ndarray:
         return self.terminated | self.truncated
-
-    @property
-    def num_transitions(self) -> int:
-        return int(self.true_rewards.size)
-
-
-@dataclass
-class TrainStats:
-    """What one PPO update measured, as ``losses/...`` and ``charts/...`` log keys."""
-
-    values: dict[str, float] = field(default_factory=dict)
 
 
 class PPOAgent:

@@ -68,7 +68,7 @@ class MujocoSnapshotter(Snapshotter):
 
     def __init__(self, env: gym.Env):
         data = env.unwrapped.data  # type: ignore[attr-defined]
-        self.nq, self.nv, self.na = data.qpos.size, data.qvel.size, data.act.size
+        self.nq, self.nv = data.qpos.size, data.qvel.size
 
     def capture(self, env: gym.Env) -> np.ndarray:
         data = env.unwrapped.data  # type: ignore[attr-defined]

@@ -86,11 +86,9 @@ class LocalClipQueue:
     def __init__(self, maxsize: int = 64):
         self.items: collections.deque[ClipBatch] = collections.deque()
         self.maxsize = maxsize
-        self.dropped = 0
 
     def put(self, batch: ClipBatch) -> bool:
         if len(self.items) >= self.maxsize:
-            self.dropped += 1
             return False
         self.items.append(batch)
         return True
