@@ -13,14 +13,40 @@ CLASSIC = ["CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCar-v0", "Mounta
 MUJOCO = ["Hopper-v5", "HalfCheetah-v5", "Walker2d-v5"]
 
 
+def step_both(env_id, actions=None, steps=5, **kwargs):
+    """Step ``make_env(env_id, **kwargs)`` and plain ``gymnasium.make(env_id)`` from one
+    seed with the same actions (``actions``, or sampled ones); returns the wrapped env's
+    steps, the plain env's steps and the observation each action was taken in."""
+    wrapped = make_env(env_id, **kwargs)
+    plain = gym.make(env_id)
+    obs, _ = wrapped.reset(seed=0)
+    plain_obs, _ = plain.reset(seed=0)
+    np.testing.assert_array_equal(obs, plain_obs)
+    wrapped.action_space.seed(0)
+    if actions is None:
+        actions = [wrapped.action_space.sample() for _ in range(steps)]
+    out, ref, before = [], [], []
+    for action in actions:
+        before.append(obs)
+        out.append(wrapped.step(action))
+        ref.append(plain.step(action))
+        obs = out[-1][0]
+        if out[-1][2] or out[-1][3]:
+            break
+    return out, ref, before
+
+
 @pytest.mark.parametrize("env_id", CLASSIC + MUJOCO)
-def test_make_env_steps_and_reports_true_reward(env_id):
-    env = make_env(env_id)
-    obs, _ = env.reset(seed=0)
-    assert obs.shape == env.observation_space.shape
-    env.action_space.seed(0)
-    _, reward, _, _, info = env.step(env.action_space.sample())
-    assert info["true_reward"] == reward
+def test_make_env_steps_like_gymnasium_and_reports_its_reward(env_id):
+    out, ref, _ = step_both(env_id)
+    for (obs, reward, terminated, truncated, info), (r_obs, r_reward, r_term, r_trunc, _) in zip(
+        out, ref, strict=True
+    ):
+        np.testing.assert_array_equal(obs, r_obs)
+        assert (terminated, truncated) == (r_term, r_trunc)
+        # no reward_fn: the step reward is the env's own, and info carries it too
+        assert reward == float(r_reward)
+        assert info["true_reward"] == float(r_reward)
 
 
 def test_reward_fn_replaces_reward_and_true_reward_stays_in_info():
@@ -28,14 +54,20 @@ def test_reward_fn_replaces_reward_and_true_reward_stays_in_info():
 
     def reward_fn(obs, actions):
         seen.append((obs.shape, actions.shape))
-        return np.full(len(obs), 7.0)
+        return 10.0 * obs.sum(axis=1) + actions.sum(axis=1)
 
-    env = make_env("Pendulum-v1", reward_fn=reward_fn)
-    env.reset(seed=0)
-    _, reward, _, _, info = env.step(np.array([0.5], dtype=np.float32))
-    assert reward == 7.0
-    assert info["true_reward"] < 0  # Pendulum's true reward is a cost
-    assert seen == [((1, 3), (1, 1))]
+    actions = [np.array([a], dtype=np.float32) for a in (0.5, -1.5, 2.0, 0.0, -0.25)]
+    out, ref, before = step_both("Pendulum-v1", actions, reward_fn=reward_fn)
+    assert len(out) == len(actions)
+    for (_, reward, _, _, info), (_, r_reward, *_), obs, action in zip(
+        out, ref, before, actions, strict=True
+    ):
+        # the step reward is reward_fn of the observation the action was taken in, and the action
+        assert reward == pytest.approx(10.0 * float(obs.sum()) + float(action[0]), rel=1e-6)
+        # the env's own reward, as plain gymnasium gives it, travels in info
+        assert info["true_reward"] == float(r_reward)
+        assert reward != info["true_reward"]
+    assert seen == [((1, 3), (1, 1))] * len(actions)
 
 
 def test_unknown_env_id_suggests_the_closest():
