@@ -39,7 +39,10 @@ def plot_learning_curve(
     ax.set_ylabel("true episodic return")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", fontsize=8)
+    else:  # e.g. a run that ended before its first episode or evaluation
+        ax.text(0.5, 0.5, "no episode or evaluation logged", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     out = Path(out)
     fig.savefig(out)
