@@ -1,0 +1,465 @@
+"""A tour of the faults a user can meet, each tried on real `prefrl` commands: what the
+user is told, the exit code, and whether any label was lost.
+
+    python scripts/fault_tour.py [--out docs/reliability] [--only NAME ...] [--seed S]
+
+Prints a table and writes OUT/faults.csv (the data behind docs/reliability.md). Runs
+are small Pendulum runs (a few seconds each); the whole tour takes a few minutes on two
+cores. Disk-full and read-only cases need root (a tmpfs mount); they are skipped, and
+say so, without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+SMALL = ["--clip-length", "25", "--quiet", "--no-video", "--ppo", "num_envs=2", "--ppo", "num_steps=256"]
+SMALL += ["--reward-model", "epochs_per_round=2"]
+RUN = ["Pendulum-v1", "--steps", "8192", "--labels", "20", *SMALL]
+LONG_RUN = ["Pendulum-v1", "--steps", "40000", "--labels", "40", *SMALL]  # still running when stopped
+COLUMNS = ("fault", "command", "exit_code", "told", "labels", "kept_every_label", "outcome")
+
+
+class Tour:
+    def __init__(self, root: Path, seed: int):
+        self.root, self.rng = root, random.Random(seed)
+        self.rows: list[dict[str, object]] = []
+
+    # ---------------------------------------------------------------- helpers
+    def prefrl(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "prefrl.cli", *args], capture_output=True, text=True, timeout=timeout
+        )
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "prefrl.cli", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+
+    def run_dir(self, name: str) -> Path:
+        return self.root / name
+
+    def record(
+        self, fault: str, command: str, result: subprocess.CompletedProcess[str] | None, **extra: object
+    ) -> None:
+        told = ""
+        if result is not None:  # the last line prefrl itself printed
+            lines = result.stderr.strip().splitlines()
+            told = next((line for line in reversed(lines) if line.startswith("prefrl")), "")
+        row = {
+            "fault": fault,
+            "command": command,
+            "exit_code": None if result is None else result.returncode,
+            "told": told,
+            **extra,
+        }
+        self.rows.append(row)
+        print(f"- {fault}: exit {row['exit_code']}, {row.get('outcome', '')}", flush=True)
+
+    @staticmethod
+    def labels(run: Path) -> tuple[int, int] | None:
+        try:
+            summary = json.loads((run / "summary.json").read_text())
+            return summary["labels_used"], summary["labels_budget"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    @staticmethod
+    def answered(run: Path) -> set[int]:
+        db = run / "prefs.sqlite"
+        if not db.exists():
+            return set()
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            return {row[0] for row in conn.execute("SELECT query_id FROM answers")}
+        finally:
+            conn.close()
+
+    @staticmethod
+    def role_pid(run: Path, role: str) -> int | None:
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            return int(json.loads((run / "status.json").read_text())["role_pids"][role])
+        return None
+
+    # ----------------------------------------------------------------- faults
+    def kill_role(self, role: str) -> None:
+        run = self.run_dir(f"kill-{role}")
+        proc = self.start("train", *RUN, "--run-dir", str(run))
+        kills, killed, before = 0, set(), set()
+        for _ in range(3):
+            time.sleep(self.rng.uniform(1.0, 5.0))
+            pid = self.role_pid(run, role)
+            deadline = time.monotonic() + 15
+            while (pid is None or pid in killed) and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+                pid = self.role_pid(run, role)
+            if proc.poll() is not None or pid is None or pid in killed:
+                break
+            before = self.answered(run)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                kills += 1
+            killed.add(pid)
+        _, err = proc.communicate(timeout=300)
+        result = subprocess.CompletedProcess(proc.args, proc.returncode, "", err)
+        used = self.labels(run)
+        self.record(
+            f"kill -9 of the {role} process, {kills} times at random moments",
+            f"prefrl train {' '.join(RUN[:5])} ...; kill -9 <{role} pid from status.json>",
+            result,
+            labels=used,
+            kept_every_label=before <= self.answered(run),
+            outcome="run completed, restarted each time"
+            if proc.returncode == 0 and used and used[0] == used[1]
+            else "FAILED",
+        )
+
+    def kill_parent(self) -> None:
+        run = self.run_dir("kill-parent")
+        proc = self.start("train", *LONG_RUN, "--run-dir", str(run))
+        self.wait_for_labels(run, 6)
+        pids = [self.role_pid(run, role) for role in ("agent", "labeler", "reward_trainer")]
+        before = self.answered(run)
+        proc.kill()
+        proc.wait()
+        gone_at = time.monotonic()
+        while any(p and _alive(p) for p in pids) and time.monotonic() - gone_at < 10:
+            time.sleep(0.05)
+        children_s = time.monotonic() - gone_at
+        _, err = proc.communicate(timeout=60)
+        result = self.prefrl("resume", str(run), "--quiet", "--no-video")
+        used = self.labels(run)
+        self.record(
+            "kill -9 of the main process, then prefrl resume",
+            "kill -9 <prefrl train pid>; prefrl resume RUN",
+            result,
+            labels=used,
+            kept_every_label=before <= self.answered(run),
+            outcome=f"its processes gone {children_s:.1f} s later; {'no' if 'leaked' not in err else 'LEAKED'} "
+            f"semaphores; resume {'completed' if result.returncode == 0 else 'FAILED'}",
+        )
+
+    def ctrl_c(self) -> None:
+        run = self.run_dir("ctrl-c")
+        proc = self.start("train", *LONG_RUN, "--run-dir", str(run))
+        self.wait_for_labels(run, 6)
+        before = self.answered(run)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        stopped = subprocess.CompletedProcess(proc.args, proc.returncode, "", err)
+        self.record(
+            "Ctrl-C mid-run",
+            "prefrl train ...; Ctrl-C",
+            stopped,
+            labels=None,
+            kept_every_label=before <= self.answered(run),
+            outcome="stopped, says how to resume" if "prefrl resume" in err else "FAILED",
+        )
+        result = self.prefrl("resume", str(run), "--quiet", "--no-video")
+        self.record(
+            "... then resume",
+            "prefrl resume RUN",
+            result,
+            labels=self.labels(run),
+            kept_every_label=before <= self.answered(run),
+            outcome="completed" if result.returncode == 0 else "FAILED",
+        )
+
+    def wait_for_labels(self, run: Path, n: int, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.answered(run)) < n and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+    def agent_first(self) -> None:
+        run = self.run_dir("agent-first")
+        result = self.prefrl(
+            "train", "Pendulum-v1", "--steps", "512", "--labels", "30", *SMALL, "--run-dir", str(run)
+        )
+        used = self.labels(run)
+        self.record(
+            "the agent finishes before the labels are asked",
+            "prefrl train Pendulum-v1 --steps 512 --labels 30",
+            result,
+            labels=used,
+            kept_every_label=True,
+            outcome="every label asked and trained on" if used == (30, 30) else "FAILED",
+        )
+
+    def no_labels_to_train_on(self) -> None:
+        run = self.run_dir("all-skipped")
+        result = self.prefrl(
+            "train", *RUN, "--teacher", "skip:eps_skip=1,return_range=1e6..2e6", "--run-dir", str(run)
+        )
+        self.record(
+            "every answer is 'skipped'",
+            "prefrl train ... --teacher skip:eps_skip=1,return_range=1e6..2e6",
+            result,
+            labels=self.labels(run),
+            kept_every_label=True,
+            outcome="ends short, says why (exit 3)" if result.returncode == 3 else "FAILED",
+        )
+
+    def bad_values(self) -> None:
+        for args, fault in (
+            (["--labels", "0"], "--labels 0"),
+            (["--labels", "-5"], "--labels -5"),
+        ):
+            # a short budget in case the value were taken
+            result = self.prefrl("train", *RUN, *args, "--run-dir", str(self.run_dir("bad")))
+            self.record(
+                fault,
+                f"prefrl train Pendulum-v1 {' '.join(args)}",
+                result,
+                labels=None,
+                kept_every_label=True,
+                outcome="refused, nothing written" if not self.run_dir("bad").exists() else "WROTE FILES",
+            )
+        file = self.root / "a-file"
+        file.write_text("")
+        result = self.prefrl("train", *RUN, "--run-dir", str(file))
+        self.record(
+            "--run-dir names a file",
+            "prefrl train ... --run-dir FILE",
+            result,
+            labels=None,
+            kept_every_label=True,
+            outcome="refused in one line",
+        )
+
+    def damaged_files(self) -> None:
+        run = self.run_dir("damaged")
+        self.prefrl("train", *RUN, "--backend", "inprocess", "--run-dir", str(run))
+        before = self.answered(run)
+        conn = sqlite3.connect(run / "prefs.sqlite")
+        clip_id, blob = conn.execute("SELECT clip_id, obs FROM clips LIMIT 1 OFFSET 3").fetchone()
+        blob = bytearray(blob)
+        blob[self.rng.randrange(len(blob))] ^= 0xFF
+        with conn:
+            conn.execute("UPDATE clips SET obs = ? WHERE clip_id = ?", (bytes(blob), clip_id))
+        conn.close()
+        result = self.prefrl("resume", str(run), "--labels", "24", "--quiet", "--no-video")
+        self.record(
+            "a byte flipped inside a stored clip",
+            "prefrl resume RUN --labels 24",
+            result,
+            labels=None,
+            kept_every_label=before <= self.answered(run),
+            outcome="names the clip and prefrl repair" if "prefrl repair" in result.stderr else "FAILED",
+        )
+        repair = self.prefrl("repair", str(run))
+        result = self.prefrl("resume", str(run), "--labels", "24", "--quiet", "--no-video")
+        self.record(
+            "... then prefrl repair, resume",
+            "prefrl repair RUN; prefrl resume RUN --labels 24",
+            result,
+            labels=self.labels(run),
+            kept_every_label=repair.returncode == 0,
+            outcome="completed; set-aside labels asked again" if result.returncode == 0 else "FAILED",
+        )
+        config = run / "config.json"
+        text = config.read_text()
+        config.write_text(text[: len(text) // 2])
+        result = self.prefrl("resume", str(run))
+        self.record(
+            "config.json cut in half",
+            "prefrl resume RUN",
+            result,
+            labels=None,
+            kept_every_label=True,
+            outcome="names the file" if "config.json" in result.stderr else "FAILED",
+        )
+        config.write_text(text)
+
+    def crafted_files(self) -> None:
+        run = self.run_dir("damaged")
+        marker = self.root / "crafted-ran"
+        checkpoint = run / "checkpoints" / "agent.pt"
+        saved = checkpoint.read_bytes()
+        import torch
+
+        class Payload:
+            def __reduce__(self):
+                return (os.system, (f"touch {marker}",))
+
+        torch.save({"policy": Payload()}, checkpoint)
+        result = self.prefrl("play", str(run))
+        self.record(
+            "a crafted checkpoints/agent.pt (a pickle that runs a command)",
+            "prefrl play RUN",
+            result,
+            labels=None,
+            kept_every_label=True,
+            outcome="refused; the command never ran" if not marker.exists() else "RAN CODE",
+        )
+        checkpoint.write_bytes(saved)
+        task_file = self.root / "evil_task.py"
+        task_file.write_text(f"open({str(marker)!r}, 'w').close()\n")
+        data = json.loads((run / "config.json").read_text())
+        (run / "config.json").write_text(json.dumps({**data, "task": f"{task_file}:x"}))
+        result = self.prefrl("play", str(run))
+        self.record(
+            "config.json names a task file someone else wrote",
+            "prefrl play RUN",
+            result,
+            labels=None,
+            kept_every_label=True,
+            outcome="refused without --trust-task-file" if not marker.exists() else "RAN CODE",
+        )
+        (run / "config.json").write_text(json.dumps(data))
+
+    def disk_full(self) -> None:
+        with tmpfs("400k") as mount:
+            if mount is None:
+                self.record(
+                    "disk full",
+                    "(needs root for a tmpfs)",
+                    None,
+                    labels=None,
+                    kept_every_label=True,
+                    outcome="SKIPPED: cannot mount a tmpfs here",
+                )
+                return
+            run = mount / "run"
+            result = self.prefrl("train", *RUN, "--run-dir", str(run))
+            before = self.answered(run)
+            moved = self.run_dir("disk-full-moved")
+            subprocess.run(["cp", "-a", str(run), str(moved)], check=True)
+        self.record(
+            "the disk fills up mid-run (400 KB tmpfs)",
+            "prefrl train ... --run-dir /small/run",
+            result,
+            labels=None,
+            kept_every_label=True,
+            outcome="one line, exit 1"
+            if result.returncode == 1 and "Traceback" not in result.stderr
+            else "FAILED",
+        )
+        result = self.prefrl("resume", str(moved), "--quiet", "--no-video")
+        self.record(
+            "... then the run copied to a larger disk and resumed",
+            "cp -a; prefrl resume COPY",
+            result,
+            labels=self.labels(moved),
+            kept_every_label=before <= self.answered(moved),
+            outcome="completed" if result.returncode == 0 else "FAILED",
+        )
+
+    def read_only(self) -> None:
+        run = self.run_dir("agent-first")
+        with tmpfs("8m") as mount:
+            if mount is None:
+                self.record(
+                    "read-only run directory",
+                    "(needs root)",
+                    None,
+                    labels=None,
+                    kept_every_label=True,
+                    outcome="SKIPPED: cannot mount a tmpfs here",
+                )
+                return
+            subprocess.run(["cp", "-a", str(run), str(mount / "run")], check=True)
+            subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+            result = self.prefrl("resume", str(mount / "run"), "--labels", "40")
+        self.record(
+            "prefrl resume of a run on a read-only file system",
+            "prefrl resume RUN --labels 40",
+            result,
+            labels=None,
+            kept_every_label=True,
+            outcome="refused in one line before starting"
+            if result.returncode in (1, 2) and "Traceback" not in result.stderr
+            else "FAILED",
+        )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+@contextlib.contextmanager
+def tmpfs(size: str) -> Iterator[Path | None]:
+    mount = Path(tempfile.mkdtemp(prefix="prefrl-tmpfs-"))
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True
+    )
+    try:
+        yield mount if done.returncode == 0 else None
+    finally:
+        if done.returncode == 0:
+            subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+        with contextlib.suppress(OSError):
+            mount.rmdir()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="docs/reliability")
+    parser.add_argument("--only", nargs="*", default=None, help="run only these faults (method names)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    os.environ.update(SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy", PYTHONUNBUFFERED="1")
+    order: list[tuple[str, Callable[[Tour], None]]] = [
+        ("kill_agent", lambda t: t.kill_role("agent")),
+        ("kill_labeler", lambda t: t.kill_role("labeler")),
+        ("kill_reward_trainer", lambda t: t.kill_role("reward_trainer")),
+        ("kill_parent", Tour.kill_parent),
+        ("ctrl_c", Tour.ctrl_c),
+        ("agent_first", Tour.agent_first),
+        ("no_labels_to_train_on", Tour.no_labels_to_train_on),
+        ("bad_values", Tour.bad_values),
+        ("damaged_files", Tour.damaged_files),
+        ("crafted_files", Tour.crafted_files),
+        ("disk_full", Tour.disk_full),
+        ("read_only", Tour.read_only),
+    ]
+    with tempfile.TemporaryDirectory(prefix="prefrl-faults-") as root:
+        tour = Tour(Path(root), args.seed)
+        for name, fault in order:
+            if args.only is None or name in args.only:
+                fault(tour)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "faults.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        for row in tour.rows:
+            told = re.sub(r"/tmp/prefrl-tmpfs-\w+", "/small", str(row["told"]).replace(root, "/tmp/RUNS"))
+            labels = row.get("labels")
+            writer.writerow({**row, "told": told, "labels": "" if not labels else f"{labels[0]}/{labels[1]}"})
+    print("\n| fault | exit | labels | kept every label | outcome |\n| --- | --- | --- | --- | --- |")
+    for row in tour.rows:
+        labels = row.get("labels")
+        print(
+            f"| {row['fault']} | {row['exit_code']} | {'' if not labels else f'{labels[0]}/{labels[1]}'} "
+            f"| {row['kept_every_label']} | {row['outcome']} |"
+        )
+    print(f"\nwrote {out / 'faults.csv'}")
+    return (
+        0 if not any("FAIL" in str(r["outcome"]) or "RAN CODE" in str(r["outcome"]) for r in tour.rows) else 1
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
