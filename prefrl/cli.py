@@ -200,6 +200,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="a preference run directory (or its prefs.sqlite)")
     p.set_defaults(func=cmd_repair)
 
+    p = sub.add_parser(
+        "export", help="write a run's preference store (clips, queries, answers) to an export directory"
+    )
+    p.add_argument("run_dir", help="a preference run directory (or its prefs.sqlite)")
+    p.add_argument("out", help="the export directory (created if needed; its export files are replaced)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "import", help="merge an export directory or another store into a run's preference store"
+    )
+    p.add_argument(
+        "run_dir", help="a preference run directory (or its prefs.sqlite); a missing store is created"
+    )
+    p.add_argument(
+        "source", help="an export directory (of prefrl export), another run directory or its prefs.sqlite"
+    )
+    p.set_defaults(func=cmd_import)
+
     p = sub.add_parser("resume", help="continue a stopped or crashed preference run")
     p.add_argument("run_dir", help="the run directory to continue")
     p.add_argument("--steps", type=int, help="train further: a larger env-step budget for the whole run")
@@ -310,6 +328,18 @@ def cmd_repair(args: argparse.Namespace) -> dict[str, Any]:
     from prefrl.prefs.repair import repair_store
 
     return repair_store(args.run_dir)
+
+
+def cmd_export(args: argparse.Namespace) -> dict[str, Any]:
+    from prefrl.prefs.exchange import export_run
+
+    return export_run(args.run_dir, args.out)
+
+
+def cmd_import(args: argparse.Namespace) -> dict[str, Any]:
+    from prefrl.prefs.exchange import import_run
+
+    return import_run(args.run_dir, args.source)
 
 
 def cmd_resume(args: argparse.Namespace) -> dict[str, Any]:

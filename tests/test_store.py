@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -17,16 +16,15 @@ import numpy as np
 import pytest
 
 from prefrl.errors import EXIT_FAILED, PrefrlError
+from prefrl.prefs.blobs import encode
 from prefrl.prefs.clips import Answer, Clip
 from prefrl.prefs.repair import repair_store
 from prefrl.prefs.store import (
     DamagedClipError,
-    ImportReport,
     Label,
     PreferenceStore,
     Query,
     StoreError,
-    _encode,
 )
 
 ENV = "CartPole-v1"
@@ -141,7 +139,8 @@ def test_random_bytes_file_is_refused_and_left_untouched(tmp_path: Path) -> None
     with pytest.raises(StoreError) as err:
         PreferenceStore(path, ENV)
     message = str(err.value)
-    assert "not an SQLite database" in message and "import_from" in message and "new run directory" in message
+    assert "not an SQLite database" in message and "new run directory" in message
+    assert f"`prefrl import {tmp_path} EXPORT_DIR|COPY.sqlite`" in message and "prefrl export" in message
     assert path.read_bytes() == data
 
 
@@ -155,7 +154,9 @@ def test_truncated_database_is_refused_and_left_untouched(tmp_path: Path, rng: n
     with pytest.raises(StoreError) as err:
         PreferenceStore(path, ENV)
     message = str(err.value)
-    assert "damaged" in message and "import_from" in message and "Nothing was changed" in message
+    assert (
+        "damaged" in message and f"`prefrl import {tmp_path} " in message and "Nothing was changed" in message
+    )
     assert path.read_bytes() == truncated
 
 
@@ -337,162 +338,6 @@ def test_answers_survive_sigkill_of_writer(tmp_path: Path) -> None:
         assert len(store.get_clips(clip_ids)) == len(clip_ids)
 
 
-# -- export and import ----------------------------------------------------------------
-
-
-def dump(store: PreferenceStore) -> tuple[list[tuple], list[tuple], dict[str, Clip]]:
-    """Queries and answers keyed by content (not query_id), and all clips."""
-    conn = store._conn
-    queries = conn.execute(
-        "SELECT left_clip, right_clip, created_at, agent_step, oracle, selection, score FROM queries ORDER BY query_id"
-    ).fetchall()
-    answers = conn.execute(
-        "SELECT q.left_clip, q.right_clip, q.created_at, a.answer, a.answered_at, a.oracle, a.response_time "
-        "FROM answers a JOIN queries q USING (query_id) ORDER BY q.query_id"
-    ).fetchall()
-    clip_ids = [row[0] for row in conn.execute("SELECT clip_id FROM clips")]
-    return queries, answers, store.get_clips(clip_ids)
-
-
-def filled_store(path: Path, rng: np.random.Generator) -> PreferenceStore:
-    store = PreferenceStore(path, ENV)
-    answer_all(store, rng, [Answer.LEFT, Answer.RIGHT, Answer.EQUAL, Answer.CANT_TELL])
-    store.add_query(
-        make_clip(rng, snapshots=False), make_clip(rng), agent_step=7, oracle="human", selection="random"
-    )  # pending, no score, one clip without snapshots
-    store.add_clip(make_clip(rng, 10))  # a clip in no query
-    return store
-
-
-def assert_same_dump(a: PreferenceStore, b: PreferenceStore) -> None:
-    qa, aa, ca = dump(a)
-    qb, ab, cb = dump(b)
-    assert qa == qb and aa == ab and set(ca) == set(cb)
-    for cid, clip in ca.items():
-        assert_same_clip(cb[cid], clip)
-
-
-def test_export_files(tmp_path: Path, rng: np.random.Generator) -> None:
-    with filled_store(tmp_path / "prefs.sqlite", rng) as store:
-        out = store.export(tmp_path / "export")
-        assert out == tmp_path / "export"
-        assert sorted(p.name for p in out.iterdir()) == [
-            "answers.csv",
-            "clips.csv",
-            "clips.npz",
-            "queries.csv",
-        ]
-        _, _, clips = dump(store)
-        with np.load(out / "clips.npz") as npz:
-            assert len(npz.files) == 4 * len(clips) - 1  # one clip has no snapshots
-            for cid, clip in clips.items():
-                np.testing.assert_array_equal(npz[f"{cid}.obs"], clip.obs)
-                assert npz[f"{cid}.obs"].dtype == np.float32
-                np.testing.assert_array_equal(npz[f"{cid}.true_rewards"], clip.true_rewards)
-        with open(out / "answers.csv", newline="") as f:
-            rows = list(csv.DictReader(f))
-        assert [r["answer"] for r in rows] == ["left", "right", "equal", "cant_tell"]
-        assert rows[0]["response_time"] == "1.5"
-        with open(out / "queries.csv", newline="") as f:
-            queries = list(csv.DictReader(f))
-        assert list(queries[0]) == [
-            "query_id",
-            "left_clip_id",
-            "right_clip_id",
-            "created_at",
-            "agent_step",
-            "oracle",
-            "selection",
-            "score",
-            "source",
-        ]
-        assert [q["score"] for q in queries] == ["0.5"] * 4 + [""]
-        with open(out / "clips.csv", newline="") as f:
-            clip_rows = list(csv.DictReader(f))
-        assert len(clip_rows) == len(clips) == 11
-        assert sorted(r["has_snapshots"] for r in clip_rows).count("0") == 1
-
-
-def test_export_import_round_trip_and_twice_adds_nothing(tmp_path: Path, rng: np.random.Generator) -> None:
-    with filled_store(tmp_path / "a.sqlite", rng) as a:
-        export = a.export(tmp_path / "export")
-        with PreferenceStore(tmp_path / "b.sqlite", ENV) as b:
-            report = b.import_from(export)
-            assert report == ImportReport(str(export.resolve()), 11, 5, 4, 0)
-            assert_same_dump(a, b)
-            sources = [row[0] for row in b._conn.execute("SELECT source FROM queries ORDER BY query_id")]
-            assert sources == [f"{export.resolve()}#{i}" for i in range(1, 6)]
-            assert b.answer_counts() == a.answer_counts() and b.num_answered() == 4
-            assert [(lab.mu, lab.agent_step) for lab in b.labels()] == [
-                (lab.mu, lab.agent_step) for lab in a.labels()
-            ]
-            assert len(b.pending_queries()) == 1
-
-            assert b.import_from(export) == ImportReport(str(export.resolve()), 0, 0, 0, 0)
-            # The same data reached through the other store's file is recognised too.
-            assert b.import_from(a.path) == ImportReport(str(a.path.resolve()), 0, 0, 0, 0)
-            assert_same_dump(a, b)
-
-
-def test_import_from_sqlite_file_and_late_answer(tmp_path: Path, rng: np.random.Generator) -> None:
-    with filled_store(tmp_path / "a.sqlite", rng) as a, PreferenceStore(tmp_path / "b.sqlite", ENV) as b:
-        assert b.import_from(a.path) == ImportReport(str(a.path.resolve()), 11, 5, 4, 0)
-        assert_same_dump(a, b)
-        # The query pending in both gets answered in a; importing again brings only that answer.
-        (pending,) = a.pending_queries()
-        a.record_answer(pending.query_id, Answer.RIGHT, oracle="human")
-        assert b.import_from(a.path) == ImportReport(str(a.path.resolve()), 0, 0, 1, 0)
-        assert_same_dump(a, b)
-        assert b.pending_queries() == []
-        with pytest.raises(StoreError, match="into itself"):
-            b.import_from(b.path)
-
-
-def test_import_keeps_own_answer_on_conflict(tmp_path: Path, rng: np.random.Generator) -> None:
-    with PreferenceStore(tmp_path / "a.sqlite", ENV) as a, PreferenceStore(tmp_path / "b.sqlite", ENV) as b:
-        a.add_query(make_clip(rng), make_clip(rng), agent_step=0, oracle="human", selection="random")
-        b.import_from(a.path)
-        a.record_answer(1, Answer.LEFT, oracle="alice")
-        b.record_answer(1, Answer.RIGHT, oracle="bob")
-        assert b.import_from(a.path) == ImportReport(str(a.path.resolve()), 0, 0, 0, 1)
-        assert [lab.answer for lab in b.labels()] == [Answer.RIGHT]
-
-
-def test_import_other_env_is_refused_and_imports_nothing(tmp_path: Path, rng: np.random.Generator) -> None:
-    with PreferenceStore(tmp_path / "hopper.sqlite", "Hopper-v4") as hopper:
-        hopper.add_query(
-            make_clip(rng, env_id="Hopper-v4"),
-            make_clip(rng, env_id="Hopper-v4"),
-            agent_step=0,
-            oracle="human",
-            selection="random",
-        )
-        hopper.record_answer(1, Answer.LEFT, oracle="human")
-        export = hopper.export(tmp_path / "hopper-export")
-    with filled_store(tmp_path / "prefs.sqlite", rng) as store:
-        before = dump(store)
-        for source in (export, tmp_path / "hopper.sqlite"):
-            with pytest.raises(StoreError, match=r"'Hopper-v4'.*'CartPole-v1'.*nothing was imported"):
-                store.import_from(source)
-        after = dump(store)
-        assert before[:2] == after[:2] and set(before[2]) == set(after[2])
-
-
-def test_import_of_incomplete_export_imports_nothing(tmp_path: Path, rng: np.random.Generator) -> None:
-    with filled_store(tmp_path / "a.sqlite", rng) as a:
-        export = a.export(tmp_path / "export")
-    lines = (export / "clips.csv").read_text().splitlines(keepends=True)
-    (export / "clips.csv").write_text("".join(lines[:3]))  # header and two clips: most queries lose clips
-    with PreferenceStore(tmp_path / "b.sqlite", ENV) as b:
-        with pytest.raises(StoreError, match="neither it nor"):
-            b.import_from(export)
-        assert b._conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0] == 0
-        with pytest.raises(StoreError, match="not a preference-store export"):
-            b.import_from(tmp_path)
-        with pytest.raises(StoreError, match="no such file"):
-            b.import_from(tmp_path / "missing")
-
-
 def test_reading_many_labels_and_clips(store: PreferenceStore, rng: np.random.Generator) -> None:
     clips = [make_clip(rng, 50) for _ in range(2000)]
     with store._write() as conn:  # fill quickly: one transaction instead of 1000 synced commits
@@ -602,7 +447,7 @@ def test_undecodable_or_misshapen_blob_without_checksum_is_named(
     magic = bytearray(blob_of(path, b, "actions"))
     magic[1] ^= 0xFF
     write_blob(path, b, "actions", bytes(magic), keep_checksum=False)
-    write_blob(path, c, "true_rewards", _encode(np.zeros(7)), keep_checksum=False)
+    write_blob(path, c, "true_rewards", encode(np.zeros(7)), keep_checksum=False)
     with PreferenceStore(path) as store:
         with pytest.raises(DamagedClipError) as err:
             store.get_clip(a)
@@ -763,15 +608,3 @@ def test_old_schema_store_is_migrated_on_open(tmp_path: Path, rng: np.random.Gen
             store.get_clip(clip_ids[3])
         assert_names_damage(err.value, tmp_path, clip_ids[3], [2])
         assert store.verify(deep=True) == [clip_ids[0], clip_ids[3]]
-
-
-def test_import_refuses_a_damaged_source_clip(tmp_path: Path, rng: np.random.Generator) -> None:
-    src = tmp_path / "src.sqlite"
-    with PreferenceStore(src, ENV) as store:
-        answer_all(store, rng, [Answer.LEFT])
-        victim = store.labels()[0].left_clip_id
-    flip_byte(src, victim, "true_rewards", 130)
-    with PreferenceStore(tmp_path / "dst.sqlite", ENV) as dst:
-        with pytest.raises(StoreError, match=f"clip {victim} is damaged .*; nothing was imported"):
-            dst.import_from(src)
-        assert dst.num_answered() == 0 and dst._conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0] == 0

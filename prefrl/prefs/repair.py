@@ -14,9 +14,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from prefrl.prefs.store import PreferenceStore, StoreError
-
-STORE_NAME = "prefs.sqlite"  # RUN_DIR/prefs.sqlite
+from prefrl.prefs.errors import StoreError
+from prefrl.prefs.schema import STORE_NAME
+from prefrl.prefs.store import PreferenceStore
 
 
 def repair_store(path: str | os.PathLike[str]) -> dict[str, Any]:

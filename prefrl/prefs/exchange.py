@@ -1,0 +1,510 @@
+"""Export and import of a preference store: how labels move between runs, and how a
+damaged store is replaced (``prefrl export RUN_DIR OUT``, ``prefrl import RUN_DIR SOURCE``).
+
+An export directory holds ``clips.npz`` (every clip's arrays) and three CSV files
+(``clips.csv``, ``queries.csv``, ``answers.csv``); see :func:`export_store`.
+:func:`import_into` merges an export directory, or another store's ``.sqlite`` file, into
+a store: what the store already holds is recognised and not copied again, and an answer
+it holds is never replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import sqlite3
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from prefrl.prefs.blobs import ARRAYS, clip_checksum, decode
+from prefrl.prefs.clips import Answer
+from prefrl.prefs.errors import StoreError
+from prefrl.prefs.schema import CLIP_COLUMNS, INSERT_CLIP, QUERY_COLUMNS, STORE_NAME
+from prefrl.prefs.store import PreferenceStore
+from prefrl.rundir import RunDir
+
+_ANSWER_SET = frozenset(a.value for a in Answer)
+
+# CSV headers of an export directory.
+_CLIPS_CSV = (
+    "clip_id",
+    "env_id",
+    "agent_step",
+    "episode_step",
+    "length",
+    "true_return",
+    "has_snapshots",
+    "created_at",
+)
+_QUERIES_CSV = (
+    "query_id",
+    "left_clip_id",
+    "right_clip_id",
+    "created_at",
+    "agent_step",
+    "oracle",
+    "selection",
+    "score",
+    "source",
+)
+_ANSWERS_CSV = ("query_id", "answer", "answered_at", "oracle", "response_time")
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What :func:`import_into` added.
+
+    Attributes:
+        source: the export directory or ``.sqlite`` file imported (absolute path).
+        clips_added, queries_added, answers_added: rows added to the store.
+        answers_conflicting: source answers to queries this store had already answered
+            differently; the store's answer was kept.
+    """
+
+    source: str
+    clips_added: int
+    queries_added: int
+    answers_added: int
+    answers_conflicting: int = 0
+
+
+def export_store(
+    store_or_path: PreferenceStore | str | os.PathLike[str], directory: str | os.PathLike[str]
+) -> Path:
+    """Write the whole store to ``directory`` (created if needed) and return its path.
+
+    ``store_or_path`` is an open store, a run directory (its ``prefs.sqlite``) or a store
+    file. Files (existing ones are replaced)::
+
+        clips.npz     arrays keyed "<clip_id>.obs", "<clip_id>.actions",
+                      "<clip_id>.true_rewards", "<clip_id>.snapshots" (when captured)
+        clips.csv     clip_id, env_id, agent_step, episode_step, length, true_return,
+                      has_snapshots (0/1), created_at
+        queries.csv   query_id, left_clip_id, right_clip_id, created_at, agent_step,
+                      oracle, selection, score, source
+        answers.csv   query_id, answer, answered_at, oracle, response_time
+
+    Times are Unix times in seconds, response_time is in seconds, empty cells are
+    missing values. The export is one consistent state of the store, even while other
+    processes write to it.
+
+    Raises:
+        StoreError: there is no store at ``store_or_path``, or it is damaged.
+    """
+    out = Path(directory)
+    if isinstance(store_or_path, PreferenceStore):
+        _write_export(store_or_path, out)
+    else:
+        with PreferenceStore(_existing_store(store_or_path)) as store:
+            _write_export(store, out)
+    return out
+
+
+def export_run(path: str | os.PathLike[str], directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """``prefrl export``: export the store of a run directory (or a store file) to ``directory``.
+
+    Returns:
+        A JSON-serialisable dict: ``store`` and ``export`` (paths), and the rows written:
+        ``clips``, ``queries`` (answered or not) and ``answers``.
+    """
+    store_path = _existing_store(path)
+    out = Path(directory)
+    with PreferenceStore(store_path) as store:
+        counts = _write_export(store, out)
+    return {"store": str(store_path), "export": str(out), **counts}
+
+
+def import_run(path: str | os.PathLike[str], source: str | os.PathLike[str]) -> dict[str, Any]:
+    """``prefrl import``: merge ``source`` (an export directory, a store file or another run
+    directory) into the store of a run directory (or a store file); see :func:`import_into`.
+
+    A run directory without a store (one set aside because it was damaged) gets a new one,
+    of the env its ``config.json`` names, else of the env of ``source``.
+
+    Returns:
+        A JSON-serialisable dict: ``store`` (its path), ``created`` (whether the store was
+        new), the fields of :class:`ImportReport`, and ``answered`` (answers the store now
+        counts toward the label budget).
+    """
+    target, source = Path(path), Path(source)
+    if source.is_dir() and not (source / "clips.csv").exists() and (source / STORE_NAME).is_file():
+        source = source / STORE_NAME  # another run directory: its store
+    store_path = target / STORE_NAME if target.is_dir() else target
+    env_id = None
+    created = not store_path.exists()
+    if created:
+        if not target.is_dir() and target.suffix != ".sqlite":
+            raise StoreError(f"there is no run directory or preference store at {target}")
+        if not source.exists():
+            raise StoreError(f"cannot import {source}: no such file or directory")
+        env_id = _run_env_id(store_path.parent) or _source_env_id(source)
+    with PreferenceStore(store_path, env_id) as store:
+        report = import_into(store, source)
+        answered = store.num_answered()
+    return {"store": str(store_path), "created": created, **asdict(report), "answered": answered}
+
+
+def _write_export(store: PreferenceStore, out: Path) -> dict[str, int]:
+    """Write the export of ``store`` to ``out`` (see :func:`export_store`); return the rows
+    written to each CSV file (``clips``, ``queries``, ``answers``)."""
+    if out.exists() and not out.is_dir():
+        raise StoreError(f"cannot export to {out}: it is a file; name a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[tuple[Path, Path]] = []
+    counts: dict[str, int] = {}
+    try:
+        with store._snapshot() as conn:
+            npz = _partial(out / "clips.npz")
+            written.append((npz, out / "clips.npz"))
+            with zipfile.ZipFile(npz, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+                rows = conn.execute(
+                    "SELECT clip_id, obs, actions, true_rewards, snapshots FROM clips ORDER BY rowid"
+                )
+                for cid, *blobs in rows:
+                    for name, blob in zip(ARRAYS, blobs, strict=True):
+                        if blob is not None:
+                            # The blobs are .npy files already, which is what np.savez stores.
+                            zf.writestr(f"{cid}.{name}.npy", blob)
+            _sync(npz)
+            tables = (
+                (
+                    "clips.csv",
+                    _CLIPS_CSV,
+                    "SELECT clip_id, env_id, agent_step, episode_step, length, true_return, "
+                    "snapshots IS NOT NULL, created_at FROM clips ORDER BY rowid",
+                ),
+                (
+                    "queries.csv",
+                    _QUERIES_CSV,
+                    f"SELECT {QUERY_COLUMNS}, source FROM queries ORDER BY query_id",
+                ),
+                (
+                    "answers.csv",
+                    _ANSWERS_CSV,
+                    "SELECT query_id, answer, answered_at, oracle, response_time FROM answers "
+                    "ORDER BY query_id",
+                ),
+            )
+            for name, header, sql in tables:
+                tmp = _partial(out / name)
+                written.append((tmp, out / name))
+                with open(tmp, "w", newline="", encoding="utf-8") as f:
+                    writer = csv.writer(f)
+                    writer.writerow(header)
+                    table = conn.execute(sql).fetchall()
+                    writer.writerows(["" if v is None else v for v in row] for row in table)
+                counts[name.removesuffix(".csv")] = len(table)
+                _sync(tmp)
+        # The store only grows, so replacing the files in this order (clips before the
+        # queries that use them, queries before their answers) leaves a consistent export
+        # even if the process dies between two replacements.
+        for tmp, final in written:
+            os.replace(tmp, final)
+    finally:
+        for tmp, _ in written:
+            tmp.unlink(missing_ok=True)
+    return counts
+
+
+def import_into(store: PreferenceStore, source: str | os.PathLike[str]) -> ImportReport:
+    """Copy the clips, queries and answers of ``source`` into ``store``, in one transaction.
+
+    ``source`` is an export directory (see :func:`export_store`) or another store's ``.sqlite``
+    file. Clips are matched by clip_id; queries get new ids in ``store``, their ``source`` column
+    records ``"<source path>#<query_id there>"``, and a query ``store`` already holds
+    (same clips, same creation time) is not copied again, so importing a source twice
+    adds nothing the second time. An answer the source has for a query ``store`` holds
+    unanswered is added; an answer there is never replaced.
+
+    Raises:
+        StoreError: ``source`` is missing, not an export or a preference store, holds
+            clips of another env (nothing is imported then), refers to clips or queries it
+            does not contain, or is ``store`` itself.
+    """
+    src = Path(source)
+    if not src.exists():
+        raise StoreError(f"cannot import {src}: no such file or directory")
+    if src.is_file() and store.path.exists() and os.path.samefile(src, store.path):
+        raise StoreError(f"cannot import the store {store.path} into itself")
+    label = str(src.resolve())
+    if src.is_dir():
+        return _import_export_dir(store, src, label)
+    with PreferenceStore(src) as other, other._snapshot() as conn:
+        env_ids = {row[0] for row in conn.execute("SELECT DISTINCT env_id FROM clips")}
+        _check_env_ids(store, env_ids, src)
+        queries = [
+            _SourceQuery(*row)
+            for row in conn.execute(f"SELECT {QUERY_COLUMNS} FROM queries ORDER BY query_id")
+        ]
+        answers = {
+            row[0]: row[1:]
+            for row in conn.execute(
+                "SELECT query_id, answer, answered_at, oracle, response_time FROM answers"
+            )
+        }
+        clip_rows = conn.execute(f"SELECT {CLIP_COLUMNS}, checksum FROM clips ORDER BY rowid")
+        return _import(store, label, clip_rows, queries, answers)
+
+
+def _import_export_dir(store: PreferenceStore, src: Path, label: str) -> ImportReport:
+    _check_export_files(src)
+    clips_meta = _read_csv(src / "clips.csv", _CLIPS_CSV)
+    _check_env_ids(store, {row["env_id"] for row in clips_meta}, src)
+    queries = []
+    for i, row in enumerate(_read_csv(src / "queries.csv", _QUERIES_CSV), start=1):
+        with _csv_row(src / "queries.csv", i):
+            queries.append(
+                _SourceQuery(
+                    int(row["query_id"]),
+                    row["left_clip_id"],
+                    row["right_clip_id"],
+                    float(row["created_at"]),
+                    int(row["agent_step"]),
+                    row["oracle"],
+                    row["selection"],
+                    _opt_float(row["score"]),
+                )
+            )
+    answers: dict[int, tuple[Any, ...]] = {}
+    for i, row in enumerate(_read_csv(src / "answers.csv", _ANSWERS_CSV), start=1):
+        with _csv_row(src / "answers.csv", i):
+            answers[int(row["query_id"])] = (
+                row["answer"],
+                float(row["answered_at"]),
+                row["oracle"],
+                _opt_float(row["response_time"]),
+            )
+    try:
+        zf = zipfile.ZipFile(src / "clips.npz")
+    except zipfile.BadZipFile as e:
+        raise StoreError(f"{src / 'clips.npz'} is not a readable .npz file ({e})") from None
+    with zf:
+        members = set(zf.namelist())
+
+        def clip_rows() -> Iterator[tuple[Any, ...]]:
+            for i, row in enumerate(clips_meta, start=1):
+                cid = row["clip_id"]
+                blobs: list[bytes | None] = []
+                for name in ARRAYS:
+                    member = f"{cid}.{name}.npy"
+                    if member in members:
+                        blobs.append(zf.read(member))
+                    elif name == "snapshots" and row["has_snapshots"] in ("0", "", "False"):
+                        blobs.append(None)
+                    else:
+                        raise StoreError(
+                            f"{src / 'clips.npz'} has no array {cid}.{name} (clips.csv lists it)"
+                        )
+                with _csv_row(src / "clips.csv", i):
+                    values = (
+                        cid,
+                        row["env_id"],
+                        int(row["agent_step"]),
+                        int(row["episode_step"]),
+                        int(row["length"]),
+                        float(row["true_return"]),
+                        *blobs,
+                        float(row["created_at"]),
+                        None,  # an export carries no checksum; the arrays are checked as read
+                    )
+                yield values
+
+        return _import(store, label, clip_rows(), queries, answers)
+
+
+def _check_export_files(src: Path) -> None:
+    names = ("clips.npz", "clips.csv", "queries.csv", "answers.csv")
+    missing = [n for n in names if not (src / n).is_file()]
+    if missing:
+        raise StoreError(
+            f"{src} is not a preference-store export (missing {', '.join(missing)}); "
+            "pass a directory written by `prefrl export` or a .sqlite store"
+        )
+
+
+def _check_env_ids(store: PreferenceStore, env_ids: set[str], src: Path) -> None:
+    other = sorted(env_ids - {store.env_id})
+    if other:
+        raise StoreError(
+            f"{src} holds clips of env {', '.join(map(repr, other))}, but the store {store.path} "
+            f"holds env {store.env_id!r}; nothing was imported"
+        )
+
+
+def _import(
+    store: PreferenceStore,
+    label: str,
+    clip_rows: Iterable[tuple[Any, ...]],
+    queries: list[_SourceQuery],
+    answers: dict[int, tuple[Any, ...]],
+) -> ImportReport:
+    query_ids = {q.query_id for q in queries}
+    orphans = sorted(set(answers) - query_ids)
+    if orphans:
+        raise StoreError(f"{label} has answers to queries it does not contain: {orphans[:5]}")
+    for qid, (answer, *_) in answers.items():
+        if answer not in _ANSWER_SET:
+            raise StoreError(f"{label}: query {qid} has the answer {answer!r}, which is not an Answer value")
+    clips_added = queries_added = answers_added = conflicting = 0
+    with store._write() as conn:
+        for source_row in clip_rows:
+            row, expected = tuple(source_row[:11]), source_row[11]
+            checksum = clip_checksum(row[6:10])
+            if expected is not None and expected != checksum:
+                raise StoreError(
+                    f"{label}: clip {row[0]} is damaged (its arrays do not match their "
+                    "checksum); nothing was imported"
+                )
+            _check_clip_row(row, label)
+            if row[1] != store.env_id:  # the caller checked; this guards the stream itself
+                _check_env_ids(store, {row[1]}, Path(label))
+            clips_added += conn.execute(INSERT_CLIP, (*row, checksum)).rowcount
+        for q in queries:
+            found = conn.execute(
+                "SELECT query_id FROM queries WHERE left_clip = ? AND right_clip = ? AND created_at = ?",
+                (q.left_clip_id, q.right_clip_id, q.created_at),
+            ).fetchone()
+            if found is not None:
+                qid = int(found[0])
+            else:
+                try:
+                    cur = conn.execute(
+                        "INSERT INTO queries (left_clip, right_clip, created_at, agent_step, oracle, "
+                        "selection, score, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (*q[1:], f"{label}#{q.query_id}"),
+                    )
+                except sqlite3.IntegrityError:
+                    raise StoreError(
+                        f"{label}: query {q.query_id} compares clips {q.left_clip_id} and "
+                        f"{q.right_clip_id}, which neither it nor {store.path} holds; nothing was imported"
+                    ) from None
+                assert cur.lastrowid is not None
+                qid = cur.lastrowid
+                queries_added += 1
+            if q.query_id in answers:
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO answers (query_id, answer, answered_at, oracle, "
+                    "response_time) VALUES (?, ?, ?, ?, ?)",
+                    (qid, *answers[q.query_id]),
+                )
+                if cur.rowcount:
+                    answers_added += 1
+                else:
+                    ours = conn.execute("SELECT answer FROM answers WHERE query_id = ?", (qid,)).fetchone()
+                    conflicting += int(ours[0] != answers[q.query_id][0])
+    return ImportReport(label, clips_added, queries_added, answers_added, conflicting)
+
+
+class _SourceQuery(NamedTuple):
+    """A query of an import source (its columns in the order of the queries table)."""
+
+    query_id: int
+    left_clip_id: str
+    right_clip_id: str
+    created_at: float
+    agent_step: int
+    oracle: str
+    selection: str
+    score: float | None
+
+
+def _check_clip_row(row: tuple[Any, ...], label: str) -> None:
+    """Check that an imported clip's arrays decode and have ``length`` rows."""
+    cid, length = row[0], row[4]
+    for name, blob in zip(ARRAYS, row[6:10], strict=True):
+        if blob is None:
+            if name != "snapshots":
+                raise StoreError(f"{label}: clip {cid} has no {name}")
+            continue
+        try:
+            array = decode(blob)
+        except Exception:
+            # Not numpy's message: it may advise loading the bytes unsafely.
+            raise StoreError(f"{label}: clip {cid}'s {name} is not a readable array") from None
+        if array.ndim == 0 or len(array) != length:
+            raise StoreError(f"{label}: clip {cid}'s {name} has shape {array.shape}, not {length} rows")
+
+
+# -- files ----------------------------------------------------------------------------
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.partial")
+
+
+def _sync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in columns if c not in (reader.fieldnames or ())]
+        if missing:
+            raise StoreError(
+                f"{path} lacks the columns {', '.join(missing)}; is it a preference-store export?"
+            )
+        return list(reader)
+
+
+@contextlib.contextmanager
+def _csv_row(path: Path, row: int) -> Iterator[None]:
+    """Turn a bad cell into a StoreError naming the file and the data row (1 = first)."""
+    try:
+        yield
+    except (ValueError, KeyError, TypeError) as e:
+        if isinstance(e, StoreError):
+            raise
+        raise StoreError(f"{path}, data row {row}: {e}") from None
+
+
+def _opt_float(cell: str) -> float | None:
+    return None if cell == "" else float(cell)
+
+
+# -- paths ----------------------------------------------------------------------------
+
+
+def _existing_store(path: str | os.PathLike[str]) -> Path:
+    """The store file of a run directory, or ``path`` itself; it must exist."""
+    store_path = Path(path)
+    if store_path.is_dir():
+        store_path = store_path / STORE_NAME
+    if not store_path.is_file():
+        raise StoreError(
+            f"there is no preference store at {store_path}; pass a run directory of a preference run"
+        )
+    return store_path
+
+
+def _run_env_id(run_dir: Path) -> str | None:
+    """The env id a run directory's ``config.json`` names, if it has one."""
+    config = run_dir / "config.json"
+    if not config.is_file():
+        return None
+    env_id = RunDir(run_dir).read_config().get("env_id")
+    return str(env_id) if env_id else None
+
+
+def _source_env_id(src: Path) -> str:
+    """The env of an import source (an export directory or a store file)."""
+    if src.is_file():
+        with PreferenceStore(src) as other:
+            return other.env_id
+    _check_export_files(src)
+    env_ids = {row["env_id"] for row in _read_csv(src / "clips.csv", _CLIPS_CSV)}
+    if len(env_ids) != 1:
+        raise StoreError(
+            f"cannot tell which env a new store for {src} would hold "
+            f"({'it holds no clips' if not env_ids else 'it holds clips of several envs'}); "
+            "import into a run directory whose config.json names it"
+        )
+    return env_ids.pop()

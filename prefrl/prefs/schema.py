@@ -1,0 +1,235 @@
+"""The preference store's file: its tables, the checks before it is opened, and migrations.
+
+Tables::
+
+    meta      (key, value)                 env_id, schema_version
+    clips     (clip_id, env_id, agent_step, episode_step, length, true_return,
+               obs, actions, true_rewards, snapshots, created_at, checksum)
+    queries   (query_id, left_clip, right_clip, created_at, agent_step, oracle, selection,
+               score, source)
+    answers   (query_id, answer, answered_at, oracle, response_time)
+    set_aside (query_id, clip_id, reason, set_aside_at)
+
+A file that is not an intact store is refused without being written to; a store of an
+older schema is migrated in place (:func:`open_schema`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import urllib.parse
+from pathlib import Path
+
+from prefrl.prefs.blobs import clip_checksum
+from prefrl.prefs.clips import Answer
+from prefrl.prefs.errors import StoreError
+
+# 1: the first schema. 2: clips.checksum and the set_aside table (see _migrate).
+SCHEMA_VERSION = 2
+BUSY_TIMEOUT_S = 30.0
+STORE_NAME = "prefs.sqlite"  # RUN_DIR/prefs.sqlite
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+ANSWER_VALUES = ", ".join(f"'{a.value}'" for a in Answer)
+# Queries set aside because a clip they compare is damaged: kept for the record, with their
+# answers, but left out of every count and list of queries and labels.
+SET_ASIDE_TABLE = """CREATE TABLE IF NOT EXISTS set_aside (
+        query_id INTEGER PRIMARY KEY REFERENCES queries(query_id),
+        clip_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        set_aside_at REAL NOT NULL
+    )"""
+IN_USE = "query_id NOT IN (SELECT query_id FROM set_aside)"
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS clips (
+        clip_id TEXT PRIMARY KEY,
+        env_id TEXT NOT NULL,
+        agent_step INTEGER NOT NULL,
+        episode_step INTEGER NOT NULL,
+        length INTEGER NOT NULL,
+        true_return REAL NOT NULL,
+        obs BLOB NOT NULL,
+        actions BLOB NOT NULL,
+        true_rewards BLOB NOT NULL,
+        snapshots BLOB,
+        created_at REAL NOT NULL,
+        checksum INTEGER
+    )""",
+    """CREATE TABLE IF NOT EXISTS queries (
+        query_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        left_clip TEXT NOT NULL REFERENCES clips(clip_id),
+        right_clip TEXT NOT NULL REFERENCES clips(clip_id),
+        created_at REAL NOT NULL,
+        agent_step INTEGER NOT NULL,
+        oracle TEXT NOT NULL,
+        selection TEXT NOT NULL,
+        score REAL,
+        source TEXT
+    )""",
+    # Imports recognise a query they already hold by (left, right, created_at).
+    "CREATE INDEX IF NOT EXISTS queries_by_content ON queries (left_clip, right_clip, created_at)",
+    f"""CREATE TABLE IF NOT EXISTS answers (
+        query_id INTEGER PRIMARY KEY REFERENCES queries(query_id),
+        answer TEXT NOT NULL CHECK (answer IN ({ANSWER_VALUES})),
+        answered_at REAL NOT NULL,
+        oracle TEXT NOT NULL,
+        response_time REAL
+    )""",
+    SET_ASIDE_TABLE,
+)
+
+CLIP_COLUMNS = (
+    "clip_id, env_id, agent_step, episode_step, length, true_return, "
+    "obs, actions, true_rewards, snapshots, created_at"
+)
+INSERT_CLIP = (
+    f"INSERT OR IGNORE INTO clips ({CLIP_COLUMNS}, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# What reading a clip needs, in the order load_clip takes it.
+READ_CLIP = (
+    "SELECT clip_id, env_id, agent_step, episode_step, length, obs, actions, true_rewards, "
+    "snapshots, checksum FROM clips"
+)
+QUERY_COLUMNS = "query_id, left_clip, right_clip, created_at, agent_step, oracle, selection, score"
+
+
+def recovery_hint(path: Path) -> str:
+    """How to go on from a store file that cannot be used (said after "damaged")."""
+    target = path.parent if path.name == STORE_NAME else path
+    return (
+        f"Nothing was changed. To go on, move {path.name} aside and either start a new run "
+        f"directory, or restore the labels into a new store with `prefrl import {target} "
+        "EXPORT_DIR|COPY.sqlite` (an export written earlier by `prefrl export`, or an intact copy "
+        "of the store); the sqlite3 tool's '.recover' command may salvage rows from a damaged file."
+    )
+
+
+def check_file(path: Path, pragma: str = "quick_check") -> None:
+    """Refuse a file that is not an intact SQLite database, without writing to it.
+
+    ``pragma`` is ``quick_check`` or the slower, fuller ``integrity_check``; neither looks
+    inside blobs (clips have their own checksums for that).
+    """
+    with open(path, "rb") as f:
+        head = f.read(len(SQLITE_MAGIC))
+    if head != SQLITE_MAGIC:
+        raise StoreError(
+            f"{path} is not an SQLite database (it does not start with the SQLite header). "
+            + recovery_hint(path)
+        )
+    # A read-only connection never writes to the database file (it cannot even checkpoint
+    # the WAL into it), so a damaged file stays exactly as it was found.
+    uri = "file:" + urllib.parse.quote(path.resolve().as_posix()) + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S)
+    except sqlite3.OperationalError as e:
+        raise StoreError(f"cannot open the preference store {path}: {e}") from None
+    try:
+        problems = [row[0] for row in conn.execute(f"PRAGMA {pragma}")]
+    except sqlite3.OperationalError as e:  # busy, locked, I/O: not evidence of damage
+        raise StoreError(f"cannot read the preference store {path}: {e}") from None
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"the preference store {path} is damaged ({e}). " + recovery_hint(path)) from None
+    finally:
+        conn.close()
+    if problems != ["ok"]:
+        shown = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
+        raise StoreError(
+            f"the preference store {path} is damaged ({pragma}: {shown}). " + recovery_hint(path)
+        )
+
+
+def open_schema(conn: sqlite3.Connection, path: Path, env_id: str | None) -> str:
+    """Create the schema if the database is empty; check it; return the store's env_id."""
+    meta = read_meta(conn, path)
+    if meta is None:
+        assert env_id is not None  # checked by the caller
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            meta = read_meta(conn, path)  # another process may have created it meanwhile
+            if meta is None:
+                for sql in SCHEMA:
+                    conn.execute(sql)
+                conn.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [("env_id", env_id), ("schema_version", str(SCHEMA_VERSION))],
+                )
+                meta = {"env_id": env_id, "schema_version": str(SCHEMA_VERSION)}
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    version = int(meta.get("schema_version", "0"))
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} has schema version {version}, newer than this prefrl's {SCHEMA_VERSION}; upgrade prefrl"
+        )
+    if version < SCHEMA_VERSION and "env_id" in meta:
+        _migrate(conn)
+    stored = meta.get("env_id")
+    if stored is None:
+        raise StoreError(
+            f"{path} is a damaged preference store (no env_id in its meta table). " + recovery_hint(path)
+        )
+    if env_id is not None and env_id != stored:
+        raise StoreError(
+            f"the preference store {path} holds env {stored!r}, not {env_id!r}; "
+            f"use a new run directory for {env_id!r}"
+        )
+    return stored
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a store of an older schema up to :data:`SCHEMA_VERSION`, in one transaction.
+
+    1 -> 2: adds ``clips.checksum``, filled from each clip's current blobs, and the
+    ``set_aside`` table. A clip damaged before this migration gets the checksum of its
+    damaged bytes, so such damage can still only be caught by the decode check (an array
+    that cannot be read or has the wrong shape), not by the checksum.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have migrated the store meanwhile.
+        version = int(dict(conn.execute("SELECT key, value FROM meta")).get("schema_version", "0"))
+        if version < 2:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(clips)")}
+            if "checksum" not in columns:
+                conn.execute("ALTER TABLE clips ADD COLUMN checksum INTEGER")
+            last = -1
+            while True:
+                rows = conn.execute(
+                    "SELECT rowid, obs, actions, true_rewards, snapshots FROM clips "
+                    "WHERE rowid > ? AND checksum IS NULL ORDER BY rowid LIMIT 256",
+                    (last,),
+                ).fetchall()
+                if not rows:
+                    break
+                last = rows[-1][0]
+                conn.executemany(
+                    "UPDATE clips SET checksum = ? WHERE rowid = ?",
+                    [(clip_checksum(blobs), rowid) for rowid, *blobs in rows],
+                )
+            conn.execute(SET_ASIDE_TABLE)
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def read_meta(conn: sqlite3.Connection, path: Path) -> dict[str, str] | None:
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "meta" not in tables:
+        if tables - {"sqlite_sequence"}:
+            raise StoreError(
+                f"{path} is an SQLite database but not a prefrl preference store "
+                f"(tables: {', '.join(sorted(tables))}); it was left as it is"
+            )
+        return None
+    return dict(conn.execute("SELECT key, value FROM meta").fetchall())

@@ -1,0 +1,325 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_store import ENV, answer_all, assert_same_clip, flip_byte, make_clip
+
+from prefrl.cli import main
+from prefrl.prefs.clips import Answer, Clip
+from prefrl.prefs.exchange import ImportReport, export_store, import_into
+from prefrl.prefs.store import PreferenceStore, StoreError
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+def dump(store: PreferenceStore) -> tuple[list[tuple], list[tuple], dict[str, Clip]]:
+    """Queries and answers keyed by content (not query_id), and all clips."""
+    conn = store._conn
+    queries = conn.execute(
+        "SELECT left_clip, right_clip, created_at, agent_step, oracle, selection, score FROM queries ORDER BY query_id"
+    ).fetchall()
+    answers = conn.execute(
+        "SELECT q.left_clip, q.right_clip, q.created_at, a.answer, a.answered_at, a.oracle, a.response_time "
+        "FROM answers a JOIN queries q USING (query_id) ORDER BY q.query_id"
+    ).fetchall()
+    clip_ids = [row[0] for row in conn.execute("SELECT clip_id FROM clips")]
+    return queries, answers, store.get_clips(clip_ids)
+
+
+def filled_store(path: Path, rng: np.random.Generator) -> PreferenceStore:
+    store = PreferenceStore(path, ENV)
+    answer_all(store, rng, [Answer.LEFT, Answer.RIGHT, Answer.EQUAL, Answer.CANT_TELL])
+    store.add_query(
+        make_clip(rng, snapshots=False), make_clip(rng), agent_step=7, oracle="human", selection="random"
+    )  # pending, no score, one clip without snapshots
+    store.add_clip(make_clip(rng, 10))  # a clip in no query
+    return store
+
+
+def assert_same_dump(a: PreferenceStore, b: PreferenceStore) -> None:
+    qa, aa, ca = dump(a)
+    qb, ab, cb = dump(b)
+    assert qa == qb and aa == ab and set(ca) == set(cb)
+    for cid, clip in ca.items():
+        assert_same_clip(cb[cid], clip)
+
+
+def test_export_files(tmp_path: Path, rng: np.random.Generator) -> None:
+    with filled_store(tmp_path / "prefs.sqlite", rng) as store:
+        out = export_store(store, tmp_path / "export")
+        assert out == tmp_path / "export"
+        assert sorted(p.name for p in out.iterdir()) == [
+            "answers.csv",
+            "clips.csv",
+            "clips.npz",
+            "queries.csv",
+        ]
+        _, _, clips = dump(store)
+        with np.load(out / "clips.npz") as npz:
+            assert len(npz.files) == 4 * len(clips) - 1  # one clip has no snapshots
+            for cid, clip in clips.items():
+                np.testing.assert_array_equal(npz[f"{cid}.obs"], clip.obs)
+                assert npz[f"{cid}.obs"].dtype == np.float32
+                np.testing.assert_array_equal(npz[f"{cid}.true_rewards"], clip.true_rewards)
+        with open(out / "answers.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert [r["answer"] for r in rows] == ["left", "right", "equal", "cant_tell"]
+        assert rows[0]["response_time"] == "1.5"
+        with open(out / "queries.csv", newline="") as f:
+            queries = list(csv.DictReader(f))
+        assert list(queries[0]) == [
+            "query_id",
+            "left_clip_id",
+            "right_clip_id",
+            "created_at",
+            "agent_step",
+            "oracle",
+            "selection",
+            "score",
+            "source",
+        ]
+        assert [q["score"] for q in queries] == ["0.5"] * 4 + [""]
+        with open(out / "clips.csv", newline="") as f:
+            clip_rows = list(csv.DictReader(f))
+        assert len(clip_rows) == len(clips) == 11
+        assert sorted(r["has_snapshots"] for r in clip_rows).count("0") == 1
+
+
+def test_export_import_round_trip_and_twice_adds_nothing(tmp_path: Path, rng: np.random.Generator) -> None:
+    with filled_store(tmp_path / "a.sqlite", rng) as a:
+        export = export_store(a, tmp_path / "export")
+        with PreferenceStore(tmp_path / "b.sqlite", ENV) as b:
+            report = import_into(b, export)
+            assert report == ImportReport(str(export.resolve()), 11, 5, 4, 0)
+            assert_same_dump(a, b)
+            sources = [row[0] for row in b._conn.execute("SELECT source FROM queries ORDER BY query_id")]
+            assert sources == [f"{export.resolve()}#{i}" for i in range(1, 6)]
+            assert b.answer_counts() == a.answer_counts() and b.num_answered() == 4
+            assert [(lab.mu, lab.agent_step) for lab in b.labels()] == [
+                (lab.mu, lab.agent_step) for lab in a.labels()
+            ]
+            assert len(b.pending_queries()) == 1
+
+            assert import_into(b, export) == ImportReport(str(export.resolve()), 0, 0, 0, 0)
+            # The same data reached through the other store's file is recognised too.
+            assert import_into(b, a.path) == ImportReport(str(a.path.resolve()), 0, 0, 0, 0)
+            assert_same_dump(a, b)
+
+
+def test_import_from_sqlite_file_and_late_answer(tmp_path: Path, rng: np.random.Generator) -> None:
+    with filled_store(tmp_path / "a.sqlite", rng) as a, PreferenceStore(tmp_path / "b.sqlite", ENV) as b:
+        assert import_into(b, a.path) == ImportReport(str(a.path.resolve()), 11, 5, 4, 0)
+        assert_same_dump(a, b)
+        # The query pending in both gets answered in a; importing again brings only that answer.
+        (pending,) = a.pending_queries()
+        a.record_answer(pending.query_id, Answer.RIGHT, oracle="human")
+        assert import_into(b, a.path) == ImportReport(str(a.path.resolve()), 0, 0, 1, 0)
+        assert_same_dump(a, b)
+        assert b.pending_queries() == []
+        with pytest.raises(StoreError, match="into itself"):
+            import_into(b, b.path)
+
+
+def test_import_keeps_own_answer_on_conflict(tmp_path: Path, rng: np.random.Generator) -> None:
+    with PreferenceStore(tmp_path / "a.sqlite", ENV) as a, PreferenceStore(tmp_path / "b.sqlite", ENV) as b:
+        a.add_query(make_clip(rng), make_clip(rng), agent_step=0, oracle="human", selection="random")
+        import_into(b, a.path)
+        a.record_answer(1, Answer.LEFT, oracle="alice")
+        b.record_answer(1, Answer.RIGHT, oracle="bob")
+        assert import_into(b, a.path) == ImportReport(str(a.path.resolve()), 0, 0, 0, 1)
+        assert [lab.answer for lab in b.labels()] == [Answer.RIGHT]
+
+
+def test_import_other_env_is_refused_and_imports_nothing(tmp_path: Path, rng: np.random.Generator) -> None:
+    with PreferenceStore(tmp_path / "hopper.sqlite", "Hopper-v4") as hopper:
+        hopper.add_query(
+            make_clip(rng, env_id="Hopper-v4"),
+            make_clip(rng, env_id="Hopper-v4"),
+            agent_step=0,
+            oracle="human",
+            selection="random",
+        )
+        hopper.record_answer(1, Answer.LEFT, oracle="human")
+        export = export_store(hopper, tmp_path / "hopper-export")
+    with filled_store(tmp_path / "prefs.sqlite", rng) as store:
+        before = dump(store)
+        for source in (export, tmp_path / "hopper.sqlite"):
+            with pytest.raises(StoreError, match=r"'Hopper-v4'.*'CartPole-v1'.*nothing was imported"):
+                import_into(store, source)
+        after = dump(store)
+        assert before[:2] == after[:2] and set(before[2]) == set(after[2])
+
+
+def test_import_of_incomplete_export_imports_nothing(tmp_path: Path, rng: np.random.Generator) -> None:
+    with filled_store(tmp_path / "a.sqlite", rng) as a:
+        export = export_store(a, tmp_path / "export")
+    lines = (export / "clips.csv").read_text().splitlines(keepends=True)
+    (export / "clips.csv").write_text("".join(lines[:3]))  # header and two clips: most queries lose clips
+    with PreferenceStore(tmp_path / "b.sqlite", ENV) as b:
+        with pytest.raises(StoreError, match="neither it nor"):
+            import_into(b, export)
+        assert b._conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0] == 0
+        with pytest.raises(StoreError, match="not a preference-store export"):
+            import_into(b, tmp_path)
+        with pytest.raises(StoreError, match="no such file"):
+            import_into(b, tmp_path / "missing")
+
+
+def test_import_refuses_a_damaged_source_clip(tmp_path: Path, rng: np.random.Generator) -> None:
+    src = tmp_path / "src.sqlite"
+    with PreferenceStore(src, ENV) as store:
+        answer_all(store, rng, [Answer.LEFT])
+        victim = store.labels()[0].left_clip_id
+    flip_byte(src, victim, "true_rewards", 130)
+    with PreferenceStore(tmp_path / "dst.sqlite", ENV) as dst:
+        with pytest.raises(StoreError, match=f"clip {victim} is damaged .*; nothing was imported"):
+            import_into(dst, src)
+        assert dst.num_answered() == 0 and dst._conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0] == 0
+
+
+# -- prefrl export / prefrl import ----------------------------------------------------
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, dict | None, str]:
+    """Run ``prefrl ARGV``: (exit code, the JSON it printed or None, what it wrote to stderr)."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if out.strip() else None), err
+
+
+def run_with_store(path: Path, rng: np.random.Generator) -> Path:
+    path.mkdir()
+    filled_store(path / "prefs.sqlite", rng).close()
+    return path
+
+
+@pytest.mark.parametrize("fresh_store", ["created by import", "empty, of the same env"])
+def test_cli_export_then_import_into_a_fresh_store_matches_exactly(
+    tmp_path: Path, rng: np.random.Generator, capsys: pytest.CaptureFixture[str], fresh_store: str
+) -> None:
+    run = run_with_store(tmp_path / "run", rng)
+    out = tmp_path / "export"
+    code, printed, err = cli(capsys, "export", run, out)
+    assert (code, err) == (0, "")
+    assert printed == {
+        "store": str(run / "prefs.sqlite"),
+        "export": str(out),
+        "clips": 11,
+        "queries": 5,
+        "answers": 4,
+    }
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    if fresh_store != "created by import":
+        PreferenceStore(fresh / "prefs.sqlite", ENV).close()
+    code, printed, err = cli(capsys, "import", fresh, out)
+    assert (code, err) == (0, "")
+    assert printed == {
+        "store": str(fresh / "prefs.sqlite"),
+        "created": fresh_store == "created by import",
+        "source": str(out.resolve()),
+        "clips_added": 11,
+        "queries_added": 5,
+        "answers_added": 4,
+        "answers_conflicting": 0,
+        "answered": 4,
+    }
+    with PreferenceStore(run / "prefs.sqlite") as a, PreferenceStore(fresh / "prefs.sqlite") as b:
+        assert b.env_id == ENV
+        assert_same_dump(a, b)  # every query, answer and clip, arrays bit for bit
+        assert b.labels() == a.labels() and b.pending_queries() == a.pending_queries()
+
+    # Importing again, from the export, the store it came from or its run, adds nothing.
+    for source in (out, run / "prefs.sqlite", run):
+        code, printed, err = cli(capsys, "import", fresh, source)
+        assert (code, err) == (0, "")
+        assert printed is not None and printed["created"] is False
+        added = [printed[k] for k in ("clips_added", "queries_added", "answers_added")]
+        assert added == [0, 0, 0] and printed["answered"] == 4
+
+
+def test_cli_import_of_another_env_is_refused_in_one_line(
+    tmp_path: Path, rng: np.random.Generator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hopper = tmp_path / "hopper"
+    hopper.mkdir()
+    with PreferenceStore(hopper / "prefs.sqlite", "Hopper-v4") as store:
+        store.add_query(
+            make_clip(rng, env_id="Hopper-v4"),
+            make_clip(rng, env_id="Hopper-v4"),
+            agent_step=0,
+            oracle="human",
+            selection="random",
+        )
+    assert cli(capsys, "export", hopper, tmp_path / "hopper-export")[0] == 0
+    run = run_with_store(tmp_path / "run", rng)
+    with PreferenceStore(run / "prefs.sqlite") as store:
+        before = dump(store)
+    for source in (tmp_path / "hopper-export", hopper / "prefs.sqlite"):
+        code, printed, err = cli(capsys, "import", run, source)
+        assert (code, printed) == (2, None)
+        assert err.count("\n") == 1 and err.startswith("prefrl import: error: ")
+        assert "'Hopper-v4'" in err and "'CartPole-v1'" in err and "nothing was imported" in err
+    with PreferenceStore(run / "prefs.sqlite") as store:
+        after = dump(store)
+    assert before[:2] == after[:2] and set(before[2]) == set(after[2])
+
+    # A run directory without a store takes the env its config.json names.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"env_id": ENV}))
+    code, _, err = cli(capsys, "import", other, hopper / "prefs.sqlite")
+    assert code == 2 and err.count("\n") == 1 and "nothing was imported" in err
+
+
+def test_cli_export_and_import_errors_are_one_line(
+    tmp_path: Path, rng: np.random.Generator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = run_with_store(tmp_path / "run", rng)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "new").mkdir()
+    (tmp_path / "a-file").write_text("x")
+    cases = [
+        (("export", tmp_path / "empty", tmp_path / "out"), "there is no preference store at"),
+        (("export", run, tmp_path / "a-file"), "is a file; name a directory"),
+        (("import", run, tmp_path / "missing"), "no such file or directory"),
+        (("import", tmp_path / "missing", run / "prefs.sqlite"), "no run directory or preference store"),
+        (("import", run, tmp_path / "empty"), "not a preference-store export"),
+        (("import", tmp_path / "new", tmp_path / "empty"), "not a preference-store export"),
+        (("import", run, run / "prefs.sqlite"), "into itself"),
+    ]
+    for argv, words in cases:
+        code, printed, err = cli(capsys, *argv)
+        assert (code, printed) == (2, None), argv
+        assert err.count("\n") == 1 and words in err, err
+    assert not (tmp_path / "missing").exists() and not (tmp_path / "out").exists()
+    assert list((tmp_path / "new").iterdir()) == []  # no store is created for a source that is none
+
+
+def test_a_damaged_store_names_the_commands_that_restore_it(
+    tmp_path: Path, rng: np.random.Generator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = run_with_store(tmp_path / "run", rng)
+    store_path = run / "prefs.sqlite"
+    assert cli(capsys, "export", run, tmp_path / "backup")[0] == 0
+    with PreferenceStore(store_path) as store:
+        labels = store.labels()
+    data = store_path.read_bytes()
+    store_path.write_bytes(data[: len(data) // 2])  # truncated: SQLite's own check fails
+    code, printed, err = cli(capsys, "export", run, tmp_path / "again")
+    assert (code, printed) == (2, None) and err.count("\n") == 1
+    assert "damaged" in err and f"`prefrl import {run} EXPORT_DIR|COPY.sqlite`" in err
+    # Doing what it says: move the store aside, import the export into a new one.
+    store_path.rename(tmp_path / "damaged.sqlite")
+    code, printed, err = cli(capsys, "import", run, tmp_path / "backup")
+    assert (code, err) == (0, "") and printed is not None
+    assert printed["created"] is True and printed["answered"] == 4
+    with PreferenceStore(store_path) as store:
+        assert store.env_id == ENV and store.labels() == labels
