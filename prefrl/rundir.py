@@ -21,10 +21,12 @@ import json
 import math
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from prefrl.errors import EXIT_FAILED, PrefrlError, os_refusal
+from prefrl.errors import EXIT_FAILED, MissingFileError, PrefrlError, os_refusal
+from prefrl.status import RunStatus
 
 RUN_FORMAT_VERSION = 1
 """the version of the run-directory format this prefrl writes (``config.json``'s
@@ -118,13 +120,13 @@ class RunDir:
         """``config.json``, checked: a JSON object whose known fields have their types.
 
         Raises:
-            FileNotFoundError: no ``config.json`` (not a run directory).
+            MissingFileError (a FileNotFoundError): no ``config.json`` (not a run directory).
             RunFileError: not JSON, not an object, or a field of the wrong type.
             RunDirError: the OS refused to read it.
             RunFormatError: written by a newer prefrl.
         """
         if not self.config_path.exists():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{self.path} is not a prefrl run directory (no config.json). "
                 "Pass the directory a `prefrl train` or `prefrl baseline` run created."
             )
@@ -181,9 +183,9 @@ class RunDir:
         Raises:
             RunBusyError: it is running.
         """
-        status = read_status_json(self.status_path)
-        pid = status.get("pid") if status is not None else None
-        if status and status.get("running") and isinstance(pid, int) and _is_pid(pid) and pid_alive(pid):
+        status = read_run_status(self.status_path)
+        pid = status.pid if status is not None else None
+        if status is not None and status.running and pid is not None and pid_alive(pid):
             raise RunBusyError(
                 f"{self.path} is being run by process {pid}; stop it first (Ctrl-C) or wait for it to finish"
             )
@@ -340,10 +342,6 @@ def _json_kind(value: Any) -> str:
 
 
 # ------------------------------------------------------------------ a run's live state
-def _is_pid(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
 def pid_alive(pid: int) -> bool:
     """Whether process ``pid`` is alive on this machine (a zombie, exited but not yet
     reaped by its parent, counts as dead)."""
@@ -372,6 +370,13 @@ def read_status_json(path: str | Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def read_run_status(path: str | Path) -> RunStatus | None:
+    """``status.json`` as a :class:`~prefrl.status.RunStatus`, or None when it is missing,
+    half-written or unreadable."""
+    data = read_status_json(path)
+    return None if data is None else RunStatus.from_dict(data)
+
+
 def mark_stopped_if_dead(run_dir: str | Path) -> bool:
     """When ``status.json`` says running but the process that wrote it (its ``pid``) is
     gone (killed, crashed), rewrite it: ``"running": false`` and ``"stopped": "the run's
@@ -382,14 +387,15 @@ def mark_stopped_if_dead(run_dir: str | Path) -> bool:
     it is too: True is still returned.
     """
     path = RunDir(run_dir).status_path
-    status = read_status_json(path)
-    if status is None or not status.get("running"):
+    status = read_run_status(path)
+    if status is None or not status.running:
         return False
-    pid = status.get("pid")
-    if not isinstance(pid, int) or not _is_pid(pid) or pid_alive(pid):
+    pid = status.pid
+    if pid is None or pid_alive(pid):
         return False
+    stopped = replace(status, running=False, stopped=f"the run's process (pid {pid}) was gone")
     try:
-        write_json(path, {**status, "running": False, "stopped": f"the run's process (pid {pid}) was gone"})
+        write_json(path, stopped.to_dict())
     except OSError:
         pass  # read-only: the staleness of status.json still tells
     return True

@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "prefrl.interfaces": 1,  # the reward-source protocol
     "prefrl.utils": 1,
     "prefrl.rundir": 1,  # the run directory's files (config, metrics, status, summary)
+    "prefrl.status": 1,  # status.json's one type (RunStatus)
     # 2: environments and the preference record
     "prefrl.envs": 2,
     "prefrl.prefs": 2,
@@ -60,6 +61,7 @@ SIDEWAYS: dict[tuple[str, str], str] = {
     ("prefrl.utils", "prefrl.errors"): "checkpoint errors are PrefrlErrors",
     ("prefrl.rundir", "prefrl.errors"): "run-directory errors are PrefrlErrors",
     ("prefrl.rundir", "prefrl.utils"): "atomic writes",
+    ("prefrl.rundir", "prefrl.status"): "status.json of a dead run",
     ("prefrl.bench", "prefrl.baseline"): "a grid's PPO cells run the baseline command",
     ("prefrl.cli", "prefrl.ui"): "prefrl label",
     ("prefrl.cli", "prefrl.bench"): "prefrl bench / report",

@@ -4,13 +4,17 @@ the latest numbers of each role for the summary."""
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from prefrl.prefs.store import PreferenceStore
 from prefrl.rundir import MetricsLogger, RunDir, read_metrics, write_json
 from prefrl.runtime.channels import Status
 from prefrl.runtime.videos import record_progress_video
+from prefrl.status import RunStatus
 from prefrl.utils.progress import Progress
 
 
@@ -26,6 +30,7 @@ class Monitor:
         progress_videos: bool = False,
     ):
         self.progress_videos = progress_videos
+        self._videos: ProgressVideos | None = None
         self._status_written = 0.0
         self.run = run
         self.total_steps = total_steps
@@ -75,28 +80,27 @@ class Monitor:
         """``RUN_DIR/status.json``: what a labelling window attached to the run shows."""
         self._status_written = time.monotonic()
         labeler, trainer = self.latest["labeler"], self.latest["reward_trainer"]
-        write_json(
-            self.run.status_path,
-            {
-                "running": running,
-                "agent_step": self.agent_step,
-                "total_steps": self.total_steps,
-                "labels_answered": labeler.get("labels/answered", 0),
-                "labels_wanted": labeler.get("labels/wanted", 0),
-                "labels_total": self.total_labels,
-                "reward_version": trainer.get("reward/version", 0),
-                "updated_at": time.time(),
-                "pid": os.getpid(),
-                "role_pids": self.pids,
-            },
+        status = RunStatus(
+            running=running,
+            agent_step=self.agent_step,
+            total_steps=self.total_steps,
+            labels_answered=int(labeler.get("labels/answered", 0)),
+            labels_wanted=int(labeler.get("labels/wanted", 0)),
+            labels_total=self.total_labels,
+            reward_version=int(trainer.get("reward/version", 0)),
+            updated_at=time.time(),
+            pid=os.getpid(),
+            role_pids=dict(self.pids),
         )
+        write_json(self.run.status_path, status.to_dict())
 
     def _progress_video(self, env_step: int) -> None:
-        """A short video at each evaluation (the agent checkpoints right before it reports one)."""
-        try:
-            record_progress_video(self.run.path, env_step)
-        except Exception as err:  # a video must never stop a run
-            print(f"prefrl: no progress video at step {env_step}: {err}", flush=True)
+        """A short video at each evaluation (the agent checkpoints right before it reports
+        one), recorded on a thread of its own: the supervising loop and the status.json
+        heartbeat never wait for a video."""
+        if self._videos is None:
+            self._videos = ProgressVideos(self.run.path)
+        self._videos.request(env_step)
 
     def _show(self) -> None:
         agent, labeler, trainer = self.latest["agent"], self.latest["labeler"], self.latest["reward_trainer"]
@@ -108,5 +112,47 @@ class Monitor:
         )
 
     def close(self) -> None:
+        if self._videos is not None:
+            self._videos.close()
         self.bar.close()
         self.write_status(running=False)
+
+
+class ProgressVideos:
+    """Records progress videos one at a time on a background thread. A video asked for
+    while another is being recorded waits; a newer request replaces an older waiting one
+    (the policy on disk is the newest anyway)."""
+
+    def __init__(self, run_dir: Path, record: Callable[[Path, int], Any] | None = None):
+        self.run_dir = run_dir
+        self.record = record if record is not None else record_progress_video
+        self._waiting: int | None = None
+        self._closing = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._loop, name="prefrl-progress-videos", daemon=True)
+        self._thread.start()
+
+    def request(self, env_step: int) -> None:
+        with self._cond:
+            self._waiting = env_step
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._waiting is None and not self._closing:
+                    self._cond.wait()
+                if self._waiting is None:
+                    return
+                env_step, self._waiting = self._waiting, None
+            try:
+                self.record(self.run_dir, env_step)
+            except Exception as err:  # a video must never stop a run
+                print(f"prefrl: no progress video at step {env_step}: {err}", flush=True)
+
+    def close(self, timeout: float = 120.0) -> None:
+        """Finish the videos asked for (waiting up to ``timeout`` seconds)."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join(timeout)
