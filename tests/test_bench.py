@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import re
+import io
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ import pytest
 from prefrl.bench import BenchBusy, BenchIncomplete, GridError, bench, load_grid, parse_grid, run_grid
 from prefrl.bench.outdir import cell_state
 from prefrl.bench.results import COLUMNS, read_results
+from prefrl.bench.runner import GridOutcome
 from prefrl.oracles import Oracle, make_oracle
 from prefrl.prefs.clips import Answer, Clip
 from prefrl.runtime.config import TrainConfig
@@ -37,69 +41,122 @@ class InterruptAfter(Oracle):
 
 
 def cli(argv: list[str]) -> int:
-    """``prefrl ...`` where cli.py has the bench commands, else ``python -m prefrl.bench ...``."""
-    from prefrl.cli import build_parser, main
+    """``prefrl ...``: the command line's own entry point."""
+    from prefrl.cli import main
 
-    if re.search(r"[{,]bench[,}]", build_parser().format_usage()):
-        return main(argv)
-    from prefrl.bench.__main__ import main as bench_main
-
-    return bench_main(["run", *argv[1:]] if argv[0] == "bench" else argv)
+    return main(argv)
 
 
 def snapshot(path: Path) -> tuple[int, bytes]:
     return path.stat().st_mtime_ns, path.read_bytes()
 
 
-def test_smoke_grid_runs_resumes_and_reports(tmp_path, capsys):
-    grid = load_grid(SMOKE)
-    out = tmp_path / "out"
-    cells = {c.key: c for c in grid.cells()}
-    assert list(cells) == [
-        "Pendulum-v1/random-s0",
-        "Pendulum-v1/ppo_true-s0",
-        "Pendulum-v1/prefrl-b8-perfect-random-s0",
-        "Pendulum-v1/prefrl-b8-mistake_eps_0.2-random-s0",
-    ]
-    runs = {key: cell.run_dir(out) for key, cell in cells.items()}
-    perfect = cells["Pendulum-v1/prefrl-b8-perfect-random-s0"]
+SMOKE_KEYS = [
+    "Pendulum-v1/random-s0",
+    "Pendulum-v1/ppo_true-s0",
+    "Pendulum-v1/prefrl-b8-perfect-random-s0",
+    "Pendulum-v1/prefrl-b8-mistake_eps_0.2-random-s0",
+]
+PERFECT = "Pendulum-v1/prefrl-b8-perfect-random-s0"
 
-    # A preference cell stopped by Ctrl-C halfway through its labels: config.json, no summary.
+
+@dataclass
+class SmokeGrid:
+    """The smoke grid's output after each of the three steps of :func:`smoke`."""
+
+    out: Path
+    runs: dict[str, Path]
+    interrupted_state: tuple[str, str]  # the preference cell's state after Ctrl-C
+    config_before: bytes  # its config.json then
+    stopped: GridOutcome  # the grid stopped after its first cell
+    stopped_lines: list[str]
+    stopped_ppo_finished: bool
+    random_summary: tuple[int, bytes]  # the finished cell's summary.json then
+    exit_code: int  # `prefrl bench` run again
+    printed: str
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> SmokeGrid:
+    """The smoke grid, run as a person would: one preference cell stopped by Ctrl-C halfway
+    through its labels, then part of the grid (stopped after its first cell), then
+    ``prefrl bench`` again to finish it. Tests that change the output work on a copy."""
+    grid = load_grid(SMOKE)
+    out = tmp_path_factory.mktemp("smoke") / "out"
+    cells = {c.key: c for c in grid.cells()}
+    runs = {key: cell.run_dir(out) for key, cell in cells.items()}
+    perfect = cells[PERFECT]
     with pytest.raises(RunInterrupted):
         train(
             TrainConfig.from_dict(perfect.spec["config"]),
-            runs[perfect.key],
+            runs[PERFECT],
             progress=False,
             video=False,
             oracle=InterruptAfter(4),
         )
-    assert cell_state(perfect, out) == ("interrupted", "")
-    config_before = (runs[perfect.key] / "config.json").read_bytes()
+    interrupted_state = cell_state(perfect, out)
+    config_before = (runs[PERFECT] / "config.json").read_bytes()
 
-    # Part of the grid: the hook stops it after the first cell that ends.
     lines: list[str] = []
-    outcome = run_grid(grid, out, jobs=1, should_stop=lambda result: True, echo=lines.append)
-    assert not outcome.ok
-    assert [r.status for r in outcome.results] == ["finished", "not_run", "not_run", "not_run"]
-    assert any("Pendulum-v1/random-s0" in line and "return" in line for line in lines)
-    assert not (runs["Pendulum-v1/ppo_true-s0"] / "summary.json").exists()
+    stopped = run_grid(grid, out, jobs=1, should_stop=lambda result: True, echo=lines.append)
+    stopped_ppo_finished = (runs["Pendulum-v1/ppo_true-s0"] / "summary.json").exists()
     random_summary = snapshot(runs["Pendulum-v1/random-s0"] / "summary.json")
 
-    # The same command again finishes the rest: the random cell is not re-run, the
-    # interrupted preference run is continued with its labels, not restarted.
-    assert cli(["bench", str(SMOKE), "--out", str(out), "--jobs", "2"]) == 0
-    printed = capsys.readouterr().out
-    assert "4 of 4 cells finished (1 before, 3 now)" in printed
-    assert snapshot(runs["Pendulum-v1/random-s0"] / "summary.json") == random_summary
-    assert (runs[perfect.key] / "config.json").read_bytes() == config_before
-    assert " resume: " in (runs[perfect.key] / "bench.log").read_text()
-    for key, run in runs.items():
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        exit_code = cli(["bench", str(SMOKE), "--out", str(out), "--jobs", "2"])
+    return SmokeGrid(
+        out=out,
+        runs=runs,
+        interrupted_state=interrupted_state,
+        config_before=config_before,
+        stopped=stopped,
+        stopped_lines=lines,
+        stopped_ppo_finished=stopped_ppo_finished,
+        random_summary=random_summary,
+        exit_code=exit_code,
+        printed=buffer.getvalue(),
+    )
+
+
+def copy_of(smoke: SmokeGrid, tmp_path: Path) -> tuple[Path, dict[str, Path]]:
+    """A copy of the smoke grid's output, and its run directories, for a test to change."""
+    out = tmp_path / "out"
+    shutil.copytree(smoke.out, out)
+    return out, {key: out / run.relative_to(smoke.out) for key, run in smoke.runs.items()}
+
+
+def test_smoke_grid_expands_to_its_cells():
+    assert [c.key for c in load_grid(SMOKE).cells()] == SMOKE_KEYS
+
+
+def test_a_preference_cell_stopped_by_ctrl_c_is_interrupted(smoke):
+    assert smoke.interrupted_state == ("interrupted", "")
+
+
+def test_a_grid_stopped_after_a_cell_leaves_the_others_not_run(smoke):
+    assert not smoke.stopped.ok
+    assert [r.status for r in smoke.stopped.results] == ["finished", "not_run", "not_run", "not_run"]
+    assert any("Pendulum-v1/random-s0" in line and "return" in line for line in smoke.stopped_lines)
+    assert not smoke.stopped_ppo_finished
+
+
+def test_bench_again_finishes_the_rest_without_rerunning_or_restarting(smoke):
+    assert smoke.exit_code == 0
+    assert "4 of 4 cells finished (1 before, 3 now)" in smoke.printed
+    # the finished cell is not run again
+    assert snapshot(smoke.runs["Pendulum-v1/random-s0"] / "summary.json") == smoke.random_summary
+    # the interrupted preference run is continued with its labels, not restarted
+    assert (smoke.runs[PERFECT] / "config.json").read_bytes() == smoke.config_before
+    assert " resume: " in (smoke.runs[PERFECT] / "bench.log").read_text()
+    for key, run in smoke.runs.items():
         assert (run / "summary.json").exists(), key
         assert (run / "bench.log").exists(), key
 
-    # results.csv: one row per run, the normalised return computed from the rows.
-    rows = read_results(out / "results.csv")
-    with (out / "results.csv").open(newline="") as f:
+
+def test_results_csv_has_a_row_per_run_normalised_against_the_baselines(smoke):
+    rows = read_results(smoke.out / "results.csv")
+    with (smoke.out / "results.csv").open(newline="") as f:
         assert tuple(next(csv.reader(f))) == COLUMNS
     assert [(r["arm"], r["teacher"]) for r in rows] == [
         ("random", ""),
@@ -121,36 +178,45 @@ def test_smoke_grid_runs_resumes_and_reports(tmp_path, capsys):
     assert float(pref["wall_time_s"]) > 0 and float(pref["steps_per_sec"]) > 0
     assert by_arm["random"]["labels_used"] == ""
 
-    # report.md: the table, the baselines, how it was run; the figure.
-    text = (out / "report.md").read_text()
+
+def test_report_md_has_the_table_the_baselines_how_it_was_run_and_the_figure(smoke):
+    pref = next(r for r in read_results(smoke.out / "results.csv") if r["teacher"] == "perfect")
+    text = (smoke.out / "report.md").read_text()
     assert "| env | steps | labels | teacher | selection | seeds | normalised return |" in text
     assert (
         f"| Pendulum-v1 | 2048 | 8 | perfect | random | 1 | {float(pref['normalized_return']):.2f} |" in text
     )
     assert "| Pendulum-v1 | 2048 | ppo_true | 1 | 1.00 |" in text
     assert "smoke.toml" in text and "torch" in text and "CPUs" in text
-    figure = out / "figures" / "return_vs_steps-random.png"
-    assert figure.stat().st_size > 10_000
+    assert (smoke.out / "figures" / "return_vs_steps-random.png").stat().st_size > 10_000
     assert "figures/return_vs_steps-random.png" in text
 
-    # `prefrl report OUT` rebuilds them from the run directories alone.
+
+def test_prefrl_report_rebuilds_results_and_figures_from_the_runs(smoke, tmp_path):
+    out, _ = copy_of(smoke, tmp_path)
+    rows = read_results(out / "results.csv")
+    figure = out / "figures" / "return_vs_steps-random.png"
     (out / "results.csv").unlink()
     figure.unlink()
     assert cli(["report", str(out)]) == 0
     assert read_results(out / "results.csv") == rows
     assert figure.exists()
 
-    # An edited grid file does not mix its runs with the old ones.
+
+def test_an_edited_grid_does_not_mix_its_runs_with_the_old_ones(smoke):
     edited = parse_grid(SMOKE.read_text().replace("steps = 2048", "steps = 4096"), SMOKE)
-    state, why = cell_state(edited.cells()[1], out)
+    state, why = cell_state(edited.cells()[1], smoke.out)
     assert state == "stale" and "steps: 2048 in the run, 4096 in the grid" in why
 
-    # A cell that fails is reported with its log and does not stop the others.
+
+def test_a_failing_cell_is_reported_with_its_log_and_does_not_stop_the_others(smoke, tmp_path):
+    out, runs = copy_of(smoke, tmp_path)
     mistake = runs["Pendulum-v1/prefrl-b8-mistake_eps_0.2-random-s0"]
     (mistake / "summary.json").unlink()
     (mistake / "prefs.sqlite").write_bytes(b"not a database" * 100)
     (runs["Pendulum-v1/random-s0"] / "summary.json").unlink()
     ppo_summary = snapshot(runs["Pendulum-v1/ppo_true-s0"] / "summary.json")
+    lines: list[str] = []
     with pytest.raises(BenchIncomplete, match=r"3 of 4 cells finished .*; 1 failed"):
         bench(SMOKE, out, jobs=2, echo=lines.append)
     failure = next(line for line in lines if "FAILED" in line)
