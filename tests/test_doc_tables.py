@@ -1,0 +1,20 @@
+"""Published tables that are derived from a CSV in the repository print as they stand in the docs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_preferences_table_is_the_classic_grids() -> None:
+    printed = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/preferences_table.py")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert printed.count("\n") >= 8
+    assert printed in (ROOT / "docs/benchmarks/preferences.md").read_text()
