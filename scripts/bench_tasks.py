@@ -5,20 +5,29 @@ oracle, default multiprocess backend) unless its run directory already holds a f
 run; then the task's own measure (e.g. rotations per episode) of the untrained policy
 (same seed, before any update), of uniformly random actions, and of the trained policy,
 each over 10 fixed-length episodes; and videos of the untrained and the trained policy
-in ``--videos`` (the repository's ``videos/``). Prints a table, writes ``results.md``.
+in ``--videos`` (the repository's ``videos/``). Prints a table, writes ``results.md`` in
+``--out`` and one CSV row per task, seed and arm (``untrained``, ``random_actions``,
+``trained``, ``scripted_reward``) to ``--csv``: the measure's mean and sd over the
+episodes, the scripted person's return (its behaviour reward summed over an episode,
+mean), labels, env steps, the trained run's tie share and reward-model accuracy, and the
+command. Rows of other tasks or seeds already in that file are kept.
 
 ``--scripted-reward-steps N`` also trains PPO for N steps on the scripted person's own
 per-step reward (``prefrl baseline prefrl/<Task>-v0``): what a hand-written reward
 reaches, the reference the labels are measured against (its video: ``NAME_scripted_reward.mp4``).
 
-    python scripts/bench_tasks.py --tasks spin:200:200000 right:400:300000
+    python scripts/bench_tasks.py --tasks spin:200:200000 right:400:300000 --csv docs/benchmarks/data/tasks.csv
     python scripts/bench_tasks.py --tasks backflip:900:1000000 --selection random --scripted-reward-steps 300000
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import dataclasses
 import json
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +57,9 @@ def main() -> None:
     parser.add_argument("--videos", default="videos")
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument(
+        "--csv", help="the per-arm rows (default: OUT/results.csv); other tasks' rows are kept"
+    )
+    parser.add_argument(
         "--selection",
         choices=["random", "disagreement"],
         help="how pairs are chosen (default: the run's default)",
@@ -66,6 +78,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     out, videos = Path(args.out), Path(args.videos)
+    command = shlex.join(["python", "scripts/bench_tasks.py", *sys.argv[1:]])
+    rows: list[dict[str, Any]] = []
     lines = [
         "| task | env | labels | env steps | measure | untrained policy | random actions | trained | "
         "PPO on the scripted reward (steps) | video |",
@@ -96,9 +110,37 @@ def main() -> None:
         def random_actions(obs: np.ndarray, space: gym.Space = env.action_space) -> np.ndarray:
             return np.stack([space.sample() for _ in range(len(obs))])
 
-        before = measure_behaviour(untrained.act, task, args.episodes)
-        rand = measure_behaviour(random_actions, task, args.episodes)
-        after = measure_behaviour(trained.act, task, args.episodes)
+        summary = _summary(run_dir)
+        base = {"task": name, "env": task.env_id, "seed": args.seed, "measure_name": task.measure_name}
+
+        def measured(arm: str, act: Any, task: Any = task, base: Any = base, **extra: Any) -> list[float]:
+            values = measure_behaviour(act, task, args.episodes)
+            returns = measure_behaviour(act, _scripted_return(task), args.episodes)  # same episodes
+            rows.append(
+                {
+                    **base,
+                    "arm": arm,
+                    "measure_mean": round(float(np.mean(values)), 4),
+                    "measure_sd": round(float(np.std(values)), 4),
+                    "scripted_return_mean": round(float(np.mean(returns)), 2),
+                    "episodes": args.episodes,
+                    **extra,
+                    "command": command,
+                }
+            )
+            return values
+
+        before = measured("untrained", untrained.act)
+        rand = measured("random_actions", random_actions)
+        after = measured(
+            "trained",
+            trained.act,
+            labels=labels_used,
+            env_steps=env_steps,
+            tie_share=_tie_share(summary),
+            reward_val_accuracy=summary.get("reward_val_accuracy", ""),
+            reward_clip_corr=summary.get("reward_recent_clip_return_corr", ""),
+        )
         reference = "–"
         ref_dir = out / f"{name}-scripted-reward-s{args.seed}"
         if args.scripted_reward_steps and not args.no_train and not (ref_dir / "summary.json").exists():
@@ -113,8 +155,8 @@ def main() -> None:
             )
         if args.scripted_reward_steps and ref_dir.exists():
             ref_policy = load_policy(ref_dir, env)
-            ref = measure_behaviour(ref_policy.act, task, args.episodes)
             ref_steps = json.loads((ref_dir / "config.json").read_text())["steps"]  # as trained
+            ref = measured("scripted_reward", ref_policy.act, env_steps=ref_steps)
             reference = f"{np.mean(ref):.2f} ± {np.std(ref):.2f} ({ref_steps:,})"
             record(ref_policy.act, f"{name}_scripted_reward.mp4")
         video = record(trained.act, f"{name}_trained.mp4")
@@ -127,8 +169,60 @@ def main() -> None:
         lines.append(row)
         print(row, flush=True)
     table = "\n".join(lines)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "results.md").write_text(table + "\n")
+    _write_csv(Path(args.csv) if args.csv else out / "results.csv", rows)
     print(table)
+
+
+CSV_COLUMNS = [
+    "task",
+    "env",
+    "seed",
+    "arm",
+    "measure_name",
+    "measure_mean",
+    "measure_sd",
+    "scripted_return_mean",
+    "episodes",
+    "labels",
+    "env_steps",
+    "tie_share",
+    "reward_val_accuracy",
+    "reward_clip_corr",
+    "command",
+]
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write ``rows``, keeping the rows of ``path`` whose (task, seed) this run did not measure."""
+    done = {(str(r["task"]), str(r["seed"])) for r in rows}
+    kept: list[dict[str, Any]] = []
+    if path.exists():
+        with path.open(newline="") as f:
+            kept = [r for r in csv.DictReader(f) if (r["task"], r["seed"]) not in done]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(kept + rows)
+
+
+def _scripted_return(task: Any) -> Any:
+    """The task with its measure replaced by the scripted person's return of an episode."""
+    return dataclasses.replace(task, measure=lambda env, rewards: float(sum(rewards)))
+
+
+def _summary(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "summary.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _tie_share(summary: dict[str, Any]) -> Any:
+    answers, labels = summary.get("answers"), summary.get("labels_used")
+    if not answers or not labels:
+        return ""
+    return round(answers.get("equal", 0) / labels, 3)
 
 
 def _progress(run_dir: Path) -> tuple[int, int]:
