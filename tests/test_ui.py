@@ -38,7 +38,7 @@ from prefrl.ui import (
 )
 from prefrl.ui.cli import main as label_main
 from prefrl.ui.render_ahead import _make_renderer, frame_stride_for
-from prefrl.ui.run_info import START_GRACE_S, STATUS_STALE_S, read_status
+from prefrl.ui.run_info import START_GRACE_S, STATUS_STALE_S, read_state
 from prefrl.ui.scripted import ScriptedPerson, collect_clips, make_human_run
 from prefrl.ui.window import LabelingWindow
 
@@ -278,10 +278,11 @@ def test_escape_stops_and_space_and_p_do_not_answer(tmp_path, clips):
     window = LabelingWindow(open_run(run.path), on_event=press_space_pause_then_escape, backend="thread")
     try:
         assert window.run() == 0
-        assert window.current is not None
-        assert window.current.pair.query_id == 1
-        assert window.current.paused_at is not None  # P paused it
-        assert window.current.play_start > shown[0].time  # Space restarted it after it was shown
+        session = window.session
+        assert session.pair is not None and session.playback is not None
+        assert session.pair.query_id == 1
+        assert session.playback.paused  # P paused it
+        assert session.playback.start > shown[0].time  # Space restarted it after it was shown
     finally:
         window.close()
     assert stored_answers(run) == {}
@@ -351,13 +352,13 @@ def test_run_status_tells_a_live_run_from_a_stopped_or_dead_one(tmp_path, clips)
     run = make_run(tmp_path / "run", clips, 0, running=True)
     info = open_run(run.path)
     now = time.time()
-    live = read_status(info, now=now)
-    assert live.live and live.known and not live.stale and live.labels_total == 12
-    dead = read_status(info, now=now + STATUS_STALE_S + 1)  # "running", but long unchanged
+    live = read_state(info, now=now)
+    assert live.live and live.known and not live.stale and live.status.labels_total == 12
+    dead = read_state(info, now=now + STATUS_STALE_S + 1)  # "running", but long unchanged
     assert dead.stale and not dead.live
     write_status(run, running=False)
-    assert not read_status(info).live
+    assert not read_state(info).live
     run.status_path.unlink()
-    starting = read_status(info)  # config.json just written, no status.json yet
+    starting = read_state(info)  # config.json just written, no status.json yet
     assert starting.live and not starting.known
-    assert not read_status(info, now=now + START_GRACE_S + 1).live
+    assert not read_state(info, now=now + START_GRACE_S + 1).live

@@ -12,11 +12,14 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 if TYPE_CHECKING:
+    from prefrl.status import RunStatus
     from prefrl.ui.cli import LabelingWindowProcess, add_label_arguments, cmd_label, start_labeling_window
     from prefrl.ui.errors import NoDisplayError
     from prefrl.ui.render_ahead import RenderAhead, RenderedPair, RenderError
-    from prefrl.ui.run_info import NothingToLabelError, RunStatus, open_run, read_status
-    from prefrl.ui.window import LabelEvent, LabelingWindow, check_display, run_labeling
+    from prefrl.ui.run_info import NothingToLabelError, RunState, open_run, read_state
+    from prefrl.ui.session import LabelEvent, LabelingSession
+    from prefrl.ui.view import check_display
+    from prefrl.ui.window import LabelingWindow, run_labeling
 
 _LAZY = {
     "add_label_arguments": "prefrl.ui.cli",
@@ -28,16 +31,19 @@ _LAZY = {
     "RenderedPair": "prefrl.ui.render_ahead",
     "RenderError": "prefrl.ui.render_ahead",
     "NothingToLabelError": "prefrl.ui.run_info",
-    "RunStatus": "prefrl.ui.run_info",
+    "RunState": "prefrl.ui.run_info",
+    "RunStatus": "prefrl.status",
     "open_run": "prefrl.ui.run_info",
-    "read_status": "prefrl.ui.run_info",
-    "LabelEvent": "prefrl.ui.window",
+    "read_state": "prefrl.ui.run_info",
+    "LabelEvent": "prefrl.ui.session",
+    "LabelingSession": "prefrl.ui.session",
     "LabelingWindow": "prefrl.ui.window",
-    "check_display": "prefrl.ui.window",
+    "check_display": "prefrl.ui.view",
     "run_labeling": "prefrl.ui.window",
 }
 __all__ = [
     "LabelEvent",
+    "LabelingSession",
     "LabelingWindow",
     "LabelingWindowProcess",
     "NoDisplayError",
@@ -45,12 +51,13 @@ __all__ = [
     "RenderAhead",
     "RenderError",
     "RenderedPair",
+    "RunState",
     "RunStatus",
     "add_label_arguments",
     "check_display",
     "cmd_label",
     "open_run",
-    "read_status",
+    "read_state",
     "run_labeling",
     "start_labeling_window",
 ]

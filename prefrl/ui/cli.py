@@ -7,18 +7,26 @@ window as a process of its own (what ``prefrl train ENV --oracle human`` does).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefrl.ui.errors import NoDisplayError
 from prefrl.ui.render_ahead import BACKENDS, RenderError
 
+if TYPE_CHECKING:
+    from prefrl.ui.session import EventSink, LabelEvent
+
 # The window (pygame) and prefrl.render (gymnasium) are imported where used, so that
 # `prefrl --help` (which builds `prefrl label`'s arguments from here) stays light.
+
+EVENTS_ENV = "PREFRL_LABEL_EVENTS"
+"""an environment variable: a file the window appends its events to (for tests that drive
+it from another process, e.g. through ``prefrl train --oracle human``)"""
 
 
 def add_label_arguments(p: argparse.ArgumentParser) -> None:
@@ -60,14 +68,31 @@ def cmd_label(args: argparse.Namespace) -> dict[str, Any]:
     from prefrl.ui.window import run_labeling
 
     mark_stopped_if_dead(args.run_dir)  # a killed run's status.json says so from now on
+    log = os.environ.get(EVENTS_ENV)
     answers = run_labeling(
         args.run_dir,
         max_answers=args.max_answers,
         size=args.size,
         backend=args.renderer,
         stop_with_run=args.stop_with_run,
+        on_event=event_log(Path(log)) if log else None,
     )
     return {"run_dir": str(args.run_dir), "answers_given": answers}
+
+
+def event_log(path: Path) -> EventSink:
+    """An observer that appends each :class:`~prefrl.ui.session.LabelEvent` to ``path`` as a
+    line of JSON (``kind``, ``query_id``, ``answer``), flushed at once: how a test driving
+    a window in another process (``PREFRL_LABEL_EVENTS``) knows that a pair is on screen."""
+
+    def write(event: LabelEvent) -> None:
+        record = {"kind": event.kind, "query_id": event.query_id, "ready": event.ready}
+        if event.answer is not None:
+            record["answer"] = event.answer.value
+        with path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    return write
 
 
 def start_labeling_window(run_dir: str | Path, *, max_answers: int | None = None) -> subprocess.Popen[bytes]:
@@ -99,7 +124,7 @@ class LabelingWindowProcess:
     exists (a :class:`prefrl.runtime.run.WindowLauncher`: ``train(..., labeling_window=...)``)."""
 
     def check(self) -> None:
-        from prefrl.ui.window import check_display
+        from prefrl.ui.view import check_display
 
         check_display()
 

@@ -1,5 +1,6 @@
 """What the labelling window knows about the run it labels: its settings (``config.json``)
-and its live state (``status.json``, written by the run while it runs).
+and its live state (``status.json``, a :class:`~prefrl.status.RunStatus` the run writes
+while it runs).
 
 Nothing here needs a display, so the checks can run (and fail clearly) before a window
 is opened.
@@ -11,10 +12,11 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from prefrl.errors import MissingFileError, RunKindError
 from prefrl.prefs.store import PreferenceStore, Query
-from prefrl.rundir import RunDir
+from prefrl.rundir import RunDir, read_run_status
+from prefrl.status import RunStatus
 from prefrl.tasks import UntrustedTaskFile, get_task, instruction_for
 
 STATUS_STALE_S = 30.0
@@ -60,33 +62,31 @@ class LabelingRun:
 
 
 @dataclass(frozen=True)
-class RunStatus:
-    """The run's live state, from ``status.json``.
+class RunState:
+    """The run's live state: its ``status.json`` and what the window makes of it.
 
     Attributes:
         live: the run is running (``running`` and updated within :data:`STATUS_STALE_S`),
             or is starting (no ``status.json`` yet, ``config.json`` written within
             :data:`START_GRACE_S`): more questions may come.
-        known: ``status.json`` was read; the counts below are None when it was not.
+        known: ``status.json`` was read; ``status``'s counts are None when it was not.
         stale: ``status.json`` says running but has not been updated for
             :data:`STATUS_STALE_S` (the run died without saying so).
-        agent_step, total_steps: the agent's env steps so far, and its budget.
-        labels_answered, labels_wanted, labels_total: answers the run has seen, answers
-            its schedule wants by now, and the label budget.
-        reward_version: version of the newest reward model (0: not trained yet).
         age_s: seconds since ``status.json`` was last written (None when not known).
+        status: what ``status.json`` says (all None when it was not read).
     """
 
     live: bool
     known: bool
     stale: bool = False
     age_s: float | None = field(default=None, compare=False)
-    agent_step: int | None = None
-    total_steps: int | None = None
-    labels_answered: int | None = None
-    labels_wanted: int | None = None
-    labels_total: int | None = None
-    reward_version: int | None = None
+    status: RunStatus = field(default_factory=RunStatus)
+
+    @property
+    def finished(self) -> bool:
+        """``status.json`` says the agent has taken all its steps."""
+        agent_step, total_steps = self.status.agent_step, self.status.total_steps
+        return agent_step is not None and agent_step >= (total_steps or 1)
 
 
 def open_run(run_dir: str | Path) -> LabelingRun:
@@ -99,7 +99,7 @@ def open_run(run_dir: str | Path) -> LabelingRun:
     """
     path = Path(run_dir)
     if not path.is_dir():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"there is no run directory {path}. Pass the directory of a run started with "
             "`prefrl train ENV --oracle human` (its --run-dir, or the runs/train-... folder it printed)."
         )
@@ -109,13 +109,13 @@ def open_run(run_dir: str | Path) -> LabelingRun:
         raise ValueError(f"{path / 'config.json'} is not readable JSON ({err})") from None
     kind = config.get("kind")
     if kind != "train":
-        raise ValueError(
+        raise RunKindError(
             f"{path} is a {kind or 'unknown'} run, not a preference run: only runs started with "
             "`prefrl train ENV --oracle human` have questions to label"
         )
     oracle = config.get("oracle", "synthetic")
     if oracle != HUMAN:
-        raise ValueError(
+        raise RunKindError(
             f"{path} is labelled by a synthetic oracle ({config.get('teacher', oracle)}), not by a person. "
             "Start a run you label yourself with `prefrl train ENV --oracle human`."
         )
@@ -138,35 +138,28 @@ def open_run(run_dir: str | Path) -> LabelingRun:
     )
 
 
-def read_status(run: LabelingRun, now: float | None = None) -> RunStatus:
+def read_state(run: LabelingRun, now: float | None = None) -> RunState:
     """The run's live state now (``now``: Unix time in s, default ``time.time()``).
 
     A missing, half-written or unreadable ``status.json`` reads as not known; it never
     raises.
     """
     now = time.time() if now is None else now
-    try:
-        data: dict[str, Any] = json.loads(run.status_path.read_text())
-    except (OSError, ValueError):
+    status = read_run_status(run.status_path)
+    if status is None:
         try:
             age = now - (run.path / "config.json").stat().st_mtime
         except OSError:
             age = float("inf")
-        return RunStatus(live=age < START_GRACE_S, known=False)
-    updated = float(data.get("updated_at", 0.0))
-    running = bool(data.get("running", False))
-    stale = running and now - updated > STATUS_STALE_S
-    return RunStatus(
-        live=running and not stale,
+        return RunState(live=age < START_GRACE_S, known=False)
+    updated = status.updated_at or 0.0
+    stale = status.running and now - updated > STATUS_STALE_S
+    return RunState(
+        live=status.running and not stale,
         known=True,
         stale=stale,
         age_s=max(0.0, now - updated),
-        agent_step=_int(data.get("agent_step")),
-        total_steps=_int(data.get("total_steps")),
-        labels_answered=_int(data.get("labels_answered")),
-        labels_wanted=_int(data.get("labels_wanted")),
-        labels_total=_int(data.get("labels_total")),
-        reward_version=_int(data.get("reward_version")),
+        status=status,
     )
 
 
@@ -182,7 +175,7 @@ def check_something_to_label(run: LabelingRun) -> None:
         NothingToLabelError: the run is not running and no query waits for an answer, or
             its label budget is spent.
     """
-    status = read_status(run)
+    state = read_state(run)
     pending: list[Query] = []
     answered = 0
     if run.store_path.exists():
@@ -195,27 +188,20 @@ def check_something_to_label(run: LabelingRun) -> None:
         raise NothingToLabelError(
             f"nothing to label in {run.path}: all {run.budget} labels of its budget are given"
         )
-    if status.live:
+    if state.live:
         return
     given = f"{answered} of {run.budget} labels given"
-    if status.known and not status.stale and (status.agent_step or 0) >= (status.total_steps or 1):
+    if state.known and not state.stale and state.finished:
         raise NothingToLabelError(
             f"nothing to label in {run.path}: the run has finished and no question waits for an answer ({given})"
         )
-    if status.stale:
-        state = "stopped without finishing (its status.json has not changed for a while)"
-    elif status.known:
-        state = "is not running"
+    if state.stale:
+        why = "stopped without finishing (its status.json has not changed for a while)"
+    elif state.known:
+        why = "is not running"
     else:
-        state = "has not started (no status.json)"
+        why = "has not started (no status.json)"
     raise NothingToLabelError(
-        f"nothing to label in {run.path}: the run {state} and no question waits for an answer ({given}). "
+        f"nothing to label in {run.path}: the run {why} and no question waits for an answer ({given}). "
         f"Continue it with `prefrl resume {run.path}`, then label it with `prefrl label {run.path}`."
     )
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return None if value is None else int(value)
-    except (TypeError, ValueError):
-        return None

@@ -1,0 +1,516 @@
+"""The labelling session: what the labelling window does, without the window.
+
+:class:`LabelingSession` holds the rules of labelling and none of the drawing: which
+queries are pending (polled from the run's preference store), what the run is doing
+(polled from its ``status.json``), which pairs are sent to the renderer ahead of the
+person (the client side of :class:`~prefrl.ui.render_ahead.RenderAhead`), which pair is
+on screen and which frame of each clip to show at time ``t`` (:class:`Playback`), the
+answers committed to the store, when labelling is over, and what the status line says.
+
+It takes plain inputs: an :class:`~prefrl.prefs.clips.Answer` or a :class:`Control`
+(replay, pause, quit) through :meth:`LabelingSession.handle`, and the passing of time
+through :meth:`LabelingSession.tick`. It gives back a plain record of what to show
+(:class:`Screen`). It imports no pygame: the window (:mod:`prefrl.ui.view`, glued by
+:mod:`prefrl.ui.window`) translates keys into inputs and draws the record, and the tests
+drive a session without a display. Times are ``time.perf_counter()`` seconds, passed in
+by the caller.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from prefrl.prefs.clips import Answer
+from prefrl.prefs.store import PreferenceStore, Query, StoreError
+from prefrl.ui.render_ahead import RenderedPair
+from prefrl.ui.run_info import HUMAN, LabelingRun, RunState, human_pending, read_state
+
+ANSWER_TEXT = {
+    Answer.LEFT: "left is better",
+    Answer.RIGHT: "right is better",
+    Answer.EQUAL: "equally good",
+    Answer.CANT_TELL: "can't tell",
+}
+RENDER_AHEAD = 3
+"""pairs rendered (or being rendered) beyond the one on screen"""
+LOOP_HOLD_S = 0.4
+"""the last frame stays this long before a clip starts again, so its end is seen"""
+POLL_STORE_S = 0.2
+POLL_STATUS_S = 0.5
+TOAST_S = 2.5
+"""how long a note under the status line ("Saved: left is better") stays"""
+
+
+class Control(enum.Enum):
+    """Inputs that are not answers."""
+
+    REPLAY = "replay"
+    """play both clips from the start"""
+    PAUSE = "pause"
+    """pause, or play on"""
+    QUIT = "quit"
+    """stop labelling (the pair on screen stays pending)"""
+
+
+Input = Answer | Control
+
+
+@dataclass(frozen=True)
+class LabelEvent:
+    """Something the window did, for observers (benchmarks, tests, scripted labelers).
+
+    Attributes:
+        kind: ``"shown"`` (a pair is on screen: after the display flip) or ``"answered"``
+            (an answer was committed to the store).
+        query_id: the query shown or answered.
+        time: ``time.perf_counter()`` when it happened.
+        ready: rendered pairs waiting besides the one on screen; for ``"answered"``,
+            as the key was handled (before the next pair was taken).
+        answer: the answer given (``"answered"`` only).
+        key_time: ``time.perf_counter()`` when the key was handled (``"answered"`` only).
+        render_s: seconds the renderer spent on the left and the right clip (``"shown"``).
+    """
+
+    kind: str
+    query_id: int
+    time: float
+    ready: int
+    answer: Answer | None = None
+    key_time: float | None = None
+    render_s: tuple[float, float] | None = None
+
+
+EventSink = Callable[[LabelEvent], None]
+
+
+class Renderer(Protocol):
+    """What the session needs of a renderer (:class:`~prefrl.ui.render_ahead.RenderAhead`)."""
+
+    in_flight: set[int]
+
+    def submit(self, query_id: int, left_snapshots: np.ndarray, right_snapshots: np.ndarray) -> None: ...
+
+    def poll(self) -> list[RenderedPair]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Playback:
+    """The playback clock of a pair: which frame of each clip to show at time ``now``.
+
+    Both clips start together and loop together over the longer one: a shorter clip holds
+    its last frame, and the last frame of the longer one stays :data:`LOOP_HOLD_S` before
+    both start again.
+
+    Attributes:
+        lengths: frames of the left and the right clip.
+        fps: frames per second.
+        start: when the current loop started (shifted by the time spent paused).
+        paused_at: when it was paused (None: playing).
+    """
+
+    lengths: tuple[int, int]
+    fps: float
+    start: float
+    paused_at: float | None = None
+    hold_s: float = LOOP_HOLD_S
+
+    @property
+    def length(self) -> int:
+        return max(self.lengths)
+
+    @property
+    def period(self) -> float:
+        """Seconds of one loop: the longer clip, then the hold."""
+        return self.length / self.fps + self.hold_s
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_at is not None
+
+    def _t(self, now: float) -> float:
+        return ((self.paused_at if self.paused_at is not None else now) - self.start) % self.period
+
+    def index(self, now: float) -> int:
+        """Frame of the longer clip at ``now``."""
+        return min(self.length - 1, int(self._t(now) * self.fps))
+
+    def frames(self, now: float) -> tuple[int, int]:
+        """Frame of the left and of the right clip at ``now``."""
+        index = self.index(now)
+        return min(index, self.lengths[0] - 1), min(index, self.lengths[1] - 1)
+
+    def played(self, now: float) -> float:
+        """Share of the longer clip played at ``now`` (1 during the hold)."""
+        return min(1.0, self._t(now) * self.fps / self.length)
+
+    def next_change(self, now: float) -> float:
+        """When the frame shown next changes (``inf`` while paused)."""
+        if self.paused_at is not None:
+            return math.inf
+        t, index = self._t(now), self.index(now)
+        if index < self.length - 1:
+            return now + (index + 1) / self.fps - t
+        return now + self.period - t
+
+    def restart(self, now: float) -> None:
+        """Play from the first frame (and unpause)."""
+        self.start = now
+        self.paused_at = None
+
+    def toggle_pause(self, now: float) -> None:
+        if self.paused_at is None:
+            self.paused_at = now
+        else:
+            self.start += now - self.paused_at
+            self.paused_at = None
+
+
+@dataclass(frozen=True)
+class Screen:
+    """What to show at one moment: the session's output, in plain terms.
+
+    Attributes:
+        question: the task's question, above the clips.
+        status: the status line (:func:`status_line`).
+        toast: a short note under it ("Saved: left is better"), or None.
+        query_id: the query on screen (None: no pair).
+        frames: the left and the right frame to show now, ``(H, W, 3)`` uint8 (None: no pair).
+        frame_index: their indices in their clips.
+        played: share of the pair played, for the progress bars.
+        paused: playback is paused.
+        presented: the pair has been on screen (:meth:`LabelingSession.presented`); a pair
+            just taken is not yet, and answers wait for it.
+        waiting: in place of the clips, what the window waits for (or why it is done).
+        finished: labelling is over: the run has nothing more to ask (the message says so).
+        next_change: ``perf_counter`` time when this record changes by the clock alone
+            (the next frame, the toast's end; ``inf``: not by the clock).
+    """
+
+    question: str
+    status: str
+    toast: str | None
+    query_id: int | None
+    frames: tuple[np.ndarray, np.ndarray] | None
+    frame_index: tuple[int, int]
+    played: float
+    paused: bool
+    presented: bool
+    waiting: str | None
+    finished: str | None
+    next_change: float
+
+
+@dataclass(frozen=True)
+class _Given:
+    query_id: int
+    answer: Answer
+    key_time: float
+    response_time: float
+    ready: int
+
+
+class LabelingSession:
+    """One person labelling one run: pending pairs, render-ahead, playback, answers.
+
+    Args:
+        run: the run (:func:`~prefrl.ui.run_info.open_run`).
+        renderer: renders pairs ahead (closed with the session).
+        on_event: called with each :class:`LabelEvent`.
+        max_answers: stop after this many answers (None: no limit).
+        stop_with_run: labelling is over as soon as the run stops, even with queries left.
+        read_state: how the run's live state is read (tests pass their own).
+
+    Drive it with :meth:`handle` (inputs), :meth:`presented` (the pair taken is on
+    screen), :meth:`commit` (write the answers given) and :meth:`tick` (polls, and takes
+    the next rendered pair); read it with :meth:`screen`, :attr:`closing` and
+    :attr:`finished`. :meth:`close` when done.
+    """
+
+    def __init__(
+        self,
+        run: LabelingRun,
+        renderer: Renderer,
+        *,
+        on_event: EventSink | None = None,
+        max_answers: int | None = None,
+        stop_with_run: bool = False,
+        read_state: Callable[[LabelingRun], RunState] = read_state,
+    ):
+        self.run = run
+        self.renderer: Renderer | None = renderer
+        self.on_event = on_event
+        self.max_answers = max_answers
+        self.stop_with_run = stop_with_run
+        self._read_state = read_state
+        self.store: PreferenceStore | None = None
+        self.pending: list[Query] = []
+        """the store's unanswered queries for a person, oldest first (the pair on screen included)"""
+        self.ready: dict[int, RenderedPair] = {}
+        """rendered pairs waiting to be shown, by query id"""
+        self.pair: RenderedPair | None = None
+        """the pair on screen (or just taken, see :attr:`shown_at`)"""
+        self.playback: Playback | None = None
+        self.shown_at: float | None = None
+        """when :attr:`pair` went on screen (None: taken, not on screen yet)"""
+        self.answers = 0
+        """answers committed by this session"""
+        self.answered_total = 0
+        """answers in the store, from any window"""
+        self.state: RunState = read_state(run)
+        self.toast: tuple[str, float] | None = None
+        self.closing = False
+        """the person quit, or ``max_answers`` answers are given: close now"""
+        self.message: str | None = None
+        """set by :meth:`end`: why labelling is over"""
+        self._given: list[_Given] = []
+        self._next_store_poll = -math.inf
+        self._next_status_poll = -math.inf
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def handle(self, inputs: Iterable[Input], now: float) -> None:
+        """Act on the person's inputs, in order.
+
+        Only the first answer of a batch counts: an answer key already queued when the
+        pair changed was meant for the old pair. An answer takes the next rendered pair at
+        once (:attr:`pair`, not yet presented) and is written by :meth:`commit`, so that
+        the window can put the next pair on screen first.
+        """
+        answered = False
+        for given in inputs:
+            if given is Control.QUIT:
+                self.closing = True
+                return
+            if isinstance(given, Answer):
+                if answered or self.pair is None or self.shown_at is None:
+                    continue
+                self._answer(given, now)
+                answered = True
+            elif self.playback is not None:
+                if given is Control.REPLAY:
+                    self.playback.restart(now)
+                elif given is Control.PAUSE:
+                    self.playback.toggle_pause(now)
+
+    def _answer(self, answer: Answer, now: float) -> None:
+        assert self.pair is not None and self.shown_at is not None
+        query_id = self.pair.query_id
+        self._given.append(_Given(query_id, answer, now, now - self.shown_at, len(self.ready)))
+        self.pending = [q for q in self.pending if q.query_id != query_id]
+        self._drop_pair()
+        self._take_next(now)
+
+    def presented(self, now: float) -> None:
+        """The pair taken is on screen since ``now``: answers count from here."""
+        if self.pair is None or self.shown_at is not None:
+            return
+        self.shown_at = now
+        self._emit(LabelEvent("shown", self.pair.query_id, now, len(self.ready), render_s=self.pair.render_s))
+        self._top_up()
+
+    def commit(self) -> None:
+        """Write the answers given to the store (each in its own transaction)."""
+        given, self._given = self._given, []
+        for g in given:
+            if self.store is None:  # pragma: no cover - an answer needs a pair, a pair the store
+                break
+            try:
+                self.store.record_answer(g.query_id, g.answer, oracle=HUMAN, response_time=g.response_time)
+            except StoreError as err:
+                # e.g. answered meanwhile in another window on the same run: nothing to save.
+                self._set_toast(f"Not saved: {err}", g.key_time)
+                continue
+            self.answers += 1
+            self.answered_total += 1
+            self._set_toast(f"Saved: {ANSWER_TEXT[g.answer]}", g.key_time)
+            self._emit(LabelEvent("answered", g.query_id, time.perf_counter(), g.ready, g.answer, g.key_time))
+            if self.max_answers is not None and self.answers >= self.max_answers:
+                self.closing = True
+
+    # -- time -----------------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Commit what is given, collect finished renders, poll the store and the run's
+        status when due, and take the next rendered pair when none is on screen."""
+        self.commit()
+        assert self.renderer is not None
+        for pair in self.renderer.poll():
+            if any(q.query_id == pair.query_id for q in self.pending):
+                self.ready[pair.query_id] = pair
+        if now >= self._next_status_poll:
+            self._next_status_poll = now + POLL_STATUS_S
+            self.state = self._read_state(self.run)
+        if now >= self._next_store_poll:
+            self._next_store_poll = now + POLL_STORE_S
+            self._poll_store(now)
+        if self.pair is None and self.message is None:
+            self._take_next(now)
+
+    def _poll_store(self, now: float) -> None:
+        if self.store is None:
+            if not self.run.store_path.exists():
+                return  # the run has not made its store yet
+            self.store = PreferenceStore(self.run.store_path, env_id=self.run.env_id)
+        self.pending = human_pending(self.store)
+        pending_ids = {q.query_id for q in self.pending}
+        for query_id in [q for q in self.ready if q not in pending_ids]:
+            del self.ready[query_id]  # answered elsewhere (another window)
+        if self.pair is not None and self.pair.query_id not in pending_ids:
+            self._set_toast(f"Query {self.pair.query_id} was answered elsewhere", now)
+            self._drop_pair()
+        self.answered_total = self.store.num_answered()
+        self._top_up()
+
+    def _take_next(self, now: float) -> None:
+        """Take the oldest rendered pair (to be presented); nothing if none is ready."""
+        if not self.ready:
+            return
+        self.pair = self.ready.pop(min(self.ready))
+        self.playback = Playback((len(self.pair.left), len(self.pair.right)), self.pair.fps, now)
+        self.shown_at = None
+
+    def _drop_pair(self) -> None:
+        self.pair = self.playback = self.shown_at = None
+
+    def _top_up(self) -> None:
+        """Send the oldest pending queries not yet rendered to the renderer, up to RENDER_AHEAD."""
+        if self.store is None or self.renderer is None:
+            return
+        current = self.pair.query_id if self.pair is not None else None
+        in_flight = self.renderer.in_flight
+        room = RENDER_AHEAD - len(self.ready) - len(in_flight)
+        for query in self.pending:
+            if room <= 0:
+                break
+            qid = query.query_id
+            if qid == current or qid in self.ready or qid in in_flight:
+                continue
+            clips = self.store.get_clips([query.left_clip_id, query.right_clip_id])
+            left, right = clips[query.left_clip_id], clips[query.right_clip_id]
+            if left.snapshots is None or right.snapshots is None:
+                raise ValueError(
+                    f"query {qid}'s clips have no snapshots, so they cannot be shown; "
+                    "was the run's agent built without capture_snapshots?"
+                )
+            self.renderer.submit(qid, left.snapshots, right.snapshots)
+            room -= 1
+
+    # -- what to show ---------------------------------------------------------------------
+
+    @property
+    def finished(self) -> str | None:
+        """Why labelling is over, as the window says it (None: it is not): the run will ask
+        nothing more (or, with ``stop_with_run``, it has stopped)."""
+        state = self.state
+        if self.stop_with_run and state.known and not state.live:
+            return "The run has stopped. Thank you!"
+        if self.pair is not None or self.ready or self.pending:
+            return None
+        budget = self.run.budget
+        if self.store is not None and self.answered_total >= budget:
+            return f"All {budget} labels are given. Thank you!"
+        if not state.live:
+            return "The run has stopped and nothing is left to label. Thank you!"
+        return None
+
+    def end(self, message: str) -> None:
+        """Labelling is over: no pair any more, ``message`` in its place."""
+        self.message = message
+        self._drop_pair()
+
+    def waiting_for(self) -> str:
+        """What the window waits for while no pair is on screen."""
+        if self.store is None:
+            return "Waiting for the run to start..."
+        if self.pending:
+            return "Rendering the next clips..."
+        return "Waiting for the agent's next clips..."
+
+    def status_text(self) -> str:
+        return status_line(self.state, self.answered_total, self.run)
+
+    def screen(self, now: float) -> Screen:
+        """What to show at ``now``."""
+        toast = self.toast if self.toast is not None and now < self.toast[1] else None
+        next_change = toast[1] if toast is not None else math.inf
+        frames: tuple[np.ndarray, np.ndarray] | None = None
+        index, played, paused = (0, 0), 0.0, False
+        if self.pair is not None and self.playback is not None:
+            index = self.playback.frames(now)
+            frames = (self.pair.left[index[0]], self.pair.right[index[1]])
+            played, paused = self.playback.played(now), self.playback.paused
+            next_change = min(next_change, self.playback.next_change(now))
+        return Screen(
+            question=self.run.instruction,
+            status=self.status_text(),
+            toast=toast[0] if toast is not None else None,
+            query_id=self.pair.query_id if self.pair is not None else None,
+            frames=frames,
+            frame_index=index,
+            played=played,
+            paused=paused,
+            presented=self.shown_at is not None,
+            waiting=None if self.pair is not None else (self.message or self.waiting_for()),
+            finished=self.message,
+            next_change=next_change,
+        )
+
+    # -- the rest -------------------------------------------------------------------------
+
+    def _emit(self, event: LabelEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def _set_toast(self, text: str, now: float) -> None:
+        self.toast = (text, now + TOAST_S)
+
+    def close(self) -> None:
+        """Commit what is given, stop the renderer and close the store (idempotent)."""
+        try:
+            if self.store is not None:
+                self.commit()
+        finally:
+            if self.renderer is not None:
+                self.renderer.close()
+                self.renderer = None
+            if self.store is not None:
+                self.store.close()
+                self.store = None
+            self._drop_pair()
+            self.ready.clear()
+
+
+def status_line(state: RunState, given: int, run: LabelingRun) -> str:
+    """The status line: labels given / wanted now (budget), the agent's progress or what
+    the run is doing, and the reward model's version."""
+    status, budget = state.status, run.budget
+    if state.known and state.live:
+        wanted = status.labels_wanted if status.labels_wanted is not None else budget
+        steps = f"Agent {status.agent_step or 0:,} / {status.total_steps or run.total_steps:,} env steps"
+        labels = f"Labels {given} given / {max(wanted, given)} wanted now (budget {budget})"
+    elif state.live:
+        steps = "Run starting"
+        labels = f"Labels {given} given (budget {budget})"
+    else:
+        if state.stale:
+            steps = "Run not responding (its status.json is out of date)"
+        elif not state.known:
+            steps = "Run not started"
+        elif state.finished:
+            steps = "Run finished"
+        else:
+            at = f" at {status.agent_step:,} env steps" if status.agent_step is not None else ""
+            steps = f"Run stopped{at}"
+        labels = f"Labels {given} given (budget {budget})"
+    version = status.reward_version
+    model = "Reward model not trained yet" if not version else f"Reward model v{version}"
+    return "     ·     ".join((labels, steps, model))

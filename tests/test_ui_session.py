@@ -1,0 +1,447 @@
+"""The labelling session without a window: a real preference store, a fake renderer that
+renders when told to, and inputs in plain terms. No pygame, no display, no env."""
+
+import json
+import math
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from prefrl.prefs.clips import Answer, Clip
+from prefrl.prefs.store import PreferenceStore
+from prefrl.rundir import RunDir, mark_stopped_if_dead, read_run_status, write_json
+from prefrl.status import RunStatus
+from prefrl.ui.render_ahead import RenderedPair
+from prefrl.ui.run_info import LabelingRun, RunState
+from prefrl.ui.session import (
+    LOOP_HOLD_S,
+    RENDER_AHEAD,
+    Control,
+    LabelingSession,
+    Playback,
+    status_line,
+)
+
+ENV = "Pendulum-v1"
+FPS = 10.0
+QUESTION = "Which clip shows the better behaviour?"
+
+
+def clip(length: int) -> Clip:
+    return Clip(
+        obs=np.zeros((length, 3), np.float32),
+        actions=np.zeros((length, 1), np.float32),
+        true_rewards=np.zeros(length, np.float32),
+        snapshots=np.zeros((length, 3)),
+        env_id=ENV,
+    )
+
+
+class FakeRenderer:
+    """Renders a pair when :meth:`finish` says so; frame ``i`` of a clip is all ``i``."""
+
+    def __init__(self) -> None:
+        self.in_flight: set[int] = set()
+        self.submitted: list[int] = []
+        self._lengths: dict[int, tuple[int, int]] = {}
+        self._done: list[RenderedPair] = []
+        self.closed = False
+
+    def submit(self, query_id: int, left_snapshots: np.ndarray, right_snapshots: np.ndarray) -> None:
+        self.in_flight.add(query_id)
+        self.submitted.append(query_id)
+        self._lengths[query_id] = (len(left_snapshots), len(right_snapshots))
+
+    def finish(self, *query_ids: int) -> None:
+        for qid in query_ids or sorted(self.in_flight):
+            left, right = (
+                np.arange(n, dtype=np.uint8)[:, None, None, None].repeat(4, 1).repeat(6, 2).repeat(3, 3)
+                for n in self._lengths[qid]
+            )
+            self._done.append(RenderedPair(qid, left, right, FPS, 1, (0.1, 0.2)))
+
+    def poll(self) -> list[RenderedPair]:
+        done, self._done = self._done, []
+        for pair in done:
+            self.in_flight.discard(pair.query_id)
+        return done
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Clock:
+    """``perf_counter`` stand-in: each call of :meth:`next` is a second later (every poll is due)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def next(self, dt: float = 1.0) -> float:
+        self.now += dt
+        return self.now
+
+
+def make_run(tmp_path, lengths=((20, 20), (20, 20), (20, 20)), *, budget=12, running=True, store=True):
+    """A run directory with a store holding a pending human query per ``(left, right)`` length."""
+    run = LabelingRun(tmp_path, ENV, False, budget, 4096, QUESTION)
+    (tmp_path / "config.json").write_text(json.dumps({"kind": "train", "env_id": ENV, "oracle": "human"}))
+    if store:
+        with PreferenceStore(run.store_path, env_id=ENV) as s:
+            for left, right in lengths:
+                s.add_query(clip(left), clip(right), agent_step=2048, oracle="human", selection="random")
+    write_status(run, running=running)
+    return run
+
+
+def write_status(
+    run: LabelingRun, *, running: bool, agent_step: int = 2048, wanted: int = 6, **fields
+) -> None:
+    status = RunStatus(
+        running=running,
+        agent_step=agent_step,
+        total_steps=4096,
+        labels_answered=0,
+        labels_wanted=wanted,
+        labels_total=run.budget,
+        reward_version=0,
+        updated_at=time.time(),
+        pid=12345,
+        role_pids={},
+    )
+    write_json(run.status_path, {**status.to_dict(), **fields})
+
+
+def stored(run: LabelingRun) -> dict[int, tuple[Answer, str, float | None]]:
+    """``{query_id: (answer, oracle, response_time)}`` straight from the SQLite file."""
+    conn = sqlite3.connect(f"file:{run.store_path}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT query_id, answer, oracle, response_time FROM answers").fetchall()
+    finally:
+        conn.close()
+    return {qid: (Answer(answer), oracle, rt) for qid, answer, oracle, rt in rows}
+
+
+@pytest.fixture
+def events():
+    return []
+
+
+def start(run, events, **kwargs):
+    renderer = FakeRenderer()
+    return LabelingSession(run, renderer, on_event=events.append, **kwargs), renderer
+
+
+# ------------------------------------------------------------------------- answers
+
+
+def test_answers_land_in_the_store_for_the_pair_on_screen(tmp_path, events):
+    run = make_run(tmp_path, [(20, 20), (15, 20), (20, 10), (20, 20)])
+    session, renderer = start(run, events)
+    clock = Clock()
+    session.tick(clock.next())
+    assert renderer.submitted == [1, 2, 3]  # oldest first, RENDER_AHEAD of them
+    assert session.screen(clock.now).waiting == "Rendering the next clips..."
+    renderer.finish()
+    session.tick(clock.next())
+    assert session.pair is not None and session.pair.query_id == 1
+    assert not session.screen(clock.now).presented
+
+    session.handle([Answer.LEFT], clock.next())  # pressed before the pair was on screen
+    session.commit()
+    assert stored(run) == {} and session.pair.query_id == 1
+
+    shown_at = clock.next()
+    session.presented(shown_at)
+    assert renderer.submitted == [1, 2, 3, 4]  # the one on screen no longer counts
+    key_time = clock.next(2.5)
+    session.handle([Answer.RIGHT, Answer.LEFT], key_time)  # the second was meant for the next pair
+    assert session.pair.query_id == 2 and not session.screen(key_time).presented  # taken at once
+    assert stored(run) == {}  # written by commit, after the next pair is on screen
+    session.presented(clock.next())
+    session.commit()
+    assert stored(run) == {1: (Answer.RIGHT, "human", pytest.approx(2.5))}
+    assert session.screen(clock.now).toast == "Saved: right is better"
+
+    for answer in (Answer.EQUAL, Answer.CANT_TELL):
+        session.handle([answer], clock.next())
+        session.tick(clock.next())
+        session.presented(clock.next())
+    renderer.finish()
+    session.tick(clock.next())
+    session.presented(clock.next())
+    session.handle([Answer.LEFT], clock.next())
+    session.tick(clock.next())
+    answers = {qid: a for qid, (a, _, _) in stored(run).items()}
+    assert answers == {1: Answer.RIGHT, 2: Answer.EQUAL, 3: Answer.CANT_TELL, 4: Answer.LEFT}
+    assert session.answers == 4 and session.answered_total == 4
+    assert [(e.kind, e.query_id) for e in events] == [
+        ("shown", 1), ("shown", 2), ("answered", 1), ("answered", 2), ("shown", 3),
+        ("answered", 3), ("shown", 4), ("answered", 4),
+    ]  # fmt: skip
+    answered = [e for e in events if e.kind == "answered"]
+    assert answered[0].key_time == key_time and answered[0].answer == Answer.RIGHT
+    assert answered[0].ready == 2  # pairs 2 and 3 were ready as the key was handled
+    assert events[0].render_s == (0.1, 0.2)
+    # nothing pending, the run still running: the window waits for more
+    assert session.finished is None
+    assert session.screen(clock.now).waiting == "Waiting for the agent's next clips..."
+    session.close()
+    assert renderer.closed and session.store is None
+
+
+def test_replay_and_pause_never_answer_and_quit_closes(tmp_path, events):
+    run = make_run(tmp_path)
+    session, renderer = start(run, events)
+    session.tick(0.0)
+    renderer.finish()
+    session.tick(1.0)
+    session.presented(1.0)
+    session.handle([Control.PAUSE], 1.35)
+    assert session.screen(9.0).frame_index == (3, 3) and session.screen(9.0).paused
+    assert session.screen(9.0).next_change == math.inf
+    session.handle([Control.REPLAY], 10.0)  # from the start, playing
+    assert session.screen(10.0).frame_index == (0, 0) and not session.screen(10.0).paused
+    session.handle([Control.QUIT, Answer.LEFT], 10.5)  # nothing after quitting counts
+    session.commit()
+    assert session.closing and stored(run) == {}
+    session.close()
+    with PreferenceStore(run.store_path) as s:
+        assert [q.query_id for q in s.pending_queries()] == [1, 2, 3]  # all still pending
+
+
+def test_max_answers_closes_after_the_last_one_is_written(tmp_path, events):
+    run = make_run(tmp_path)
+    session, renderer = start(run, events, max_answers=2)
+    clock = Clock()
+    session.tick(clock.next())
+    renderer.finish()
+    for _ in range(2):
+        assert not session.closing
+        session.tick(clock.next())
+        session.presented(clock.next())
+        session.handle([Answer.LEFT], clock.next())
+        session.commit()
+    assert session.closing and session.answers == 2 and len(stored(run)) == 2
+
+
+def test_a_pair_answered_in_another_window_goes_away(tmp_path, events):
+    run = make_run(tmp_path)
+    session, renderer = start(run, events)
+    clock = Clock()
+    session.tick(clock.next())
+    renderer.finish()
+    session.tick(clock.next())
+    session.presented(clock.next())
+    with PreferenceStore(run.store_path) as other:
+        other.record_answer(1, Answer.LEFT, oracle="human")
+        other.record_answer(2, Answer.LEFT, oracle="human")
+    session.handle([Answer.RIGHT], clock.next())  # too late: not saved, and said so
+    session.commit()
+    assert session.toast is not None and session.toast[0].startswith("Not saved")
+    assert stored(run)[1][0] == Answer.LEFT and session.answers == 0
+    session.tick(clock.next())  # pair 2 was taken, then the poll finds it answered too
+    assert session.toast is not None and session.toast[0] == "Query 2 was answered elsewhere"
+    assert session.pair is not None and session.pair.query_id == 3
+    assert session.answered_total == 2
+
+
+def test_close_writes_an_answer_not_yet_committed(tmp_path, events):
+    run = make_run(tmp_path)
+    session, renderer = start(run, events)
+    session.tick(0.0)
+    renderer.finish()
+    session.tick(1.0)
+    session.presented(1.0)
+    session.handle([Answer.EQUAL], 2.0)
+    session.close()
+    assert stored(run) == {1: (Answer.EQUAL, "human", pytest.approx(1.0))}
+
+
+# ------------------------------------------------------------------------- playback
+
+
+def test_the_playback_clock_loops_over_the_longer_clip_and_holds_its_end():
+    play = Playback((10, 6), FPS, start=0.0)  # 1 s and 0.6 s at 10 fps
+    assert play.period == pytest.approx(1.0 + LOOP_HOLD_S)
+    assert play.frames(0.0) == (0, 0)
+    assert play.frames(0.35) == (3, 3)
+    assert play.frames(0.75) == (7, 5)  # the shorter clip holds its last frame
+    assert play.frames(0.95) == (9, 5)
+    assert play.frames(1.2) == (9, 5) and play.played(1.2) == 1.0  # the hold at the end
+    assert play.frames(1.45) == (0, 0)  # and both start again
+    assert play.next_change(0.35) == pytest.approx(0.4)
+    assert play.next_change(0.95) == pytest.approx(1.4)  # the last frame lasts the hold too
+    assert play.played(0.5) == pytest.approx(0.5)
+
+    play.toggle_pause(0.35)
+    assert play.paused and play.frames(5.0) == (3, 3) and play.next_change(5.0) == math.inf
+    play.toggle_pause(5.0)  # on from where it was
+    assert not play.paused and play.frames(5.02) == (3, 3) and play.frames(5.16) == (5, 5)
+    play.toggle_pause(6.0)
+    play.restart(7.0)  # replay: the first frame, playing
+    assert not play.paused and play.frames(7.0) == (0, 0) and play.frames(7.25) == (2, 2)
+
+
+def test_the_screen_shows_the_frames_of_now(tmp_path, events):
+    run = make_run(tmp_path, [(20, 8)])
+    session, renderer = start(run, events)
+    session.tick(0.0)
+    renderer.finish()
+    session.tick(1.0)  # taken at 1.0: playback starts there
+    session.presented(1.02)
+    screen = session.screen(1.95)
+    assert screen.query_id == 1 and screen.question == QUESTION and screen.waiting is None
+    assert screen.frame_index == (9, 7)
+    assert screen.frames is not None
+    assert int(screen.frames[0][0, 0, 0]) == 9 and int(screen.frames[1][0, 0, 0]) == 7
+    assert screen.next_change == pytest.approx(2.0)
+
+
+# ------------------------------------------------------------------------- the run
+
+
+def test_stops_with_the_run_when_status_json_says_stopped(tmp_path, events):
+    run = make_run(tmp_path)
+    session, _ = start(run, events, stop_with_run=True)
+    session.tick(0.0)
+    assert session.finished is None
+    write_status(run, running=False)
+    session.tick(0.2)  # the status is polled every POLL_STATUS_S
+    assert session.finished is None
+    session.tick(1.0)
+    assert session.finished == "The run has stopped. Thank you!"
+    session.end(session.finished)
+    screen = session.screen(1.0)
+    assert screen.frames is None and screen.waiting == screen.finished == "The run has stopped. Thank you!"
+
+
+def test_a_stopped_run_is_labelled_until_nothing_is_left(tmp_path, events):
+    run = make_run(tmp_path, [(20, 20)], running=False)
+    session, renderer = start(run, events)  # without stop_with_run: `prefrl label` on a stopped run
+    session.tick(0.0)
+    assert session.finished is None  # a question is pending
+    renderer.finish()
+    session.tick(1.0)
+    session.presented(1.0)
+    session.handle([Answer.LEFT], 2.0)
+    session.tick(3.0)
+    assert session.finished == "The run has stopped and nothing is left to label. Thank you!"
+
+
+def test_the_budget_spent_ends_labelling(tmp_path, events):
+    run = make_run(tmp_path, [(20, 20), (20, 20)], budget=2)
+    session, renderer = start(run, events)
+    session.tick(0.0)
+    renderer.finish()
+    for t in (1.0, 3.0):
+        session.tick(t)
+        session.presented(t)
+        session.handle([Answer.RIGHT], t + 1)
+    session.tick(5.0)
+    assert session.finished == "All 2 labels are given. Thank you!"
+
+
+def test_waiting_for_the_run_to_make_its_store(tmp_path, events):
+    run = make_run(tmp_path, store=False)
+    session, _ = start(run, events)
+    session.tick(0.0)
+    assert session.screen(0.0).waiting == "Waiting for the run to start..."
+    assert session.finished is None
+    PreferenceStore(run.store_path, env_id=ENV).close()
+    session.tick(1.0)
+    assert session.screen(1.0).waiting == "Waiting for the agent's next clips..."
+
+
+def test_the_status_line(tmp_path):
+    run = LabelingRun(tmp_path, ENV, False, 20, 20_000, QUESTION)
+    status = RunStatus(running=True, agent_step=8192, total_steps=20_000, labels_wanted=13, reward_version=5)
+    sep = "     ·     "
+    live = RunState(live=True, known=True, status=status)
+    assert status_line(live, 7, run) == sep.join(
+        ("Labels 7 given / 13 wanted now (budget 20)", "Agent 8,192 / 20,000 env steps", "Reward model v5")
+    )
+    assert status_line(live, 15, run).startswith("Labels 15 given / 15 wanted now")  # ahead of schedule
+    stopped = RunState(
+        live=False, known=True, status=RunStatus(running=False, agent_step=12_288, total_steps=20_000)
+    )
+    assert status_line(stopped, 3, run) == sep.join(
+        ("Labels 3 given (budget 20)", "Run stopped at 12,288 env steps", "Reward model not trained yet")
+    )
+    done = RunState(live=False, known=True, status=RunStatus(agent_step=20_000, total_steps=20_000))
+    assert "Run finished" in status_line(done, 20, run)
+    stale = RunState(live=False, known=True, stale=True, status=status)
+    assert "Run not responding (its status.json is out of date)" in status_line(stale, 7, run)
+    assert "Run not started" in status_line(RunState(live=False, known=False), 0, run)
+    starting = status_line(RunState(live=True, known=False), 0, run)
+    assert starting == sep.join(
+        ("Labels 0 given (budget 20)", "Run starting", "Reward model not trained yet")
+    )
+
+
+def test_the_session_reads_the_status_line_from_status_json(tmp_path, events):
+    run = make_run(tmp_path)
+    session, _ = start(run, events)
+    session.tick(0.0)
+    assert session.screen(0.0).status.startswith("Labels 0 given / 6 wanted now (budget 12)")
+    write_status(run, running=False, agent_step=3000)
+    session.tick(1.0)
+    assert "Run stopped at 3,000 env steps" in session.screen(1.0).status
+
+
+def test_render_ahead_keeps_at_most_three_pairs_beyond_the_one_on_screen(tmp_path, events):
+    run = make_run(tmp_path, [(20, 20)] * 6)
+    session, renderer = start(run, events)
+    session.tick(0.0)
+    assert len(renderer.in_flight) == RENDER_AHEAD
+    renderer.finish(1)
+    session.tick(1.0)  # 1 taken; 2, 3 in flight
+    session.presented(1.0)
+    assert renderer.submitted == [1, 2, 3, 4]
+    renderer.finish()
+    session.tick(2.0)
+    assert set(session.ready) == {2, 3, 4} and renderer.submitted == [1, 2, 3, 4]
+
+
+# ------------------------------------------------------------------------- status.json
+
+
+def test_run_status_reads_what_the_monitor_writes_and_tolerates_older_files(tmp_path):
+    full = RunStatus(
+        running=True,
+        agent_step=10,
+        total_steps=100,
+        labels_answered=1,
+        labels_wanted=2,
+        labels_total=3,
+        reward_version=4,
+        updated_at=5.5,
+        pid=6,
+        role_pids={"agent": 7},
+    )
+    assert RunStatus.from_dict(json.loads(json.dumps(full.to_dict()))) == full
+    old = RunStatus.from_dict({"running": True, "agent_step": "12", "labels_total": None, "pid": "x"})
+    assert old.running and old.agent_step == 12 and old.labels_total is None and old.pid is None
+    assert old.updated_at is None and old.role_pids is None
+    assert old.to_dict() == {"running": True, "agent_step": 12, "labels_total": None, "pid": "x"}  # as it was
+    newer = RunStatus.from_dict({"running": False, "heartbeat": {"agent": 1.0}})
+    assert newer.extra == {"heartbeat": {"agent": 1.0}} and newer.to_dict()["heartbeat"] == {"agent": 1.0}
+    assert RunStatus.from_dict({}) == RunStatus()
+
+    run = RunDir(tmp_path)
+    assert read_run_status(run.status_path) is None
+    run.status_path.write_text("[1, 2]")
+    assert read_run_status(run.status_path) is None
+    write_json(run.status_path, {**full.to_dict(), "pid": 999_999_999})
+    assert mark_stopped_if_dead(run.path)
+    after = read_run_status(run.status_path)
+    assert after is not None and not after.running and after.stopped is not None
+    assert after.agent_step == 10 and after.role_pids == {"agent": 7}
+
+
+def test_the_session_imports_no_pygame():
+    code = "import sys, prefrl.ui.session; assert 'pygame' not in sys.modules, 'pygame imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
