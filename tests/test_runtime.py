@@ -90,7 +90,10 @@ def test_a_killed_child_is_restarted_and_the_run_completes(tmp_path, capsys):
         victim = next((p for p in mp.active_children() if p.name == "prefrl-reward_trainer"), None)
         time.sleep(0.2)
     assert victim is not None
-    time.sleep(3)  # let it do some work first
+    trained = RunDir(tmp_path / "run").trainer_checkpoint
+    while not trained.exists() and time.time() < deadline + 60:  # let it do some work first: one round
+        time.sleep(0.1)
+    assert trained.exists()
     os.kill(victim.pid, signal.SIGKILL)
     thread.join(timeout=180)
     assert not thread.is_alive()
