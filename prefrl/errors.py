@@ -26,6 +26,16 @@ class ConfigError(PrefrlError, ValueError):
     """A setting with a value prefrl cannot use; the message names it and the accepted values."""
 
 
+class MissingFileError(PrefrlError, FileNotFoundError):
+    """A file or directory the user named (or one a run should hold by now) is not there;
+    the message names it and what to pass instead."""
+
+
+class RunKindError(PrefrlError, ValueError):
+    """A run directory of another kind than the command takes (a baseline run to resume,
+    a run labelled by a synthetic oracle to label by hand)."""
+
+
 OS_REFUSALS: dict[int, str] = {
     errno.ENOSPC: "no space left on device",
     errno.EDQUOT: "disk quota exceeded",
