@@ -51,7 +51,7 @@ import gymnasium as gym
 import numpy as np
 
 from prefrl.envs.make import make_env, register_base_env
-from prefrl.errors import PrefrlError
+from prefrl.errors import ConfigError, PrefrlError
 
 StepReward = Callable[[gym.Env, np.ndarray, Any, np.ndarray], float]
 EpisodeMeasure = Callable[[gym.Env, list[float]], float]
@@ -337,7 +337,7 @@ def get_task(name: str) -> Task:
 
     Raises:
         UntrustedTaskFile: ``FILE.py`` was not trusted (:func:`trust_task_file`).
-        ValueError: no such task, file or module.
+        ConfigError (a ValueError): no such task, file or module.
     """
     source, _, short = name.rpartition(":")
     if source and source not in _LOADED_SOURCES:
@@ -347,7 +347,7 @@ def get_task(name: str) -> Task:
         _LOADED_SOURCES.add(source)
     if short not in TASKS:
         what = f"{source} registers no task {short!r}" if source else f"unknown task {short!r}"
-        raise ValueError(
+        raise ConfigError(
             f"{what}; known tasks: {', '.join(sorted(TASKS))}. Your own: --task FILE.py:NAME "
             "with a file that calls prefrl.tasks.register_task(Task(name=NAME, ...))"
         )
@@ -368,17 +368,17 @@ def _load_task_source(source: str) -> None:
     if source.endswith(".py"):
         path = Path(source)
         if not path.is_file():
-            raise ValueError(f"task file {source} not found")
+            raise ConfigError(f"task file {source} not found")
         spec = importlib.util.spec_from_file_location(f"prefrl_user_tasks_{path.stem}", path)
         if spec is None or spec.loader is None:
-            raise ValueError(f"cannot load task file {source}")
+            raise ConfigError(f"cannot load task file {source}")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     else:
         try:
             importlib.import_module(source)
         except ImportError as err:
-            raise ValueError(f"cannot import task module {source!r}: {err}") from err
+            raise ConfigError(f"cannot import task module {source!r}: {err}") from err
 
 
 def task_for_env(env_id: str) -> Task | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from prefrl.errors import MissingFileError
 from prefrl.rundir import RunDir
 from prefrl.utils.checkpoint import CheckpointError, load_checkpoint, upgrade_checkpoint
 
@@ -47,7 +48,7 @@ def upgrade(path: str | Path) -> dict[str, Any]:
     ``config.json`` was stamped with the current format version.
 
     Raises:
-        FileNotFoundError: nothing at ``path``, or no run directory below it.
+        MissingFileError (a FileNotFoundError): nothing at ``path``, or no run directory below it.
         prefrl.utils.checkpoint.CheckpointError: a file that is not an old prefrl
             checkpoint (e.g. one holding other objects than numpy's: still refused).
     """
@@ -66,7 +67,7 @@ def upgrade(path: str | Path) -> dict[str, Any]:
     elif path.is_dir():
         configs = sorted(path.rglob("config.json"))
         if not configs:
-            raise FileNotFoundError(f"{path} holds no prefrl run directory (no config.json in it or below)")
+            raise MissingFileError(f"{path} holds no prefrl run directory (no config.json in it or below)")
         for config_path in configs:
             run = RunDir(config_path.parent)
             config = run.read_config()  # refuses a run of a newer prefrl
@@ -75,5 +76,5 @@ def upgrade(path: str | Path) -> dict[str, Any]:
             run.write_config(config)  # stamps the current format version
             runs.append(str(run.path))
     else:
-        raise FileNotFoundError(f"there is no file or directory {path}")
+        raise MissingFileError(f"there is no file or directory {path}")
     return {"upgraded": upgraded, "already_current": current, "run_dirs": runs}

@@ -10,6 +10,7 @@ import numpy as np
 from prefrl.agent.normalize import ObsNormalizer
 from prefrl.agent.policies import ActorCritic, NumpyActor
 from prefrl.agent.ppo import PPOConfig
+from prefrl.errors import MissingFileError
 from prefrl.rundir import RunDir
 from prefrl.utils.checkpoint import load_checkpoint
 
@@ -58,10 +59,10 @@ def load_policy(run_dir: str | Path, env: gym.Env) -> TrainedPolicy:
     """The latest policy of a run directory (or an ``agent.pt``), for acting in ``env``.
 
     Raises:
-        FileNotFoundError: the run has no agent checkpoint yet.
+        MissingFileError (a FileNotFoundError): the run has no agent checkpoint yet.
     """
     path = Path(run_dir)
     file = path if path.is_file() else RunDir(path).agent_checkpoint
     if not file.exists():
-        raise FileNotFoundError(f"no agent checkpoint at {file}; has the run taken its first PPO update?")
+        raise MissingFileError(f"no agent checkpoint at {file}; has the run taken its first PPO update?")
     return TrainedPolicy.load(file, env.observation_space, env.action_space)

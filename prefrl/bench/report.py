@@ -21,6 +21,7 @@ import numpy as np
 from prefrl.bench.grid import Cell, Grid, parse_grid, slug
 from prefrl.bench.outdir import GRID_COPY, cell_state, read_invocations
 from prefrl.bench.results import baseline_means, write_results
+from prefrl.errors import MissingFileError
 from prefrl.rundir import column, read_metrics
 
 REPORT_FILE = "report.md"
@@ -49,13 +50,13 @@ def rebuild(out: str | Path) -> dict[str, Any]:
     Uses the copy of the grid file the bench left there (``OUT/grid.toml``).
 
     Raises:
-        FileNotFoundError: ``out`` holds no ``grid.toml`` (not a bench output directory).
+        MissingFileError (a FileNotFoundError): ``out`` holds no ``grid.toml`` (not a bench output directory).
         GridError: that copy no longer parses (e.g. a teacher this prefrl does not know).
     """
     out = Path(out)
     path = out / GRID_COPY
     if not path.exists():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{out} is not a bench output directory (no {GRID_COPY}); pass the --out of a prefrl bench run"
         )
     grid = parse_grid(path.read_text(), path, check_envs=False)

@@ -16,6 +16,7 @@ from pathlib import Path
 import gymnasium as gym
 
 from prefrl.envs.wrappers import RewardFromSource
+from prefrl.errors import MissingFileError
 from prefrl.reward.model import RewardModel
 from prefrl.rundir import RunDir
 
@@ -24,12 +25,12 @@ def load_reward_model(path: str | Path) -> RewardModel:
     """The newest reward model of a run directory (or a ``reward_model.pt`` file).
 
     Raises:
-        FileNotFoundError: no reward model there yet, with what to do about it.
+        MissingFileError (a FileNotFoundError): no reward model there yet, with what to do about it.
     """
     path = Path(path)
     file = path if path.is_file() else RunDir(path).reward_checkpoint
     if not file.exists():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"no reward model at {file}. Pass a run directory of `prefrl train` whose reward "
             "trainer has finished at least one round (or the path of a reward_model.pt)."
         )
