@@ -161,9 +161,9 @@ def _hopper_backflip_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs
     # Turning backwards (the torso angle, rooty about +y, decreasing), plus height: a flip
     # clears the floor, lying down costs. Units: rad/s and metres. Both terms are read
     # straight off the observation (angular velocity, height), so a reward model can learn
-    # this taste from a few hundred labels. Counting the turning only while the torso is
-    # high (an interaction of the two) was not learned from 900 labels (validation
-    # accuracy 0.83 vs 0.95; see docs/benchmarks/tasks.md).
+    # this taste from a few hundred labels; a taste that is an interaction of the two
+    # (turning counted only while the torso is high) was not learned from 900 labels:
+    # see docs/benchmarks/tasks.md.
     data = env.unwrapped.data  # type: ignore[attr-defined]
     return -float(data.qvel[2]) + 2.0 * (float(data.qpos[1]) - 1.25)
 
@@ -258,7 +258,7 @@ register_task(
         horizon=200,
         clip_length=50,
         labels=400,
-        steps=300_000,  # at 150k it balances, but in the middle (docs/benchmarks/tasks.md)
+        steps=300_000,  # balancing is learned before moving right: see docs/benchmarks/tasks.md
     )
 )
 

@@ -1,12 +1,21 @@
 """The whole human path: `prefrl train --oracle human` opens the real window on a real X
 display (Xvfb); a scripted person presses real keys (xdotool) as the perfect oracle would;
-the answers land in the store and train the reward model."""
+the answers land in the store and train the reward model.
 
+Nothing waits a fixed time: the test waits until the window says a pair is on screen (its
+events, through ``PREFRL_LABEL_EVENTS``), presses one key, and waits until the store holds
+that answer."""
+
+import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import SMALL_RUN_FLAGS
@@ -15,27 +24,78 @@ from prefrl.oracles import PerfectOracle
 from prefrl.prefs.clips import Answer
 from prefrl.prefs.store import PreferenceStore
 from prefrl.reward import load_reward_model
+from prefrl.ui.cli import EVENTS_ENV
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("Xvfb") and shutil.which("xdotool")), reason="needs Xvfb and xdotool (apt)"
 )
 KEYS = {Answer.LEFT: "Left", Answer.RIGHT: "Right", Answer.EQUAL: "Up", Answer.CANT_TELL: "Down"}
+LABELS = 6
+
+
+def wait_for(
+    what: str, condition: Callable[[], Any], timeout_s: float, proc: subprocess.Popen | None = None
+) -> Any:
+    """``condition()`` once it is truthy; fails after ``timeout_s`` or when ``proc`` has exited."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            _, err = proc.communicate()
+            raise AssertionError(f"the run exited ({proc.returncode}) while waiting for {what}:\n{err}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout_s:.0f} s for {what}")
+        time.sleep(0.05)
 
 
 @pytest.fixture
 def display():
     number = 90 + os.getpid() % 9
     xvfb = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1280x720x24", "-nolisten", "tcp"])
-    time.sleep(1.0)
-    yield f":{number}"
-    xvfb.terminate()
-    xvfb.wait(5)
+    env = {**os.environ, "DISPLAY": f":{number}"}
+
+    def ready() -> bool:
+        probe = subprocess.run(["xdotool", "getdisplaygeometry"], env=env, capture_output=True)
+        return probe.returncode == 0
+
+    try:
+        wait_for("the X server", ready, 30)
+        yield f":{number}"
+    finally:
+        xvfb.terminate()
+        xvfb.wait(5)
+
+
+def window_events(path: Path) -> list[dict[str, Any]]:
+    """The events the window has written so far (whole lines only)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
+
+
+def stored_answers(store_path: Path) -> dict[int, Answer]:
+    """``{query_id: answer}`` straight from the SQLite file (read-only: the run writes it)."""
+    if not store_path.exists():
+        return {}
+    conn = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT query_id, answer FROM answers").fetchall()
+    except sqlite3.OperationalError:
+        return {}  # the run is still creating its tables
+    finally:
+        conn.close()
+    return {qid: Answer(answer) for qid, answer in rows}
 
 
 def test_a_person_labels_a_live_run_in_the_window(tmp_path, display):
-    run = tmp_path / "run"
+    run, events = tmp_path / "run", tmp_path / "window-events.jsonl"
+    store_path = run / "prefs.sqlite"
     env = {k: v for k, v in os.environ.items() if k != "SDL_VIDEODRIVER"}
-    env.update(DISPLAY=display, PYTHONUNBUFFERED="1")
+    env.update(DISPLAY=display, PYTHONUNBUFFERED="1", **{EVENTS_ENV: str(events)})
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -46,7 +106,7 @@ def test_a_person_labels_a_live_run_in_the_window(tmp_path, display):
             "--oracle",
             "human",
             "--labels",
-            "6",
+            str(LABELS),
             "--steps",
             "8192",
             "--run-dir",
@@ -59,31 +119,34 @@ def test_a_person_labels_a_live_run_in_the_window(tmp_path, display):
         text=True,
     )
     oracle, expected = PerfectOracle(), {}
-    deadline = time.time() + 150
-    while proc.poll() is None and time.time() < deadline:
-        if not (run / "prefs.sqlite").exists():
-            time.sleep(0.5)
-            continue
-        with PreferenceStore(run / "prefs.sqlite") as store:
-            pending = store.pending_queries()
-            if not pending:
-                time.sleep(0.3)
-                continue
-            query = pending[0]  # the window shows the oldest waiting query
-            clips = store.get_clips([query.left_clip_id, query.right_clip_id])
-        answer = oracle.answer(clips[query.left_clip_id], clips[query.right_clip_id])
-        time.sleep(1.0)  # the pair has to be rendered and on screen before a key counts
-        subprocess.run(["xdotool", "key", KEYS[answer]], env=env, check=True)
-        expected[query.query_id] = answer
-        time.sleep(0.5)
-    _, err = proc.communicate(timeout=60)
+    try:
+        for k in range(LABELS):
+
+            def next_pair() -> int | None:
+                shown = [e["query_id"] for e in window_events(events) if e["kind"] == "shown"]
+                return next((qid for qid in shown if qid not in expected), None)
+
+            query_id = wait_for(f"pair {k + 1} on screen", next_pair, 150, proc)
+            with PreferenceStore(store_path) as store:
+                query = next(q for q in store.pending_queries() if q.query_id == query_id)
+                clips = store.get_clips([query.left_clip_id, query.right_clip_id])
+            answer = oracle.answer(clips[query.left_clip_id], clips[query.right_clip_id])
+            subprocess.run(["xdotool", "key", KEYS[answer]], env=env, check=True)
+            expected[query_id] = answer
+            wait_for(
+                f"answer {k + 1} in the store", lambda q=query_id: q in stored_answers(store_path), 30, proc
+            )
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 0, err
-    with PreferenceStore(run / "prefs.sqlite") as store:
-        labels = store.labels()
-    assert len(labels) >= 4
-    for label in labels:  # every answer in the store is the key the person pressed
-        assert label.answer == expected[label.query_id]
-    with PreferenceStore(run / "prefs.sqlite") as store:
+    # exactly the keys pressed, each answering the pair that was on screen
+    assert stored_answers(store_path) == expected and len(expected) == LABELS
+    answered = [e for e in window_events(events) if e["kind"] == "answered"]
+    assert [(e["query_id"], e["answer"]) for e in answered] == [(q, a.value) for q, a in expected.items()]
+    with PreferenceStore(store_path) as store:
         assert {q.oracle for q in store.pending_queries()} <= {"human"}
     model = load_reward_model(run)
     assert model.version >= 1  # the answers reached the reward trainer
