@@ -4,6 +4,7 @@ and what it does with the roles' reports."""
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -165,3 +166,29 @@ def test_error_reports_are_recorded_per_role_and_are_not_metrics(tmp_path):
     assert monitor.finished == {}
     assert not run.metrics_path.exists()
     assert monitor.agent_step == 300
+
+
+def test_the_heartbeat_goes_on_while_a_progress_video_is_recorded(tmp_path, monkeypatch):
+    import threading
+
+    from prefrl.runtime import monitor as monitor_module
+
+    recording, release, recorded = threading.Event(), threading.Event(), []
+
+    def slow_video(run_dir, env_step):
+        recording.set()
+        release.wait(30)
+        recorded.append(env_step)
+
+    monkeypatch.setattr(monitor_module, "record_progress_video", slow_video)
+    run = RunDir.create(tmp_path / "run", "train", "Pendulum-v1", 0)
+    monitor = monitor_module.Monitor(run, 1000, 10, progress=False, progress_videos=True)
+    monitor.consume([Status("agent", "metrics", 100, {"eval/mean_return": -300.0})])
+    assert recording.wait(10)  # the video is being recorded ...
+    before = json.loads(run.status_path.read_text())["updated_at"]
+    monitor._status_written = 0.0  # the next consume is a heartbeat
+    monitor.consume([])  # ... and the supervising loop goes on meanwhile
+    assert json.loads(run.status_path.read_text())["updated_at"] > before
+    release.set()
+    monitor.close()
+    assert recorded == [100]
