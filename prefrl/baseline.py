@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -17,22 +18,52 @@ import torch
 import prefrl.tasks  # noqa: F401 - registers the behaviour tasks' env ids (prefrl/...)
 from prefrl import __version__
 from prefrl.agent.evaluate import evaluate
-from prefrl.agent.hyperparams import resolve_ppo_config
+from prefrl.agent.hyperparams import default_steps, resolve_ppo_config
 from prefrl.agent.ppo import PPOAgent, Rollout
 from prefrl.envs.make import make_env
 from prefrl.envs.vector import VecEnv
+from prefrl.errors import ConfigError
 from prefrl.plotting import plot_learning_curve
 from prefrl.render.video import record_policy
 from prefrl.reward.sources import ConstantReward, RewardSource, TrueReward
 from prefrl.rundir import MetricsLogger, RunDir
 from prefrl.utils.progress import Progress
+from prefrl.utils.settings import check_settings
 
+RewardKind = Literal["true", "constant"]
 REWARDS: dict[str, type[RewardSource]] = {"true": TrueReward, "constant": ConstantReward}
+"""the rewards a baseline learns from (``--reward``; the keys are ``get_args(RewardKind)``)"""
+
+BASELINE_FLAGS = {
+    "env_id": "ENV_ID",
+    "steps": "--steps",
+    "seed": "--seed",
+    "reward": "--reward",
+    "fixed_length": "--fixed-length",
+}
+"""the flags of ``prefrl baseline`` that set a field: errors name a setting as it was typed"""
+
+
+@dataclass
+class BaselineSettings:
+    """The settings of a baseline run, checked on construction (ConfigError names the flag)."""
+
+    env_id: str
+    steps: int | None = field(default=None, metadata={"min": 1})
+    """env steps (None: the env's default budget, see prefrl/agent/hyperparams.py)"""
+    seed: int = field(default=0, metadata={"min": 0})
+    reward: RewardKind = "true"
+    fixed_length: bool | int = field(default=False, metadata={"min": 1})
+    eval_episodes: int = field(default=10, metadata={"min": 1})
+    num_evals: int = field(default=10, metadata={"min": 1})
+
+    def __post_init__(self) -> None:
+        check_settings(self, flags=BASELINE_FLAGS)
 
 
 def run_baseline(
     env_id: str,
-    steps: int,
+    steps: int | None = None,
     *,
     seed: int = 0,
     run_dir: str | Path | None = None,
@@ -46,14 +77,33 @@ def run_baseline(
 ) -> dict[str, Any]:
     """Train PPO on ``reward`` (``"true"`` or ``"constant"``) and write a run directory.
 
+    ``steps``: None for the env's default budget. Every setting is checked before any
+    file is written: a bad one raises a ConfigError naming its flag.
+
     Returns the summary (also written to ``summary.json``).
     """
-    if reward not in REWARDS:
-        raise ValueError(f"reward must be one of {sorted(REWARDS)}, not {reward!r}")
+    settings = BaselineSettings(
+        env_id=env_id,
+        steps=steps,
+        seed=seed,
+        reward=reward,  # type: ignore[arg-type]  # checked against RewardKind here
+        fixed_length=fixed_length,
+        eval_episodes=eval_episodes,
+        num_evals=num_evals,
+    )
+    steps = settings.steps if settings.steps is not None else default_steps(env_id)
     torch.set_num_threads(1)
     config = resolve_ppo_config(env_id, ppo_overrides)
     make = lambda: make_env(env_id, fixed_length=fixed_length)  # noqa: E731
     envs = VecEnv([make] * config.num_envs)  # builds (and checks) the env before any file is written
+    rollout = config.num_envs * config.num_steps
+    if steps < rollout:
+        envs.close()
+        raise ConfigError(
+            f"--steps {steps}: one PPO rollout of {env_id} is {rollout} steps (num_envs {config.num_envs} "
+            f"x num_steps {config.num_steps}); give at least {rollout}, or make a rollout shorter with "
+            "--ppo num_steps=N (or --ppo num_envs=N)"
+        )
     run = RunDir.create(run_dir, f"baseline-{reward}", env_id, seed)
     run.write_config(
         {

@@ -20,6 +20,9 @@ from prefrl.errors import (
     os_refusal,
 )
 
+BASELINE_REWARDS = ("true", "constant")
+"""``prefrl baseline --reward``: the env's reward, or 1 every step (prefrl.baseline.REWARDS)"""
+
 SQLITE_REFUSALS = {
     "database or disk is full": "no space left on device (or the database is full)",
     "attempt to write a readonly database": "read-only (file system or permissions)",
@@ -46,11 +49,18 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 
 def _fixed_length(value: str) -> bool | int:
+    """``--fixed-length``: true, false or a number of steps (argparse names the flag)."""
     if value.lower() in ("true", "yes", "on"):
         return True
     if value.lower() in ("false", "no", "off", "0"):
         return False
-    return int(value)
+    try:
+        steps = int(value)
+    except ValueError:
+        steps = -1
+    if steps < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: choose true, false or a number of steps (at least 1)")
+    return steps
 
 
 def add_env_options(p: argparse.ArgumentParser) -> None:
@@ -79,6 +89,8 @@ def add_env_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from prefrl.runtime.choices import BACKENDS, ORACLES, SELECTIONS  # light: no torch for --help
+
     parser = argparse.ArgumentParser(
         prog="prefrl",
         description="Deep reinforcement learning from human preferences for gymnasium control tasks.",
@@ -95,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--reward",
-        choices=["true", "constant"],
+        choices=BASELINE_REWARDS,
         default="true",
         help="true: the env's reward; constant: 1 every step (shows what termination alone teaches)",
     )
@@ -114,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--oracle",
-        choices=["synthetic", "human"],
+        choices=ORACLES,
         default="synthetic",
         help="who answers: a synthetic oracle (true reward) or you, in a pygame window",
     )
@@ -127,24 +139,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--labels",
         type=int,
-        default=-1,
-        help="label budget (default: the task's, e.g. 900 for backflip; else 100)",
+        default=None,
+        help="label budget, at least 2 (default: the task's, e.g. 900 for backflip; else 100)",
     )
-    p.add_argument("--steps", type=int, default=0, help="agent env steps (default: the task's, else per env)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="agent env steps, at least one PPO rollout (default: the task's, else per env)",
+    )
     p.add_argument(
         "--selection",
-        choices=["random", "disagreement"],
+        choices=SELECTIONS,
         default="disagreement",
         help="how pairs are chosen: where the reward models disagree most (default), or at random",
     )
     p.add_argument(
         "--backend",
-        choices=["multiprocess", "inprocess"],
+        choices=BACKENDS,
         default="multiprocess",
         help="multiprocess: three processes in parallel (default); inprocess: sequential, deterministic",
     )
     p.add_argument(
-        "--clip-length", type=int, default=0, help="steps per clip (default: per env, 1-2 s of video)"
+        "--clip-length", type=int, default=None, help="steps per clip (default: per env, 1-2 s of video)"
     )
     p.add_argument(
         "--initial-fraction",
@@ -373,12 +390,11 @@ def cmd_upgrade(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_baseline(args: argparse.Namespace) -> dict[str, Any]:
-    from prefrl.agent.hyperparams import default_steps
     from prefrl.baseline import run_baseline
 
     return run_baseline(
         args.env_id,
-        args.steps or default_steps(args.env_id),
+        args.steps,
         seed=args.seed,
         run_dir=args.run_dir,
         reward=args.reward,
@@ -398,9 +414,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         prefix = "error: " if err.exit_code == EXIT_USAGE else ""
         print(f"prefrl {args.command}: {prefix}{err}", file=sys.stderr)
         return err.exit_code
-    except (ValueError, FileNotFoundError) as err:
-        print(f"prefrl {args.command}: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
     except OSError as err:  # disk full, read-only, permissions...: the user's to fix, in one line
         words = os_refusal(err)
         if words is None:

@@ -40,7 +40,7 @@ from prefrl.agent.hyperparams import resolve_ppo_config
 from prefrl.baseline import run_baseline
 from prefrl.envs.make import make_env
 from prefrl.render.video import record_policy
-from prefrl.runtime.config import TrainConfig
+from prefrl.runtime.config import SELECTIONS, TrainConfig
 from prefrl.runtime.run import train
 from prefrl.tasks import get_task, measure_behaviour, trust_task
 
@@ -61,7 +61,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--selection",
-        choices=["random", "disagreement"],
+        choices=SELECTIONS,
         help="how pairs are chosen (default: the run's default)",
     )
     parser.add_argument(

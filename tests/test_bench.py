@@ -246,8 +246,11 @@ budgets = [10]
         (BASE + "steps = true\n", "[envs.Pendulum-v1]: steps must be an integer, not true"),
         (BASE.replace("budgets = [10]", "steps = 100"), "no label budgets"),
         (BASE + 'selections = ["active"]\n', "unknown selection 'active'"),
-        (BASE + "ppo = { lr = 1 }\n", "unknown PPO settings: ['lr']"),
-        (BASE + "reward_model = { size = 1 }\n", "unknown reward-model settings: ['size']"),
+        (BASE + "ppo = { lr = 1 }\n", "--ppo lr=1: no PPO setting lr; known: activation"),
+        (
+            BASE + "reward_model = { size = 1 }\n",
+            "--reward-model size=1: no reward-model setting size; known: batch_size",
+        ),
         (
             BASE + "clip_length = 500\n",
             "clip_length 500 is longer than an episode of Pendulum-v1 (200 steps)",

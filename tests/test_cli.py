@@ -48,7 +48,9 @@ def test_unknown_env_id_is_a_clear_error_and_writes_nothing(tmp_path, capsys):
 def test_bad_ppo_override_is_a_clear_error(tmp_path, capsys):
     code = main(["baseline", "CartPole-v1", "--run-dir", str(tmp_path / "r"), "--ppo", "lr=1", "--quiet"])
     assert code == 2
-    assert "unknown PPO settings: ['lr']" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("prefrl baseline: error: --ppo lr=1: no PPO setting lr; known: activation, ")
+    assert err.count("\n") == 1 and not (tmp_path / "r").exists()
 
 
 def test_parse_overrides_reads_python_literals():

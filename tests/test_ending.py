@@ -61,5 +61,8 @@ def test_a_run_whose_every_answer_is_skipped_ends_short_and_says_why(tmp_path, b
 
 def test_a_budget_below_two_labels_is_refused_before_anything_is_written(tmp_path):
     for labels in (0, 1):
-        with pytest.raises(ConfigError, match=f"--labels {labels}: a preference run needs at least 2"):
+        with pytest.raises(
+            ConfigError,
+            match=rf"^--labels {labels}: must be at least 2 \(a pair needs 2; PPO without any label",
+        ):
             small(labels=labels)

@@ -118,7 +118,7 @@ def test_checkpoint_round_trip_gives_identical_actions(tmp_path):
 
 
 def test_config_rejects_unknown_settings():
-    with pytest.raises(ValueError, match="unknown PPO settings"):
+    with pytest.raises(ValueError, match=r"no PPO setting learning_rat \(did you mean learning_rate\?\)"):
         PPOConfig().replace(learning_rat=1.0)
 
 

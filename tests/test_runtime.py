@@ -14,6 +14,7 @@ import pytest
 import torch
 from conftest import SMALL_RUN_FLAGS
 
+from prefrl.errors import ConfigError
 from prefrl.prefs.store import PreferenceStore
 from prefrl.reward import load_reward_model
 from prefrl.rundir import RunDir, column, read_metrics
@@ -215,11 +216,14 @@ def test_a_finished_run_trains_further_with_a_larger_budget(tmp_path):
 
 
 def test_impossible_settings_fail_before_anything_is_written(tmp_path):
-    with pytest.raises(ValueError, match="clip_length"):
+    with pytest.raises(
+        ConfigError, match=r"^--clip-length 500: longer than an episode of Pendulum-v1 \(200 steps\)"
+    ):
         train(small(clip_length=500), tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()
-    with pytest.raises(ValueError, match=r"unknown oracle .grumpy"):
+    with pytest.raises(ConfigError, match=r"^--teacher grumpy: unknown oracle .grumpy"):
         train(small(teacher="grumpy"), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
 
 
 def test_inprocess_run_that_cannot_progress_says_why(tmp_path):

@@ -96,7 +96,7 @@ def test_a_task_brings_its_own_budgets_unless_told_otherwise():
     told = TrainConfig(task="backflip", labels=2, steps=2048)
     assert (told.labels, told.steps) == (2, 2048)
     args = build_parser().parse_args(["train", "--task", "spin"])
-    assert (args.labels, args.steps) == (-1, 0)  # left to the task: 200 labels, 200k steps
+    assert (args.labels, args.steps) == (None, None)  # left to the task: 200 labels, 200k steps
 
 
 def test_unknown_task_names_the_known_ones_and_how_to_add_one():

@@ -13,6 +13,7 @@ from typing import Any
 
 from prefrl.agent.ppo import PPOConfig
 from prefrl.envs.make import base_env_id, is_mujoco_id
+from prefrl.utils.settings import override
 
 _MUJOCO: dict[str, Any] = dict(
     num_envs=1,
@@ -81,6 +82,13 @@ def default_steps(env_id: str, mujoco: bool | None = None) -> int:
     return 1_000_000 if mujoco else 200_000
 
 
-def resolve_ppo_config(env_id: str, overrides: dict[str, Any] | None = None) -> PPOConfig:
-    """The hyperparameter table's config for ``env_id`` with ``overrides`` applied."""
-    return default_config(env_id, is_mujoco_id(env_id)).replace(**(overrides or {}))
+def resolve_ppo_config(
+    env_id: str, overrides: dict[str, Any] | None = None, *, flag: str | None = "--ppo"
+) -> PPOConfig:
+    """The hyperparameter table's config for ``env_id`` with ``overrides`` applied.
+
+    Raises:
+        ConfigError: an unknown setting or a bad value, named as ``{flag} KEY=VALUE``.
+    """
+    base = default_config(env_id, is_mujoco_id(env_id))
+    return override(base, overrides or {}, prefix=flag, what="PPO setting")

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -27,31 +27,32 @@ from prefrl.agent.policies import ActorCritic, NumpyActor
 from prefrl.envs.vector import Episode, VecEnv
 from prefrl.interfaces import RewardSource
 from prefrl.utils.checkpoint import load_checkpoint, save_checkpoint
+from prefrl.utils.settings import override
 
 
 @dataclass
 class PPOConfig:
     """PPO hyperparameters (per-env defaults: :mod:`prefrl.agent.hyperparams`)."""
 
-    num_envs: int = 8
+    num_envs: int = field(default=8, metadata={"min": 1})
     """number of envs stepped together"""
-    num_steps: int = 128
+    num_steps: int = field(default=128, metadata={"min": 1})
     """steps per env in each rollout (a rollout is num_envs * num_steps transitions)"""
-    learning_rate: float = 3e-4
+    learning_rate: float = field(default=3e-4, metadata={"above": 0})
     """Adam learning rate"""
     anneal_lr: bool = True
     """decay the learning rate linearly to 0 over the run"""
-    gamma: float = 0.99
+    gamma: float = field(default=0.99, metadata={"min": 0, "max": 1})
     """discount factor"""
-    gae_lambda: float = 0.95
+    gae_lambda: float = field(default=0.95, metadata={"min": 0, "max": 1})
     """lambda of generalised advantage estimation"""
-    minibatch_size: int = 64
+    minibatch_size: int = field(default=64, metadata={"min": 1})
     """transitions per gradient step"""
-    update_epochs: int = 10
+    update_epochs: int = field(default=10, metadata={"min": 1})
     """passes over each rollout"""
     norm_adv: bool = True
     """normalise advantages within each minibatch"""
-    clip_coef: float = 0.2
+    clip_coef: float = field(default=0.2, metadata={"min": 0})
     """surrogate clipping coefficient"""
     anneal_clip: bool = False
     """decay clip_coef linearly to 0 over the run"""
@@ -59,23 +60,23 @@ class PPOConfig:
     """clip the value loss like the surrogate (CleanRL's default; SB3's is off)"""
     ent_coef: float = 0.0
     """entropy bonus coefficient"""
-    vf_coef: float = 0.5
+    vf_coef: float = field(default=0.5, metadata={"min": 0})
     """value loss coefficient"""
-    max_grad_norm: float = 0.5
+    max_grad_norm: float = field(default=0.5, metadata={"above": 0})
     """gradient clipping norm"""
-    target_kl: float | None = None
+    target_kl: float | None = field(default=None, metadata={"above": 0})
     """stop the epochs of an update early when the approximate KL exceeds this"""
     norm_obs: bool = True
     """normalise observations with running statistics"""
     norm_reward: bool = True
     """scale rewards by the running std of the discounted return"""
-    clip_obs: float = 10.0
+    clip_obs: float = field(default=10.0, metadata={"above": 0})
     """clip normalised observations to +-clip_obs"""
-    clip_reward: float = 10.0
+    clip_reward: float = field(default=10.0, metadata={"above": 0})
     """clip scaled rewards to +-clip_reward"""
-    hidden_sizes: tuple[int, ...] = (64, 64)
+    hidden_sizes: tuple[int, ...] = field(default=(64, 64), metadata={"min": 1})
     """hidden layer widths of the actor and of the critic"""
-    activation: str = "tanh"
+    activation: Literal["tanh", "relu"] = "tanh"
     """tanh or relu"""
     log_std_init: float = 0.0
     """initial log standard deviation of Gaussian actions"""
@@ -83,10 +84,8 @@ class PPOConfig:
     """orthogonal weight initialisation"""
 
     def replace(self, **changes: Any) -> PPOConfig:
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise ValueError(f"unknown PPO settings: {sorted(unknown)}")
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes`` applied and checked (ConfigError names the first bad one)."""
+        return override(self, changes, what="PPO setting")
 
 
 def compute_gae(

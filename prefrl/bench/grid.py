@@ -46,16 +46,16 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prefrl.agent.hyperparams import resolve_ppo_config
 from prefrl.envs.make import make_env
+from prefrl.errors import ConfigError, MissingFileError
 from prefrl.oracles import make_oracle, parse_teacher
+from prefrl.runtime.choices import BACKENDS, SELECTIONS, Backend, Selection
 from prefrl.runtime.config import TrainConfig
 from prefrl.tasks import trust_task
 
-SELECTIONS = ("random", "disagreement")
-BACKENDS = ("multiprocess", "inprocess")
 ARMS = ("prefrl", "ppo_true", "ppo_constant", "random")
 """Kinds of cell: a preference run and the three baselines."""
 
@@ -102,7 +102,7 @@ _ENV_KEYS = ("env", *_SETTINGS)
 _TOP_KEYS = ("grid", "envs")
 
 
-class GridError(ValueError):
+class GridError(ConfigError):
     """A grid file that cannot be run; the message names the file, the key and the fix."""
 
 
@@ -208,9 +208,11 @@ def load_grid(path: str | Path) -> Grid:
         GridError: unreadable TOML, an unknown key (with the closest known one), a value of
             the wrong type, an unknown env, teacher, selection, task or override, a bad label
             budget or seed, clips longer than an episode, or two cells with one run directory.
-        FileNotFoundError: no such file.
+        MissingFileError (a FileNotFoundError): no such file.
     """
     path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"there is no grid file {path}; pass a TOML grid, e.g. benchmarks/smoke.toml")
     return parse_grid(path.read_text(), path)
 
 
@@ -292,17 +294,19 @@ def _env_settings(label: str, s: dict[str, Any], where: str, check_env: bool) ->
     if task:
         trust_task(task)  # the grid file names it: the user asked for it to be loaded
     steps, clip_length = _non_negative(s, "steps", where), _non_negative(s, "clip_length", where)
+    given: dict[str, Any] = {
+        k: v for k, v in (("steps", steps), ("clip_length", clip_length)) if v
+    }  # 0: default
     try:
         probe = TrainConfig(
             env_id=env_id,
             task=task,
-            steps=steps,
             labels=budgets[0],
-            clip_length=clip_length,
             fixed_length=fixed,
-            backend=backend,
+            backend=cast(Backend, backend),
             ppo=ppo,
             reward_model=reward_model,
+            **given,
             **train,
         )
     except TypeError as err:  # an unknown TrainConfig field in `train`
@@ -352,7 +356,7 @@ def _check_env(
         env = make_env(env_id, fixed_length=fixed_length)
         horizon = env.spec.max_episode_steps if env.spec else None
         env.close()
-        resolve_ppo_config(env_id, ppo)
+        resolve_ppo_config(env_id, ppo, flag="ppo")
     except ValueError as err:  # EnvError is a ValueError
         raise GridError(f"{where}: {err}") from None
     if isinstance(fixed_length, int) and not isinstance(fixed_length, bool):
@@ -429,9 +433,9 @@ def _preference_cell(
         steps=env.steps,
         labels=budget,
         teacher=teacher,
-        selection=selection,
+        selection=cast(Selection, selection),
         seed=seed,
-        backend=env.backend,
+        backend=cast(Backend, env.backend),
         clip_length=env.clip_length,
         fixed_length=env.fixed_length,
         eval_episodes=env.eval_episodes,

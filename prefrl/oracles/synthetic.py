@@ -71,6 +71,7 @@ from typing import Any
 
 import numpy as np
 
+from prefrl.errors import ConfigError
 from prefrl.oracles.base import Oracle
 from prefrl.prefs.clips import Answer, Clip
 
@@ -87,11 +88,11 @@ ParamValue = float | tuple[float, float]
 def _number(name: str, value: object, lo: float, hi: float, *, lo_open: bool = False) -> float:
     """``value`` as a float in ``[lo, hi]`` (``(lo, hi]`` with ``lo_open``); ValueError otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
+        raise ConfigError(f"{name} must be a number, got {value!r}")
     v = float(value)
     if not (math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi):
         interval = f"{'(' if lo_open else '['}{lo}, {hi}]"
-        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+        raise ConfigError(f"{name} must be in {interval}, got {value!r}")
     return v
 
 
@@ -150,9 +151,9 @@ class ReturnScale:
         try:
             lo, hi = (float(x) for x in return_range)
         except (TypeError, ValueError):
-            raise ValueError(f"return_range must be two numbers (lo, hi), got {return_range!r}") from None
+            raise ConfigError(f"return_range must be two numbers (lo, hi), got {return_range!r}") from None
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-            raise ValueError(f"return_range must be finite with lo < hi, got {return_range!r}")
+            raise ConfigError(f"return_range must be finite with lo < hi, got {return_range!r}")
         self._lo, self._hi = lo, hi
 
     def update(self, *returns: float) -> None:
@@ -370,14 +371,14 @@ def _entry(name: str) -> _Entry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown oracle {name!r}; known oracles: {', '.join(ORACLE_NAMES)}") from None
+        raise ConfigError(f"unknown oracle {name!r}; known oracles: {', '.join(ORACLE_NAMES)}") from None
 
 
 def oracle_params(name: str) -> tuple[str, ...]:
     """The parameters :func:`make_oracle` accepts for oracle ``name``, besides ``seed``.
 
     Raises:
-        ValueError: unknown name.
+        ConfigError (a ValueError): unknown name.
     """
     return _entry(name).params
 
@@ -392,14 +393,14 @@ def make_oracle(name: str, seed: int = 0, **params: Any) -> Oracle:
             ``eps_equal``, ``return_range``); missing ones take B-Pref's defaults.
 
     Raises:
-        ValueError: unknown name (the message lists the known ones), a parameter the
+        ConfigError (a ValueError): unknown name (the message lists the known ones), a parameter the
             oracle does not accept (the message lists those it does), or a value out of range.
     """
     entry = _entry(name)
     unknown = sorted(set(params) - set(entry.params))
     if unknown:
         accepted = ", ".join(entry.params) or "none"
-        raise ValueError(f"oracle {name!r} has no parameter {', '.join(unknown)}; it accepts: {accepted}")
+        raise ConfigError(f"oracle {name!r} has no parameter {', '.join(unknown)}; it accepts: {accepted}")
     if entry.seeded:
         return entry.factory(seed=seed, **params)
     return entry.factory(**params)
@@ -417,7 +418,7 @@ def parse_teacher(spec: str) -> tuple[str, dict[str, ParamValue]]:
     ``make_oracle(name, seed=seed, **params)``; value ranges are checked there.
 
     Raises:
-        ValueError: bad syntax, an unknown oracle, an unknown or repeated parameter, or a
+        ConfigError (a ValueError): bad syntax, an unknown oracle, an unknown or repeated parameter, or a
             value that is not a number (``LO..HI`` for ``return_range``).
     """
     s = spec.strip()
@@ -425,7 +426,7 @@ def parse_teacher(spec: str) -> tuple[str, dict[str, ParamValue]]:
     if "(" in s or ")" in s:
         name, sep, rest = s.partition("(")
         if not sep or not rest.endswith(")"):
-            raise ValueError(f"bad teacher spec {spec!r}: unbalanced parentheses; {_SYNTAX}")
+            raise ConfigError(f"unbalanced parentheses; {_SYNTAX}")
         body = rest[:-1]
     elif ":" in s:
         name, _, body = s.partition(":")
@@ -433,24 +434,22 @@ def parse_teacher(spec: str) -> tuple[str, dict[str, ParamValue]]:
         name = s
     name = name.strip()
     if not name:
-        raise ValueError(f"bad teacher spec {spec!r}: no name; {_SYNTAX}")
+        raise ConfigError(f"no name; {_SYNTAX}")
     entry = _entry(name)
     params: dict[str, ParamValue] = {}
     if body is None:
         return name, params
     if not body.strip():
-        raise ValueError(f"bad teacher spec {spec!r}: empty parameter list; {_SYNTAX}")
+        raise ConfigError(f"empty parameter list; {_SYNTAX}")
     for item in body.split(","):
         key, eq, value = (part.strip() for part in item.partition("="))
         if not eq or not key or not value:
-            raise ValueError(f"bad teacher spec {spec!r}: {item.strip()!r} is not KEY=VALUE; {_SYNTAX}")
+            raise ConfigError(f"{item.strip()!r} is not KEY=VALUE; {_SYNTAX}")
         if key not in entry.params:
             accepted = ", ".join(entry.params) or "none"
-            raise ValueError(
-                f"bad teacher spec {spec!r}: oracle {name!r} has no parameter {key!r}; it accepts: {accepted}"
-            )
+            raise ConfigError(f"oracle {name!r} has no parameter {key!r}; it accepts: {accepted}")
         if key in params:
-            raise ValueError(f"bad teacher spec {spec!r}: {key!r} given twice")
+            raise ConfigError(f"{key!r} given twice")
         params[key] = _parse_value(spec, key, value)
     return name, params
 
@@ -465,4 +464,4 @@ def _parse_value(spec: str, key: str, value: str) -> ParamValue:
         return float(value)
     except ValueError:
         form = "LO..HI, e.g. -800..0" if key == "return_range" else "a number"
-        raise ValueError(f"bad teacher spec {spec!r}: {key}={value!r} is not {form}") from None
+        raise ConfigError(f"{key}={value!r} is not {form}") from None

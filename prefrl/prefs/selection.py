@@ -10,13 +10,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 import numpy as np
 
 from prefrl.prefs.clips import Clip
 
-SELECTIONS = ("random", "disagreement")
+Selection = Literal["random", "disagreement"]
+SELECTIONS: tuple[str, ...] = get_args(Selection)
+"""the ways pairs are chosen (``--selection``)"""
 
 
 class PreferenceModel(Protocol):

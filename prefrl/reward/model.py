@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,35 +26,36 @@ import torch
 from torch import nn
 
 from prefrl.utils.checkpoint import load_checkpoint, save_checkpoint
+from prefrl.utils.settings import override
 
 
 @dataclass
 class RewardModelConfig:
     """Reward-model settings (the paper's, scaled to a laptop)."""
 
-    ensemble_size: int = 3
+    ensemble_size: int = field(default=3, metadata={"min": 1})
     """number of members, each trained on its own bootstrap resample of the labels"""
-    hidden_sizes: tuple[int, ...] = (64, 64)
+    hidden_sizes: tuple[int, ...] = field(default=(64, 64), metadata={"min": 1})
     """hidden layer widths of each member"""
     leaky_slope: float = 0.01
     """negative slope of the leaky ReLU between layers"""
-    dropout: float = 0.0
+    dropout: float = field(default=0.0, metadata={"min": 0, "below": 1})
     """dropout probability after each hidden layer while training"""
-    output_std: float = 1.0
+    output_std: float = field(default=1.0, metadata={"above": 0})
     """standard deviation each member's output is normalised to (mean 0)"""
-    learning_rate: float = 1e-3
+    learning_rate: float = field(default=1e-3, metadata={"above": 0})
     """Adam learning rate"""
-    batch_size: int = 64
+    batch_size: int = field(default=64, metadata={"min": 1})
     """labelled pairs per gradient step"""
-    epochs_per_round: int = 10
+    epochs_per_round: int = field(default=10, metadata={"min": 1})
     """passes over the labels in each training round (warm-started from the last round)"""
-    first_round_multiplier: int = 3
+    first_round_multiplier: int = field(default=3, metadata={"min": 1})
     """the first round (from scratch, on the initial labels) makes this many times more passes"""
-    min_steps_per_round: int = 50
+    min_steps_per_round: int = field(default=50, metadata={"min": 0})
     """at least this many gradient steps per round (few labels: many passes)"""
-    l2_init: float = 1e-3
+    l2_init: float = field(default=1e-3, metadata={"min": 0})
     """initial L2 weight; adapted per member to keep validation loss 1.1x-1.5x training loss"""
-    random_answer_prob: float = 0.1
+    random_answer_prob: float = field(default=0.1, metadata={"min": 0, "max": 1})
     """the paper's model of answers given at random: P = (1 - p) * softmax + p / 2"""
     use_actions: bool = True
     """feed the action to the members (the paper's MuJoCo setting); False: observations only
@@ -62,10 +63,12 @@ class RewardModelConfig:
     the members prefer one action everywhere and the agent exploits that"""
 
     def replace(self, **changes: Any) -> RewardModelConfig:
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise ValueError(f"unknown reward-model settings: {sorted(unknown)}")
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes`` applied and checked (ConfigError names the first bad one)."""
+        return override(self, changes, what="reward-model setting")
+
+    def override(self, changes: dict[str, Any], *, flag: str | None = "--reward-model") -> RewardModelConfig:
+        """:meth:`replace` for a user's overrides: a bad one is named as ``{flag} KEY=VALUE``."""
+        return override(self, changes, prefix=flag, what="reward-model setting")
 
 
 class EnsembleLinear(nn.Module):

@@ -6,12 +6,18 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefrl.agent.hyperparams import default_steps
+from prefrl.agent.hyperparams import default_steps, resolve_ppo_config
+from prefrl.agent.ppo import PPOConfig
 from prefrl.envs.make import base_env_id
 from prefrl.errors import ConfigError
+from prefrl.oracles import make_oracle, parse_teacher
 from prefrl.prefs.schedule import LabelSchedule
 from prefrl.reward.model import RewardModelConfig
+from prefrl.runtime.choices import BACKENDS, ORACLES, SELECTIONS, Backend, OracleKind, Selection
 from prefrl.tasks import get_task, portable_task_name
+from prefrl.utils.settings import check_settings, unset
+
+__all__ = ["BACKENDS", "CLI_FLAGS", "DEFAULT_LABELS", "ORACLES", "SELECTIONS", "TrainConfig"]
 
 # Per-env defaults of a preference run. Clip lengths give 1-2 s of video at the env's
 # own frame rate (CartPole 50 fps, Pendulum 30, Acrobot 15, MountainCar 30, Hopper 125);
@@ -44,44 +50,74 @@ DEFAULT_LABELS = 100
 """the label budget of a run on a plain env (a task brings its own)"""
 
 
+CLI_FLAGS: dict[str, str] = {
+    "env_id": "ENV_ID",
+    "task": "--task",
+    "steps": "--steps",
+    "labels": "--labels",
+    "oracle": "--oracle",
+    "teacher": "--teacher",
+    "selection": "--selection",
+    "seed": "--seed",
+    "backend": "--backend",
+    "clip_length": "--clip-length",
+    "fixed_length": "--fixed-length",
+    "initial_fraction": "--initial-fraction",
+    "query_videos": "--query-videos",
+}
+"""the flags of ``prefrl train`` that set a field: errors name a setting as it was typed"""
+
+
 @dataclass
 class TrainConfig:
-    """Everything a preference run needs; ``prefrl resume`` rebuilds the run from it."""
+    """Everything a preference run needs; ``prefrl resume`` rebuilds the run from it.
+
+    Checked and resolved on construction, before any file is written: every field
+    against its type and bounds, the task, the teacher, the PPO and reward-model
+    overrides, and that the step budget holds one PPO rollout. A bad value raises a
+    :class:`~prefrl.errors.ConfigError` naming the flag (``--labels -5: must be at least 2
+    ...``). ``None`` budgets and lengths become the task's or the env's defaults, so a
+    stored config (``config.json``) holds numbers only.
+    """
 
     env_id: str = ""
     """gymnasium env id (a --task sets it)"""
-    steps: int = 0
-    """env steps of the agent (0: the task's budget, else the env's default)"""
-    labels: int = -1
-    """label budget: queries answered (can't-tell and skipped answers count too); -1: the
+    steps: int = unset("the task's budget, else the env's default", min=1)
+    """env steps of the agent (None: the task's budget, else the env's default)"""
+    labels: int = unset(
+        "the task's budget, else 100",
+        min=2,
+        hint="a pair needs 2; PPO without any label: prefrl baseline ENV --reward constant",
+    )
+    """label budget: queries answered (can't-tell and skipped answers count too); None: the
     task's budget, else 100"""
-    oracle: str = "synthetic"
+    oracle: OracleKind = "synthetic"
     """synthetic or human"""
     teacher: str = "perfect"
     """synthetic teacher: perfect, stochastic, myopic, mistake, skip, equal (NAME:key=value,...)"""
-    selection: str = "disagreement"
+    selection: Selection = "disagreement"
     """disagreement (default: steadier over seeds in the published grid) or random"""
-    seed: int = 0
-    backend: str = "multiprocess"
+    seed: int = field(default=0, metadata={"min": 0})
+    backend: Backend = "multiprocess"
     """multiprocess (three processes) or inprocess (sequential, deterministic)"""
-    clip_length: int = 0
-    """steps per clip (0: per-env default)"""
-    fixed_length: bool | int | None = None
-    """hide termination (None: per-env default)"""
+    clip_length: int = unset("the env's default", min=1)
+    """steps per clip (None: per-env default)"""
+    fixed_length: bool | int | None = field(default=None, metadata={"min": 1})
+    """hide termination: True (the env's time limit), a number of steps, False (None: per-env default)"""
     task: str | None = None
     """a behaviour task (backflip, spin, right, ...): its env, instruction and scripted oracle"""
-    initial_fraction: float = 0.25
+    initial_fraction: float = field(default=0.25, metadata={"min": 0, "max": 1})
     """share of the labels asked about the untrained policy before RL starts"""
-    decay_fraction: float = 0.1
+    decay_fraction: float = field(default=0.1, metadata={"above": 0})
     """label rate ~ c / (T + c) with c = decay_fraction * steps"""
-    pool_size: int = 400
+    pool_size: int = field(default=400, metadata={"min": 2, "hint": "pairs are drawn from at least 2 clips"})
     """recent clips the labeler chooses pairs from"""
-    oversample: int = 10
+    oversample: int = field(default=10, metadata={"min": 1})
     """disagreement selection scores this many candidate pairs per query"""
-    eval_episodes: int = 10
-    num_evals: int = 10
+    eval_episodes: int = field(default=10, metadata={"min": 1})
+    num_evals: int = field(default=10, metadata={"min": 1})
     """evaluations of the policy on the true reward during the run"""
-    checkpoint_every: int = 10
+    checkpoint_every: int = field(default=10, metadata={"min": 1})
     """agent checkpoint every this many PPO updates"""
     query_videos: bool = False
     """keep every query's side-by-side clip as an mp4 in videos/"""
@@ -91,11 +127,15 @@ class TrainConfig:
     """reward-model setting overrides (see RewardModelConfig)"""
 
     def __post_init__(self) -> None:
+        check_settings(self, flags=CLI_FLAGS)
         if self.task is not None:
-            self.task = portable_task_name(self.task)
-            task = get_task(self.task)
+            given, self.task = self.task, portable_task_name(self.task)
+            try:
+                task = get_task(self.task)
+            except ConfigError as err:  # unknown task, task file not found
+                raise ConfigError(f"--task {given}: {err}") from None
             if self.env_id not in (task.gym_id, task.env_id, ""):
-                raise ValueError(f"task {task.name!r} runs on {task.env_id}, not {self.env_id}")
+                raise ConfigError(f"--task {self.task}: the task runs on {task.env_id}, not {self.env_id}")
             self.env_id = task.gym_id
             env_defaults = PREFERENCE_DEFAULTS.get(task.env_id, _FALLBACK)
             defaults: dict[str, Any] = {
@@ -107,31 +147,45 @@ class TrainConfig:
         else:
             env_defaults = defaults = PREFERENCE_DEFAULTS.get(base_env_id(self.env_id), _FALLBACK)
         self.reward_model = {**env_defaults.get("reward_model", {}), **self.reward_model}
-        if self.steps <= 0:
+        if self.steps is None:
             self.steps = int(defaults.get("steps") or default_steps(self.env_id))
-        if self.labels < 0:
+        if self.labels is None:
             self.labels = int(defaults.get("labels", DEFAULT_LABELS))
-        if self.clip_length <= 0:
+        if self.clip_length is None:
             self.clip_length = int(defaults["clip_length"])
         if self.fixed_length is None:
             self.fixed_length = defaults["fixed_length"]
-        if self.labels < 2:
+        self.oracle_spec()  # each check now, in the parent, not in a child process
+        ppo = self.ppo_config()
+        rollout = ppo.num_envs * ppo.num_steps
+        if self.steps < rollout:
             raise ConfigError(
-                f"--labels {self.labels}: a preference run needs at least 2 labels (PPO without any "
-                "label: prefrl baseline ENV --reward constant)"
+                f"--steps {self.steps}: one PPO rollout of {self.env_id} is {rollout} steps (num_envs "
+                f"{ppo.num_envs} x num_steps {ppo.num_steps}); give at least {rollout}, or make a rollout "
+                f"shorter with --ppo num_steps=N (or --ppo num_envs=N)"
             )
-        if self.pool_size < 2:
-            raise ConfigError(f"pool_size {self.pool_size}: pairs are drawn from at least 2 clips")
-        if self.backend not in ("multiprocess", "inprocess"):
-            raise ValueError(f"backend must be multiprocess or inprocess, not {self.backend!r}")
-        self.reward_model_config()  # validates the overrides now, not in a child process
+        self.reward_model_config()
+
+    def oracle_spec(self) -> tuple[str, dict[str, Any]]:
+        """The synthetic teacher's name and parameters, checked by building it once."""
+        try:
+            name, params = parse_teacher(self.teacher)
+            make_oracle(name, seed=self.seed, **params)
+        except ConfigError as err:  # a bad spec or value; anything else is a bug
+            raise ConfigError(f"--teacher {self.teacher}: {err}") from None
+        return name, params
+
+    def ppo_config(self) -> PPOConfig:
+        """The hyperparameter table's PPO config for the env with the ``ppo`` overrides."""
+        return resolve_ppo_config(self.env_id, self.ppo)
 
     def schedule(self) -> LabelSchedule:
         """The run's label schedule."""
         return LabelSchedule(self.labels, self.steps, self.initial_fraction, self.decay_fraction)
 
     def reward_model_config(self) -> RewardModelConfig:
-        return RewardModelConfig().replace(**self.reward_model)
+        """The reward model's settings with the ``reward_model`` overrides."""
+        return RewardModelConfig().override(self.reward_model)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

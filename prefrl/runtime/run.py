@@ -9,13 +9,14 @@ from typing import Any, Protocol
 
 from prefrl import __version__
 from prefrl.envs.make import make_env
-from prefrl.oracles import Oracle, parse_teacher
+from prefrl.errors import ConfigError, RunKindError
+from prefrl.oracles import Oracle
 from prefrl.plotting import plot_learning_curve
 from prefrl.prefs.store import PreferenceStore
 from prefrl.rundir import RunDir, mark_stopped_if_dead
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.ending import RunEnd
-from prefrl.runtime.errors import RunInterrupted
+from prefrl.runtime.errors import RunExistsError, RunInterrupted
 from prefrl.runtime.inprocess import run_inprocess
 from prefrl.runtime.monitor import Monitor
 from prefrl.runtime.multiprocess import run_multiprocess
@@ -58,7 +59,7 @@ def train(
         raise ValueError("an oracle object can only be passed to the inprocess backend")
     run = RunDir.create(run_dir, "train", config.env_id, config.seed)
     if run.config_path.exists():
-        raise ValueError(f"{run.path} already holds a run; continue it with: prefrl resume {run.path}")
+        raise RunExistsError(f"{run.path} already holds a run; continue it with: prefrl resume {run.path}")
     run.write_config({"kind": "train", **config.to_dict(), "prefrl_version": __version__})
     return _execute(config, run, progress=progress, video=video, oracle=oracle, window=labeling_window)
 
@@ -89,13 +90,13 @@ def resume(
     data = run.read_config()
     run.check_writable()  # before any process starts
     if data.get("kind") != "train":
-        raise ValueError(
+        raise RunKindError(
             f"{run.path} is a {data.get('kind')} run; only preference runs (prefrl train) can be resumed"
         )
     config = TrainConfig.from_dict(data)
     for name, new, old in (("steps", steps, config.steps), ("labels", labels, config.labels)):
         if new is not None and new < old:
-            raise ValueError(f"--{name} {new} is below the run's budget of {old}: a budget can only grow")
+            raise ConfigError(f"--{name} {new}: below the run's budget of {old}; a budget can only grow")
     grows = (steps or config.steps) > config.steps or (labels or config.labels) > config.labels
     if not grows and run.summary_path.exists() and run.read_summary().get("complete"):
         print(f"prefrl: {run.path} is complete; --steps / --labels above its budgets train it further")
@@ -109,28 +110,25 @@ def resume(
 
 
 def _check(config: TrainConfig) -> None:
-    """Fail before anything is written: unknown env id, teacher or selection, clips too long."""
+    """Fail before anything is written: an env that cannot be built, clips longer than an
+    episode (the config checked everything else when it was made)."""
     env = make_env(config.env_id, fixed_length=config.fixed_length or False)
     horizon = env.spec.max_episode_steps if env.spec else None
     env.close()
     if horizon is not None and config.clip_length > horizon:
-        raise ValueError(
-            f"clip_length {config.clip_length} is longer than an episode of {config.env_id} ({horizon} steps): "
-            "no clip could ever be cut. Use a shorter --clip-length."
+        raise ConfigError(
+            f"--clip-length {config.clip_length}: longer than an episode of {config.env_id} ({horizon} steps), "
+            f"so no clip could ever be cut; give at most {horizon}"
         )
-    if config.oracle not in ("synthetic", "human"):
-        raise ValueError(f"oracle must be synthetic or human, not {config.oracle!r}")
-    parse_teacher(config.teacher)
-    if config.selection not in ("random", "disagreement"):
-        raise ValueError(f"selection must be random or disagreement, not {config.selection!r}")
 
 
 def _check_human(config: TrainConfig, window: WindowLauncher | None) -> None:
     if config.oracle != "human":
         return
     if config.backend != "multiprocess":
-        raise ValueError(
-            "--oracle human needs the multiprocess backend: the agent must keep running while you label"
+        raise ConfigError(
+            f"--backend {config.backend}: --oracle human needs the multiprocess backend (the agent "
+            "must keep running while you label)"
         )
     if window is not None:
         window.check()  # no display: fail now, with how to run it, before anything is written

@@ -1,0 +1,22 @@
+"""The choices of a preference run's settings, each listed once: the Literal types of
+:class:`~prefrl.runtime.config.TrainConfig` and the tuples the command line offers.
+
+Kept apart from ``config.py`` so that building the command line (``prefrl --help``)
+imports no torch.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from prefrl.prefs.selection import SELECTIONS, Selection
+
+OracleKind = Literal["synthetic", "human"]
+ORACLES: tuple[str, ...] = get_args(OracleKind)
+"""who answers (``--oracle``): a synthetic teacher from the true reward, or a person"""
+
+Backend = Literal["multiprocess", "inprocess"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+"""how the roles run (``--backend``): three processes, or in turn in one (deterministic)"""
+
+__all__ = ["BACKENDS", "ORACLES", "SELECTIONS", "Backend", "OracleKind", "Selection"]
