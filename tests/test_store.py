@@ -20,6 +20,7 @@ from prefrl.prefs.blobs import encode
 from prefrl.prefs.clips import Answer, Clip
 from prefrl.prefs.repair import repair_store
 from prefrl.prefs.store import (
+    SCHEMA_VERSION,
     DamagedClipError,
     Label,
     PreferenceStore,
@@ -105,7 +106,7 @@ def test_new_store_settings_and_meta(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
         meta = dict(conn.execute("SELECT key, value FROM meta"))
-        assert meta == {"env_id": ENV, "schema_version": "2"}
+        assert meta == {"env_id": ENV, "schema_version": str(SCHEMA_VERSION)}
     with PreferenceStore(path) as store:  # env_id is optional once the store exists
         assert store.env_id == ENV
 
@@ -562,12 +563,13 @@ def test_repair_of_intact_store_and_missing_store(tmp_path: Path, rng: np.random
 
 
 def make_old_schema(path: Path) -> None:
-    """Turn a store into one of schema 1 (no checksums, no set_aside table)."""
+    """Turn a store into one of schema 1 (no checksums, no set_aside and undone tables)."""
     conn = sqlite3.connect(path)
     try:
         with conn:
             conn.execute("ALTER TABLE clips DROP COLUMN checksum")
             conn.execute("DROP TABLE set_aside")
+            conn.execute("DROP TABLE undone")
             conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     finally:
         conn.close()
@@ -590,7 +592,11 @@ def test_old_schema_store_is_migrated_on_open(tmp_path: Path, rng: np.random.Gen
     flip_byte(path, clip_ids[5], "obs", len(blob_of(path, clip_ids[5], "obs")) - 1)
     with PreferenceStore(path) as store:
         conn = store._conn
-        assert dict(conn.execute("SELECT key, value FROM meta")) == {"env_id": ENV, "schema_version": "2"}
+        assert dict(conn.execute("SELECT key, value FROM meta")) == {
+            "env_id": ENV,
+            "schema_version": str(SCHEMA_VERSION),
+        }
+        assert store.undone_answers() == []
         migrated = dict(conn.execute("SELECT clip_id, checksum FROM clips"))
         assert {c: migrated[c] for c in clip_ids[1:5]} == {c: checksums[c] for c in clip_ids[1:5]}
         assert store.set_aside_queries() == {}
@@ -608,3 +614,53 @@ def test_old_schema_store_is_migrated_on_open(tmp_path: Path, rng: np.random.Gen
             store.get_clip(clip_ids[3])
         assert_names_damage(err.value, tmp_path, clip_ids[3], [2])
         assert store.verify(deep=True) == [clip_ids[0], clip_ids[3]]
+
+
+# -- undo ---------------------------------------------------------------------------
+
+
+def test_an_undone_answer_is_kept_aside_and_its_query_is_pending_again(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    with PreferenceStore(tmp_path / "prefs.sqlite", ENV) as store:
+        answer_all(store, rng, [Answer.LEFT, Answer.RIGHT, Answer.EQUAL])
+        assert store.num_answered() == 3 and store.pending_queries() == []
+        assert store.undo_answer(2) == Answer.RIGHT
+        assert [q.query_id for q in store.pending_queries()] == [2]
+        assert store.num_answered() == 2
+        assert [lab.query_id for lab in store.labels()] == [1, 3]
+        assert [lab.query_id for lab in store.trainable_labels()] == [1, 3]
+        assert store.answer_counts()[Answer.RIGHT] == 0
+        assert store.undone_answers() == [(2, Answer.RIGHT, "synthetic")]
+        with pytest.raises(StoreError, match="query 2 has no answer to undo"):
+            store.undo_answer(2)
+        with pytest.raises(StoreError, match="query 99 has no answer to undo"):
+            store.undo_answer(99)
+        # answered anew, undone again, answered again: every undo is kept
+        store.record_answer(2, Answer.LEFT, oracle="human")
+        assert store.undo_answer(2) == Answer.LEFT
+        store.record_answer(2, Answer.EQUAL, oracle="human")
+        assert store.undone_answers() == [(2, Answer.RIGHT, "synthetic"), (2, Answer.LEFT, "human")]
+        assert {lab.query_id: lab.answer for lab in store.labels()} == {
+            1: Answer.LEFT,
+            2: Answer.EQUAL,
+            3: Answer.EQUAL,
+        }
+        assert store.num_answered() == 3
+
+
+def test_a_schema_2_store_gets_the_undone_table(tmp_path: Path, rng: np.random.Generator) -> None:
+    path = tmp_path / "prefs.sqlite"
+    with PreferenceStore(path, ENV) as store:
+        answer_all(store, rng, [Answer.LEFT, Answer.RIGHT])
+        labels = store.labels()
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("DROP TABLE undone")
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.close()
+    with PreferenceStore(path) as store:
+        assert dict(store._conn.execute("SELECT key, value FROM meta"))["schema_version"] == "3"
+        assert store.labels() == labels and store.undone_answers() == []
+        assert store.undo_answer(1) == Answer.LEFT
+        assert store.num_answered() == 1

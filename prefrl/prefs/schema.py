@@ -9,6 +9,7 @@ Tables::
                score, source)
     answers   (query_id, answer, answered_at, oracle, response_time)
     set_aside (query_id, clip_id, reason, set_aside_at)
+    undone    (undo_id, query_id, answer, answered_at, oracle, response_time, undone_at)
 
 A file that is not an intact store is refused without being written to; a store of an
 older schema is migrated in place (:func:`open_schema`).
@@ -24,8 +25,8 @@ from prefrl.prefs.blobs import clip_checksum
 from prefrl.prefs.clips import Answer
 from prefrl.prefs.errors import StoreError
 
-# 1: the first schema. 2: clips.checksum and the set_aside table (see _migrate).
-SCHEMA_VERSION = 2
+# 1: the first schema. 2: clips.checksum and the set_aside table. 3: the undone table (see _migrate).
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0
 STORE_NAME = "prefs.sqlite"  # RUN_DIR/prefs.sqlite
 
@@ -41,6 +42,18 @@ SET_ASIDE_TABLE = """CREATE TABLE IF NOT EXISTS set_aside (
         set_aside_at REAL NOT NULL
     )"""
 IN_USE = "query_id NOT IN (SELECT query_id FROM set_aside)"
+# Answers taken back by the person who gave them (the labelling window's undo): moved here
+# from ``answers``, for the record, so the query is unanswered again and asked anew. A query
+# can be answered and undone several times: one row per undo.
+UNDONE_TABLE = """CREATE TABLE IF NOT EXISTS undone (
+        undo_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        query_id INTEGER NOT NULL REFERENCES queries(query_id),
+        answer TEXT NOT NULL,
+        answered_at REAL NOT NULL,
+        oracle TEXT NOT NULL,
+        response_time REAL,
+        undone_at REAL NOT NULL
+    )"""
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS clips (
@@ -78,6 +91,7 @@ SCHEMA = (
         response_time REAL
     )""",
     SET_ASIDE_TABLE,
+    UNDONE_TABLE,
 )
 
 CLIP_COLUMNS = (
@@ -189,6 +203,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
     ``set_aside`` table. A clip damaged before this migration gets the checksum of its
     damaged bytes, so such damage can still only be caught by the decode check (an array
     that cannot be read or has the wrong shape), not by the checksum.
+
+    2 -> 3: adds the ``undone`` table (answers taken back; no answer changes).
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -213,6 +229,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
                     [(clip_checksum(blobs), rowid) for rowid, *blobs in rows],
                 )
             conn.execute(SET_ASIDE_TABLE)
+        if version < 3:
+            conn.execute(UNDONE_TABLE)
         conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )

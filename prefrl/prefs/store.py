@@ -471,6 +471,41 @@ class PreferenceStore:
                 ) from None
             raise StoreError(f"there is no query {query_id} in the preference store {self.path}") from None
 
+    def undo_answer(self, query_id: int) -> Answer:
+        """Take back the answer to query ``query_id`` (a person's undo); return what it was.
+
+        The answer is moved to the ``undone`` table, for the record, in one transaction:
+        from then on the query is pending again (asked anew), and the answer is left out of
+        :meth:`num_answered` (its label goes back to the budget), :meth:`labels`,
+        :meth:`trainable_labels`, :meth:`answer_counts` and exports. A reward trainer drops
+        it from its data at its next read of the labels.
+
+        Raises:
+            StoreError: query ``query_id`` has no answer (never answered, or undone already).
+        """
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT answer, answered_at, oracle, response_time FROM answers WHERE query_id = ?",
+                (int(query_id),),
+            ).fetchone()
+            if row is None:
+                raise StoreError(
+                    f"query {query_id} has no answer to undo in the preference store {self.path}"
+                )
+            conn.execute(
+                "INSERT INTO undone (query_id, answer, answered_at, oracle, response_time, undone_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (int(query_id), *row, time.time()),
+            )
+            conn.execute("DELETE FROM answers WHERE query_id = ?", (int(query_id),))
+        return Answer(row[0])
+
+    def undone_answers(self) -> list[tuple[int, Answer, str]]:
+        """The answers taken back (:meth:`undo_answer`), in the order they were undone:
+        ``(query_id, answer, oracle)``."""
+        rows = self._conn.execute("SELECT query_id, answer, oracle FROM undone ORDER BY undo_id")
+        return [(int(qid), Answer(answer), oracle) for qid, answer, oracle in rows]
+
     def pending_queries(self) -> list[Query]:
         """Queries without an answer, oldest first (including ones offered before a crash);
         set-aside queries are left out."""
