@@ -148,3 +148,19 @@ def test_reward_model_recovers_the_true_ranking():
     predicted = [model.predict(c.obs, c.actions).sum() for c in test]
     true = [c.true_return for c in test]
     assert np.corrcoef(predicted, true)[0, 1] > 0.9
+
+
+def test_a_removed_label_leaves_the_data_and_every_members_resample():
+    trainer = PreferenceTrainer(linear_model([1.0, 1.0, 1.0]), seed=5)
+    for key in (10, 11, 12):
+        trainer.add(key, make_clip([float(key), 0.0]), make_clip([0.0, 1.0]), 1.0 if key != 11 else 0.0)
+    assert trainer.remove(11) and not trainer.remove(11) and not trainer.remove(99)
+    assert trainer.num_labels == 2 and trainer.pairs.keys == [10, 12]
+    assert trainer.pairs.mu == [1.0, 1.0]
+    assert [float(f[0, 0]) for f in trainer.pairs.left] == [10.0, 12.0]
+    assert len(trainer.pairs.right) == len(trainer.pairs.true_returns) == 2
+    # the bootstrap weights left are those of labels 10 and 12, in their order
+    for counts, key in zip(trainer.pairs.counts, (10, 12), strict=True):
+        np.testing.assert_array_equal(counts, bootstrap_counts(5, key, 3))
+    assert trainer._tensors().counts.shape == (2, 3)
+    assert trainer.train_round()["reward/labels"] == 2.0

@@ -362,3 +362,29 @@ def test_run_status_tells_a_live_run_from_a_stopped_or_dead_one(tmp_path, clips)
     starting = read_state(info)  # config.json just written, no status.json yet
     assert starting.live and not starting.known
     assert not read_state(info, now=now + START_GRACE_S + 1).live
+
+
+def test_the_reward_trainer_drops_an_undone_label_and_takes_its_new_answer(tmp_path, clips):
+    run = make_run(tmp_path / "run", clips, 4, labels=4)
+    with PreferenceStore(run.store_path) as store:
+        for qid, answer in zip(
+            (1, 2, 3, 4), (Answer.LEFT, Answer.RIGHT, Answer.LEFT, Answer.EQUAL), strict=True
+        ):
+            store.record_answer(qid, answer, oracle="human")
+    config = TrainConfig.from_dict(json.loads(run.config_path.read_text()))
+    trainer = RewardTrainerRole(config, run.path, LocalWeights(), LocalStatus())
+    try:
+        assert trainer.step() and trainer.trainer.pairs.keys == [1, 2, 3, 4]
+        with PreferenceStore(run.store_path) as store:
+            store.undo_answer(2)
+        assert trainer.step()  # a change: trains again without the label
+        assert trainer.trainer.pairs.keys == [1, 3, 4] and trainer.last_metrics["reward/labels"] == 3
+        with PreferenceStore(run.store_path) as store:
+            store.record_answer(2, Answer.LEFT, oracle="human")  # answered anew, the other way
+            store.undo_answer(4)
+            store.record_answer(4, Answer.CANT_TELL, oracle="human")  # not trained on
+        assert trainer.step()
+        assert sorted(trainer.trainer.pairs.keys) == [1, 2, 3] and trainer.known[2] == 1.0
+        assert trainer.trainer.pairs.mu[trainer.trainer.pairs.keys.index(2)] == 1.0
+    finally:
+        trainer.close()

@@ -95,8 +95,8 @@ class _Data:
 class PreferenceTrainer:
     """Trains a :class:`RewardModel` on labelled pairs, one round at a time.
 
-    ``add(key, left, right, mu)`` adds a label (``key`` unique, e.g. the store's query id);
-    ``train_round()`` runs the configured passes and returns log values.
+    ``add(key, left, right, mu)`` adds a label (``key`` unique, e.g. the store's query id),
+    ``remove(key)`` drops one; ``train_round()`` runs the configured passes and returns log values.
     """
 
     def __init__(self, model: RewardModel, seed: int = 0):
@@ -122,6 +122,18 @@ class PreferenceTrainer:
         self.pairs.counts.append(bootstrap_counts(self.seed, key, self.members))
         self.pairs.keys.append(key)
         self.pairs.true_returns.append((left.true_return, right.true_return))
+
+    def remove(self, key: int) -> bool:
+        """Drop the label added with ``key`` (an answer taken back); returns whether there
+        was one. Its bootstrap draws go with it: no member trains or validates on it."""
+        try:
+            index = self.pairs.keys.index(key)
+        except ValueError:
+            return False
+        pairs = self.pairs
+        for column in (pairs.left, pairs.right, pairs.mu, pairs.counts, pairs.keys, pairs.true_returns):
+            del column[index]
+        return True
 
     def recent_features(self, num_pairs: int = 100) -> np.ndarray:
         """Unnormalised features of the clips of the last ``num_pairs`` labels, ``(B, in_dim)``."""

@@ -54,7 +54,8 @@ class RewardTrainerRole(Role):
         self.initial_labels = config.schedule().initial_labels
         self.extra_rounds = extra_rounds
         self.rounds_without_new = extra_rounds  # nothing to refine before the first labels
-        self.known: set[int] = set()
+        self.known: dict[int, float] = {}
+        """query id -> mu of each label the trainer holds"""
         self.last_metrics: dict[str, float] = {}
         self._labels_cache: list[Label] = []
 
@@ -90,19 +91,26 @@ class RewardTrainerRole(Role):
         return True
 
     def _read_new_labels(self) -> int:
+        """Bring the trainer's data in line with the store's trainable labels; returns how
+        many labels were added or dropped (0: nothing changed)."""
         # All labels are listed (cheap: no clip data), so an answer to an older query that
-        # was re-asked after a crash is still picked up.
+        # was re-asked after a crash is still picked up, and one taken back (the labelling
+        # window's undo) or set aside is dropped; an answer given anew replaces the old one.
         labels = self.store.trainable_labels()
         self._labels_cache = labels
+        current = {lbl.query_id: lbl.mu for lbl in labels}
+        gone = [qid for qid, mu in self.known.items() if current.get(qid) != mu]
+        for qid in gone:
+            self.trainer.remove(qid)
+            del self.known[qid]
         new = [lbl for lbl in labels if lbl.query_id not in self.known]
-        if not new:
-            return 0
-        clips = self.store.get_clips({c for lbl in new for c in (lbl.left_clip_id, lbl.right_clip_id)})
-        for lbl in new:
-            assert lbl.mu is not None
-            self.trainer.add(lbl.query_id, clips[lbl.left_clip_id], clips[lbl.right_clip_id], lbl.mu)
-            self.known.add(lbl.query_id)
-        return len(new)
+        if new:
+            clips = self.store.get_clips({c for lbl in new for c in (lbl.left_clip_id, lbl.right_clip_id)})
+            for lbl in new:
+                assert lbl.mu is not None
+                self.trainer.add(lbl.query_id, clips[lbl.left_clip_id], clips[lbl.right_clip_id], lbl.mu)
+                self.known[lbl.query_id] = lbl.mu
+        return len(new) + len(gone)
 
     def save(self) -> None:
         self.model.save(self.rundir.reward_checkpoint)
