@@ -154,7 +154,7 @@ def test_the_choices_are_listed_once():
     parser = cli.build_parser()
     train = parser._subparsers._group_actions[0].choices["train"]  # type: ignore[union-attr]
     choices = {a.dest: tuple(a.choices) for a in train._actions if a.choices}
-    assert choices == {"oracle": ORACLES, "selection": SELECTIONS, "backend": BACKENDS}
+    assert (choices["oracle"], choices["selection"], choices["backend"]) == (ORACLES, SELECTIONS, BACKENDS)
     assert cli.BASELINE_REWARDS == tuple(REWARDS) == RewardKind.__args__
 
 
