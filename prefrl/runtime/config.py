@@ -20,20 +20,19 @@ from prefrl.utils.settings import check_settings, unset
 __all__ = ["BACKENDS", "CLI_FLAGS", "DEFAULT_LABELS", "ORACLES", "SELECTIONS", "TrainConfig"]
 
 # Per-env defaults of a preference run. Clip lengths give 1-2 s of video at the env's
-# own frame rate (CartPole 50 fps, Pendulum 30, Acrobot 15, MountainCar 30, Hopper 125);
-# 50-step clips beat 25-step ones on Pendulum. CartPole runs with fixed-length episodes by
-# default: its true reward *is* the episode length, so termination alone would teach it.
-# Its horizon is 200 steps (4 s), not 500: once the pole has fallen the rest of a
-# fixed-length episode teaches nothing, and with 500 steps (96% of early data fallen)
-# PPO on the true reward learned in one seed of three within 100k steps, with 200 in all three.
+# own frame rate (CartPole 50 fps, Pendulum 30, Acrobot 15, MountainCar 30, Hopper 125).
+# CartPole runs with fixed-length episodes by default: its true reward *is* the episode
+# length, so termination alone would teach it. Its horizon is 200 steps (4 s), not 500:
+# once the pole has fallen the rest of a fixed-length episode teaches nothing, and a long
+# horizon fills early data with fallen states.
 # Hopper runs fixed-length (1000 steps; after a fall the simulation goes on, lying on the
 # floor earns no healthy reward): with episodes that end at a fall, the learned reward,
-# normalised to mean 0, made ending an episode early pay, the hopper learned to fall at
-# once, and episodes shorter than a clip starved the labeller (1M steps, 350-1400 labels:
-# true return 38-660, below PPO on a constant reward, ~990; fixed-length: 2017 at 100k).
-# CartPole's goal is a state (pole up): its reward model sees observations only. With the
-# action as an input, the first few dozen labels made every member prefer one push
-# direction everywhere, and PPO collapsed onto always pushing that way (2 seeds in 3).
+# normalised to mean 0, makes ending an episode early pay, and episodes shorter than a
+# clip starve the labeller.
+# CartPole's goal is a state (pole up): its reward model sees observations only, so that
+# early labels cannot make it prefer one push direction everywhere.
+# What these choices measured: docs/benchmarks/preferences.md ("What it took") and
+# docs/benchmarks/hopper/README.md.
 # fmt: off
 PREFERENCE_DEFAULTS: dict[str, dict[str, Any]] = {
     "CartPole-v1":              dict(clip_length=50, fixed_length=200, reward_model={"use_actions": False}),
