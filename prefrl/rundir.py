@@ -11,6 +11,7 @@
       videos/             mp4s of the policy (and of queries, in preference runs)
       prefs.sqlite        the preference store (preference runs only)
       status.json         the live state of a running preference run (for the labelling window)
+      window.json         the labelling window's heartbeat (pid, updated_at, sessions, open)
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ class RunDir:
     reward_checkpoint = property(lambda self: self.checkpoints / "reward_model.pt")
     trainer_checkpoint = property(lambda self: self.checkpoints / "reward_trainer.pt")
     status_path = property(lambda self: self.path / "status.json")
+    window_path = property(lambda self: self.path / "window.json")
 
     def write_config(self, config: dict[str, Any]) -> None:
         """Write ``config.json``, stamped with the run-directory format version."""
@@ -375,6 +377,33 @@ def read_run_status(path: str | Path) -> RunStatus | None:
     half-written or unreadable."""
     data = read_status_json(path)
     return None if data is None else RunStatus.from_dict(data)
+
+
+WINDOW_MAX_AGE_S = 5.0
+"""a ``window.json`` heartbeat older than this is from a window that is gone"""
+
+
+def read_window(run_dir: str | Path) -> dict[str, Any] | None:
+    """The labelling window's heartbeat, ``RUN_DIR/window.json``, or None when it is missing,
+    half-written or unreadable. The window (:mod:`prefrl.ui.heartbeat`) rewrites it about
+    once a second while open: ``{"pid", "updated_at", "sessions", "open"}``, ``sessions``
+    counting the windows opened on the run so far, ``open`` false once it has closed."""
+    return read_status_json(RunDir(run_dir).window_path)
+
+
+def window_open(run_dir: str | Path, max_age_s: float = WINDOW_MAX_AGE_S, now: float | None = None) -> bool:
+    """Whether a labelling window is open on the run: its heartbeat says open, was written
+    within ``max_age_s`` (``now``: Unix time, default ``time.time()``) and its process is alive."""
+    data = read_window(run_dir)
+    if data is None or data.get("open") is False:
+        return False
+    pid, updated = data.get("pid"), data.get("updated_at")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    if not isinstance(updated, (int, float)) or isinstance(updated, bool):
+        return False
+    now = time.time() if now is None else now
+    return now - float(updated) <= max_age_s and pid_alive(pid)
 
 
 def mark_stopped_if_dead(run_dir: str | Path) -> bool:
