@@ -179,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--query-videos", action="store_true", help="keep every query's clips as an mp4 in videos/"
     )
+    from prefrl.ui.cli import add_min_view_argument  # --min-view: for the window of --oracle human
+
+    add_min_view_argument(p)
     add_env_options(p)
     p.set_defaults(func=cmd_train, fixed_length=None)
 
@@ -301,7 +304,8 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         args.run_dir,
         progress=not args.quiet,
         video=not args.no_video,
-        labeling_window=LabelingWindowProcess(),  # --oracle human: the window, as a process of its own
+        # --oracle human: the window, as a process of its own
+        labeling_window=LabelingWindowProcess(min_view_s=args.min_view),
     )
 
 

@@ -8,9 +8,13 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
 import json
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pygame
@@ -22,7 +26,7 @@ from prefrl.prefs.clips import Answer
 from prefrl.prefs.store import PreferenceStore
 from prefrl.render.frames import SnapshotRenderer
 from prefrl.render.pair import compose_pair, pad_clip, write_pair_video
-from prefrl.rundir import RunDir, write_json
+from prefrl.rundir import RunDir, pid_alive, read_window, window_open, write_json
 from prefrl.runtime.channels import ClipBatch, LocalClipQueue, LocalStatus, LocalWeights
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.labeler import LabelerRole
@@ -36,10 +40,13 @@ from prefrl.ui import (
     run_labeling,
     start_labeling_window,
 )
+from prefrl.ui.cli import EVENTS_ENV
 from prefrl.ui.cli import main as label_main
 from prefrl.ui.render_ahead import _make_renderer, frame_stride_for
 from prefrl.ui.run_info import START_GRACE_S, STATUS_STALE_S, read_state
 from prefrl.ui.scripted import ScriptedPerson, collect_clips, make_human_run
+from prefrl.ui.session import Control, Screen
+from prefrl.ui.view import KEY_GROUPS, compute_layout, pack_rows, wrap_text
 from prefrl.ui.window import LabelingWindow
 
 torch.set_num_threads(1)
@@ -388,3 +395,240 @@ def test_the_reward_trainer_drops_an_undone_label_and_takes_its_new_answer(tmp_p
         assert trainer.trainer.pairs.mu[trainer.trainer.pairs.keys.index(2)] == 1.0
     finally:
         trainer.close()
+
+
+# ------------------------------------------------------------------------ layout
+
+
+def test_clips_fill_a_large_window_and_keep_their_aspect_ratio():
+    lay = compute_layout(1600, 1000, (500, 500))
+    left, right = lay.cells
+    assert left.size == right.size and left.width == left.height  # square frames stay square
+    assert left.width > 650 and not lay.nearest  # scaled up (1.4x), smoothly
+    assert left.top >= lay.header_bottom and left.right < right.left
+    assert lay.keys_y + lay.key_row_h <= 1000 and right.right <= 1600
+    atari = compute_layout(1280, 720, (160, 210))
+    assert atari.nearest and atari.scale == int(atari.scale) >= 2  # crisp pixels, a whole factor
+    assert atari.cells[0].size == (160 * atari.scale, 210 * atari.scale)
+    wide = compute_layout(1280, 720, (600, 400))  # CartPole's frames
+    assert wide.cells[0].width / wide.cells[0].height == pytest.approx(1.5, abs=0.01)
+    small = compute_layout(400, 300, (500, 500))
+    assert small.cells[0].width < 500 and small.cells[1].right <= 400  # scaled down to fit
+
+
+def test_text_wraps_at_the_status_separator_then_between_words():
+    measure = lambda text: 10 * len(text)  # noqa: E731
+    status = "Labels 7 given     ·     Agent 8,192 env steps     ·     Reward model v5"
+    assert wrap_text(status, 800, measure) == [status]
+    assert wrap_text(status, 300, measure) == ["Labels 7 given", "Agent 8,192 env steps", "Reward model v5"]
+    question = "Which pendulum is spinning counter-clockwise more?"
+    lines = wrap_text(question, 200, measure)
+    assert " ".join(lines) == question and all(measure(line) <= 200 for line in lines)
+    assert wrap_text("counter-clockwise-a-lot", 50, measure) == ["counter-clockwise-a-lot"]  # one long word
+    assert pack_rows([40, 40, 40, 90, 10], 100, 10) == [[0, 1], [2], [3], [4]]
+
+
+def test_a_narrow_window_shows_the_whole_question_status_and_keys():
+    from prefrl.ui.view import LabelingView
+
+    view = LabelingView((500, 900), "test")
+    try:
+        question = "Which cart keeps its pole up on the right side of the track?"
+        status = (
+            "Labels 7 given / 13 wanted now (budget 20)     ·     Agent 8,192 / 20,000 env steps"
+            "     ·     Reward model v5     ·     Window 2: 7 labels, 3.5/min, budget in ~4 min"
+        )
+        frame = np.full((500, 500, 3), 90, np.uint8)
+        view.draw(screen_of(question, status, frame, paused=True, toast="Saved: left is better"), 0.0)
+        lay = view.layout
+        assert len(view._lines["question"]) >= 2 and len(view._lines["status"]) >= 3
+        for key, size in (("question", lay.title_size), ("status", lay.text_size)):
+            font = view._font(size, key == "question")
+            assert all(font.size(line)[0] <= 500 for line in view._lines[key])
+        assert " ".join(view._lines["question"]) == question
+        assert lay.cells[0].top >= lay.header_bottom and lay.cells[1].right <= 500
+        rows = view._key_rows(500, lay.text_size)
+        assert len(rows) >= 2 and lay.keys_y + len(rows) * lay.key_row_h <= 900
+        assert all(sum(view._group_width(KEY_GROUPS[i], lay.text_size) for i in row) <= 500 for row in rows)
+        # "Paused" and the toast are in the header: the clips show their frames, nothing over them
+        pixels = pygame.surfarray.pixels3d(view.screen)
+        for cell in lay.cells:
+            region = pixels[cell.left : cell.right, cell.top : cell.bottom]
+            assert (region == region[0, 0]).all() and abs(int(region[0, 0, 0]) - 90) <= 3
+        del pixels
+        # a click on a clip answers for it, anywhere else nothing
+        click = lambda pos, button=1: pygame.event.Event(pygame.MOUSEBUTTONDOWN, pos=pos, button=button)  # noqa: E731
+        left, right = lay.cells
+        assert view.inputs([click(left.center), click(right.center), click((250, 5))]) == [
+            Answer.LEFT,
+            Answer.RIGHT,
+        ]
+        assert view.inputs([click(left.center, button=3)]) == []
+        post_key(pygame.K_BACKSPACE)
+        post_key(pygame.K_z)
+        assert view.inputs(view.wait(0)) == [Control.UNDO, Control.UNDO]
+    finally:
+        view.close()
+
+
+def screen_of(question, status, frame, *, paused=False, toast=None):
+    return Screen(
+        question=question,
+        status=status,
+        toast=toast,
+        query_id=1,
+        frames=(frame, frame),
+        frame_index=(0, 0),
+        played=0.5,
+        paused=paused,
+        presented=True,
+        waiting=None,
+        finished=None,
+        next_change=1.0,
+        answers_open=False,
+        view_progress=0.3,
+    )
+
+
+# ------------------------------------------------------------------------ the display
+
+
+def test_a_display_without_an_x_server_is_refused_and_a_chosen_driver_respected(tmp_path, monkeypatch):
+    from prefrl.ui.view import _open_display, check_display
+
+    monkeypatch.setattr("prefrl.render.frames.USER_SDL_VIDEODRIVER", None)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("DISPLAY", ":987")
+    with pytest.raises(NoDisplayError, match=r"DISPLAY=:987: no X server answers") as err:
+        check_display()
+    assert "Xvfb :99" in str(err.value)
+    monkeypatch.setenv("DISPLAY", "localhost:987.0")
+    with pytest.raises(NoDisplayError, match="no X server answers on localhost, port 6987"):
+        check_display()
+    monkeypatch.setenv("DISPLAY", "nonsense")
+    with pytest.raises(NoDisplayError, match="not a display name"):
+        check_display()
+    # SDL falling back to a driver that shows nothing is refused too (this process's
+    # SDL_VIDEODRIVER=dummy stands for that fallback: prefrl is told nobody chose it)
+    monkeypatch.setattr("prefrl.ui.view.check_display", lambda: None)
+    with pytest.raises(NoDisplayError, match="fell back to its dummy driver"):
+        _open_display((300, 300), "test")
+    # a driver the user set explicitly is theirs to choose
+    monkeypatch.setattr("prefrl.render.frames.USER_SDL_VIDEODRIVER", "dummy")
+    monkeypatch.undo()
+    monkeypatch.setattr("prefrl.render.frames.USER_SDL_VIDEODRIVER", "dummy")
+    monkeypatch.setenv("DISPLAY", ":987")
+    check_display()
+    pygame.display.quit()
+
+
+def test_prefrl_label_refuses_a_display_nobody_answers_on(tmp_path, clips):
+    run = make_run(tmp_path / "run", clips, 1)
+    env = {k: v for k, v in os.environ.items() if k not in ("SDL_VIDEODRIVER", "WAYLAND_DISPLAY")}
+    env["DISPLAY"] = ":987"
+    done = subprocess.run(
+        [sys.executable, "-m", "prefrl.ui", str(run.path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "needs a display" in done.stderr and "DISPLAY=:987: no X server answers" in done.stderr
+    assert pending_ids(run) == [1]
+    assert not (run.path / "window.json").exists()
+
+
+# ------------------------------------------------------------------------ no process left behind
+
+
+def children_of(pid):
+    """Processes whose parent is ``pid`` (from /proc), zombies left out."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        if fields[0] not in ("Z", "X") and int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def cmdline(pid):
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def wait_gone(pids, timeout_s=10.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        alive = [p for p in pids if pid_alive(p)]
+        if not alive:
+            return []
+        time.sleep(0.1)
+    return [p for p in pids if pid_alive(p)]
+
+
+def start_window_process(run, events_path):
+    env = {**os.environ, "SDL_VIDEODRIVER": "dummy", EVENTS_ENV: str(events_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefrl.ui", str(run.path), "--min-view", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if events_path.exists() and '"shown"' in events_path.read_text():
+            return proc
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("the window showed no pair within 60 s")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGHUP])
+def test_no_process_outlives_a_window_killed_from_outside(tmp_path, clips, sig):
+    run = make_run(tmp_path / "run", clips, 4)
+    proc = start_window_process(run, tmp_path / "events.jsonl")
+    try:
+        children = children_of(proc.pid)
+        assert children, "the window started no render process"
+        assert window_open(run.path)
+        proc.send_signal(sig)
+        proc.wait(15)
+        assert wait_gone(children) == [], f"left behind after {sig.name}: {children}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == (-sig if sig == signal.SIGKILL else 128 + sig)
+    assert pending_ids(run) == [1, 2, 3, 4]
+    if sig != signal.SIGKILL:
+        assert not window_open(run.path) and read_window(run.path)["open"] is False
+    else:
+        assert not window_open(run.path)  # its pid is gone
+
+
+def test_closing_the_window_stops_its_render_process(tmp_path, clips):
+    run = make_run(tmp_path / "run", clips, 2)
+    seen = []
+
+    def close_on_first_pair(event):
+        if event.kind == "shown":
+            seen.append(children_of(os.getpid()))
+            pygame.event.post(pygame.event.Event(pygame.QUIT))  # the window manager's close
+
+    before = set(children_of(os.getpid()))
+    assert run_labeling(run.path, on_event=close_on_first_pair, finish_linger_s=0) == 0
+    started = {pid for pid in set(seen[0]) - before if b"resource_tracker" not in cmdline(pid)}
+    # (this test process's resource tracker lives as long as the process: not the window's)
+    assert started and wait_gone(started, 5) == []
+    assert read_window(run.path)["open"] is False and read_window(run.path)["sessions"] == 1

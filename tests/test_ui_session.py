@@ -3,6 +3,7 @@ renders when told to, and inputs in plain terms. No pygame, no display, no env."
 
 import json
 import math
+import os
 import sqlite3
 import subprocess
 import sys
@@ -13,8 +14,9 @@ import pytest
 
 from prefrl.prefs.clips import Answer, Clip
 from prefrl.prefs.store import PreferenceStore
-from prefrl.rundir import RunDir, mark_stopped_if_dead, read_run_status, write_json
+from prefrl.rundir import RunDir, mark_stopped_if_dead, read_run_status, read_window, window_open, write_json
 from prefrl.status import RunStatus
+from prefrl.ui.heartbeat import WindowHeartbeat
 from prefrl.ui.render_ahead import RenderedPair
 from prefrl.ui.run_info import LabelingRun, RunState
 from prefrl.ui.session import (
@@ -23,6 +25,7 @@ from prefrl.ui.session import (
     Control,
     LabelingSession,
     Playback,
+    pace_line,
     status_line,
 )
 
@@ -130,9 +133,12 @@ def events():
     return []
 
 
-def start(run, events, **kwargs):
+def start(run, events, min_view_s=0.0, **kwargs):
+    """A session on ``run`` with a fake renderer; answers count at once unless ``min_view_s``
+    says otherwise (None: the default, one play of the shorter clip)."""
     renderer = FakeRenderer()
-    return LabelingSession(run, renderer, on_event=events.append, **kwargs), renderer
+    session = LabelingSession(run, renderer, on_event=events.append, min_view_s=min_view_s, **kwargs)
+    return session, renderer
 
 
 # ------------------------------------------------------------------------- answers
@@ -178,10 +184,11 @@ def test_answers_land_in_the_store_for_the_pair_on_screen(tmp_path, events):
     answers = {qid: a for qid, (a, _, _) in stored(run).items()}
     assert answers == {1: Answer.RIGHT, 2: Answer.EQUAL, 3: Answer.CANT_TELL, 4: Answer.LEFT}
     assert session.answers == 4 and session.answered_total == 4
-    assert [(e.kind, e.query_id) for e in events] == [
+    assert [(e.kind, e.query_id) for e in events if e.kind != "open"] == [
         ("shown", 1), ("shown", 2), ("answered", 1), ("answered", 2), ("shown", 3),
         ("answered", 3), ("shown", 4), ("answered", 4),
     ]  # fmt: skip
+    assert [e.query_id for e in events if e.kind == "open"] == [1, 2, 3, 4]  # at once: no minimum
     answered = [e for e in events if e.kind == "answered"]
     assert answered[0].key_time == key_time and answered[0].answer == Answer.RIGHT
     assert answered[0].ready == 2  # pairs 2 and 3 were ready as the key was handled
@@ -445,3 +452,186 @@ def test_run_status_reads_what_the_monitor_writes_and_tolerates_older_files(tmp_
 def test_the_session_imports_no_pygame():
     code = "import sys, prefrl.ui.session; assert 'pygame' not in sys.modules, 'pygame imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ------------------------------------------------------------------------- minimum viewing time
+
+
+def test_answers_count_only_after_one_play_of_the_shorter_clip(tmp_path, events):
+    run = make_run(tmp_path, [(20, 12), (20, 20)])  # the shorter clip: 12 frames at 10 fps, 1.2 s
+    session, renderer = start(run, events, min_view_s=None)
+    session.tick(0.0)
+    renderer.finish()
+    session.tick(1.0)
+    session.presented(1.0)
+    screen = session.screen(1.3)
+    assert not screen.answers_open and screen.view_progress == pytest.approx(0.25)
+    assert screen.next_change <= 2.2
+    session.handle([Answer.LEFT], 1.3)  # ten keys in a second: none of them counts
+    session.handle([Answer.RIGHT, Answer.LEFT], 1.9)
+    session.commit()
+    assert stored(run) == {} and session.pair is not None and session.pair.query_id == 1
+    assert session.toast is not None and session.toast[0].startswith("Too early: watch the clips first")
+    assert [e.kind for e in events] == ["shown"]
+    session.tick(2.2)  # the clock alone opens them, and says so
+    assert [e.kind for e in events] == ["shown", "open"] and session.screen(2.2).answers_open
+    session.handle([Answer.RIGHT], 2.3)
+    session.commit()
+    assert stored(run) == {1: (Answer.RIGHT, "human", pytest.approx(1.3))}
+
+
+def test_paused_time_is_not_watching_and_a_set_minimum_overrides_the_default(tmp_path, events):
+    run = make_run(tmp_path, [(20, 20)])
+    session, renderer = start(run, events, min_view_s=0.5)
+    session.tick(0.0)
+    renderer.finish()
+    session.tick(1.0)
+    session.presented(1.0)
+    session.handle([Control.PAUSE], 1.25)  # half watched
+    assert session.screen(5.0).view_progress == pytest.approx(0.5)
+    session.handle([Control.PAUSE], 5.0)  # 3.75 s paused: opens at 5.25, not 1.5
+    session.handle([Answer.LEFT], 5.2)
+    assert session.pair is not None and session.pair.query_id == 1
+    session.handle([Answer.LEFT], 5.3)
+    session.commit()
+    assert list(stored(run)) == [1]
+
+
+# ------------------------------------------------------------------------- undo
+
+
+def test_undo_takes_back_the_last_answer_and_shows_its_pair_again(tmp_path, events):
+    run = make_run(tmp_path, [(20, 20)] * 4, budget=4)
+    session, renderer = start(run, events)
+    clock = Clock()
+    session.tick(clock.next())
+    session.handle([Control.UNDO], clock.next())  # nothing given yet
+    assert session.toast is not None and session.toast[0].startswith("Nothing to undo")
+    renderer.finish()
+    for answer in (Answer.LEFT, Answer.RIGHT):
+        session.tick(clock.next())
+        session.presented(clock.next())
+        session.handle([answer], clock.next())
+        session.commit()
+    session.tick(clock.next())
+    session.presented(clock.next())
+    assert session.pair.query_id == 3 and session.answered_total == 2
+
+    session.handle([Control.UNDO], clock.next())
+    assert session.pair.query_id == 2 and not session.screen(clock.now).presented  # shown again at once
+    assert session.toast is not None and session.toast[0] == "Undone: right is better. Answer it again"
+    assert session.answers == 1 and session.answered_total == 1
+    with PreferenceStore(run.store_path) as store:
+        assert [q.query_id for q in store.pending_queries()] == [2, 3, 4]
+        assert store.num_answered() == 1 and [lab.query_id for lab in store.trainable_labels()] == [1]
+        assert store.undone_answers() == [(2, Answer.RIGHT, "human")]
+    assert (events[-1].kind, events[-1].query_id, events[-1].answer) == ("undone", 2, Answer.RIGHT)
+    assert "Window" not in session.status_text()
+
+    session.presented(clock.next())
+    session.handle([Answer.EQUAL], clock.next())  # answered anew; pair 3 comes back next
+    session.commit()
+    assert session.pair.query_id == 3
+    assert {qid: a for qid, (a, _, _) in stored(run).items()} == {1: Answer.LEFT, 2: Answer.EQUAL}
+    # undo goes back through this window's answers, newest first
+    session.handle([Control.UNDO], clock.next())
+    session.handle([Control.UNDO], clock.next())
+    assert {qid for qid in stored(run)} == set() and session.answers == 0
+    assert session.pair.query_id == 1
+    session.handle([Control.UNDO], clock.next())
+    assert session.toast is not None and session.toast[0].startswith("Nothing to undo")
+
+
+def test_an_undone_pair_without_frames_is_rendered_again_and_shown_first(tmp_path, events):
+    run = make_run(tmp_path, [(20, 20)] * 5)
+    session, renderer = start(run, events)
+    clock = Clock()
+    session.tick(clock.next())
+    for _ in range(4):
+        renderer.finish()
+        session.tick(clock.next())
+        session.presented(clock.next())
+        session.handle([Answer.LEFT], clock.next())
+        session.commit()
+    renderer.finish()
+    session.tick(clock.next())
+    session.presented(clock.next())
+    assert session.pair.query_id == 5
+    for expected in (4, 3):  # the frames of the last two answers are kept
+        session.handle([Control.UNDO], clock.next())
+        assert session.pair.query_id == expected
+    session.handle([Control.UNDO], clock.next())  # query 2's frames are gone: rendered again
+    assert session.pair is None and 2 in renderer.in_flight
+    renderer.finish(2)
+    session.tick(clock.next())
+    assert session.pair.query_id == 2  # before 3, 4 and 5, which are ready
+    assert set(session.ready) == {3, 4, 5}
+
+
+def test_mouse_and_keys_are_the_same_answers_to_the_session(tmp_path, events):
+    """A click on a clip is the view's Answer.LEFT / Answer.RIGHT: same rules (see test_ui)."""
+    run = make_run(tmp_path, [(20, 20)])
+    session, renderer = start(run, events, min_view_s=1.0)
+    session.tick(0.0)
+    renderer.finish()
+    session.tick(1.0)
+    session.presented(1.0)
+    session.handle([Answer.RIGHT], 1.5)
+    session.handle([Answer.RIGHT], 2.0)
+    session.commit()
+    assert stored(run) == {1: (Answer.RIGHT, "human", pytest.approx(1.0))}
+
+
+# ------------------------------------------------------------------------- pace, heartbeat
+
+
+def test_the_status_line_shows_this_windows_pace_and_session_number(tmp_path, events):
+    assert pace_line(0, 30.0, 10, 3) == "Window 3: no labels yet"
+    assert pace_line(6, 120.0, 12, 3) == "Window 3: 6 labels, 3.0/min, budget in ~4 min"
+    assert pace_line(1, 30.0, 0, None) == "This window: 1 label, 2.0/min"
+    assert pace_line(2, 60.0, 500, 1) == "Window 1: 2 labels, 2.0/min, budget in ~4 h 10 min"
+    assert pace_line(60, 60.0, 5, 1).endswith("budget in <1 min")
+
+    run = make_run(tmp_path, [(20, 20)] * 3, budget=12)
+    WindowHeartbeat(run.path).close()  # an earlier window on this run
+    heartbeat = WindowHeartbeat(run.path)
+    assert heartbeat.sessions == 2
+    session, renderer = start(run, events, heartbeat=heartbeat)
+    session.tick(0.0)
+    assert session.screen(0.0).status.endswith("Window 2: no labels yet")
+    renderer.finish()
+    for t in (10.0, 20.0):
+        session.tick(t)
+        session.presented(t)
+        session.handle([Answer.LEFT], t + 5)
+        session.commit()
+    screen = session.screen(30.0)  # 2 labels in 30 s: 4 a minute, 10 left: 2.5 min
+    assert screen.status.endswith("Window 2: 2 labels, 4.0/min, budget in ~2 min")
+    assert screen.status.startswith("Labels 2 given")
+    assert screen.next_change <= 35.0  # the pace is redrawn as time passes
+
+
+def test_the_window_heartbeat_says_a_window_is_open(tmp_path):
+    run = RunDir(tmp_path)
+    assert not window_open(tmp_path) and read_window(tmp_path) is None
+    beat = WindowHeartbeat(tmp_path)
+    data = json.loads(run.window_path.read_text())
+    assert data["pid"] == os.getpid() and data["sessions"] == 1 and data["open"] is True
+    assert window_open(tmp_path)
+    assert not window_open(tmp_path, now=time.time() + 10)  # not beaten for 10 s: gone
+    first = data["updated_at"]
+    beat.beat()  # under a second later: not rewritten
+    assert json.loads(run.window_path.read_text())["updated_at"] == first
+    beat.beat(force=True)
+    assert json.loads(run.window_path.read_text())["updated_at"] >= first
+    beat.close()
+    assert not window_open(tmp_path) and read_window(tmp_path)["open"] is False
+    second = WindowHeartbeat(tmp_path)
+    assert second.sessions == 2 and window_open(tmp_path)
+    # a window killed without closing: its pid is gone
+    write_json(run.window_path, {"pid": 999_999_999, "updated_at": time.time(), "sessions": 3, "open": True})
+    assert not window_open(tmp_path)
+    second.close()  # another window wrote the file since: left as it is
+    assert read_window(tmp_path)["pid"] == 999_999_999
+    run.window_path.write_text("{half")
+    assert not window_open(tmp_path) and WindowHeartbeat(tmp_path).sessions == 1

@@ -44,6 +44,7 @@ def add_label_arguments(p: argparse.ArgumentParser) -> None:
         metavar="WxH",
         help="window size in pixels (default 1280x720, or the screen if smaller)",
     )
+    add_min_view_argument(p)
     p.add_argument(
         "--stop-with-run",
         action="store_true",
@@ -54,6 +55,18 @@ def add_label_arguments(p: argparse.ArgumentParser) -> None:
         choices=BACKENDS,
         default="process",
         help="render the next pairs in a separate process (default) or a thread of the window",
+    )
+
+
+def add_min_view_argument(p: argparse.ArgumentParser) -> None:
+    """``--min-view SECONDS``: of ``prefrl label``, and of ``prefrl train`` for its window."""
+    p.add_argument(
+        "--min-view",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="seconds a pair must be on screen before an answer key counts "
+        "(default: one full play of the shorter clip; 0: at once)",
     )
 
 
@@ -76,6 +89,7 @@ def cmd_label(args: argparse.Namespace) -> dict[str, Any]:
         backend=args.renderer,
         stop_with_run=args.stop_with_run,
         on_event=event_log(Path(log)) if log else None,
+        min_view_s=getattr(args, "min_view", None),
     )
     return {"run_dir": str(args.run_dir), "answers_given": answers}
 
@@ -95,7 +109,9 @@ def event_log(path: Path) -> EventSink:
     return write
 
 
-def start_labeling_window(run_dir: str | Path, *, max_answers: int | None = None) -> subprocess.Popen[bytes]:
+def start_labeling_window(
+    run_dir: str | Path, *, max_answers: int | None = None, min_view_s: float | None = None
+) -> subprocess.Popen[bytes]:
     """Start the labelling window on ``run_dir`` as a process of its own and return it.
 
     For ``prefrl train ENV --oracle human``: call :func:`prefrl.ui.check_display` first (so
@@ -115,13 +131,22 @@ def start_labeling_window(run_dir: str | Path, *, max_answers: int | None = None
     command = [sys.executable, "-m", "prefrl.ui", str(run_dir), "--stop-with-run"]
     if max_answers is not None:
         command += ["--max-answers", str(max_answers)]
+    if min_view_s is not None:
+        command += ["--min-view", repr(float(min_view_s))]
     return subprocess.Popen(command, env=env)
 
 
 class LabelingWindowProcess:
     """The labelling window of ``prefrl train / resume`` with ``--oracle human``: checked
     before the run writes anything, started as a process of its own once the run directory
-    exists (a :class:`prefrl.runtime.run.WindowLauncher`: ``train(..., labeling_window=...)``)."""
+    exists (a :class:`prefrl.runtime.run.WindowLauncher`: ``train(..., labeling_window=...)``).
+
+    Args:
+        min_view_s: the window's ``--min-view`` (None: its default).
+    """
+
+    def __init__(self, min_view_s: float | None = None):
+        self.min_view_s = min_view_s
 
     def check(self) -> None:
         from prefrl.ui.view import check_display
@@ -129,7 +154,7 @@ class LabelingWindowProcess:
         check_display()
 
     def start(self, run_dir: Path) -> subprocess.Popen[bytes]:
-        return start_labeling_window(run_dir)
+        return start_labeling_window(run_dir, min_view_s=self.min_view_s)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -148,6 +173,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     print(f"prefrl label: {result['answers_given']} answers given to {result['run_dir']}")
     return 0
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more, got {text!r}")
+    return value
 
 
 def _size(text: str) -> tuple[int, int]:

@@ -10,6 +10,11 @@ caller. It renders in one of two backends:
   thread), so nothing large crosses a pipe and the window's thread never copies frames.
   MuJoCo's EGL context and pygame's surfaces then live in a process of their own, away
   from the window's display, and a crash of the renderer cannot take the window down.
+  It never outlives the window: closing stops it (terminated if it does not stop within a
+  second), SIGTERM ends it, and it exits by itself within :data:`PARENT_POLL_S` (plus a
+  frame) once the window's process is gone, even killed with SIGKILL; multiprocessing's
+  resource tracker, which the window's process started, then exits too and frees what
+  was left in shared memory.
 - ``"thread"``: a thread of the calling process. No start-up cost and no copies, but
   it shares the GIL (and pygame) with the window.
 
@@ -46,6 +51,8 @@ MuJoCo (a frame costs ~40 ms in software) low enough that a Hopper pair renders 
 under the 3 s a person takes to answer one"""
 _JOIN_S = 5.0
 _STOP_WAIT_S = 1.0
+PARENT_POLL_S = 0.5
+"""how often the render process looks whether the window's process is still there"""
 
 
 class RenderError(PrefrlError, RuntimeError):
@@ -283,7 +290,12 @@ def _process_main(
     os.environ["SDL_VIDEODRIVER"] = "dummy"
     os.environ["SDL_AUDIODRIVER"] = "dummy"
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    # SDL would otherwise turn SIGTERM into a quit event that nobody here reads: the
+    # renderer would ignore it.
+    os.environ["SDL_NO_SIGNAL_HANDLERS"] = "1"
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the window's process to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _exit_with_parent()
     try:
         renderer, stride, fps = _make_renderer(env_id, fixed_length, max_display_fps)
     except Exception as err:
@@ -304,6 +316,21 @@ def _process_main(
             results.put(("pair", query_id, name, left.shape, right.shape, fps, stride, render_s))
     finally:
         renderer.close()
+
+
+def _exit_with_parent() -> None:
+    """Exit this process as soon as its parent (the window's process) is gone: a thread
+    polls the parent's pid every :data:`PARENT_POLL_S` (when the parent dies, this process
+    is handed to another one, and ``os.getppid()`` changes)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_S)
+            if os.getppid() != parent:
+                os._exit(0)  # nothing here is worth saving: the window is gone
+
+    threading.Thread(target=watch, name="prefrl-render-parent-watch", daemon=True).start()
 
 
 def _put_shared(left: np.ndarray, right: np.ndarray) -> str:

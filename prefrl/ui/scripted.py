@@ -4,8 +4,8 @@
 - :func:`make_human_run`: a run directory as ``prefrl train ENV --oracle human`` makes it
   (``config.json`` and the preference store), for the window to attach to;
 - :class:`ScriptedPerson`: an observer for :func:`~prefrl.ui.window.run_labeling` that
-  presses the key a synthetic oracle chooses, a set time after each pair appears, through
-  pygame's real event queue.
+  presses the key a synthetic oracle chooses, a set time after each pair appears (never
+  before answers open), through pygame's real event queue.
 """
 
 from __future__ import annotations
@@ -111,12 +111,13 @@ class Press:
 
 
 class ScriptedPerson:
-    """Answers in the labelling window as ``oracle`` would, ``think_s`` after each pair appears.
+    """Answers in the labelling window as ``oracle`` would, ``think_s`` after each pair
+    appears, or as soon as answers open (the minimum viewing time) if that is later.
 
     Pass it as ``run_labeling(..., on_event=person)``. It reads the clips of each shown
     query from the run's store and posts the key of the oracle's answer (Left, Right, Up,
-    Down) to pygame's event queue: right away with ``think_s == 0``, else from a timer
-    thread, as a person pressing a key would. Everything it saw and did is kept in
+    Down) to pygame's event queue: right away when the time has come as answers open,
+    else from a timer thread, as a person pressing a key would. Everything it saw and did is kept in
     ``shown``, ``answered`` and ``presses``.
 
     Args:
@@ -141,16 +142,18 @@ class ScriptedPerson:
         if event.kind == "answered":
             self.answered.append(event)
             return
-        if event.kind != "shown":
+        if event.kind == "shown":
+            self.shown.append(event)
+            self.expected[event.query_id] = self.decide(event.query_id)
             return
-        self.shown.append(event)
-        answer = self.decide(event.query_id)
-        self.expected[event.query_id] = answer
-        key = KEY_FOR_ANSWER[answer]
-        if self.think_s <= 0:
+        if event.kind != "open" or not self.shown or self.shown[-1].query_id != event.query_id:
+            return
+        key = KEY_FOR_ANSWER[self.expected[event.query_id]]
+        delay = self.shown[-1].time + self.think_s - event.time
+        if delay <= 0:
             self._press(event.query_id, key)
             return
-        timer = threading.Timer(self.think_s, self._press, args=(event.query_id, key))
+        timer = threading.Timer(delay, self._press, args=(event.query_id, key))
         timer.daemon = True
         with self._lock:
             self._timers.append(timer)

@@ -8,7 +8,7 @@ on screen and which frame of each clip to show at time ``t`` (:class:`Playback`)
 answers committed to the store, when labelling is over, and what the status line says.
 
 It takes plain inputs: an :class:`~prefrl.prefs.clips.Answer` or a :class:`Control`
-(replay, pause, quit) through :meth:`LabelingSession.handle`, and the passing of time
+(replay, pause, undo, quit) through :meth:`LabelingSession.handle`, and the passing of time
 through :meth:`LabelingSession.tick`. It gives back a plain record of what to show
 (:class:`Screen`). It imports no pygame: the window (:mod:`prefrl.ui.view`, glued by
 :mod:`prefrl.ui.window`) translates keys into inputs and draws the record, and the tests
@@ -18,6 +18,7 @@ by the caller.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 import time
@@ -29,6 +30,7 @@ import numpy as np
 
 from prefrl.prefs.clips import Answer
 from prefrl.prefs.store import PreferenceStore, Query, StoreError
+from prefrl.ui.heartbeat import WindowHeartbeat
 from prefrl.ui.render_ahead import RenderedPair
 from prefrl.ui.run_info import HUMAN, LabelingRun, RunState, human_pending, read_state
 
@@ -46,6 +48,10 @@ POLL_STORE_S = 0.2
 POLL_STATUS_S = 0.5
 TOAST_S = 2.5
 """how long a note under the status line ("Saved: left is better") stays"""
+KEEP_FRAMES_OF = 2
+"""answered pairs whose frames are kept, so that undoing them shows them again at once"""
+PACE_REFRESH_S = 5.0
+"""how often the labels-per-minute part of the status line is recomputed"""
 
 
 class Control(enum.Enum):
@@ -57,6 +63,8 @@ class Control(enum.Enum):
     """pause, or play on"""
     QUIT = "quit"
     """stop labelling (the pair on screen stays pending)"""
+    UNDO = "undo"
+    """take back the last answer given in this window: the query is asked again"""
 
 
 Input = Answer | Control
@@ -67,13 +75,15 @@ class LabelEvent:
     """Something the window did, for observers (benchmarks, tests, scripted labelers).
 
     Attributes:
-        kind: ``"shown"`` (a pair is on screen: after the display flip) or ``"answered"``
-            (an answer was committed to the store).
+        kind: ``"shown"`` (a pair is on screen: after the display flip), ``"open"`` (the
+            pair has been watched long enough: answers count from now), ``"answered"``
+            (an answer was committed to the store) or ``"undone"`` (an answer was taken
+            back; the query is pending again).
         query_id: the query shown or answered.
         time: ``time.perf_counter()`` when it happened.
         ready: rendered pairs waiting besides the one on screen; for ``"answered"``,
             as the key was handled (before the next pair was taken).
-        answer: the answer given (``"answered"`` only).
+        answer: the answer given (``"answered"``) or taken back (``"undone"``).
         key_time: ``time.perf_counter()`` when the key was handled (``"answered"`` only).
         render_s: seconds the renderer spent on the left and the right clip (``"shown"``).
     """
@@ -189,6 +199,9 @@ class Screen:
         paused: playback is paused.
         presented: the pair has been on screen (:meth:`LabelingSession.presented`); a pair
             just taken is not yet, and answers wait for it.
+        answers_open: the pair has been on screen long enough (the minimum viewing time):
+            answer keys count.
+        view_progress: share of the minimum viewing time watched (1 once answers are open).
         waiting: in place of the clips, what the window waits for (or why it is done).
         finished: labelling is over: the run has nothing more to ask (the message says so).
         next_change: ``perf_counter`` time when this record changes by the clock alone
@@ -207,6 +220,8 @@ class Screen:
     waiting: str | None
     finished: str | None
     next_change: float
+    answers_open: bool = False
+    view_progress: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -216,6 +231,15 @@ class _Given:
     key_time: float
     response_time: float
     ready: int
+    pair: RenderedPair | None = None
+
+
+def min_view_for(pair: RenderedPair, min_view_s: float | None) -> float:
+    """Seconds ``pair`` must be on screen before an answer counts: ``min_view_s``, or by
+    default (None) one full play of the shorter clip."""
+    if min_view_s is not None:
+        return max(0.0, min_view_s)
+    return min(len(pair.left), len(pair.right)) / pair.fps
 
 
 class LabelingSession:
@@ -228,6 +252,11 @@ class LabelingSession:
         max_answers: stop after this many answers (None: no limit).
         stop_with_run: labelling is over as soon as the run stops, even with queries left.
         read_state: how the run's live state is read (tests pass their own).
+        min_view_s: seconds a pair must be on screen (playing) before an answer counts
+            (None: one full play of the shorter clip; 0: at once). Earlier answers are
+            ignored, and a note says so.
+        heartbeat: the window's ``window.json`` (beaten at each :meth:`tick`, closed with
+            the session); its ``sessions`` count goes into the status line.
 
     Drive it with :meth:`handle` (inputs), :meth:`presented` (the pair taken is on
     screen), :meth:`commit` (write the answers given) and :meth:`tick` (polls, and takes
@@ -244,6 +273,8 @@ class LabelingSession:
         max_answers: int | None = None,
         stop_with_run: bool = False,
         read_state: Callable[[LabelingRun], RunState] = read_state,
+        min_view_s: float | None = None,
+        heartbeat: WindowHeartbeat | None = None,
     ):
         self.run = run
         self.renderer: Renderer | None = renderer
@@ -271,7 +302,17 @@ class LabelingSession:
         """the person quit, or ``max_answers`` answers are given: close now"""
         self.message: str | None = None
         """set by :meth:`end`: why labelling is over"""
+        self.min_view_s = min_view_s
+        self.opens_at: float | None = None
+        """when answers to the pair on screen start to count (None: not on screen)"""
+        self.heartbeat = heartbeat
+        self.started_at: float | None = None
+        """the first :meth:`tick`: this window's labels per minute count from here"""
         self._given: list[_Given] = []
+        self._history: list[_Given] = []  # answers committed by this window, for undo
+        self._first: int | None = None  # a query to show before any other (one undone)
+        self._open_told = False  # the "open" event of the pair on screen was emitted
+        self._pace: tuple[tuple[int, int], str] | None = None
         self._next_store_poll = -math.inf
         self._next_status_poll = -math.inf
 
@@ -281,11 +322,14 @@ class LabelingSession:
         """Act on the person's inputs, in order.
 
         Only the first answer of a batch counts: an answer key already queued when the
-        pair changed was meant for the old pair. An answer takes the next rendered pair at
-        once (:attr:`pair`, not yet presented) and is written by :meth:`commit`, so that
-        the window can put the next pair on screen first.
+        pair changed was meant for the old pair. An answer counts only once the pair has
+        been watched for the minimum viewing time (:attr:`opens_at`); an earlier one is
+        ignored, with a note. An answer takes the next rendered pair at once
+        (:attr:`pair`, not yet presented) and is written by :meth:`commit`, so that the
+        window can put the next pair on screen first.
         """
         answered = False
+        self._check_open(now)
         for given in inputs:
             if given is Control.QUIT:
                 self.closing = True
@@ -293,28 +337,98 @@ class LabelingSession:
             if isinstance(given, Answer):
                 if answered or self.pair is None or self.shown_at is None:
                     continue
+                if not self.answers_open(now):
+                    assert self.opens_at is not None
+                    self._set_toast(
+                        f"Too early: watch the clips first (answers open in {self.opens_at - now:.1f} s)", now
+                    )
+                    continue
                 self._answer(given, now)
                 answered = True
+            elif given is Control.UNDO:
+                self._undo(now)
             elif self.playback is not None:
                 if given is Control.REPLAY:
                     self.playback.restart(now)
                 elif given is Control.PAUSE:
+                    if self.playback.paused_at is not None and self.opens_at is not None:
+                        if not self.answers_open(self.playback.paused_at):
+                            self.opens_at += now - self.playback.paused_at  # paused time is not watching
                     self.playback.toggle_pause(now)
+
+    def answers_open(self, now: float) -> bool:
+        """Whether an answer to the pair on screen counts at ``now`` (watched long enough;
+        time spent paused is not watching)."""
+        if self.opens_at is None:
+            return False
+        if self.playback is not None and self.playback.paused_at is not None:
+            now = min(now, self.playback.paused_at)
+        return now >= self.opens_at
+
+    def view_progress(self, now: float) -> float:
+        """Share of the minimum viewing time of the pair on screen watched at ``now``."""
+        if self.opens_at is None or self.pair is None:
+            return 0.0
+        needed = min_view_for(self.pair, self.min_view_s)
+        if needed <= 0:
+            return 1.0
+        at = self.playback.paused_at if self.playback is not None and self.playback.paused else None
+        t = now if at is None else at
+        return min(1.0, max(0.0, 1.0 - (self.opens_at - t) / needed))
+
+    def _check_open(self, now: float) -> None:
+        if self.pair is not None and not self._open_told and self.answers_open(now):
+            self._open_told = True
+            self._emit(LabelEvent("open", self.pair.query_id, now, len(self.ready)))
 
     def _answer(self, answer: Answer, now: float) -> None:
         assert self.pair is not None and self.shown_at is not None
         query_id = self.pair.query_id
-        self._given.append(_Given(query_id, answer, now, now - self.shown_at, len(self.ready)))
+        self._given.append(_Given(query_id, answer, now, now - self.shown_at, len(self.ready), self.pair))
         self.pending = [q for q in self.pending if q.query_id != query_id]
         self._drop_pair()
         self._take_next(now)
 
+    def _undo(self, now: float) -> None:
+        """Take back the last answer given in this window; its pair is shown again (at once
+        when its frames are still here, else once rendered again)."""
+        self.commit()  # an answer given but not written yet is written, then undone
+        if not self._history or self.store is None:
+            self._set_toast("Nothing to undo: no answer given in this window", now)
+            return
+        last = self._history.pop()
+        try:
+            self.store.undo_answer(last.query_id)
+        except StoreError as err:
+            self._set_toast(f"Not undone: {err}", now)
+            return
+        self.answers -= 1
+        self.pending = human_pending(self.store)
+        self.answered_total = self.store.num_answered()
+        self._pace = None
+        self._set_toast(f"Undone: {ANSWER_TEXT[last.answer]}. Answer it again", now)
+        self._emit(LabelEvent("undone", last.query_id, now, len(self.ready), last.answer))
+        if self.pair is not None:
+            self.ready[self.pair.query_id] = self.pair  # back in line, rendered
+            self._drop_pair()
+        self._first = last.query_id
+        if last.pair is not None:
+            self.ready[last.query_id] = last.pair
+            self._take_next(now)
+        elif self.renderer is not None and last.query_id not in self.renderer.in_flight:
+            query = next(q for q in self.pending if q.query_id == last.query_id)
+            self._submit(query)  # beyond RENDER_AHEAD: it is the next to show
+
     def presented(self, now: float) -> None:
-        """The pair taken is on screen since ``now``: answers count from here."""
+        """The pair taken is on screen since ``now``: answers count once it has been
+        watched for the minimum viewing time."""
         if self.pair is None or self.shown_at is not None:
             return
         self.shown_at = now
+        self.opens_at = now + min_view_for(self.pair, self.min_view_s)
+        self._open_told = False
         self._emit(LabelEvent("shown", self.pair.query_id, now, len(self.ready), render_s=self.pair.render_s))
+        self._check_open(now)
         self._top_up()
 
     def commit(self) -> None:
@@ -331,6 +445,11 @@ class LabelingSession:
                 continue
             self.answers += 1
             self.answered_total += 1
+            self._pace = None
+            self._history.append(g)
+            for k in range(max(0, len(self._history) - KEEP_FRAMES_OF)):
+                # frames are large: only those of the last few answers are kept
+                self._history[k] = dataclasses.replace(self._history[k], pair=None)
             self._set_toast(f"Saved: {ANSWER_TEXT[g.answer]}", g.key_time)
             self._emit(LabelEvent("answered", g.query_id, time.perf_counter(), g.ready, g.answer, g.key_time))
             if self.max_answers is not None and self.answers >= self.max_answers:
@@ -342,6 +461,11 @@ class LabelingSession:
         """Commit what is given, collect finished renders, poll the store and the run's
         status when due, and take the next rendered pair when none is on screen."""
         self.commit()
+        if self.started_at is None:
+            self.started_at = now
+        if self.heartbeat is not None:
+            self.heartbeat.beat()
+        self._check_open(now)
         assert self.renderer is not None
         for pair in self.renderer.poll():
             if any(q.query_id == pair.query_id for q in self.pending):
@@ -374,12 +498,15 @@ class LabelingSession:
         """Take the oldest rendered pair (to be presented); nothing if none is ready."""
         if not self.ready:
             return
-        self.pair = self.ready.pop(min(self.ready))
+        first, self._first = self._first, None
+        self.pair = self.ready.pop(first if first in self.ready else min(self.ready))
+        if first is not None and self.pair.query_id != first:
+            self._first = first  # still being rendered
         self.playback = Playback((len(self.pair.left), len(self.pair.right)), self.pair.fps, now)
-        self.shown_at = None
+        self.shown_at = self.opens_at = None
 
     def _drop_pair(self) -> None:
-        self.pair = self.playback = self.shown_at = None
+        self.pair = self.playback = self.shown_at = self.opens_at = None
 
     def _top_up(self) -> None:
         """Send the oldest pending queries not yet rendered to the renderer, up to RENDER_AHEAD."""
@@ -394,15 +521,19 @@ class LabelingSession:
             qid = query.query_id
             if qid == current or qid in self.ready or qid in in_flight:
                 continue
-            clips = self.store.get_clips([query.left_clip_id, query.right_clip_id])
-            left, right = clips[query.left_clip_id], clips[query.right_clip_id]
-            if left.snapshots is None or right.snapshots is None:
-                raise ValueError(
-                    f"query {qid}'s clips have no snapshots, so they cannot be shown; "
-                    "was the run's agent built without capture_snapshots?"
-                )
-            self.renderer.submit(qid, left.snapshots, right.snapshots)
+            self._submit(query)
             room -= 1
+
+    def _submit(self, query: Query) -> None:
+        assert self.store is not None and self.renderer is not None
+        clips = self.store.get_clips([query.left_clip_id, query.right_clip_id])
+        left, right = clips[query.left_clip_id], clips[query.right_clip_id]
+        if left.snapshots is None or right.snapshots is None:
+            raise ValueError(
+                f"query {query.query_id}'s clips have no snapshots, so they cannot be shown; "
+                "was the run's agent built without capture_snapshots?"
+            )
+        self.renderer.submit(query.query_id, left.snapshots, right.snapshots)
 
     # -- what to show ---------------------------------------------------------------------
 
@@ -435,8 +566,21 @@ class LabelingSession:
             return "Rendering the next clips..."
         return "Waiting for the agent's next clips..."
 
-    def status_text(self) -> str:
-        return status_line(self.state, self.answered_total, self.run)
+    def status_text(self, now: float | None = None) -> str:
+        pace = self.pace_text(now) if now is not None else None
+        return status_line(self.state, self.answered_total, self.run, pace)
+
+    def pace_text(self, now: float) -> str:
+        """This window's part of the status line: its session number, labels given and
+        labels per minute, and the time to the budget at that rate. Recomputed when an
+        answer is given or undone, and every :data:`PACE_REFRESH_S`."""
+        elapsed = 0.0 if self.started_at is None else max(0.0, now - self.started_at)
+        key = (self.answers, int(elapsed // PACE_REFRESH_S))
+        if self._pace is None or self._pace[0] != key:
+            sessions = self.heartbeat.sessions if self.heartbeat is not None else None
+            left = max(0, self.run.budget - self.answered_total)
+            self._pace = (key, pace_line(self.answers, elapsed, left, sessions))
+        return self._pace[1]
 
     def screen(self, now: float) -> Screen:
         """What to show at ``now``."""
@@ -449,9 +593,14 @@ class LabelingSession:
             frames = (self.pair.left[index[0]], self.pair.right[index[1]])
             played, paused = self.playback.played(now), self.playback.paused
             next_change = min(next_change, self.playback.next_change(now))
+            if self.opens_at is not None and now < self.opens_at and not paused:
+                next_change = min(next_change, self.opens_at)
+        if self.started_at is not None and self.answers > 0:  # the pace changes with time
+            elapsed = now - self.started_at
+            next_change = min(next_change, now + PACE_REFRESH_S - elapsed % PACE_REFRESH_S)
         return Screen(
             question=self.run.instruction,
-            status=self.status_text(),
+            status=self.status_text(now),
             toast=toast[0] if toast is not None else None,
             query_id=self.pair.query_id if self.pair is not None else None,
             frames=frames,
@@ -462,6 +611,8 @@ class LabelingSession:
             waiting=None if self.pair is not None else (self.message or self.waiting_for()),
             finished=self.message,
             next_change=next_change,
+            answers_open=self.answers_open(now),
+            view_progress=1.0 if self.answers_open(now) else self.view_progress(now),
         )
 
     # -- the rest -------------------------------------------------------------------------
@@ -479,6 +630,8 @@ class LabelingSession:
             if self.store is not None:
                 self.commit()
         finally:
+            if self.heartbeat is not None:
+                self.heartbeat.close()
             if self.renderer is not None:
                 self.renderer.close()
                 self.renderer = None
@@ -487,11 +640,36 @@ class LabelingSession:
                 self.store = None
             self._drop_pair()
             self.ready.clear()
+            self._history.clear()
 
 
-def status_line(state: RunState, given: int, run: LabelingRun) -> str:
+def pace_line(answers: int, elapsed_s: float, left: int, sessions: int | None) -> str:
+    """This window's pace: ``Window 3: 12 labels, 4.0/min, budget in ~9 min`` (``Window
+    3``: the third labelling window opened on the run; ``left``: labels still to give)."""
+    head = f"Window {sessions}" if sessions is not None else "This window"
+    if answers <= 0:
+        return f"{head}: no labels yet"
+    minutes = max(elapsed_s, 1.0) / 60.0
+    rate = answers / minutes
+    text = f"{head}: {answers} label{'s' if answers != 1 else ''}, {rate:.1f}/min"
+    if left > 0:
+        text += f", budget in {_duration(left / rate)}"
+    return text
+
+
+def _duration(minutes: float) -> str:
+    if minutes < 1:
+        return "<1 min"
+    if minutes < 60:
+        return f"~{round(minutes)} min"
+    hours, rest = divmod(round(minutes), 60)
+    return f"~{hours} h {rest:02d} min"
+
+
+def status_line(state: RunState, given: int, run: LabelingRun, pace: str | None = None) -> str:
     """The status line: labels given / wanted now (budget), the agent's progress or what
-    the run is doing, and the reward model's version."""
+    the run is doing, the reward model's version and, with ``pace``, this window's pace
+    (:func:`pace_line`)."""
     status, budget = state.status, run.budget
     if state.known and state.live:
         wanted = status.labels_wanted if status.labels_wanted is not None else budget
@@ -513,4 +691,5 @@ def status_line(state: RunState, given: int, run: LabelingRun) -> str:
         labels = f"Labels {given} given (budget {budget})"
     version = status.reward_version
     model = "Reward model not trained yet" if not version else f"Reward model v{version}"
-    return "     ·     ".join((labels, steps, model))
+    parts = (labels, steps, model) if pace is None else (labels, steps, model, pace)
+    return "     ·     ".join(parts)

@@ -12,10 +12,14 @@ Up arrow or W          both are equally good
 Down arrow or S        can't tell (kept, never trained on)
 Space                  replay both clips from the start
 P                      pause / play
+Backspace or Z         undo the last answer given in this window (asked again)
+a click on a clip      that clip is better
 Escape, closing        stop labelling (the pair on screen stays pending)
 =====================  ====================================================
 
-Each answer is committed to the run's preference store the moment the key is pressed
+An answer counts once the pair has been on screen for the minimum viewing time (by
+default one full play of the shorter clip; ``min_view_s``): keys pressed earlier are
+ignored, and the bar under the clips fills until answers open. Each answer is committed to the run's preference store the moment the key is pressed
 (``oracle="human"``, with the seconds the pair was on screen), where the run's reward
 trainer picks it up. Pairs are rendered ahead in the background
 (:class:`~prefrl.ui.render_ahead.RenderAhead`), so the next pair replaces the answered
@@ -29,9 +33,14 @@ This module is the glue: :class:`LabelingWindow` runs the loop between a
 from __future__ import annotations
 
 import collections
+import contextlib
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+from prefrl.ui.heartbeat import WindowHeartbeat
 from prefrl.ui.render_ahead import RenderAhead
 from prefrl.ui.run_info import LabelingRun, check_something_to_label, open_run
 from prefrl.ui.session import Control, EventSink, LabelEvent, LabelingSession
@@ -53,6 +62,7 @@ def run_labeling(
     on_event: EventSink | None = None,
     stop_with_run: bool = False,
     finish_linger_s: float = FINISH_LINGER_S,
+    min_view_s: float | None = None,
 ) -> int:
     """Open the labelling window on the run in ``run_dir`` and let a person answer its queries.
 
@@ -71,6 +81,11 @@ def run_labeling(
             ``prefrl train --oracle human`` opens: answers after the run's end train nothing).
         finish_linger_s: seconds the closing message stays up when the run has nothing
             more to ask.
+        min_view_s: seconds a pair must be on screen before an answer counts (None: one
+            full play of the shorter clip; 0: at once).
+
+    SIGTERM and SIGHUP close the window as Escape does (its renderer with it), when called
+    from the main thread.
 
     Returns:
         The number of answers given in this window.
@@ -85,13 +100,39 @@ def run_labeling(
     """
     run = open_run(run_dir)
     check_something_to_label(run)
-    window = LabelingWindow(run, size=size, backend=backend, on_event=on_event)
+    with _closed_by_signals():
+        window = LabelingWindow(run, size=size, backend=backend, on_event=on_event, min_view_s=min_view_s)
+        try:
+            return window.run(
+                max_answers=max_answers, stop_with_run=stop_with_run, finish_linger_s=finish_linger_s
+            )
+        finally:
+            window.close()
+
+
+class WindowClosedBySignal(SystemExit):
+    """SIGTERM or SIGHUP reached the window: it closes (and its renderer stops)."""
+
+
+@contextlib.contextmanager
+def _closed_by_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise :class:`WindowClosedBySignal` (exit status 128 + the
+    signal), so that the window's ``finally`` stops its renderer; without it Python would
+    die at once and leave the render process behind (and SDL, finding no handler, would
+    turn SIGTERM into a quit event nobody may read). Only in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def close(signum: int, frame: object) -> None:
+        raise WindowClosedBySignal(128 + signum)
+
+    previous = {sig: signal.signal(sig, close) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        return window.run(
-            max_answers=max_answers, stop_with_run=stop_with_run, finish_linger_s=finish_linger_s
-        )
+        yield
     finally:
-        window.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class LabelingWindow:
@@ -116,6 +157,7 @@ class LabelingWindow:
         backend: str = "process",
         on_event: EventSink | None = None,
         max_display_fps: float | None = None,
+        min_view_s: float | None = None,
     ):
         self.run_info = run
         self.view = LabelingView(size, f"prefrl: label {run.path.name} ({run.env_id})")
@@ -126,7 +168,15 @@ class LabelingWindow:
         except BaseException:
             self.view.close()
             raise
-        self.session = LabelingSession(run, renderer, on_event=on_event)
+        try:
+            heartbeat = WindowHeartbeat(run.path)
+        except BaseException:
+            renderer.close()
+            self.view.close()
+            raise
+        self.session = LabelingSession(
+            run, renderer, on_event=on_event, min_view_s=min_view_s, heartbeat=heartbeat
+        )
 
     @property
     def answers(self) -> int:
