@@ -2,9 +2,10 @@
 display (Xvfb); a scripted person presses real keys (xdotool) as the perfect oracle would;
 the answers land in the store and train the reward model.
 
-Nothing waits a fixed time: the test waits until the window says a pair is on screen (its
-events, through ``PREFRL_LABEL_EVENTS``), presses one key, and waits until the store holds
-that answer."""
+Nothing waits a fixed time: the test waits until the window says a pair is on screen and
+answers are open (its events, through ``PREFRL_LABEL_EVENTS``: "shown", then "open" once
+the pair has played for the minimum viewing time), presses one key, and waits until the
+store holds that answer."""
 
 import json
 import os
@@ -123,10 +124,10 @@ def test_a_person_labels_a_live_run_in_the_window(tmp_path, display):
         for k in range(LABELS):
 
             def next_pair() -> int | None:
-                shown = [e["query_id"] for e in window_events(events) if e["kind"] == "shown"]
-                return next((qid for qid in shown if qid not in expected), None)
+                opened = [e["query_id"] for e in window_events(events) if e["kind"] == "open"]
+                return next((qid for qid in opened if qid not in expected), None)
 
-            query_id = wait_for(f"pair {k + 1} on screen", next_pair, 150, proc)
+            query_id = wait_for(f"pair {k + 1} on screen, answers open", next_pair, 150, proc)
             with PreferenceStore(store_path) as store:
                 query = next(q for q in store.pending_queries() if q.query_id == query_id)
                 clips = store.get_clips([query.left_clip_id, query.right_clip_id])
@@ -150,3 +151,66 @@ def test_a_person_labels_a_live_run_in_the_window(tmp_path, display):
         assert {q.oracle for q in store.pending_queries()} <= {"human"}
     model = load_reward_model(run)
     assert model.version >= 1  # the answers reached the reward trainer
+
+
+def children_of(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc), zombies left out."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if fields[0] not in ("Z", "X") and int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_escape_closes_the_window_and_every_process_it_started(tmp_path, display):
+    from prefrl.rundir import pid_alive, read_window
+    from prefrl.ui.scripted import collect_clips, make_human_run
+    from prefrl.ui.view import probe_x11
+
+    assert probe_x11(display) is None  # the display probe finds the X server
+    run = make_human_run(tmp_path / "run", "Pendulum-v1", labels=6, steps=4096, clip_length=25)
+    clips = collect_clips("Pendulum-v1", 4, 25, seed=1)
+    with PreferenceStore(run.store_path) as store:
+        store.add_query(clips[0], clips[1], agent_step=0, oracle="human", selection="random")
+        store.add_query(clips[2], clips[3], agent_step=0, oracle="human", selection="random")
+    events = tmp_path / "events.jsonl"
+    env = {k: v for k, v in os.environ.items() if k != "SDL_VIDEODRIVER"}
+    env.update(DISPLAY=display, **{EVENTS_ENV: str(events)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefrl.ui", str(run.path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for("the first pair", lambda: any(e["kind"] == "open" for e in window_events(events)), 60, proc)
+        children = children_of(proc.pid)
+        assert children  # the render process and multiprocessing's resource tracker
+        subprocess.run(["xdotool", "key", "Left"], env=env, check=True)
+        wait_for("the answer", lambda: 1 in stored_answers(run.store_path), 30, proc)
+        subprocess.run(["xdotool", "key", "BackSpace"], env=env, check=True)  # undo it
+        wait_for("the undo", lambda: any(e["kind"] == "undone" for e in window_events(events)), 30, proc)
+        assert stored_answers(run.store_path) == {}
+        subprocess.run(["xdotool", "key", "Escape"], env=env, check=True)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "0 answers given" in out
+    deadline = time.monotonic() + 10
+    while any(pid_alive(p) for p in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in children if pid_alive(p)]
+    window = read_window(run.path)
+    assert window is not None and window["open"] is False and window["sessions"] == 1
+    with PreferenceStore(run.store_path) as store:
+        assert [q.query_id for q in store.pending_queries()] == [1, 2]
+        assert store.undone_answers() == [(1, Answer.LEFT, "human")]
