@@ -46,7 +46,7 @@ from prefrl.ui.render_ahead import _make_renderer, frame_stride_for
 from prefrl.ui.run_info import START_GRACE_S, STATUS_STALE_S, read_state
 from prefrl.ui.scripted import ScriptedPerson, collect_clips, make_human_run
 from prefrl.ui.session import Control, Screen
-from prefrl.ui.view import KEY_GROUPS, compute_layout, pack_rows, wrap_text
+from prefrl.ui.view import KEY_GROUPS, _group_gap, compute_layout, pack_rows, wrap_text
 from prefrl.ui.window import LabelingWindow
 
 torch.set_num_threads(1)
@@ -449,7 +449,10 @@ def test_a_narrow_window_shows_the_whole_question_status_and_keys():
         assert lay.cells[0].top >= lay.header_bottom and lay.cells[1].right <= 500
         rows = view._key_rows(500, lay.text_size)
         assert len(rows) >= 2 and lay.keys_y + len(rows) * lay.key_row_h <= 900
-        assert all(sum(view._group_width(KEY_GROUPS[i], lay.text_size) for i in row) <= 500 for row in rows)
+        gap = _group_gap(lay.text_size)
+        for row in rows:  # each row of key hints within the window, margins kept
+            widths = [view._group_width(KEY_GROUPS[i], lay.text_size) for i in row]
+            assert sum(widths) + gap * (len(row) - 1) <= 500 - 2 * 10
         # "Paused" and the toast are in the header: the clips show their frames, nothing over them
         pixels = pygame.surfarray.pixels3d(view.screen)
         for cell in lay.cells:

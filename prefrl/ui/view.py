@@ -620,7 +620,7 @@ class LabelingView:
         """The groups of :data:`KEY_GROUPS` in rows that fit the window's width."""
         margin = max(10, width // 50)
         widths = [self._group_width(group, size) for group in KEY_GROUPS]
-        return pack_rows(widths, width - 2 * margin, 2 * size)
+        return pack_rows(widths, width - 2 * margin, _group_gap(size))
 
     def _draw_keys(self, lit: bool) -> None:
         """The key hints: the answer keys under each clip (dim until answers are open), the
@@ -668,6 +668,12 @@ class LabelingView:
 
 _ARROWS = ("left", "right", "up", "down")
 _SPACING = 6
+
+
+def _group_gap(size: int) -> int:
+    """Pixels between two groups of key hints in a row: a ``("gap", "")`` item and the
+    spacing on either side of it."""
+    return 2 * size + 2 * _SPACING
 
 
 def _draw_arrow(
