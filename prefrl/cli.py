@@ -89,7 +89,7 @@ def add_env_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from prefrl.runtime.choices import BACKENDS, ORACLES, SELECTIONS  # light: no torch for --help
+    from prefrl.runtime.choices import BACKENDS, ORACLES, PACES, SELECTIONS  # light: no torch for --help
 
     parser = argparse.ArgumentParser(
         prog="prefrl",
@@ -129,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=ORACLES,
         default="synthetic",
         help="who answers: a synthetic oracle (true reward) or you, in a pygame window",
+    )
+    p.add_argument(
+        "--pace",
+        choices=PACES,
+        default=None,
+        help="wait: the agent waits while the answers lag behind the label schedule (default with "
+        "--oracle human); free: it never waits (default with a synthetic oracle)",
     )
     p.add_argument(
         "--teacher",
@@ -288,6 +295,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         steps=args.steps,
         labels=args.labels,
         oracle=args.oracle,
+        pace=args.pace,
         teacher=args.teacher,
         selection=args.selection,
         seed=args.seed,

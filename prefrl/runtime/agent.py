@@ -15,11 +15,13 @@ from prefrl.agent.ppo import PPOAgent, Rollout
 from prefrl.envs.make import make_env
 from prefrl.envs.vector import VecEnv
 from prefrl.prefs.clips import ClipCutter
+from prefrl.prefs.store import PreferenceStore
 from prefrl.reward.model import RewardModel
 from prefrl.reward.sources import LearnedReward
 from prefrl.rundir import RunDir
 from prefrl.runtime.channels import ClipBatch, ClipSender, Status, StatusSender, WeightSubscriber
 from prefrl.runtime.config import TrainConfig
+from prefrl.runtime.pacing import Pacer
 from prefrl.runtime.role import Role
 
 
@@ -65,6 +67,8 @@ class AgentRole(Role):
         self.last_eval: list[float] = []
         self.busy_time = 0.0  # seconds spent acting and learning (not evaluating, not waiting)
         self.busy_steps = 0
+        self.pacer = Pacer(config.schedule(), enabled=config.pace == "wait")
+        self._store: PreferenceStore | None = None  # opened once the labeler has made it
 
         if self.rundir.agent_checkpoint.exists():
             self.agent.load(self.rundir.agent_checkpoint)
@@ -88,6 +92,11 @@ class AgentRole(Role):
             self._count_busy(started, steps_before)
             return True
 
+        was_waiting = self.pacer.waiting
+        if self.pacer.must_wait(self.agent.env_steps, self._answered):
+            if not was_waiting:  # tell the run once per wait, so its status line can say so
+                self.status.put(Status(self.name, "metrics", self.agent.env_steps, {"pace/waiting": 1}))
+            return False
         rollout = self.agent.collect(capture_snapshots=True)
         stats = self.agent.train(rollout, LearnedReward(self.model))
         self._send_clips(rollout)
@@ -140,6 +149,8 @@ class AgentRole(Role):
         )
         values["charts/clips_dropped"] = self.clips_dropped
         values["charts/SPS"] = self.busy_steps / max(self.busy_time, 1e-9)
+        values["charts/wait_share"] = self.pacer.wait_share()
+        values["pace/waiting"] = 0
         if self.agent.env_steps >= self.next_eval or self.agent.env_steps >= self.cfg.steps:
             self.last_eval = self._evaluate()
             values["eval/mean_return"] = float(np.mean(self.last_eval))
@@ -167,9 +178,18 @@ class AgentRole(Role):
             "final_eval_return": float(np.mean(self.last_eval)),
             "eval_returns": self.last_eval,
             "episodes": len(self.agent.episodes),
+            "wait_share": self.pacer.wait_share(),
         }
         self.status.put(Status(self.name, "done", self.agent.env_steps, final))
         self.done = True
+
+    def _answered(self) -> int:
+        """Answers in the store now (0 before the labeler has created it)."""
+        if self._store is None:
+            if not self.rundir.store_path.exists():
+                return 0
+            self._store = PreferenceStore(self.rundir.store_path)
+        return self._store.num_answered()
 
     def save(self) -> None:
         self.agent.save(self.rundir.agent_checkpoint)
@@ -178,6 +198,8 @@ class AgentRole(Role):
         if self.model is not None:  # before the first model there is nothing worth resuming
             self.save()
         self.envs.close()
+        if self._store is not None:
+            self._store.close()
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float | None:

@@ -19,4 +19,9 @@ Backend = Literal["multiprocess", "inprocess"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
 """how the roles run (``--backend``): three processes, or in turn in one (deterministic)"""
 
-__all__ = ["BACKENDS", "ORACLES", "SELECTIONS", "Backend", "OracleKind", "Selection"]
+Pace = Literal["wait", "free"]
+PACES: tuple[str, ...] = get_args(Pace)
+"""whether the agent waits for answers that lag behind the schedule (``--pace``; see
+:mod:`prefrl.runtime.pacing`)"""
+
+__all__ = ["BACKENDS", "ORACLES", "PACES", "SELECTIONS", "Backend", "OracleKind", "Pace", "Selection"]

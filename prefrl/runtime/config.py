@@ -13,11 +13,11 @@ from prefrl.errors import ConfigError
 from prefrl.oracles import make_oracle, parse_teacher
 from prefrl.prefs.schedule import LabelSchedule
 from prefrl.reward.model import RewardModelConfig
-from prefrl.runtime.choices import BACKENDS, ORACLES, SELECTIONS, Backend, OracleKind, Selection
+from prefrl.runtime.choices import BACKENDS, ORACLES, PACES, SELECTIONS, Backend, OracleKind, Pace, Selection
 from prefrl.tasks import get_task, portable_task_name
 from prefrl.utils.settings import check_settings, unset
 
-__all__ = ["BACKENDS", "CLI_FLAGS", "DEFAULT_LABELS", "ORACLES", "SELECTIONS", "TrainConfig"]
+__all__ = ["BACKENDS", "CLI_FLAGS", "DEFAULT_LABELS", "ORACLES", "PACES", "SELECTIONS", "TrainConfig"]
 
 # Per-env defaults of a preference run. Clip lengths give 1-2 s of video at the env's
 # own frame rate (CartPole 50 fps, Pendulum 30, Acrobot 15, MountainCar 30, Hopper 125).
@@ -63,6 +63,7 @@ CLI_FLAGS: dict[str, str] = {
     "fixed_length": "--fixed-length",
     "initial_fraction": "--initial-fraction",
     "query_videos": "--query-videos",
+    "pace": "--pace",
 }
 """the flags of ``prefrl train`` that set a field: errors name a setting as it was typed"""
 
@@ -92,6 +93,9 @@ class TrainConfig:
     task's budget, else 100"""
     oracle: OracleKind = "synthetic"
     """synthetic or human"""
+    pace: Pace | None = None
+    """wait: the agent waits while the answers lag behind the schedule; free: it never
+    waits (None: wait for a person, free for a synthetic oracle)"""
     teacher: str = "perfect"
     """synthetic teacher: perfect, stochastic, myopic, mistake, skip, equal (NAME:key=value,...)"""
     selection: Selection = "disagreement"
@@ -154,6 +158,8 @@ class TrainConfig:
             self.clip_length = int(defaults["clip_length"])
         if self.fixed_length is None:
             self.fixed_length = defaults["fixed_length"]
+        if self.pace is None:
+            self.pace = "wait" if self.oracle == "human" else "free"
         self.oracle_spec()  # each check now, in the parent, not in a child process
         ppo = self.ppo_config()
         rollout = ppo.num_envs * ppo.num_steps

@@ -109,7 +109,13 @@ class Monitor:
             labels=f"{labeler.get('labels/answered', 0)}/{self.total_labels}",
             rm_acc=trainer.get("reward/val_accuracy"),
             ret=agent.get("charts/episodic_return"),
+            agent="waiting for labels" if self.agent_waiting else None,
         )
+
+    @property
+    def agent_waiting(self) -> bool:
+        """The agent is waiting for answers that lag behind the schedule (``--pace wait``)."""
+        return bool(self.latest["agent"].get("pace/waiting")) and self.done is None
 
     def close(self) -> None:
         if self._videos is not None:

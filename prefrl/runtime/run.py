@@ -13,7 +13,7 @@ from prefrl.errors import ConfigError, RunKindError
 from prefrl.oracles import Oracle
 from prefrl.plotting import plot_learning_curve
 from prefrl.prefs.store import PreferenceStore
-from prefrl.rundir import RunDir, mark_stopped_if_dead
+from prefrl.rundir import RunDir, mark_stopped_if_dead, window_open
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.ending import RunEnd
 from prefrl.runtime.errors import RunExistsError, RunInterrupted
@@ -152,7 +152,7 @@ def _execute(
         if config.backend == "inprocess":
             end = run_inprocess(config, run.path, monitor, oracle=oracle)
         else:
-            present = None if process is None else (lambda: process.poll() is None)
+            present = None if process is None else PersonWatch(process, run, config)
             end = run_multiprocess(config, run.path, monitor, person_present=present)
     except KeyboardInterrupt as err:
         raise RunInterrupted(
@@ -178,6 +178,29 @@ def _execute(
     return {"run_dir": str(run.path), **summary}
 
 
+class PersonWatch:
+    """Whether the person labelling is still there: the window ``prefrl train`` opened is
+    alive, or a window opened later (``prefrl label RUN_DIR``) keeps its heartbeat
+    (``window.json``). Says so, with how to come back, when the last window closes."""
+
+    def __init__(self, process: subprocess.Popen[bytes] | Any, run: RunDir, config: TrainConfig):
+        self.process, self.run, self.config = process, run, config
+        self.present = True
+
+    def __call__(self) -> bool:
+        present = self.process.poll() is None or window_open(self.run.path)
+        if not self.present and present:
+            print("prefrl: a labelling window is open again", flush=True)
+        if self.present and not present:
+            then = "waits for your labels" if self.config.pace == "wait" else "goes on"
+            print(
+                f"prefrl: the labelling window is closed; the run {then}. Reopen it with: prefrl label {self.run.path}",
+                flush=True,
+            )
+        self.present = present
+        return present
+
+
 def summarize(config: TrainConfig, run: RunDir, monitor: Monitor, end: RunEnd) -> dict[str, Any]:
     """The numbers a run ends with (``summary.json``).
 
@@ -195,6 +218,7 @@ def summarize(config: TrainConfig, run: RunDir, monitor: Monitor, end: RunEnd) -
         "labels_used": labels_used,
         "labels_budget": config.labels,
         "tie_share": round(counts["equal"] / labels_used, 4) if labels_used else None,
+        "agent_wait_share": done.get("wait_share"),
         "env_id": config.env_id,
         "task": config.task,
         "oracle": config.oracle,

@@ -1,0 +1,84 @@
+"""The agent waits for the person (prefrl.runtime.pacing): unit rules, and whole runs
+answered by a slow scripted person through the store, as the labelling window does."""
+
+import threading
+
+import pytest
+from test_runtime import small
+
+from prefrl.oracles import PerfectOracle
+from prefrl.prefs.schedule import LabelSchedule
+from prefrl.prefs.store import PreferenceStore
+from prefrl.runtime.pacing import Pacer, allowed_lag
+from prefrl.runtime.run import train
+
+
+def test_the_allowed_lag_is_two_answers_or_five_percent_of_the_budget():
+    assert [allowed_lag(n) for n in (2, 20, 40, 60, 100, 900)] == [2, 2, 2, 3, 5, 45]
+
+
+def test_the_agent_waits_only_beyond_the_allowed_lag_and_only_when_pacing():
+    schedule = LabelSchedule(total_labels=100, total_steps=10_000, initial_fraction=0.25)
+    pacer = Pacer(schedule, enabled=True, poll_s=0.0)
+    wanted = schedule.labels_wanted(5_000)
+    assert pacer.behind(5_000, wanted - 5) == 0  # 5 behind: allowed
+    assert pacer.behind(5_000, wanted - 6) == 1
+    assert pacer.must_wait(5_000, lambda: wanted - 6) and pacer.waiting
+    assert not pacer.must_wait(5_000, lambda: wanted) and not pacer.waiting
+    assert pacer.waited_s > 0 and 0 < pacer.wait_share() < 1
+    free = Pacer(schedule, enabled=False, poll_s=0.0)
+    assert not free.must_wait(5_000, lambda: 0) and free.wait_share() == 0
+
+
+def test_the_store_is_read_at_most_once_per_poll_interval():
+    reads = []
+    pacer = Pacer(LabelSchedule(10, 1000), enabled=True, poll_s=60.0)
+    for _ in range(5):
+        pacer.must_wait(500, lambda: reads.append(1) or 0)
+    assert len(reads) == 1
+
+
+class SlowPerson(threading.Thread):
+    """Answers the queries waiting in a run's store, one every ``delay`` seconds, as the
+    perfect oracle would (what a person in the labelling window does)."""
+
+    def __init__(self, run_dir, delay):
+        super().__init__(daemon=True)
+        self.run_dir, self.delay = run_dir, delay
+        self.stop = threading.Event()
+
+    def run(self):
+        oracle = PerfectOracle()
+        db = self.run_dir / "prefs.sqlite"
+        while not self.stop.is_set():
+            if db.exists():
+                with PreferenceStore(db) as store:
+                    pending = store.pending_queries()
+                    if pending:
+                        query = pending[0]
+                        clips = store.get_clips([query.left_clip_id, query.right_clip_id])
+                        answer = oracle.answer(clips[query.left_clip_id], clips[query.right_clip_id])
+                        store.record_answer(query.query_id, answer, oracle="person")
+                        self.stop.wait(self.delay)
+                        continue
+            self.stop.wait(0.05)
+
+
+@pytest.mark.parametrize("pace", ["wait", "free"])
+def test_a_slow_person_gives_the_whole_budget_and_only_a_waiting_agent_waits(tmp_path, pace):
+    run_dir = tmp_path / "r"
+    person = SlowPerson(run_dir, delay=0.25)
+    person.start()
+    try:
+        config = small(oracle="human", pace=pace, steps=8192, labels=20)
+        summary = train(config, run_dir, progress=False, video=False)
+    finally:
+        person.stop.set()
+    assert (summary["complete"], summary["labels_used"]) == (True, 20)
+    with PreferenceStore(run_dir / "prefs.sqlite") as store:
+        asked_after_the_end = sum(q.agent_step >= 8192 for q in store.labels())
+    if pace == "wait":
+        assert summary["agent_wait_share"] > 0
+        assert asked_after_the_end <= allowed_lag(20) + 3  # the lag, plus the queue kept for the person
+    else:
+        assert summary["agent_wait_share"] == 0
