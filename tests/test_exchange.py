@@ -184,6 +184,25 @@ def test_import_refuses_a_damaged_source_clip(tmp_path: Path, rng: np.random.Gen
         assert dst.num_answered() == 0 and dst._conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0] == 0
 
 
+@pytest.mark.parametrize("via", ["export", "store"])
+def test_what_repair_set_aside_stays_behind(tmp_path: Path, rng: np.random.Generator, via: str) -> None:
+    src = tmp_path / "src.sqlite"
+    with PreferenceStore(src, ENV) as store:
+        answer_all(store, rng, [Answer.LEFT, Answer.RIGHT, Answer.EQUAL])
+        damaged = store.labels()[1]
+    flip_byte(src, damaged.left_clip_id, "obs", 140)
+    with PreferenceStore(src) as store:
+        store.set_aside_damaged()
+        kept = [(lbl.query_id, lbl.answer) for lbl in store.labels()]
+        source = export_store(store, tmp_path / "export") if via == "export" else src
+    with PreferenceStore(tmp_path / "dst.sqlite", ENV) as dst:
+        import_into(dst, source)
+        assert [lbl.answer for lbl in dst.labels()] == [answer for _, answer in kept]
+        assert dst.num_answered() == 2 and dst.pending_queries() == []
+        clip_ids = {row[0] for row in dst._conn.execute("SELECT clip_id FROM clips")}
+        assert damaged.left_clip_id not in clip_ids
+
+
 # -- prefrl export / prefrl import ----------------------------------------------------
 
 

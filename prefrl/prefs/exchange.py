@@ -23,11 +23,14 @@ from typing import Any, NamedTuple
 from prefrl.prefs.blobs import ARRAYS, clip_checksum, decode
 from prefrl.prefs.clips import Answer
 from prefrl.prefs.errors import StoreError
-from prefrl.prefs.schema import CLIP_COLUMNS, INSERT_CLIP, QUERY_COLUMNS, STORE_NAME
+from prefrl.prefs.schema import CLIP_COLUMNS, IN_USE, INSERT_CLIP, QUERY_COLUMNS, STORE_NAME
 from prefrl.prefs.store import PreferenceStore
 from prefrl.rundir import RunDir
 
 _ANSWER_SET = frozenset(a.value for a in Answer)
+# What leaves a store (export, or import from it): neither the queries set aside by
+# `prefrl repair` nor the damaged clips they show; they stay in their store, for the record.
+_INTACT = "clip_id NOT IN (SELECT clip_id FROM set_aside)"
 
 # CSV headers of an export directory.
 _CLIPS_CSV = (
@@ -162,7 +165,7 @@ def _write_export(store: PreferenceStore, out: Path) -> dict[str, int]:
             written.append((npz, out / "clips.npz"))
             with zipfile.ZipFile(npz, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
                 rows = conn.execute(
-                    "SELECT clip_id, obs, actions, true_rewards, snapshots FROM clips ORDER BY rowid"
+                    f"SELECT clip_id, obs, actions, true_rewards, snapshots FROM clips WHERE {_INTACT} ORDER BY rowid"
                 )
                 for cid, *blobs in rows:
                     for name, blob in zip(ARRAYS, blobs, strict=True):
@@ -175,18 +178,18 @@ def _write_export(store: PreferenceStore, out: Path) -> dict[str, int]:
                     "clips.csv",
                     _CLIPS_CSV,
                     "SELECT clip_id, env_id, agent_step, episode_step, length, true_return, "
-                    "snapshots IS NOT NULL, created_at FROM clips ORDER BY rowid",
+                    f"snapshots IS NOT NULL, created_at FROM clips WHERE {_INTACT} ORDER BY rowid",
                 ),
                 (
                     "queries.csv",
                     _QUERIES_CSV,
-                    f"SELECT {QUERY_COLUMNS}, source FROM queries ORDER BY query_id",
+                    f"SELECT {QUERY_COLUMNS}, source FROM queries WHERE {IN_USE} ORDER BY query_id",
                 ),
                 (
                     "answers.csv",
                     _ANSWERS_CSV,
                     "SELECT query_id, answer, answered_at, oracle, response_time FROM answers "
-                    "ORDER BY query_id",
+                    f"WHERE {IN_USE} ORDER BY query_id",
                 ),
             )
             for name, header, sql in tables:
@@ -238,15 +241,15 @@ def import_into(store: PreferenceStore, source: str | os.PathLike[str]) -> Impor
         _check_env_ids(store, env_ids, src)
         queries = [
             _SourceQuery(*row)
-            for row in conn.execute(f"SELECT {QUERY_COLUMNS} FROM queries ORDER BY query_id")
+            for row in conn.execute(f"SELECT {QUERY_COLUMNS} FROM queries WHERE {IN_USE} ORDER BY query_id")
         ]
         answers = {
             row[0]: row[1:]
             for row in conn.execute(
-                "SELECT query_id, answer, answered_at, oracle, response_time FROM answers"
+                f"SELECT query_id, answer, answered_at, oracle, response_time FROM answers WHERE {IN_USE}"
             )
         }
-        clip_rows = conn.execute(f"SELECT {CLIP_COLUMNS}, checksum FROM clips ORDER BY rowid")
+        clip_rows = conn.execute(f"SELECT {CLIP_COLUMNS}, checksum FROM clips WHERE {_INTACT} ORDER BY rowid")
         return _import(store, label, clip_rows, queries, answers)
 
 
