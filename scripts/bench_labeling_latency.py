@@ -13,6 +13,11 @@ appears, through pygame's event queue. Measured, per env:
 - rendered pairs ready at each key press besides the one on screen (target: >= 2);
 - render time per clip (the frames the window shows: every ``frame_stride``-th frame).
 
+With ``--train-load`` the run is a real one instead (``prefrl train ENV --oracle human``
+without its own window, in a process group of its own): its labeler queues the queries,
+and its agent and reward trainer train all along, at the lower priority prefrl gives them
+when a person labels; the table adds the agent's env steps/s meanwhile.
+
 Prints a table and writes it to ``--out`` (markdown). Uses the display in ``DISPLAY``
 (e.g. ``Xvfb :99 & DISPLAY=:99 python scripts/bench_labeling_latency.py``) or, without
 one, SDL's dummy driver.
@@ -20,6 +25,7 @@ one, SDL's dummy driver.
     python scripts/bench_labeling_latency.py                       # 3 envs, 10 answers each, 3 s apart
     python scripts/bench_labeling_latency.py --fast                # 5 answers, 0.3 s apart: a smoke check
     python scripts/bench_labeling_latency.py --envs Hopper-v5 --answers 20 --backend thread
+    python scripts/bench_labeling_latency.py --train-load --answers 40   # while the agent trains
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -37,8 +46,9 @@ import torch
 
 from prefrl.ui.render_ahead import MAX_DISPLAY_FPS
 
-LATENCY_TARGET_MS = 100.0
-READY_TARGET = 2
+LATENCY_TARGET_MS = 100.0  # p95 of key press -> next pair on screen
+READY_TARGET = 2  # pairs rendered ahead at a key press ...
+READY_SHARE_TARGET = 0.95  # ... at this share of the presses
 
 
 def bench_env(env_id: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
@@ -55,6 +65,8 @@ def bench_env(env_id: str, args: argparse.Namespace, out: Path) -> dict[str, Any
 
     run_path = out / "runs" / env_id.replace("/", "_")
     shutil.rmtree(run_path, ignore_errors=True)
+    if args.train_load:
+        return bench_env_while_training(env_id, args, run_path)
     run = make_human_run(run_path, env_id, labels=args.answers, steps=100_000)
     config = TrainConfig.from_dict(RunDir(run_path).read_config())
     started = time.perf_counter()
@@ -123,6 +135,61 @@ def bench_env(env_id: str, args: argparse.Namespace, out: Path) -> dict[str, Any
     return row
 
 
+# A real preference run with a person as its oracle and no window of its own: the agent
+# trains all along (pace free, far more steps than the bench lasts) while the schedule
+# soon wants many labels, so the labeler always keeps queries waiting for the person.
+TRAINING_RUN = """
+import sys
+from prefrl.runtime.config import TrainConfig
+from prefrl.runtime.run import train
+env_id, run_dir, labels = sys.argv[1], sys.argv[2], int(sys.argv[3])
+config = TrainConfig(env_id=env_id, oracle="human", pace="free", labels=labels, steps=5_000_000,
+                     initial_fraction=0.02, decay_fraction=0.0005)
+train(config, run_dir, progress=False, video=False)
+"""
+
+
+def bench_env_while_training(env_id: str, args: argparse.Namespace, run_path: Path) -> dict[str, Any]:
+    """One env with the run's agent and reward trainer training meanwhile (real processes,
+    at the priority prefrl gives them when a person labels)."""
+    from prefrl.oracles import PerfectOracle
+    from prefrl.rundir import RunDir, column, read_metrics
+    from prefrl.ui.run_info import open_run
+    from prefrl.ui.scripted import ScriptedPerson
+    from prefrl.ui.window import LabelingWindow
+
+    command = [sys.executable, "-c", TRAINING_RUN, env_id, str(run_path), str(4 * args.answers)]
+    run_process = subprocess.Popen(command, start_new_session=True)
+    run = RunDir(run_path)
+    deadline = time.monotonic() + 120
+    while not (run.status_path.exists() and run.store_path.exists()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    person = ScriptedPerson(run.store_path, PerfectOracle(), think_s=args.interval)
+    opened = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    try:
+        window = LabelingWindow(
+            open_run(run.path),
+            backend=args.backend,
+            on_event=person,
+            max_display_fps=args.max_display_fps,
+        )
+        try:
+            given = window.run(max_answers=args.answers, finish_linger_s=0)
+            lateness = list(window.lateness)
+        finally:
+            window.close()
+    finally:
+        person.close()
+        os.killpg(run_process.pid, signal.SIGINT)
+        run_process.wait(120)
+    row = summarize(env_id, person, given, args.answers, opened, load_before, args.backend)
+    row["late_ms"] = _stats([1000 * x for x in lateness])
+    sps = column(read_metrics(run.metrics_path), "charts/SPS")[1] if run.metrics_path.exists() else []
+    row["agent_sps"] = float(np.median(sps)) if sps else None
+    return row
+
+
 def summarize(
     env_id: str, person: Any, given: int, budget: int, opened: float, load_before: float, backend: str
 ) -> dict[str, Any]:
@@ -175,22 +242,25 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace, driver: str) -> 
     def num(value: float | None, fmt: str) -> str:
         return "–" if value is None else format(value, fmt)
 
+    load = "while a real run's agent and reward trainer train" if args.train_load else "with the agent idle"
     lines = [
-        f"Labelling latency: a scripted person answers {args.answers} queries per env, {args.interval:g} s "
+        f"Labelling latency {load}: a scripted person answers {args.answers} queries per env, {args.interval:g} s "
         f"after each pair appears; the run's labeler keeps 3 queries pending; display: {driver}; "
         f"renderer: {args.backend}; max display fps: {args.max_display_fps or 'default'}; {os.cpu_count()} CPUs.",
         "",
         "| env | key → next pair on screen, ms (median / p95 / max) | presses with a pair ready | "
         "ready pairs at a key press (min / mean; presses with ≥ 2)¹ | render s per clip (median / max) | first pair after s | "
-        "playback frames late, ms (median / p95 / max) | load avg | targets (< 100 ms, ≥ 2 ready) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "playback frames late, ms (median / p95 / max) | load avg | agent env steps/s meanwhile | "
+        "targets (p95 ≤ 100 ms, ≥ 2 ready at ≥ 95%) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lat = r["latency_ms"]
         ready = r["ready"]
         ready_min = min(ready) if ready else None
         ready_mean = float(np.mean(ready)) if ready else None
-        ok = lat is not None and lat[2] < LATENCY_TARGET_MS and (ready_min or 0) >= READY_TARGET
+        ready_share = sum(n >= READY_TARGET for n in ready) / max(1, len(ready))
+        ok = lat is not None and lat[1] <= LATENCY_TARGET_MS and ready_share >= READY_SHARE_TARGET
         presses = f"{r['presses_ready']} of {max(0, r['answers'] - 1)}"
         if r["waits_ms"] is not None:
             presses += f"; otherwise waited {ms(r['waits_ms'])} ms"
@@ -198,7 +268,8 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace, driver: str) -> 
             f"| {r['env']} | {ms(lat)} | {presses} | {ready_min} / {num(ready_mean, '.2f')}; "
             f"{sum(n >= READY_TARGET for n in ready)} of {len(ready)} | "
             f"{num(r['render_s'], '.2f')} / {num(r['render_max_s'], '.2f')} | {num(r['first_pair_s'], '.1f')} | "
-            f"{ms(r['late_ms'])} | {r['load']:.1f} | {'met' if ok else 'missed'} |"
+            f"{ms(r['late_ms'])} | {r['load']:.1f} | {num(r.get('agent_sps'), '.0f')} | "
+            f"{'met' if ok else 'missed'} |"
         )
     lines += [
         "",
@@ -229,6 +300,11 @@ def main() -> None:
         type=float,
         help="show clips at most this many frames/s (default: prefrl.ui.render_ahead.MAX_DISPLAY_FPS, "
         f"{MAX_DISPLAY_FPS['mujoco']:g} for MuJoCo, {MAX_DISPLAY_FPS['other']:g} otherwise)",
+    )
+    parser.add_argument(
+        "--train-load",
+        action="store_true",
+        help="a real run trains meanwhile (agent and reward trainer as processes); the labeler is its own",
     )
     parser.add_argument("--pool", type=int, default=40, help="clips the labeler chooses pairs from")
     parser.add_argument("--seed", type=int, default=0)

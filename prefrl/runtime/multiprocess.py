@@ -53,6 +53,10 @@ from prefrl.runtime.errors import RunFailed
 from prefrl.runtime.monitor import Monitor
 
 ROLES = ("agent", "labeler", "reward_trainer")
+YIELDING_ROLES = ("agent", "reward_trainer")
+YIELD_NICENESS = 10
+"""when a person labels, these roles run this much nicer, so that on a small machine the
+labelling window and the renderer drawing the next pairs are not starved by training"""
 ORPHAN_EXIT_S = 3.0
 """seconds a role whose parent is gone has to stop by itself before it ends itself"""
 
@@ -239,6 +243,8 @@ def _child_main(
     status = _StatusOut(outbox)
     try:
         cfg = TrainConfig.from_dict(config)
+        if cfg.oracle == "human" and role in YIELDING_ROLES:
+            os.nice(YIELD_NICENESS)  # the person's window and its renderer come first
         path = Path(run_dir)
         role_obj: Any
         # each role's process imports only its own role's module

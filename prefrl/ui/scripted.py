@@ -124,12 +124,21 @@ class ScriptedPerson:
         store_path: the run's ``prefs.sqlite``.
         oracle: who decides (default: the perfect oracle on the true reward).
         think_s: seconds between a pair appearing and the key press.
+        jitter_s: each press comes up to this many seconds earlier or later (uniform, ``seed``).
     """
 
-    def __init__(self, store_path: str | Path, oracle: Oracle | None = None, think_s: float = 0.0):
+    def __init__(
+        self,
+        store_path: str | Path,
+        oracle: Oracle | None = None,
+        think_s: float = 0.0,
+        jitter_s: float = 0.0,
+        seed: int = 0,
+    ):
         self.store_path = Path(store_path)
         self.oracle = oracle if oracle is not None else PerfectOracle()
-        self.think_s = think_s
+        self.think_s, self.jitter_s = think_s, jitter_s
+        self.rng = np.random.default_rng(seed)
         self.shown: list[LabelEvent] = []
         self.answered: list[LabelEvent] = []
         self.presses: list[Press] = []
@@ -149,7 +158,8 @@ class ScriptedPerson:
         if event.kind != "open" or not self.shown or self.shown[-1].query_id != event.query_id:
             return
         key = KEY_FOR_ANSWER[self.expected[event.query_id]]
-        delay = self.shown[-1].time + self.think_s - event.time
+        think = self.think_s + (self.rng.uniform(-self.jitter_s, self.jitter_s) if self.jitter_s else 0.0)
+        delay = self.shown[-1].time + think - event.time
         if delay <= 0:
             self._press(event.query_id, key)
             return
