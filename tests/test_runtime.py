@@ -78,6 +78,18 @@ def test_multiprocess_run_end_to_end(tmp_path):
     assert min(column(rows, "reward/version_used")[1]) >= 1
 
 
+def test_runs_leave_no_file_descriptor_open(tmp_path):
+    def open_fds():
+        return len(os.listdir("/proc/self/fd"))
+
+    train(small(), tmp_path / "warm-up", progress=False, video=False)  # first uses open fonts, caches
+    before = open_fds()
+    for n in range(2):
+        train(small(), tmp_path / f"r{n}", progress=False, video=False)
+    # (weights sent with the multiprocessing pickler left their shared memory open here)
+    assert open_fds() <= before + 2
+
+
 def test_a_killed_child_is_restarted_and_the_run_completes(tmp_path, capsys):
     result = {}
     config = small(steps=8192)

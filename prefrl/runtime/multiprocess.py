@@ -36,6 +36,7 @@ from __future__ import annotations
 import collections
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import threading
 import time
@@ -62,6 +63,19 @@ ORPHAN_EXIT_S = 3.0
 
 
 # --------------------------------------------------------------------- pipes
+def encode(message: tuple[str, Any]) -> bytes:
+    """A message as bytes, by the standard pickle: tensors travel as their data. (The
+    multiprocessing pickler would move them to shared memory and send file descriptors,
+    which the receiving process keeps open: thousands over a long run.)"""
+    return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode(data: bytes) -> tuple[str, Any]:
+    """The message :func:`encode` made (from a role of this run: trusted like the run's own code)."""
+    kind, payload = pickle.loads(data)
+    return kind, payload
+
+
 class Outbox:
     """Sends ``(kind, payload)`` messages over a pipe from a background thread: ``put``
     never waits for the reader. Weights are coalesced (only the newest waits); at most
@@ -104,7 +118,7 @@ class Outbox:
                 item = self._items.popleft()
                 self._clip_batches -= item[0] == "clips"
             try:
-                self.conn.send(item)
+                self.conn.send_bytes(encode(item))
             except (OSError, ValueError):  # the reader is gone (or the pipe was closed)
                 with self._cond:
                     self.broken = True
@@ -137,7 +151,7 @@ class Inbox:
         try:
             ready = self.conn.poll(timeout)
             while ready:
-                kind, payload = self.conn.recv()
+                kind, payload = decode(self.conn.recv_bytes())
                 if kind == "weights":
                     self.weights = payload
                 else:
@@ -333,7 +347,7 @@ class _Supervisor:
         incarnation = self.roles[role]
         try:
             while incarnation.from_role.poll(0):
-                kind, payload = incarnation.from_role.recv()
+                kind, payload = decode(incarnation.from_role.recv_bytes())
                 if kind == "status":
                     statuses.append(payload)
                     if payload.kind == "done" and role == "agent":
