@@ -295,6 +295,7 @@ CONFIG_FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "num_evals": (int,),
     "checkpoint_every": (int,),
     "query_videos": (bool,),
+    "pace": (str, _NONE),
     "reward_model": (dict,),
     # baselines
     "reward": (str,),
