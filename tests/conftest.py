@@ -4,6 +4,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+import pytest
 import torch
 
 torch.set_num_threads(1)
@@ -22,3 +23,16 @@ SMALL_RUN_FLAGS = [
     "--reward-model",
     "epochs_per_round=2",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _task_registry_as_it_was():
+    """Tasks a test registers (from its own task files) do not outlive it."""
+    from prefrl import tasks
+
+    registered, loaded = dict(tasks.TASKS), set(tasks._LOADED_SOURCES)
+    yield
+    tasks.TASKS.clear()
+    tasks.TASKS.update(registered)
+    tasks._LOADED_SOURCES.clear()
+    tasks._LOADED_SOURCES.update(loaded)
