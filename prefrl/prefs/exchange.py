@@ -18,13 +18,13 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from prefrl.prefs.blobs import ARRAYS, clip_checksum, decode
+from prefrl.prefs.blobs import ARRAYS, Damaged, clip_checksum, load_clip
 from prefrl.prefs.clips import Answer
 from prefrl.prefs.errors import StoreError
-from prefrl.prefs.schema import CLIP_COLUMNS, IN_USE, INSERT_CLIP, QUERY_COLUMNS, STORE_NAME
-from prefrl.prefs.store import PreferenceStore
+from prefrl.prefs.schema import CLIP_COLUMNS, IN_USE, INSERT_CLIP, QUERY_COLUMNS, STORE_NAME, store_file
+from prefrl.prefs.store import PreferenceStore, Query
 from prefrl.rundir import RunDir
 
 _ANSWER_SET = frozenset(a.value for a in Answer)
@@ -102,7 +102,7 @@ def export_store(
     if isinstance(store_or_path, PreferenceStore):
         _write_export(store_or_path, out)
     else:
-        with PreferenceStore(_existing_store(store_or_path)) as store:
+        with PreferenceStore(store_file(store_or_path)) as store:
             _write_export(store, out)
     return out
 
@@ -114,7 +114,7 @@ def export_run(path: str | os.PathLike[str], directory: str | os.PathLike[str]) 
         A JSON-serialisable dict: ``store`` and ``export`` (paths), and the rows written:
         ``clips``, ``queries`` (answered or not) and ``answers``.
     """
-    store_path = _existing_store(path)
+    store_path = store_file(path)
     out = Path(directory)
     with PreferenceStore(store_path) as store:
         counts = _write_export(store, out)
@@ -240,7 +240,7 @@ def import_into(store: PreferenceStore, source: str | os.PathLike[str]) -> Impor
         env_ids = {row[0] for row in conn.execute("SELECT DISTINCT env_id FROM clips")}
         _check_env_ids(store, env_ids, src)
         queries = [
-            _SourceQuery(*row)
+            Query(*row)
             for row in conn.execute(f"SELECT {QUERY_COLUMNS} FROM queries WHERE {IN_USE} ORDER BY query_id")
         ]
         answers = {
@@ -261,7 +261,7 @@ def _import_export_dir(store: PreferenceStore, src: Path, label: str) -> ImportR
     for i, row in enumerate(_read_csv(src / "queries.csv", _QUERIES_CSV), start=1):
         with _csv_row(src / "queries.csv", i):
             queries.append(
-                _SourceQuery(
+                Query(
                     int(row["query_id"]),
                     row["left_clip_id"],
                     row["right_clip_id"],
@@ -342,7 +342,7 @@ def _import(
     store: PreferenceStore,
     label: str,
     clip_rows: Iterable[tuple[Any, ...]],
-    queries: list[_SourceQuery],
+    queries: list[Query],
     answers: dict[int, tuple[Any, ...]],
 ) -> ImportReport:
     query_ids = {q.query_id for q in queries}
@@ -378,7 +378,16 @@ def _import(
                     cur = conn.execute(
                         "INSERT INTO queries (left_clip, right_clip, created_at, agent_step, oracle, "
                         "selection, score, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (*q[1:], f"{label}#{q.query_id}"),
+                        (
+                            q.left_clip_id,
+                            q.right_clip_id,
+                            q.created_at,
+                            q.agent_step,
+                            q.oracle,
+                            q.selection,
+                            q.score,
+                            f"{label}#{q.query_id}",
+                        ),
                     )
                 except sqlite3.IntegrityError:
                     raise StoreError(
@@ -402,34 +411,13 @@ def _import(
     return ImportReport(label, clips_added, queries_added, answers_added, conflicting)
 
 
-class _SourceQuery(NamedTuple):
-    """A query of an import source (its columns in the order of the queries table)."""
-
-    query_id: int
-    left_clip_id: str
-    right_clip_id: str
-    created_at: float
-    agent_step: int
-    oracle: str
-    selection: str
-    score: float | None
-
-
 def _check_clip_row(row: tuple[Any, ...], label: str) -> None:
-    """Check that an imported clip's arrays decode and have ``length`` rows."""
-    cid, length = row[0], row[4]
-    for name, blob in zip(ARRAYS, row[6:10], strict=True):
-        if blob is None:
-            if name != "snapshots":
-                raise StoreError(f"{label}: clip {cid} has no {name}")
-            continue
-        try:
-            array = decode(blob)
-        except Exception:
-            # Not numpy's message: it may advise loading the bytes unsafely.
-            raise StoreError(f"{label}: clip {cid}'s {name} is not a readable array") from None
-        if array.ndim == 0 or len(array) != length:
-            raise StoreError(f"{label}: clip {cid}'s {name} has shape {array.shape}, not {length} rows")
+    """Check that an imported clip's arrays decode and have ``length`` rows (a row of
+    ``CLIP_COLUMNS``), as the store checks what it reads."""
+    try:
+        load_clip((*row[:5], *row[6:10], None))
+    except Damaged as reason:
+        raise StoreError(f"{label}: clip {row[0]} is damaged ({reason}); nothing was imported") from None
 
 
 # -- files ----------------------------------------------------------------------------
@@ -474,18 +462,6 @@ def _opt_float(cell: str) -> float | None:
 
 
 # -- paths ----------------------------------------------------------------------------
-
-
-def _existing_store(path: str | os.PathLike[str]) -> Path:
-    """The store file of a run directory, or ``path`` itself; it must exist."""
-    store_path = Path(path)
-    if store_path.is_dir():
-        store_path = store_path / STORE_NAME
-    if not store_path.is_file():
-        raise StoreError(
-            f"there is no preference store at {store_path}; pass a run directory of a preference run"
-        )
-    return store_path
 
 
 def _run_env_id(run_dir: Path) -> str | None:

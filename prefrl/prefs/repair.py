@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 from typing import Any
 
-from prefrl.prefs.errors import StoreError
-from prefrl.prefs.schema import STORE_NAME
+from prefrl.prefs.schema import store_file
 from prefrl.prefs.store import PreferenceStore
 
 
@@ -35,13 +33,7 @@ def repair_store(path: str | os.PathLike[str]) -> dict[str, Any]:
         StoreError: there is no store at ``path``, or the file itself is damaged (the
             message says how to go on).
     """
-    store_path = Path(path)
-    if store_path.is_dir():
-        store_path = store_path / STORE_NAME
-    if not store_path.is_file():
-        raise StoreError(
-            f"there is no preference store at {store_path}; pass a run directory of a preference run"
-        )
+    store_path = store_file(path)
     with PreferenceStore(store_path) as store:
         report = store.set_aside_damaged()
     result: dict[str, Any] = {"store": str(store_path)}

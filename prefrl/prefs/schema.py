@@ -17,6 +17,7 @@ older schema is migrated in place (:func:`open_schema`).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import urllib.parse
 from pathlib import Path
@@ -251,3 +252,19 @@ def read_meta(conn: sqlite3.Connection, path: Path) -> dict[str, str] | None:
             )
         return None
     return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+
+
+def store_file(path: str | os.PathLike[str]) -> Path:
+    """The store file of a run directory, or ``path`` itself; it must exist.
+
+    Raises:
+        StoreError: there is no store there.
+    """
+    store_path = Path(path)
+    if store_path.is_dir():
+        store_path = store_path / STORE_NAME
+    if not store_path.is_file():
+        raise StoreError(
+            f"there is no preference store at {store_path}; pass a run directory of a preference run"
+        )
+    return store_path
