@@ -108,6 +108,8 @@ READ_CLIP = (
     "snapshots, checksum FROM clips"
 )
 QUERY_COLUMNS = "query_id, left_clip, right_clip, created_at, agent_step, oracle, selection, score"
+MAX_VARS = 900
+"""ids bound in one statement at most: under SQLITE_MAX_VARIABLE_NUMBER of old SQLite builds (999)"""
 
 
 def recovery_hint(path: Path) -> str:

@@ -15,6 +15,10 @@ check does not look inside blobs (:mod:`prefrl.prefs.blobs`). A damaged clip rai
 the store (answers included) but are neither trained on nor counted as answered. Times are
 Unix times in seconds (``time.time()``); ``response_time`` is in seconds.
 
+The records the store hands out (:class:`Query`, :class:`Label`, :class:`SetAsideReport`)
+are defined in :mod:`prefrl.prefs.records`, and found here too; reading every clip for
+damage and the error that names damaged clips are in :mod:`prefrl.prefs.damage`.
+
 :mod:`prefrl.prefs.exchange` writes a store's export (``prefrl export``) and merges an
 export or another store into it (``prefrl import``): how labels move between runs and how a
 damaged store is replaced.
@@ -27,17 +31,19 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from prefrl.prefs.blobs import Damaged, clip_checksum, encode, load_clip
 from prefrl.prefs.clips import Answer, Clip
+from prefrl.prefs.damage import damaged_clips, damaged_error
 from prefrl.prefs.errors import DamagedClipError, StoreError
+from prefrl.prefs.records import Label, Query, SetAsideReport
 from prefrl.prefs.schema import (
     BUSY_TIMEOUT_S,
     IN_USE,
     INSERT_CLIP,
+    MAX_VARS,
     READ_CLIP,
     SCHEMA_VERSION,
     check_file,
@@ -55,77 +61,6 @@ __all__ = [
     "SetAsideReport",
     "StoreError",
 ]
-
-# Stay under SQLITE_MAX_VARIABLE_NUMBER of old SQLite builds (999).
-_MAX_VARS = 900
-
-
-@dataclass(frozen=True)
-class SetAsideReport:
-    """What :meth:`PreferenceStore.set_aside_damaged` found and did.
-
-    Attributes:
-        clips_checked: clips read and checked.
-        damaged_clips: ids of the damaged clips, in the order they were stored.
-        queries_set_aside: queries set aside now (0 when repeated).
-        answers_set_aside: of those, the answered ones (no longer counted as answered).
-        total_set_aside: queries set aside in the store, now and before.
-        answered: answers still counted (:meth:`PreferenceStore.num_answered`).
-    """
-
-    clips_checked: int
-    damaged_clips: tuple[str, ...]
-    queries_set_aside: int
-    answers_set_aside: int
-    total_set_aside: int
-    answered: int
-
-
-@dataclass(frozen=True)
-class Query:
-    """A pair of clips put to a labeler.
-
-    Attributes:
-        query_id: the store's id of the query (increasing in creation order).
-        left_clip_id, right_clip_id: the clips shown on the left and on the right.
-        created_at: Unix time (s) the query was made.
-        agent_step: the agent's env-step count when the query was made.
-        oracle: who the query was meant for (e.g. ``"human"``, ``"synthetic"``).
-        selection: how the pair was chosen (e.g. ``"random"``, ``"disagreement"``).
-        score: the selection's score of the pair (e.g. ensemble disagreement), if any.
-    """
-
-    query_id: int
-    left_clip_id: str
-    right_clip_id: str
-    created_at: float
-    agent_step: int
-    oracle: str
-    selection: str
-    score: float | None
-
-
-@dataclass(frozen=True)
-class Label:
-    """An answered query.
-
-    Attributes:
-        query_id, left_clip_id, right_clip_id: as in :class:`Query`.
-        answer: what the labeler said.
-        mu: probability that the left clip is preferred (``answer.mu``: 1.0, 0.0, 0.5, or
-            None for answers that are not trained on).
-        agent_step: the agent's env-step count when the query was made.
-    """
-
-    query_id: int
-    left_clip_id: str
-    right_clip_id: str
-    answer: Answer
-    mu: float | None = field(init=False)
-    agent_step: int
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "mu", self.answer.mu)
 
 
 class PreferenceStore:
@@ -271,8 +206,8 @@ class PreferenceStore:
         wanted = list(dict.fromkeys(clip_ids))
         clips: dict[str, Clip] = {}
         damaged: dict[str, str] = {}
-        for i in range(0, len(wanted), _MAX_VARS):
-            chunk = wanted[i : i + _MAX_VARS]
+        for i in range(0, len(wanted), MAX_VARS):
+            chunk = wanted[i : i + MAX_VARS]
             rows = self._conn.execute(f"{READ_CLIP} WHERE clip_id IN ({', '.join('?' * len(chunk))})", chunk)
             for row in rows:
                 try:
@@ -280,69 +215,12 @@ class PreferenceStore:
                 except Damaged as e:
                     damaged[row[0]] = str(e)
         if damaged:  # named in the order they were asked for
-            raise self._damaged_error({c: damaged[c] for c in wanted if c in damaged})
+            raise damaged_error(self._conn, self.path, {c: damaged[c] for c in wanted if c in damaged})
         missing = [c for c in wanted if c not in clips]
         if missing:
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             raise KeyError(f"no clip {shown} in the preference store {self.path}")
         return clips
-
-    def _damaged_error(self, damaged: dict[str, str]) -> DamagedClipError:
-        """The error naming the damaged clips ``damaged`` (id -> reason) and their queries."""
-        ids = list(damaged)
-        queries: list[int] = []
-        for i in range(0, len(ids), _MAX_VARS // 2):
-            chunk = ids[i : i + _MAX_VARS // 2]
-            marks = ", ".join("?" * len(chunk))
-            queries += [
-                int(row[0])
-                for row in self._conn.execute(
-                    f"SELECT query_id FROM queries WHERE (left_clip IN ({marks}) OR right_clip IN "
-                    f"({marks})) AND {IN_USE} ORDER BY query_id",
-                    chunk + chunk,
-                )
-            ]
-        queries.sort()
-        shown = ", ".join(f"{cid} ({damaged[cid]})" for cid in ids[:3])
-        if len(ids) > 3:
-            shown += f" and {len(ids) - 3} more"
-        what = f"the preference store {self.path} holds {'a damaged clip' if len(ids) == 1 else 'damaged clips'} {shown}"
-        if not queries:
-            message = (
-                f"{what}; no query in use compares {'it' if len(ids) == 1 else 'them'}, so nothing needs it"
-            )
-        else:
-            qs = ", ".join(map(str, queries[:10])) + (
-                f" and {len(queries) - 10} more" if len(queries) > 10 else ""
-            )
-            message = (
-                f"{what}, used by {'query' if len(queries) == 1 else 'queries'} {qs}; run "
-                f"`prefrl repair {self.path.parent}` to set {'it' if len(queries) == 1 else 'them'} "
-                "aside (answers are kept but no longer trained on or counted, so those labels are asked again)"
-            )
-        return DamagedClipError(message, ids, queries)
-
-    def _damaged_clips(self) -> tuple[int, dict[str, str]]:
-        """Read and check every stored clip: (clips checked, damaged clip id -> reason)."""
-        checked = 0
-        damaged: dict[str, str] = {}
-        last = -1
-        while True:
-            # Batches by rowid keep memory bounded however large the store is.
-            rows = self._conn.execute(
-                READ_CLIP.replace("SELECT ", "SELECT rowid, ", 1)
-                + " WHERE rowid > ? ORDER BY rowid LIMIT 256",
-                (last,),
-            ).fetchall()
-            if not rows:
-                return checked, damaged
-            for rowid, *row in rows:
-                last = rowid
-                checked += 1
-                try:
-                    load_clip(tuple(row))
-                except Damaged as e:
-                    damaged[row[0]] = str(e)
 
     def _clip_row(self, clip: Clip) -> tuple[Any, ...]:
         if clip.env_id != self.env_id:
@@ -567,7 +445,7 @@ class PreferenceStore:
         if not deep:
             return []
         with self._snapshot():
-            return list(self._damaged_clips()[1])
+            return list(damaged_clips(self._conn)[1])
 
     def set_aside_damaged(self) -> SetAsideReport:
         """Check every stored clip and set aside each query that compares a damaged one.
@@ -580,7 +458,7 @@ class PreferenceStore:
         sets nothing more aside.
         """
         with self._snapshot():
-            checked, damaged = self._damaged_clips()
+            checked, damaged = damaged_clips(self._conn)
         with self._write() as conn:
             before = self.num_answered()
             added = 0
