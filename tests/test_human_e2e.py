@@ -169,8 +169,8 @@ def children_of(pid: int) -> list[int]:
 
 def test_escape_closes_the_window_and_every_process_it_started(tmp_path, display):
     from prefrl.rundir import pid_alive, read_window
+    from prefrl.ui.display import probe_x11
     from prefrl.ui.scripted import collect_clips, make_human_run
-    from prefrl.ui.view import probe_x11
 
     assert probe_x11(display) is None  # the display probe finds the X server
     run = make_human_run(tmp_path / "run", "Pendulum-v1", labels=6, steps=4096, clip_length=25)

@@ -42,11 +42,13 @@ from prefrl.ui import (
 )
 from prefrl.ui.cli import EVENTS_ENV
 from prefrl.ui.cli import main as label_main
+from prefrl.ui.keys import KEY_GROUPS
+from prefrl.ui.layout import compute_layout, pack_rows, wrap_text
 from prefrl.ui.render_ahead import _make_renderer, frame_stride_for
 from prefrl.ui.run_info import START_GRACE_S, STATUS_STALE_S, read_state
+from prefrl.ui.screen import Control, Screen
 from prefrl.ui.scripted import ScriptedPerson, collect_clips, make_human_run
-from prefrl.ui.session import Control, Screen
-from prefrl.ui.view import KEY_GROUPS, _group_gap, compute_layout, pack_rows, wrap_text
+from prefrl.ui.view import _group_gap
 from prefrl.ui.window import LabelingWindow
 
 torch.set_num_threads(1)
@@ -497,7 +499,8 @@ def screen_of(question, status, frame, *, paused=False, toast=None):
 
 
 def test_a_display_without_an_x_server_is_refused_and_a_chosen_driver_respected(tmp_path, monkeypatch):
-    from prefrl.ui.view import _open_display, check_display
+    from prefrl.ui.display import check_display
+    from prefrl.ui.view import _open_display
 
     monkeypatch.setattr("prefrl.render.frames.USER_SDL_VIDEODRIVER", None)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)

@@ -17,17 +17,12 @@ from prefrl.prefs.store import PreferenceStore
 from prefrl.rundir import RunDir, mark_stopped_if_dead, read_run_status, read_window, window_open, write_json
 from prefrl.status import RunStatus
 from prefrl.ui.heartbeat import WindowHeartbeat
+from prefrl.ui.playback import LOOP_HOLD_S, Playback
 from prefrl.ui.render_ahead import RenderedPair
 from prefrl.ui.run_info import LabelingRun, RunState
-from prefrl.ui.session import (
-    LOOP_HOLD_S,
-    RENDER_AHEAD,
-    Control,
-    LabelingSession,
-    Playback,
-    pace_line,
-    status_line,
-)
+from prefrl.ui.screen import Control
+from prefrl.ui.session import RENDER_AHEAD, LabelingSession
+from prefrl.ui.status_line import pace_line, status_line
 
 ENV = "Pendulum-v1"
 FPS = 10.0

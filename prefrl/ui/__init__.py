@@ -14,11 +14,12 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 if TYPE_CHECKING:
     from prefrl.status import RunStatus
     from prefrl.ui.cli import LabelingWindowProcess, add_label_arguments, cmd_label, start_labeling_window
+    from prefrl.ui.display import check_display
     from prefrl.ui.errors import NoDisplayError
     from prefrl.ui.render_ahead import RenderAhead, RenderedPair, RenderError
     from prefrl.ui.run_info import NothingToLabelError, RunState, open_run, read_state
-    from prefrl.ui.session import LabelEvent, LabelingSession
-    from prefrl.ui.view import check_display
+    from prefrl.ui.screen import LabelEvent
+    from prefrl.ui.session import LabelingSession
     from prefrl.ui.window import LabelingWindow, run_labeling
 
 _LAZY = {
@@ -35,10 +36,10 @@ _LAZY = {
     "RunStatus": "prefrl.status",
     "open_run": "prefrl.ui.run_info",
     "read_state": "prefrl.ui.run_info",
-    "LabelEvent": "prefrl.ui.session",
+    "LabelEvent": "prefrl.ui.screen",
     "LabelingSession": "prefrl.ui.session",
     "LabelingWindow": "prefrl.ui.window",
-    "check_display": "prefrl.ui.view",
+    "check_display": "prefrl.ui.display",
     "run_labeling": "prefrl.ui.window",
 }
 __all__ = [

@@ -19,7 +19,7 @@ from prefrl.ui.errors import NoDisplayError
 from prefrl.ui.render_ahead import BACKENDS, RenderError
 
 if TYPE_CHECKING:
-    from prefrl.ui.session import EventSink, LabelEvent
+    from prefrl.ui.screen import EventSink, LabelEvent
 
 # The window (pygame) and prefrl.render (gymnasium) are imported where used, so that
 # `prefrl --help` (which builds `prefrl label`'s arguments from here) stays light.
@@ -95,7 +95,7 @@ def cmd_label(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def event_log(path: Path) -> EventSink:
-    """An observer that appends each :class:`~prefrl.ui.session.LabelEvent` to ``path`` as a
+    """An observer that appends each :class:`~prefrl.ui.screen.LabelEvent` to ``path`` as a
     line of JSON (``kind``, ``query_id``, ``answer``), flushed at once: how a test driving
     a window in another process (``PREFRL_LABEL_EVENTS``) knows that a pair is on screen."""
 
@@ -149,7 +149,7 @@ class LabelingWindowProcess:
         self.min_view_s = min_view_s
 
     def check(self) -> None:
-        from prefrl.ui.view import check_display
+        from prefrl.ui.display import check_display
 
         check_display()
 

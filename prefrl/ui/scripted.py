@@ -27,7 +27,7 @@ from prefrl.prefs.clips import Answer, Clip, ClipCutter
 from prefrl.prefs.store import PreferenceStore
 from prefrl.rundir import RunDir
 from prefrl.runtime.config import TrainConfig
-from prefrl.ui.session import LabelEvent
+from prefrl.ui.screen import LabelEvent
 
 KEY_FOR_ANSWER = {
     Answer.LEFT: pygame.K_LEFT,

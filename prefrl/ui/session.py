@@ -4,22 +4,23 @@
 queries are pending (polled from the run's preference store), what the run is doing
 (polled from its ``status.json``), which pairs are sent to the renderer ahead of the
 person (the client side of :class:`~prefrl.ui.render_ahead.RenderAhead`), which pair is
-on screen and which frame of each clip to show at time ``t`` (:class:`Playback`), the
-answers committed to the store, when labelling is over, and what the status line says.
+on screen and which frame of each clip to show at time ``t`` (its
+:class:`~prefrl.ui.playback.Playback`), the answers committed to the store, when labelling
+is over, and what the status line says (:mod:`prefrl.ui.status_line`).
 
-It takes plain inputs: an :class:`~prefrl.prefs.clips.Answer` or a :class:`Control`
-(replay, pause, undo, quit) through :meth:`LabelingSession.handle`, and the passing of time
-through :meth:`LabelingSession.tick`. It gives back a plain record of what to show
-(:class:`Screen`). It imports no pygame: the window (:mod:`prefrl.ui.view`, glued by
-:mod:`prefrl.ui.window`) translates keys into inputs and draws the record, and the tests
-drive a session without a display. Times are ``time.perf_counter()`` seconds, passed in
-by the caller.
+It takes plain inputs: an :class:`~prefrl.prefs.clips.Answer` or a
+:class:`~prefrl.ui.screen.Control` (replay, pause, undo, quit) through
+:meth:`LabelingSession.handle`, and the passing of time through
+:meth:`LabelingSession.tick`. It gives back a plain record of what to show
+(:class:`~prefrl.ui.screen.Screen`). It imports no pygame: the window
+(:mod:`prefrl.ui.view`, glued by :mod:`prefrl.ui.window`) translates keys into inputs and
+draws the record, and the tests drive a session without a display. Times are
+``time.perf_counter()`` seconds, passed in by the caller.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -31,8 +32,11 @@ import numpy as np
 from prefrl.prefs.clips import Answer
 from prefrl.prefs.store import PreferenceStore, Query, StoreError
 from prefrl.ui.heartbeat import WindowHeartbeat
+from prefrl.ui.playback import Playback
 from prefrl.ui.render_ahead import RenderedPair
 from prefrl.ui.run_info import HUMAN, LabelingRun, RunState, human_pending, read_state
+from prefrl.ui.screen import Control, EventSink, Input, LabelEvent, Screen
+from prefrl.ui.status_line import pace_line, status_line
 
 ANSWER_TEXT = {
     Answer.LEFT: "left is better",
@@ -42,8 +46,6 @@ ANSWER_TEXT = {
 }
 RENDER_AHEAD = 3
 """pairs rendered (or being rendered) beyond the one on screen"""
-LOOP_HOLD_S = 0.4
-"""the last frame stays this long before a clip starts again, so its end is seen"""
 POLL_STORE_S = 0.2
 POLL_STATUS_S = 0.5
 TOAST_S = 2.5
@@ -52,52 +54,6 @@ KEEP_FRAMES_OF = 2
 """answered pairs whose frames are kept, so that undoing them shows them again at once"""
 PACE_REFRESH_S = 5.0
 """how often the labels-per-minute part of the status line is recomputed"""
-
-
-class Control(enum.Enum):
-    """Inputs that are not answers."""
-
-    REPLAY = "replay"
-    """play both clips from the start"""
-    PAUSE = "pause"
-    """pause, or play on"""
-    QUIT = "quit"
-    """stop labelling (the pair on screen stays pending)"""
-    UNDO = "undo"
-    """take back the last answer given in this window: the query is asked again"""
-
-
-Input = Answer | Control
-
-
-@dataclass(frozen=True)
-class LabelEvent:
-    """Something the window did, for observers (benchmarks, tests, scripted labelers).
-
-    Attributes:
-        kind: ``"shown"`` (a pair is on screen: after the display flip), ``"open"`` (the
-            pair has been watched long enough: answers count from now), ``"answered"``
-            (an answer was committed to the store) or ``"undone"`` (an answer was taken
-            back; the query is pending again).
-        query_id: the query shown or answered.
-        time: ``time.perf_counter()`` when it happened.
-        ready: rendered pairs waiting besides the one on screen; for ``"answered"``,
-            as the key was handled (before the next pair was taken).
-        answer: the answer given (``"answered"``) or taken back (``"undone"``).
-        key_time: ``time.perf_counter()`` when the key was handled (``"answered"`` only).
-        render_s: seconds the renderer spent on the left and the right clip (``"shown"``).
-    """
-
-    kind: str
-    query_id: int
-    time: float
-    ready: int
-    answer: Answer | None = None
-    key_time: float | None = None
-    render_s: tuple[float, float] | None = None
-
-
-EventSink = Callable[[LabelEvent], None]
 
 
 class Renderer(Protocol):
@@ -110,118 +66,6 @@ class Renderer(Protocol):
     def poll(self) -> list[RenderedPair]: ...
 
     def close(self) -> None: ...
-
-
-@dataclass
-class Playback:
-    """The playback clock of a pair: which frame of each clip to show at time ``now``.
-
-    Both clips start together and loop together over the longer one: a shorter clip holds
-    its last frame, and the last frame of the longer one stays :data:`LOOP_HOLD_S` before
-    both start again.
-
-    Attributes:
-        lengths: frames of the left and the right clip.
-        fps: frames per second.
-        start: when the current loop started (shifted by the time spent paused).
-        paused_at: when it was paused (None: playing).
-    """
-
-    lengths: tuple[int, int]
-    fps: float
-    start: float
-    paused_at: float | None = None
-    hold_s: float = LOOP_HOLD_S
-
-    @property
-    def length(self) -> int:
-        return max(self.lengths)
-
-    @property
-    def period(self) -> float:
-        """Seconds of one loop: the longer clip, then the hold."""
-        return self.length / self.fps + self.hold_s
-
-    @property
-    def paused(self) -> bool:
-        return self.paused_at is not None
-
-    def _t(self, now: float) -> float:
-        return ((self.paused_at if self.paused_at is not None else now) - self.start) % self.period
-
-    def index(self, now: float) -> int:
-        """Frame of the longer clip at ``now``."""
-        return min(self.length - 1, int(self._t(now) * self.fps))
-
-    def frames(self, now: float) -> tuple[int, int]:
-        """Frame of the left and of the right clip at ``now``."""
-        index = self.index(now)
-        return min(index, self.lengths[0] - 1), min(index, self.lengths[1] - 1)
-
-    def played(self, now: float) -> float:
-        """Share of the longer clip played at ``now`` (1 during the hold)."""
-        return min(1.0, self._t(now) * self.fps / self.length)
-
-    def next_change(self, now: float) -> float:
-        """When the frame shown next changes (``inf`` while paused)."""
-        if self.paused_at is not None:
-            return math.inf
-        t, index = self._t(now), self.index(now)
-        if index < self.length - 1:
-            return now + (index + 1) / self.fps - t
-        return now + self.period - t
-
-    def restart(self, now: float) -> None:
-        """Play from the first frame (and unpause)."""
-        self.start = now
-        self.paused_at = None
-
-    def toggle_pause(self, now: float) -> None:
-        if self.paused_at is None:
-            self.paused_at = now
-        else:
-            self.start += now - self.paused_at
-            self.paused_at = None
-
-
-@dataclass(frozen=True)
-class Screen:
-    """What to show at one moment: the session's output, in plain terms.
-
-    Attributes:
-        question: the task's question, above the clips.
-        status: the status line (:func:`status_line`).
-        toast: a short note under it ("Saved: left is better"), or None.
-        query_id: the query on screen (None: no pair).
-        frames: the left and the right frame to show now, ``(H, W, 3)`` uint8 (None: no pair).
-        frame_index: their indices in their clips.
-        played: share of the pair played, for the progress bars.
-        paused: playback is paused.
-        presented: the pair has been on screen (:meth:`LabelingSession.presented`); a pair
-            just taken is not yet, and answers wait for it.
-        answers_open: the pair has been on screen long enough (the minimum viewing time):
-            answer keys count.
-        view_progress: share of the minimum viewing time watched (1 once answers are open).
-        waiting: in place of the clips, what the window waits for (or why it is done).
-        finished: labelling is over: the run has nothing more to ask (the message says so).
-        next_change: ``perf_counter`` time when this record changes by the clock alone
-            (the next frame, the toast's end; ``inf``: not by the clock).
-    """
-
-    question: str
-    status: str
-    toast: str | None
-    query_id: int | None
-    frames: tuple[np.ndarray, np.ndarray] | None
-    frame_index: tuple[int, int]
-    played: float
-    paused: bool
-    presented: bool
-    waiting: str | None
-    finished: str | None
-    next_change: float
-    answers_open: bool = False
-    view_progress: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -641,55 +485,3 @@ class LabelingSession:
             self._drop_pair()
             self.ready.clear()
             self._history.clear()
-
-
-def pace_line(answers: int, elapsed_s: float, left: int, sessions: int | None) -> str:
-    """This window's pace: ``Window 3: 12 labels, 4.0/min, budget in ~9 min`` (``Window
-    3``: the third labelling window opened on the run; ``left``: labels still to give)."""
-    head = f"Window {sessions}" if sessions is not None else "This window"
-    if answers <= 0:
-        return f"{head}: no labels yet"
-    minutes = max(elapsed_s, 1.0) / 60.0
-    rate = answers / minutes
-    text = f"{head}: {answers} label{'s' if answers != 1 else ''}, {rate:.1f}/min"
-    if left > 0:
-        text += f", budget in {_duration(left / rate)}"
-    return text
-
-
-def _duration(minutes: float) -> str:
-    if minutes < 1:
-        return "<1 min"
-    if minutes < 60:
-        return f"~{round(minutes)} min"
-    hours, rest = divmod(round(minutes), 60)
-    return f"~{hours} h {rest:02d} min"
-
-
-def status_line(state: RunState, given: int, run: LabelingRun, pace: str | None = None) -> str:
-    """The status line: labels given / wanted now (budget), the agent's progress or what
-    the run is doing, the reward model's version and, with ``pace``, this window's pace
-    (:func:`pace_line`)."""
-    status, budget = state.status, run.budget
-    if state.known and state.live:
-        wanted = status.labels_wanted if status.labels_wanted is not None else budget
-        steps = f"Agent {status.agent_step or 0:,} / {status.total_steps or run.total_steps:,} env steps"
-        labels = f"Labels {given} given / {max(wanted, given)} wanted now (budget {budget})"
-    elif state.live:
-        steps = "Run starting"
-        labels = f"Labels {given} given (budget {budget})"
-    else:
-        if state.stale:
-            steps = "Run not responding (its status.json is out of date)"
-        elif not state.known:
-            steps = "Run not started"
-        elif state.finished:
-            steps = "Run finished"
-        else:
-            at = f" at {status.agent_step:,} env steps" if status.agent_step is not None else ""
-            steps = f"Run stopped{at}"
-        labels = f"Labels {given} given (budget {budget})"
-    version = status.reward_version
-    model = "Reward model not trained yet" if not version else f"Reward model v{version}"
-    parts = (labels, steps, model) if pace is None else (labels, steps, model, pace)
-    return "     ·     ".join(parts)

@@ -1,58 +1,31 @@
 """The labelling window's pygame side: the window, keys and clicks into session inputs,
-layout, and drawing a :class:`~prefrl.ui.session.Screen`.
+and drawing a :class:`~prefrl.ui.screen.Screen`.
 
 Nothing here decides anything about labelling: :class:`LabelingView` turns pygame events
-into :data:`~prefrl.ui.session.Input` values and draws the record the session gives it.
-Where things go is a pure function of the window size, the frame size and how many lines
-the texts take (:func:`compute_layout`, :func:`wrap_text`, :func:`pack_rows`), so it is
-tested without a window. The window is split in bands, top to bottom: the header (the
-question, the status line, one line for notes such as "Saved: ..." and "Paused"), the two
-clips scaled to the space left, their progress bars and the bar that fills while the pair
-is watched, and the keys. Nothing is ever drawn over a clip.
+into :data:`~prefrl.ui.screen.Input` values (with the key tables of :mod:`prefrl.ui.keys`)
+and draws the record the session gives it. Where things go is :mod:`prefrl.ui.layout`'s
+(a pure function of the window size, the frame size and how many lines the texts take);
+whether a display can be reached at all is :mod:`prefrl.ui.display`'s.
 """
 
 from __future__ import annotations
 
 import collections
-import math
-import os
-import socket
-import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import pygame
 
 from prefrl.prefs.clips import Answer
 from prefrl.render import frames
+from prefrl.ui.display import check_display
 from prefrl.ui.errors import NO_DISPLAY_HELP, NoDisplayError
-from prefrl.ui.session import Control, Input, Screen
+from prefrl.ui.keys import ANSWER_KEYS, CAPTIONS, CONTROL_KEYS, KEY_GROUPS, KeyItem
+from prefrl.ui.layout import Layout, compute_layout, font_sizes, line_height, pack_rows, wrap_text
+from prefrl.ui.screen import Control, Input, Screen
 
-ANSWER_KEYS: dict[int, Answer] = {
-    pygame.K_LEFT: Answer.LEFT,
-    pygame.K_a: Answer.LEFT,
-    pygame.K_RIGHT: Answer.RIGHT,
-    pygame.K_d: Answer.RIGHT,
-    pygame.K_UP: Answer.EQUAL,
-    pygame.K_w: Answer.EQUAL,
-    pygame.K_DOWN: Answer.CANT_TELL,
-    pygame.K_s: Answer.CANT_TELL,
-}
-CONTROL_KEYS: dict[int, Control] = {
-    pygame.K_SPACE: Control.REPLAY,
-    pygame.K_p: Control.PAUSE,
-    pygame.K_BACKSPACE: Control.UNDO,
-    pygame.K_z: Control.UNDO,
-    pygame.K_ESCAPE: Control.QUIT,
-}
 DEFAULT_SIZE = (1280, 720)
 IDLE_REDRAW_S = 0.25
 """the longest time between two draws"""
-NEAREST_FROM_SCALE = 2.0
-"""frames enlarged this much or more are scaled by a whole factor, nearest-neighbour (crisp
-pixels: Atari, small classic-control frames); smaller changes of size are smoothed"""
-DISPLAY_PROBE_S = 2.0
-"""how long the display check waits for the X server or Wayland compositor to answer"""
 
 BG = (22, 22, 28)
 PANEL = (38, 38, 48)
@@ -66,277 +39,6 @@ OPEN = (110, 200, 130)
 KEY_BG = (60, 60, 74)
 KEY_BG_OFF = (36, 36, 44)
 FONT_NAMES = "dejavusans,freesans,liberationsans,arial,helvetica"
-STATUS_SEP = "     ·     "
-"""what separates the parts of the status line (where it prefers to wrap)"""
-
-KeyItem = tuple[str, str]
-"""``("key", label)``, ``("text", label)``: a key cap or a word of a key hint"""
-KEY_GROUPS: tuple[tuple[KeyItem, ...], ...] = (
-    (("key", "up"), ("key", "W"), ("text", "equally good")),
-    (("key", "down"), ("key", "S"), ("text", "can't tell")),
-    (("key", "Space"), ("text", "replay")),
-    (("key", "P"), ("text", "pause")),
-    (("key", "Bksp"), ("key", "Z"), ("text", "undo")),
-    (("text", "click a clip: choose it"),),
-    (("key", "Esc"), ("text", "stop")),
-)
-"""the key hints under the clips, in groups that are never split over two rows"""
-CAPTIONS: tuple[tuple[KeyItem, ...], tuple[KeyItem, ...]] = (
-    (("key", "left"), ("key", "A"), ("text", "left is better")),
-    (("text", "right is better"), ("key", "D"), ("key", "right")),
-)
-
-
-# ---------------------------------------------------------------------- the display
-
-
-def check_display() -> None:
-    """Fail early when no display can be reached.
-
-    On Linux (and other X11 systems) a display is there when ``DISPLAY`` names an X server
-    that answers, or ``WAYLAND_DISPLAY`` a Wayland compositor that does (a connection to
-    its socket, no window opened), or the user chose an SDL video driver themselves
-    (``SDL_VIDEODRIVER`` set before prefrl started: respected as it is, e.g. ``dummy`` for
-    tests). Without this check SDL would fall back to its off-screen driver and the window
-    would open where nobody can see it.
-
-    An ``SDL_VIDEODRIVER`` that prefrl itself set (it points SDL at the dummy driver for
-    offscreen rendering on machines without a display) does not count: only the one the
-    process started with (:data:`prefrl.render.frames.USER_SDL_VIDEODRIVER`).
-
-    Raises:
-        NoDisplayError: with how to run the window anyway.
-    """
-    if sys.platform in ("darwin", "win32", "cygwin") or frames.USER_SDL_VIDEODRIVER:
-        return
-    x11, wayland = os.environ.get("DISPLAY"), os.environ.get("WAYLAND_DISPLAY")
-    if not (x11 or wayland):
-        raise NoDisplayError(f"{NO_DISPLAY_HELP} (DISPLAY and WAYLAND_DISPLAY are not set)")
-    problems = []
-    if wayland:
-        why = probe_wayland(wayland)
-        if why is None:
-            return
-        problems.append(f"WAYLAND_DISPLAY={wayland}: {why}")
-    if x11:
-        why = probe_x11(x11)
-        if why is None:
-            return
-        problems.append(f"DISPLAY={x11}: {why}")
-    raise NoDisplayError(f"{NO_DISPLAY_HELP} ({'; '.join(problems)})")
-
-
-def probe_x11(display: str, timeout_s: float = DISPLAY_PROBE_S) -> str | None:
-    """None when an X server answers at ``display`` (``[host]:N[.S]``), else why not.
-
-    A local display (no host, or ``unix``) is its socket ``/tmp/.X11-unix/XN`` (or the
-    abstract one of the same name); ``host:N`` is TCP port 6000 + N (e.g. ssh's X
-    forwarding, ``localhost:10.0``). Only a connection is made: nothing is sent.
-    """
-    host, sep, rest = display.rpartition(":")
-    number = rest.split(".", 1)[0]
-    if not sep or not number.isdigit():
-        return "not a display name of the form [host]:N"
-    host = host.removeprefix("unix/")  # unix/:N is a local display too
-    if host in ("", "unix"):
-        path = f"/tmp/.X11-unix/X{number}"
-        targets: list[str | bytes] = [path]
-        if sys.platform.startswith("linux"):
-            targets.insert(0, b"\0" + path.encode())  # the abstract socket X servers also listen on
-        for target in targets:
-            if _connects(socket.AF_UNIX, target, timeout_s):
-                return None
-        return f"no X server answers (nothing listens on {path})"
-    if host.startswith("/"):  # a socket path (XQuartz style)
-        return None if _connects(socket.AF_UNIX, display, timeout_s) else f"nothing listens on {display}"
-    port = 6000 + int(number)
-    if _connects(socket.AF_INET, (host, port), timeout_s):
-        return None
-    return f"no X server answers on {host}, port {port}"
-
-
-def probe_wayland(name: str, timeout_s: float = DISPLAY_PROBE_S) -> str | None:
-    """None when a Wayland compositor listens on ``name`` (relative to ``XDG_RUNTIME_DIR``
-    unless absolute), else why not."""
-    if not name.startswith("/"):
-        runtime = os.environ.get("XDG_RUNTIME_DIR")
-        if not runtime:
-            return "XDG_RUNTIME_DIR is not set, so its socket cannot be found"
-        name = os.path.join(runtime, name)
-    return None if _connects(socket.AF_UNIX, name, timeout_s) else f"no compositor listens on {name}"
-
-
-def _connects(family: int, address: str | bytes | tuple[str, int], timeout_s: float) -> bool:
-    try:
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout_s)
-            sock.connect(address)
-        return True
-    except (OSError, ValueError):
-        return False
-
-
-# ---------------------------------------------------------------------- layout (pure)
-
-
-def font_sizes(width: int, height: int) -> tuple[int, int]:
-    """``(title, text)`` font sizes in pixels for a window of this size."""
-    title = max(15, min(32, height // 24, width // 22))
-    text = max(12, min(19, height // 38, width // 34))
-    return title, text
-
-
-def line_height(size: int) -> int:
-    return round(size * 1.3)
-
-
-def wrap_text(text: str, max_width: int, measure: Callable[[str], int], sep: str = STATUS_SEP) -> list[str]:
-    """``text`` in lines of at most ``max_width`` (``measure``: a string's width), broken
-    at ``sep`` first (the status line's separator), then between words. A single word
-    wider than ``max_width`` gets a line of its own."""
-    lines: list[str] = []
-    current = ""
-    for part in text.split(sep):
-        candidate = f"{current}{sep}{part}" if current else part
-        if measure(candidate) <= max_width:
-            current = candidate
-            continue
-        if current:
-            lines.append(current)
-            current = ""
-        for word in part.split(" "):
-            candidate = f"{current} {word}" if current else word
-            if measure(candidate) <= max_width or not current:
-                current = candidate
-            else:
-                lines.append(current)
-                current = word
-    if current or not lines:
-        lines.append(current)
-    return lines
-
-
-def pack_rows(widths: Sequence[int], max_width: int, gap: int) -> list[list[int]]:
-    """Indices of items of ``widths`` in rows of at most ``max_width`` (``gap`` between two
-    items), in order; an item wider than ``max_width`` gets a row of its own."""
-    rows: list[list[int]] = []
-    used = 0
-    for i, w in enumerate(widths):
-        if rows and used + gap + w <= max_width:
-            rows[-1].append(i)
-            used += gap + w
-        else:
-            rows.append([i])
-            used = w
-    return rows
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where things go in a window of a given size, for clips of a given frame size.
-
-    Attributes:
-        title_size, text_size: font sizes.
-        question_y: top of the question's first line; ``status_y``, ``note_y`` likewise
-            for the status line and the note line (toasts, "Paused").
-        header_bottom: where the header band ends: nothing of it reaches lower.
-        cells: the left and the right clip, as shown (scaled, aspect ratio kept).
-        scale: frame pixels -> screen pixels.
-        nearest: scale by nearest neighbour (a whole factor) rather than smoothly.
-        bars_y: top of the clips' progress bars; ``watch_y``: of the bar that fills while
-            the pair is watched; ``caption_y``: of the left/right key hints; ``keys_y``: of
-            the first row of the other key hints (``key_row_h`` apart).
-    """
-
-    width: int
-    height: int
-    title_size: int
-    text_size: int
-    question_y: int
-    status_y: int
-    note_y: int
-    header_bottom: int
-    cells: tuple[pygame.Rect, pygame.Rect]
-    scale: float
-    nearest: bool
-    bars_y: int
-    watch_y: int
-    caption_y: int
-    keys_y: int
-    key_row_h: int
-
-    @property
-    def watch_bar(self) -> pygame.Rect:
-        left, right = self.cells
-        return pygame.Rect(left.left, self.watch_y, right.right - left.left, 4)
-
-    def bar(self, side: int) -> pygame.Rect:
-        cell = self.cells[side]
-        return pygame.Rect(cell.left, self.bars_y, cell.width, 4)
-
-
-def compute_layout(
-    width: int,
-    height: int,
-    frame_size: tuple[int, int],
-    *,
-    question_lines: int = 1,
-    status_lines: int = 1,
-    key_rows: int = 1,
-) -> Layout:
-    """The layout of a ``width`` x ``height`` window showing frames of ``frame_size``
-    (width, height), with the question and the status line wrapped into the given number
-    of lines and the key hints into ``key_rows`` rows.
-
-    The clips take the space the texts leave, side by side, scaled up or down to fill it
-    with their aspect ratio kept (by a whole factor, nearest-neighbour, from
-    :data:`NEAREST_FROM_SCALE` up); the block of clips, bars and key hints is centred in it.
-    """
-    title_size, text_size = font_sizes(width, height)
-    pad = max(6, height // 60)
-    margin = max(10, width // 50)
-    question_y = pad
-    status_y = question_y + question_lines * line_height(title_size) + pad // 2
-    note_y = status_y + status_lines * line_height(text_size) + pad // 3
-    header_bottom = note_y + line_height(text_size) + pad // 2
-    cap_h = text_size + 10
-    key_row_h = cap_h + 6
-    # under each clip: its progress bar, the watching bar, the captions, the key rows
-    below = 8 + 4 + 6 + 4 + 10 + cap_h + pad + key_rows * key_row_h + pad
-    cell_w = max(1, (width - 3 * margin) // 2)
-    cell_h = max(1, height - header_bottom - pad - below)
-    fw, fh = max(1, frame_size[0]), max(1, frame_size[1])
-    scale = min(cell_w / fw, cell_h / fh)
-    nearest = scale >= NEAREST_FROM_SCALE
-    if nearest:
-        scale = float(math.floor(scale))
-    w, h = max(1, round(fw * scale)), max(1, round(fh * scale))
-    gap = min(max(width - 2 * w - 2 * margin, margin), 3 * margin)
-    x = (width - 2 * w - gap) // 2
-    y = header_bottom + pad + max(0, (cell_h - h) // 2)
-    left, right = pygame.Rect(x, y, w, h), pygame.Rect(x + w + gap, y, w, h)
-    bars_y = y + h + 8
-    watch_y = bars_y + 4 + 6
-    caption_y = watch_y + 4 + 10
-    keys_y = caption_y + cap_h + pad
-    return Layout(
-        width=width,
-        height=height,
-        title_size=title_size,
-        text_size=text_size,
-        question_y=question_y,
-        status_y=status_y,
-        note_y=note_y,
-        header_bottom=header_bottom,
-        cells=(left, right),
-        scale=scale,
-        nearest=nearest,
-        bars_y=bars_y,
-        watch_y=watch_y,
-        caption_y=caption_y,
-        keys_y=keys_y,
-        key_row_h=key_row_h,
-    )
 
 
 # ---------------------------------------------------------------------- the window

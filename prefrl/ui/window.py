@@ -40,11 +40,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from prefrl.ui.display import check_display
 from prefrl.ui.heartbeat import WindowHeartbeat
 from prefrl.ui.render_ahead import RenderAhead
 from prefrl.ui.run_info import LabelingRun, check_something_to_label, open_run
-from prefrl.ui.session import Control, EventSink, LabelEvent, LabelingSession
-from prefrl.ui.view import LabelingView, check_display
+from prefrl.ui.screen import Control, EventSink, LabelEvent
+from prefrl.ui.session import LabelingSession
+from prefrl.ui.view import LabelingView
 
 __all__ = ["LabelEvent", "LabelingWindow", "check_display", "run_labeling"]
 
