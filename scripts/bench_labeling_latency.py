@@ -18,7 +18,8 @@ without its own window, in a process group of its own): its labeler queues the q
 and its agent and reward trainer train all along, at the lower priority prefrl gives them
 when a person labels; the table adds the agent's env steps/s meanwhile.
 
-Prints a table and writes it to ``--out`` (markdown). Uses the display in ``DISPLAY``
+Prints a table and writes it to ``--out`` (markdown), and its numbers beside it (the
+same name, ``.csv``). Uses the display in ``DISPLAY``
 (e.g. ``Xvfb :99 & DISPLAY=:99 python scripts/bench_labeling_latency.py``) or, without
 one, SDL's dummy driver.
 
@@ -181,7 +182,7 @@ def bench_env_while_training(env_id: str, args: argparse.Namespace, run_path: Pa
             window.close()
     finally:
         person.close()
-        os.killpg(run_process.pid, signal.SIGINT)
+        os.killpg(run_process.pid, signal.SIGTERM)  # as Ctrl-C; a background job ignores SIGINT
         run_process.wait(120)
     row = summarize(env_id, person, given, args.answers, opened, load_before, args.backend)
     row["late_ms"] = _stats([1000 * x for x in lateness])
@@ -219,6 +220,7 @@ def summarize(
         "answers": given,
         "latency_ms": _stats(latencies),
         "presses_ready": len(latencies),
+        "presses": len(latencies) + len(waits),  # those followed by another pair
         "waits_ms": _stats(waits),
         "ready": ready,  # pairs ready at each key press that counts (see the table's footnote)
         "render_s": float(np.median(render)) if render else None,
@@ -233,6 +235,51 @@ def _stats(values: list[float]) -> tuple[float, float, float] | None:
         return None
     a = np.asarray(values)
     return float(np.median(a)), float(np.percentile(a, 95)), float(a.max())
+
+
+CSV_COLUMNS = (
+    "env",
+    "load_mode",
+    "answers",
+    "latency_ms_median",
+    "latency_ms_p95",
+    "latency_ms_max",
+    "presses_ready",
+    "presses_counted",
+    "presses_with_2_ready",
+    "render_s_median",
+    "render_s_max",
+    "first_pair_s",
+    "load_avg",
+    "agent_steps_per_s",
+)
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path, train_load: bool) -> None:
+    """One line per env: the numbers of the table, for the record."""
+    import csv
+
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(CSV_COLUMNS)
+        for r in rows:
+            lat = r["latency_ms"] or (None, None, None)
+            writer.writerow(
+                [
+                    r["env"],
+                    "training" if train_load else "idle",
+                    r["answers"],
+                    *(None if v is None else round(v, 1) for v in lat),
+                    r["presses_ready"],
+                    len(r["ready"]),
+                    sum(n >= READY_TARGET for n in r["ready"]),
+                    r["render_s"] and round(r["render_s"], 3),
+                    r["render_max_s"] and round(r["render_max_s"], 3),
+                    r["first_pair_s"] and round(r["first_pair_s"], 2),
+                    round(r["load"], 2),
+                    r.get("agent_sps") and round(r["agent_sps"]),
+                ]
+            )
 
 
 def table(rows: list[dict[str, Any]], args: argparse.Namespace, driver: str) -> str:
@@ -261,7 +308,7 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace, driver: str) -> 
         ready_mean = float(np.mean(ready)) if ready else None
         ready_share = sum(n >= READY_TARGET for n in ready) / max(1, len(ready))
         ok = lat is not None and lat[1] <= LATENCY_TARGET_MS and ready_share >= READY_SHARE_TARGET
-        presses = f"{r['presses_ready']} of {max(0, r['answers'] - 1)}"
+        presses = f"{r['presses_ready']} of {r['presses']}"
         if r["waits_ms"] is not None:
             presses += f"; otherwise waited {ms(r['waits_ms'])} ms"
         lines.append(
@@ -325,6 +372,7 @@ def main() -> None:
         print(rows[-1], flush=True)
     text = table(rows, args, driver)
     out.write_text(text)
+    write_csv(rows, out.with_suffix(".csv"), args.train_load)
     print()
     print(text)
     print(f"written to {out}")

@@ -110,7 +110,7 @@ def main() -> int:
     try:
         run_process.wait(timeout=600)
     except subprocess.TimeoutExpired:
-        os.killpg(run_process.pid, signal.SIGINT)
+        os.killpg(run_process.pid, signal.SIGTERM)  # as Ctrl-C; a background job ignores SIGINT
         run_process.wait(120)
     summary = json.loads(run.summary_path.read_text())
     env = make_env(task.gym_id, fixed_length=True)
