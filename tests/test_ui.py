@@ -154,6 +154,34 @@ def test_write_pair_video_plays_at_the_env_speed(tmp_path, clips):
         video.close()
 
 
+@pytest.mark.parametrize("own_file", [False, True])
+def test_render_ahead_process_renders_a_behaviour_task_s_clips(tmp_path, monkeypatch, own_file):
+    from test_tasks import write_task_file
+
+    from prefrl import tasks
+    from prefrl.ui.scripted import collect_clips
+
+    # the render process is a fresh interpreter: a task's env id exists there only once the
+    # task (built in, or from a file the user trusts) is registered in it
+    name = "spin"
+    if own_file:
+        monkeypatch.setenv(tasks.TRUSTED_TASK_FILES_ENV, "")
+        path = write_task_file(tmp_path, "leanrender")
+        tasks.trust_task_file(path)
+        name = f"{path}:leanrender"
+    gym_id = tasks.get_task(name).gym_id
+    task_clips = collect_clips(gym_id, 2, 10, fixed_length=True)
+    with RenderAhead(gym_id, True, backend="process", task=name) as ahead:
+        ahead.submit(1, task_clips[0].snapshots, task_clips[1].snapshots)
+        deadline = time.monotonic() + 60
+        done = []
+        while not done and time.monotonic() < deadline:
+            done = ahead.poll()
+            time.sleep(0.01)
+    (pair,) = done
+    assert pair.query_id == 1 and pair.left.shape[0] == 10
+
+
 def test_render_ahead_process_frames_are_the_snapshots_frames(clips):
     renderer = SnapshotRenderer(ENV)
     expected = renderer.render(clips[2].snapshots), renderer.render(clips[3].snapshots)

@@ -112,6 +112,7 @@ class RenderAhead:
         *,
         backend: str = "process",
         max_display_fps: float | None = None,
+        task: str | None = None,
     ):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
@@ -122,7 +123,7 @@ class RenderAhead:
         self._done: collections.deque[RenderedPair] = collections.deque()
         self._error: str | None = None
         self._closed = False
-        args = (env_id, fixed_length, max_display_fps)
+        args = (env_id, fixed_length, max_display_fps, task)
         self._proc: Any = None
         if backend == "process":
             ctx = mp.get_context("spawn")
@@ -231,10 +232,12 @@ class RenderAhead:
             else:
                 self._error = message[1]
 
-    def _render_here(self, env_id: str, fixed_length: bool | int, max_display_fps: float | None) -> None:
+    def _render_here(
+        self, env_id: str, fixed_length: bool | int, max_display_fps: float | None, task: str | None
+    ) -> None:
         """Thread backend: render in this thread (its render env is made and used only here)."""
         try:
-            renderer, stride, fps = _make_renderer(env_id, fixed_length, max_display_fps)
+            renderer, stride, fps = _make_renderer(env_id, fixed_length, max_display_fps, task)
         except Exception as err:
             self._error = _describe(err)
             return
@@ -256,12 +259,17 @@ class RenderAhead:
 
 
 def _make_renderer(
-    env_id: str, fixed_length: bool | int, max_display_fps: float | None
+    env_id: str, fixed_length: bool | int, max_display_fps: float | None, task: str | None = None
 ) -> tuple[Any, int, float]:
-    """``(SnapshotRenderer, frame_stride, playback fps)`` for ``env_id``."""
+    """``(SnapshotRenderer, frame_stride, playback fps)`` for ``env_id``; a behaviour
+    task's env (``task``: its name or ``FILE.py:NAME``) is registered first."""
     # here, not at the top: this module stays light (gymnasium loads with the renderer)
     from prefrl.envs.snapshot import env_family
     from prefrl.render.frames import SnapshotRenderer
+    from prefrl.tasks import get_task
+
+    if task is not None:
+        get_task(task)  # registers its env id in this process (a task file: only if trusted)
 
     renderer = SnapshotRenderer(env_id, fixed_length)
     if max_display_fps is None:
@@ -282,7 +290,12 @@ def _render_pair(
 
 
 def _process_main(
-    env_id: str, fixed_length: bool | int, max_display_fps: float | None, requests: Any, results: Any
+    env_id: str,
+    fixed_length: bool | int,
+    max_display_fps: float | None,
+    task: str | None,
+    requests: Any,
+    results: Any,
 ) -> None:
     """Process backend: the render process's loop."""
     # This process never opens a window or plays sound: pygame (which classic-control envs
@@ -297,7 +310,7 @@ def _process_main(
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _exit_with_parent()
     try:
-        renderer, stride, fps = _make_renderer(env_id, fixed_length, max_display_fps)
+        renderer, stride, fps = _make_renderer(env_id, fixed_length, max_display_fps, task)
     except Exception as err:
         results.put(("error", _describe(err)))
         return

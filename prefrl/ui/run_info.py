@@ -43,6 +43,7 @@ class LabelingRun:
         budget: the label budget (``labels`` in ``config.json``).
         total_steps: the agent's env-step budget.
         instruction: the question shown above the clips.
+        task: the run's behaviour task (``--task``) when it could be loaded here, else None.
     """
 
     path: Path
@@ -51,6 +52,7 @@ class LabelingRun:
     budget: int
     total_steps: int
     instruction: str
+    task: str | None = None
 
     @property
     def store_path(self) -> Path:
@@ -126,8 +128,8 @@ def open_run(run_dir: str | Path) -> LabelingRun:
         try:
             instruction = get_task(str(task)).instruction
         except (ValueError, UntrustedTaskFile):
-            pass  # a task this prefrl does not know, or an untrusted task file (never run
-            # just to read its question): the env's default question still applies
+            task = None  # a task this prefrl does not know, or an untrusted task file (never
+            # run just to read its question): the env's default question still applies
     return LabelingRun(
         path=path,
         env_id=env_id,
@@ -135,6 +137,7 @@ def open_run(run_dir: str | Path) -> LabelingRun:
         budget=int(config.get("labels", 0)),
         total_steps=int(config.get("steps", 0)),
         instruction=instruction,
+        task=str(task) if task else None,
     )
 
 

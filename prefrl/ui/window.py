@@ -165,7 +165,7 @@ class LabelingWindow:
         self.view = LabelingView(size, f"prefrl: label {run.path.name} ({run.env_id})")
         try:
             renderer = RenderAhead(
-                run.env_id, run.fixed_length, backend=backend, max_display_fps=max_display_fps
+                run.env_id, run.fixed_length, backend=backend, max_display_fps=max_display_fps, task=run.task
             )
         except BaseException:
             self.view.close()
