@@ -104,6 +104,9 @@ def main() -> int:
             given = window.run(stop_with_run=True, finish_linger_s=0)
         finally:
             window.close()
+    except BaseException:
+        os.killpg(run_process.pid, signal.SIGTERM)  # never leave the run training on its own
+        raise
     finally:
         person.close()
     person_wall_s = max((e.time for e in person.answered), default=opened) - opened
