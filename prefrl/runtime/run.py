@@ -51,7 +51,8 @@ def train(
     ``oracle`` overrides the configured one (in-process backend only: an oracle object
     cannot be sent to another process; the multiprocess backend builds its own).
     ``labeling_window``: what opens the person's window on a run with a human oracle
-    (the run ends early once that window is closed with questions left).
+    (once the agent has taken all its steps, a run with labels still due and no window
+    open ends short, saying how to give the rest).
     """
     _check(config)
     _check_human(config, labeling_window)
