@@ -30,6 +30,11 @@ def test_the_agent_waits_only_beyond_the_allowed_lag_and_only_when_pacing():
     assert not free.must_wait(5_000, lambda: 0) and free.wait_share() == 0
 
 
+def test_a_person_sets_the_pace_and_a_synthetic_oracle_never_waits():
+    assert small().pace == "free" and small(oracle="human").pace == "wait"
+    assert small(oracle="human", pace="free").pace == "free"
+
+
 def test_the_store_is_read_at_most_once_per_poll_interval():
     reads = []
     pacer = Pacer(LabelSchedule(10, 1000), enabled=True, poll_s=60.0)

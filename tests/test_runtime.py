@@ -65,6 +65,7 @@ def test_multiprocess_run_end_to_end(tmp_path):
     summary = train(small(), tmp_path / "run", progress=False, video=True)
     run = tmp_path / "run"
     assert summary["labels_used"] == 12 and summary["env_steps"] >= 4096
+    assert summary["complete"] is True and summary["agent_wait_share"] == 0  # a synthetic oracle: never waits
     assert summary["answers"]["left"] + summary["answers"]["right"] + summary["answers"]["equal"] == 12
     for key in ("final_eval_return", "final_train_return", "reward_val_accuracy", "env_steps_per_sec"):
         assert summary[key] is not None, key
