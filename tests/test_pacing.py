@@ -1,14 +1,17 @@
 """The agent waits for the person (prefrl.runtime.pacing): unit rules, and whole runs
 answered by a slow scripted person through the store, as the labelling window does."""
 
+import os
+import signal
 import threading
+import time
 
 import pytest
 from test_runtime import small
 
 from prefrl.oracles import PerfectOracle
 from prefrl.prefs.schedule import LabelSchedule
-from prefrl.prefs.store import PreferenceStore
+from prefrl.prefs.store import PreferenceStore, StoreError
 from prefrl.runtime.pacing import Pacer, allowed_lag
 from prefrl.runtime.run import train
 
@@ -51,13 +54,29 @@ class SlowPerson(threading.Thread):
         super().__init__(daemon=True)
         self.run_dir, self.delay = run_dir, delay
         self.stop = threading.Event()
+        self.error: BaseException | None = None
 
     def run(self):
+        try:
+            self._answer_until_stopped()
+        except BaseException as err:  # a person who gave up: stop the run (it would wait for them)
+            self.error = err
+            os.kill(os.getpid(), signal.SIGTERM)  # the run takes it as Ctrl-C
+            raise
+
+    def _answer_until_stopped(self):
         oracle = PerfectOracle()
         db = self.run_dir / "prefs.sqlite"
+        deadline = time.monotonic() + 300
         while not self.stop.is_set():
-            if db.exists():
-                with PreferenceStore(db) as store:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the run did not finish within 300 s")
+            try:
+                store = PreferenceStore(db) if db.exists() else None
+            except StoreError:  # the labeler is creating it
+                store = None
+            if store is not None:
+                with store:
                     pending = store.pending_queries()
                     if pending:
                         query = pending[0]
@@ -79,6 +98,7 @@ def test_a_slow_person_gives_the_whole_budget_and_only_a_waiting_agent_waits(tmp
         summary = train(config, run_dir, progress=False, video=False)
     finally:
         person.stop.set()
+    assert person.error is None
     assert (summary["complete"], summary["labels_used"]) == (True, 20)
     with PreferenceStore(run_dir / "prefs.sqlite") as store:
         asked_after_the_end = sum(q.agent_step >= 8192 for q in store.labels())
