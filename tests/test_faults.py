@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from test_runtime import small
 
-from prefrl.prefs.store import PreferenceStore
+from prefrl.prefs.store import PreferenceStore, StoreError
 from prefrl.runtime.run import train
 
 RUNS = int(os.environ.get("PREFRL_FAULT_RUNS", "20"))
@@ -33,10 +33,11 @@ def role_pid(run_dir: Path, role: str) -> int | None:
 
 
 def answered_ids(run_dir: Path) -> set[int]:
-    db = run_dir / "prefs.sqlite"
-    if not db.exists():
+    try:
+        store = PreferenceStore(run_dir / "prefs.sqlite")
+    except StoreError:  # not there yet, or the labeler is creating it
         return set()
-    with PreferenceStore(db) as store:
+    with store:
         return {label.query_id for label in store.labels()}
 
 

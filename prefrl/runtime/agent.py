@@ -15,7 +15,7 @@ from prefrl.agent.ppo import PPOAgent, Rollout
 from prefrl.envs.make import make_env
 from prefrl.envs.vector import VecEnv
 from prefrl.prefs.clips import ClipCutter
-from prefrl.prefs.store import PreferenceStore
+from prefrl.prefs.store import PreferenceStore, StoreError
 from prefrl.reward.model import RewardModel
 from prefrl.reward.sources import LearnedReward
 from prefrl.rundir import RunDir
@@ -186,9 +186,10 @@ class AgentRole(Role):
     def _answered(self) -> int:
         """Answers in the store now (0 before the labeler has created it)."""
         if self._store is None:
-            if not self.rundir.store_path.exists():
+            try:
+                self._store = PreferenceStore(self.rundir.store_path)
+            except StoreError:  # not there yet, or the labeler is creating it
                 return 0
-            self._store = PreferenceStore(self.rundir.store_path)
         return self._store.num_answered()
 
     def save(self) -> None:
