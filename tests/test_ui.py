@@ -154,6 +154,16 @@ def test_write_pair_video_plays_at_the_env_speed(tmp_path, clips):
         video.close()
 
 
+def first_rendered(ahead, timeout=60.0):
+    """The pairs of the first poll of ``ahead`` that returns any (waits up to ``timeout`` s)."""
+    deadline = time.monotonic() + timeout
+    done = []
+    while not done and time.monotonic() < deadline:
+        done = ahead.poll()
+        time.sleep(0.01)
+    return done
+
+
 @pytest.mark.parametrize("own_file", [False, True])
 def test_render_ahead_process_renders_a_behaviour_task_s_clips(tmp_path, monkeypatch, own_file):
     from test_tasks import write_task_file
@@ -173,12 +183,7 @@ def test_render_ahead_process_renders_a_behaviour_task_s_clips(tmp_path, monkeyp
     task_clips = collect_clips(gym_id, 2, 10, fixed_length=True)
     with RenderAhead(gym_id, True, backend="process", task=name) as ahead:
         ahead.submit(1, task_clips[0].snapshots, task_clips[1].snapshots)
-        deadline = time.monotonic() + 60
-        done = []
-        while not done and time.monotonic() < deadline:
-            done = ahead.poll()
-            time.sleep(0.01)
-    (pair,) = done
+        (pair,) = first_rendered(ahead)
     assert pair.query_id == 1 and pair.left.shape[0] == 10
 
 
@@ -189,12 +194,7 @@ def test_render_ahead_process_frames_are_the_snapshots_frames(clips):
     with RenderAhead(ENV, backend="process") as ahead:
         ahead.submit(7, clips[2].snapshots, clips[3].snapshots)
         assert ahead.in_flight == {7}
-        deadline = time.monotonic() + 60
-        done = []
-        while not done and time.monotonic() < deadline:
-            done = ahead.poll()
-            time.sleep(0.01)
-    (pair,) = done
+        (pair,) = first_rendered(ahead)
     assert pair.query_id == 7 and pair.fps == 30.0 and pair.frame_stride == 1
     np.testing.assert_array_equal(pair.left, expected[0])
     np.testing.assert_array_equal(pair.right, expected[1])
