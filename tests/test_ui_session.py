@@ -136,6 +136,16 @@ def start(run, events, min_view_s=0.0, **kwargs):
     return session, renderer
 
 
+def on_screen(run, events):
+    """A session whose first pair has been rendered and shown, at t = 1 s."""
+    session, renderer = start(run, events)
+    session.tick(0.0)
+    renderer.finish()
+    session.tick(1.0)
+    session.presented(1.0)
+    return session, renderer
+
+
 # ------------------------------------------------------------------------- answers
 
 
@@ -197,11 +207,7 @@ def test_answers_land_in_the_store_for_the_pair_on_screen(tmp_path, events):
 
 def test_replay_and_pause_never_answer_and_quit_closes(tmp_path, events):
     run = make_run(tmp_path)
-    session, renderer = start(run, events)
-    session.tick(0.0)
-    renderer.finish()
-    session.tick(1.0)
-    session.presented(1.0)
+    session, _ = on_screen(run, events)
     session.handle([Control.PAUSE], 1.35)
     assert session.screen(9.0).frame_index == (3, 3) and session.screen(9.0).paused
     assert session.screen(9.0).next_change == math.inf
@@ -253,11 +259,7 @@ def test_a_pair_answered_in_another_window_goes_away(tmp_path, events):
 
 def test_close_writes_an_answer_not_yet_committed(tmp_path, events):
     run = make_run(tmp_path)
-    session, renderer = start(run, events)
-    session.tick(0.0)
-    renderer.finish()
-    session.tick(1.0)
-    session.presented(1.0)
+    session, _ = on_screen(run, events)
     session.handle([Answer.EQUAL], 2.0)
     session.close()
     assert stored(run) == {1: (Answer.EQUAL, "human", pytest.approx(1.0))}
