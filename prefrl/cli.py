@@ -147,7 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--labels",
         type=int,
         default=None,
-        help="label budget, at least 2 (default: the task's, e.g. 900 for backflip; else 100)",
+        help="label budget, at least 2 (default: the task's, e.g. 900 for backflip; else 100); "
+        "0 with --labels-from",
+    )
+    p.add_argument(
+        "--labels-from",
+        default=None,
+        metavar="RUN_DIR|EXPORT",
+        help="also train the reward model on the labelled pairs of another run of the same env (its "
+        "run directory, a store file or a `prefrl export` directory); they are copied into this run "
+        "and not counted in --labels",
     )
     p.add_argument(
         "--steps",
@@ -245,6 +254,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_import)
 
+    p = sub.add_parser(
+        "fit-reward", help="fit a reward model offline on stored labels (a run, a store or an export)"
+    )
+    p.add_argument(
+        "source", help="a preference run directory, its prefs.sqlite, or an export directory (prefrl export)"
+    )
+    p.add_argument(
+        "--run-dir", default=None, help="where to write it (default runs/fit-reward-<env>-s<seed>-<time>)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="training rounds (default 50; each is 10 passes over the labels)",
+    )
+    p.add_argument(
+        "--reward-model",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a reward-model setting (default: the source run's settings, else the env's)",
+    )
+    p.set_defaults(func=cmd_fit_reward)
+
     p = sub.add_parser("resume", help="continue a stopped or crashed preference run")
     p.add_argument("run_dir", help="the run directory to continue")
     p.add_argument("--steps", type=int, help="train further: a larger env-step budget for the whole run")
@@ -294,6 +328,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         task=args.task,
         steps=args.steps,
         labels=args.labels,
+        labels_from=args.labels_from,
         oracle=args.oracle,
         pace=args.pace,
         teacher=args.teacher,
@@ -414,6 +449,18 @@ def cmd_baseline(args: argparse.Namespace) -> dict[str, Any]:
         ppo_overrides=parse_overrides(args.ppo),
         video=not args.no_video,
         progress=not args.quiet,
+    )
+
+
+def cmd_fit_reward(args: argparse.Namespace) -> dict[str, Any]:
+    from prefrl.fit_reward import DEFAULT_ROUNDS, fit_reward
+
+    return fit_reward(
+        args.source,
+        args.run_dir,
+        seed=args.seed,
+        rounds=DEFAULT_ROUNDS if args.rounds is None else args.rounds,
+        reward_model=parse_overrides(args.reward_model),
     )
 
 

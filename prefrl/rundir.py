@@ -22,6 +22,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,8 @@ class RunDir:
     checkpoints = property(lambda self: self.path / "checkpoints")
     videos = property(lambda self: self.path / "videos")
     store_path = property(lambda self: self.path / "prefs.sqlite")
+    reused_store_path = property(lambda self: self.path / "reused.sqlite")
+    """the labels of other runs this run trains on too (``prefrl train --labels-from``)"""
     agent_checkpoint = property(lambda self: self.checkpoints / "agent.pt")
     reward_checkpoint = property(lambda self: self.checkpoints / "reward_model.pt")
     trainer_checkpoint = property(lambda self: self.checkpoints / "reward_trainer.pt")
@@ -297,6 +300,7 @@ CONFIG_FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "query_videos": (bool,),
     "pace": (str, _NONE),
     "reward_model": (dict,),
+    "labels_from": (str, _NONE),
     # baselines
     "reward": (str,),
 }
@@ -459,7 +463,7 @@ class MetricsLogger:
     def wall_time(self) -> float:
         return time.perf_counter() - self._start
 
-    def log(self, global_step: int, values: dict[str, float | int | str | None]) -> None:
+    def log(self, global_step: int, values: Mapping[str, float | int | str | None]) -> None:
         """Append a row.
 
         Raises:

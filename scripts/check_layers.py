@@ -50,6 +50,7 @@ LAYERS: dict[str, int] = {
     "prefrl.ui": 5,
     "prefrl.bench": 5,
     "prefrl.baseline": 5,
+    "prefrl.fit_reward": 5,
     "prefrl.play": 5,
     "prefrl.upgrade": 5,
     "prefrl.cli": 5,
@@ -67,6 +68,7 @@ SIDEWAYS: dict[tuple[str, str], str] = {
     ("prefrl.cli", "prefrl.bench"): "prefrl bench / report",
     ("prefrl.cli", "prefrl.baseline"): "prefrl baseline",
     ("prefrl.cli", "prefrl.play"): "prefrl play",
+    ("prefrl.cli", "prefrl.fit_reward"): "prefrl fit-reward",
     ("prefrl.cli", "prefrl.upgrade"): "prefrl upgrade / resume",
 }
 

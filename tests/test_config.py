@@ -37,7 +37,8 @@ BAD_TRAIN_FLAGS = [
     (
         ["--labels", "-5"],
         "--labels -5: must be at least 2 (a pair needs 2; PPO without any label: "
-        "prefrl baseline ENV --reward constant)",
+        "prefrl baseline ENV --reward constant; 0 with --labels-from, to train on another run's "
+        "labels alone)",
     ),
     (["--clip-length", "-3"], "--clip-length -3: must be at least 1"),
     (

@@ -23,7 +23,15 @@ from typing import Any
 from prefrl.prefs.blobs import ARRAYS, Damaged, clip_checksum, load_clip
 from prefrl.prefs.clips import Answer
 from prefrl.prefs.errors import StoreError
-from prefrl.prefs.schema import CLIP_COLUMNS, IN_USE, INSERT_CLIP, QUERY_COLUMNS, STORE_NAME, store_file
+from prefrl.prefs.schema import (
+    CLIP_COLUMNS,
+    IN_USE,
+    INSERT_CLIP,
+    QUERY_COLUMNS,
+    REUSED_STORE_NAME,
+    STORE_NAME,
+    store_file,
+)
 from prefrl.prefs.store import PreferenceStore, Query
 from prefrl.rundir import RunDir
 
@@ -149,6 +157,66 @@ def import_run(path: str | os.PathLike[str], source: str | os.PathLike[str]) -> 
         report = import_into(store, source)
         answered = store.num_answered()
     return {"store": str(store_path), "created": created, **asdict(report), "answered": answered}
+
+
+@dataclass(frozen=True)
+class GatheredLabels:
+    """What :func:`gather_labels` copied.
+
+    Attributes:
+        env_id: the env of the labels.
+        sources: the stores or export directories they came from (absolute paths).
+        answered: answered pairs (of every kind of answer).
+        trainable: answered pairs a reward model can train on (left, right or equally good).
+    """
+
+    env_id: str
+    sources: tuple[str, ...]
+    answered: int
+    trainable: int
+
+
+def gather_labels(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> GatheredLabels:
+    """Copy every labelled pair of ``source`` into a new store file ``target``.
+
+    This is how labels outlive their run: ``prefrl train --labels-from`` trains a new run's
+    reward model on them too, ``prefrl fit-reward`` fits a reward model on them alone.
+    ``source`` is a run directory of a preference run (its store, and the labels that run
+    reused itself), a store file or an export directory (``prefrl export``). Set-aside
+    queries stay behind, as in any import.
+
+    Raises:
+        StoreError: ``target`` exists, or ``source`` holds no store or export, or cannot be read.
+    """
+    src, out = Path(source), Path(target)
+    if out.exists():
+        raise StoreError(f"cannot gather labels into {out}: it exists")
+    if not src.exists():
+        raise StoreError(f"{src}: no such file or directory")
+    parts = [src]
+    if src.is_dir() and not (src / "clips.csv").exists():
+        parts = [p for p in (src / STORE_NAME, src / REUSED_STORE_NAME) if p.is_file()]
+        if not parts:
+            raise StoreError(
+                f"{src} holds no labels: pass the run directory of a preference run, a store "
+                "file (.sqlite) or a directory written by `prefrl export`"
+            )
+    env_id = _source_env_id(parts[0])
+    try:
+        with PreferenceStore(out, env_id) as store:
+            for part in parts:
+                import_into(store, part)
+            labels = store.labels()
+    except BaseException:
+        for leftover in (out, Path(f"{out}-wal"), Path(f"{out}-shm")):
+            leftover.unlink(missing_ok=True)
+        raise
+    return GatheredLabels(
+        env_id,
+        tuple(str(p.resolve()) for p in parts),
+        len(labels),
+        sum(label.mu is not None for label in labels),
+    )
 
 
 def _write_export(store: PreferenceStore, out: Path) -> dict[str, int]:

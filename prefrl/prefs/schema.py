@@ -30,6 +30,7 @@ from prefrl.prefs.errors import StoreError
 SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0
 STORE_NAME = "prefs.sqlite"  # RUN_DIR/prefs.sqlite
+REUSED_STORE_NAME = "reused.sqlite"  # RUN_DIR/reused.sqlite: labels a run reuses (prefrl train --labels-from)
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prefrl.agent.hyperparams import default_steps, resolve_ppo_config
@@ -64,6 +65,7 @@ CLI_FLAGS: dict[str, str] = {
     "initial_fraction": "--initial-fraction",
     "query_videos": "--query-videos",
     "pace": "--pace",
+    "labels_from": "--labels-from",
 }
 """the flags of ``prefrl train`` that set a field: errors name a setting as it was typed"""
 
@@ -84,13 +86,12 @@ class TrainConfig:
     """gymnasium env id (a --task sets it)"""
     steps: int = unset("the task's budget, else the env's default", min=1)
     """env steps of the agent (None: the task's budget, else the env's default)"""
-    labels: int = unset(
-        "the task's budget, else 100",
-        min=2,
-        hint="a pair needs 2; PPO without any label: prefrl baseline ENV --reward constant",
-    )
+    labels: int = unset("the task's budget, else 100")
     """label budget: queries answered (can't-tell and skipped answers count too); None: the
-    task's budget, else 100"""
+    task's budget, else 100. At least 2, or 0 with ``labels_from``"""
+    labels_from: str | None = None
+    """a run directory, store file or export whose labelled pairs the reward model trains
+    on too (same env), copied into the run when it starts; not counted in ``labels``"""
     oracle: OracleKind = "synthetic"
     """synthetic or human"""
     pace: Pace | None = None
@@ -154,6 +155,14 @@ class TrainConfig:
             self.steps = int(defaults.get("steps") or default_steps(self.env_id))
         if self.labels is None:
             self.labels = int(defaults.get("labels", DEFAULT_LABELS))
+        if self.labels_from is not None:
+            self.labels_from = str(Path(self.labels_from).resolve())  # the run may be resumed elsewhere
+        if self.labels < 2 and not (self.labels == 0 and self.labels_from):
+            raise ConfigError(
+                f"--labels {self.labels}: must be at least 2 (a pair needs 2; PPO without any label: "
+                "prefrl baseline ENV --reward constant; 0 with --labels-from, to train on another run's "
+                "labels alone)"
+            )
         if self.clip_length is None:
             self.clip_length = int(defaults["clip_length"])
         if self.fixed_length is None:

@@ -29,6 +29,14 @@ def build_oracle(config: TrainConfig) -> Oracle:
     return make_oracle(name, seed=config.seed, **params)
 
 
+def reused_trainable_labels(run: RunDir) -> int:
+    """Trainable labels the run reuses from others (``--labels-from``); 0 without any."""
+    if not run.reused_store_path.exists():
+        return 0
+    with PreferenceStore(run.reused_store_path) as reused:
+        return sum(n for answer, n in reused.answer_counts().items() if answer.mu is not None)
+
+
 class LabelerRole(Role):
     """Asks for labels as the schedule allows, from a pool of the agent's recent clips.
 
@@ -71,6 +79,7 @@ class LabelerRole(Role):
         self.rng = np.random.default_rng([config.seed, 7])
         self.max_queries_per_step = max_queries_per_step
         self.answered = self.store.num_answered()
+        self.reused_trainable = reused_trainable_labels(self.rundir)
         self.final = False  # the agent has finished: ask for the whole budget
 
     def step(self) -> bool:
@@ -111,7 +120,7 @@ class LabelerRole(Role):
         if self.final:
             return self.cfg.labels
         wanted = self.schedule.labels_wanted(self.agent_step)
-        if self.model is None and self._trainable() == 0:
+        if self.model is None and self._trainable() == 0 and not self.reused_trainable:
             wanted = max(wanted, self.answered + 1)  # e.g. every initial answer was "skipped"
         return min(wanted, self.cfg.labels)
 
@@ -123,7 +132,7 @@ class LabelerRole(Role):
         """Report the labeler's end: the budget is used, or no more labels can come."""
         reason = None
         if self.answered >= self.cfg.labels:
-            if self._trainable() == 0:
+            if self._trainable() == 0 and not self.reused_trainable:
                 reason = (
                     f"none of the {self.answered} answers can be trained on (every one was skipped or "
                     "can't tell), so the reward model never trained; a larger --labels budget asks more"

@@ -18,6 +18,9 @@ from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.role import Role
 from prefrl.utils.checkpoint import load_checkpoint
 
+REUSED_KEY = 1 << 40
+"""the trainer's key of a reused label is this plus its query id in the reused store"""
+
 
 class RewardTrainerRole(Role):
     """Reads new labels from the store, trains a round, publishes the new version.
@@ -58,6 +61,7 @@ class RewardTrainerRole(Role):
         """query id -> mu of each label the trainer holds"""
         self.last_metrics: dict[str, float] = {}
         self._labels_cache: list[Label] = []
+        self.reused = self._add_reused_labels()
 
         if self.rundir.reward_checkpoint.exists():
             self.model.load_state_dict(load_checkpoint(self.rundir.reward_checkpoint, "reward_model"))
@@ -68,9 +72,9 @@ class RewardTrainerRole(Role):
         new = self._read_new_labels()
         if self.trainer.num_labels == 0:
             return False
-        if self.model.version == 0 and self.store.num_answered() < self.initial_labels:
+        if self.model.version == 0 and not self.reused and self.store.num_answered() < self.initial_labels:
             return False  # the first model learns from all the initial labels at once
-        if new:
+        if new or self.model.version == 0:  # the first round is owed (reused labels: at once)
             self.rounds_without_new = 0
         elif self.rounds_without_new >= self.extra_rounds:
             return False
@@ -78,6 +82,8 @@ class RewardTrainerRole(Role):
             self.rounds_without_new += 1
         started = time.perf_counter()
         metrics = self.trainer.train_round()
+        metrics["reward/labels"] = len(self.known)  # this run's own labels: the run ends on them
+        metrics["reward/labels_reused"] = self.reused
         self.model.fit_output_normalization(self.trainer.recent_features())
         self.model.version += 1
         metrics["reward/recent_clip_return_corr"] = self.trainer.recent_return_correlation()
@@ -89,6 +95,23 @@ class RewardTrainerRole(Role):
         agent_step = max((lbl.agent_step for lbl in self._labels_cache), default=0)
         self.status.put(Status(self.name, "metrics", agent_step, metrics))
         return True
+
+    def _add_reused_labels(self) -> int:
+        """Add the trainable labels of other runs this run reuses (``--labels-from``, copied
+        into the run directory when it was made); returns how many. They never change, and
+        their keys (``REUSED_KEY + query id there``) stay clear of this run's query ids."""
+        path = self.rundir.reused_store_path
+        if not path.exists():
+            return 0
+        with PreferenceStore(path, env_id=self.cfg.env_id) as reused:
+            labels = reused.trainable_labels()
+            clips = reused.get_clips({c for lbl in labels for c in (lbl.left_clip_id, lbl.right_clip_id)})
+        for lbl in labels:
+            assert lbl.mu is not None
+            self.trainer.add(
+                REUSED_KEY + lbl.query_id, clips[lbl.left_clip_id], clips[lbl.right_clip_id], lbl.mu
+            )
+        return len(labels)
 
     def _read_new_labels(self) -> int:
         """Bring the trainer's data in line with the store's trainable labels; returns how

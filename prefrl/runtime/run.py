@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -12,12 +14,16 @@ from prefrl.envs.make import make_env
 from prefrl.errors import ConfigError, RunKindError
 from prefrl.oracles import Oracle
 from prefrl.plotting import plot_learning_curve
+from prefrl.prefs.errors import StoreError
+from prefrl.prefs.exchange import gather_labels
+from prefrl.prefs.schema import REUSED_STORE_NAME
 from prefrl.prefs.store import PreferenceStore
 from prefrl.rundir import RunDir, mark_stopped_if_dead, window_open
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.ending import RunEnd
 from prefrl.runtime.errors import RunExistsError, RunInterrupted
 from prefrl.runtime.inprocess import run_inprocess
+from prefrl.runtime.labeler import reused_trainable_labels
 from prefrl.runtime.monitor import Monitor
 from prefrl.runtime.multiprocess import run_multiprocess
 from prefrl.runtime.videos import record_run_policy
@@ -58,9 +64,15 @@ def train(
     _check_human(config, labeling_window)
     if oracle is not None and config.backend != "inprocess":
         raise ValueError("an oracle object can only be passed to the inprocess backend")
-    run = RunDir.create(run_dir, "train", config.env_id, config.seed)
-    if run.config_path.exists():
-        raise RunExistsError(f"{run.path} already holds a run; continue it with: prefrl resume {run.path}")
+    with tempfile.TemporaryDirectory(prefix="prefrl-") as scratch:
+        reused = _gather_reused_labels(config, Path(scratch))  # checked before the run is made
+        run = RunDir.create(run_dir, "train", config.env_id, config.seed)
+        if run.config_path.exists():
+            raise RunExistsError(
+                f"{run.path} already holds a run; continue it with: prefrl resume {run.path}"
+            )
+        if reused is not None:
+            shutil.move(reused, run.reused_store_path)
     run.write_config({"kind": "train", **config.to_dict(), "prefrl_version": __version__})
     return _execute(config, run, progress=progress, video=video, oracle=oracle, window=labeling_window)
 
@@ -121,6 +133,32 @@ def _check(config: TrainConfig) -> None:
             f"--clip-length {config.clip_length}: longer than an episode of {config.env_id} ({horizon} steps), "
             f"so no clip could ever be cut; give at most {horizon}"
         )
+
+
+def _gather_reused_labels(config: TrainConfig, scratch: Path) -> Path | None:
+    """The labels of ``--labels-from``, copied into a store file under ``scratch``; None
+    without the flag.
+
+    Raises:
+        ConfigError: the source cannot be read, is of another env, or (with ``--labels 0``)
+            holds nothing to train on.
+    """
+    if config.labels_from is None:
+        return None
+    flag = f"--labels-from {config.labels_from}"
+    target = scratch / REUSED_STORE_NAME
+    try:
+        gathered = gather_labels(config.labels_from, target)
+    except StoreError as err:
+        raise ConfigError(f"{flag}: {err}") from None
+    if gathered.env_id != config.env_id:
+        raise ConfigError(f"{flag}: its labels are of {gathered.env_id}, this run is of {config.env_id}")
+    if gathered.trainable == 0 and config.labels == 0:
+        raise ConfigError(
+            f"{flag}: none of its {gathered.answered} answers can be trained on (a reward model learns "
+            "from left, right and equally-good answers), and --labels 0 asks for no more"
+        )
+    return target
 
 
 def _check_human(config: TrainConfig, window: WindowLauncher | None) -> None:
@@ -218,6 +256,7 @@ def summarize(config: TrainConfig, run: RunDir, monitor: Monitor, end: RunEnd) -
         "incomplete_reason": end.reason,
         "labels_used": labels_used,
         "labels_budget": config.labels,
+        "labels_reused": reused_trainable_labels(run),
         "tie_share": round(counts["equal"] / labels_used, 4) if labels_used else None,
         "agent_wait_share": done.get("wait_share"),
         "env_id": config.env_id,

@@ -1,0 +1,156 @@
+"""Labels that outlive their run: ``prefrl train --labels-from`` and gathering labels."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from test_runtime import small
+
+from prefrl.cli import main
+from prefrl.errors import ConfigError
+from prefrl.fit_reward import fit_reward
+from prefrl.prefs.errors import StoreError
+from prefrl.prefs.exchange import export_store, gather_labels
+from prefrl.prefs.store import PreferenceStore
+from prefrl.reward import load_reward_model
+from prefrl.rundir import read_metrics
+from prefrl.runtime.run import resume, train
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def source_run(tmp_path_factory):
+    """A finished 12-label Pendulum run (in-process, deterministic)."""
+    run_dir = tmp_path_factory.mktemp("source") / "run"
+    summary = train(small(backend="inprocess"), run_dir, progress=False, video=False)
+    assert summary["complete"] and summary["labels_used"] == 12
+    return run_dir
+
+
+SMALL_FIT = small().reward_model
+
+
+def trainable(run_dir: Path) -> int:
+    with PreferenceStore(run_dir / "prefs.sqlite") as store:
+        return len(store.trainable_labels())
+
+
+def test_gather_labels_copies_every_answered_pair_of_a_run_an_export_or_a_store(source_run, tmp_path):
+    export_store(source_run, tmp_path / "export")
+    for i, source in enumerate((source_run, tmp_path / "export", source_run / "prefs.sqlite")):
+        gathered = gather_labels(source, tmp_path / f"g{i}.sqlite")
+        assert (gathered.env_id, gathered.answered, gathered.trainable) == (
+            "Pendulum-v1",
+            12,
+            trainable(source_run),
+        )
+        with PreferenceStore(tmp_path / f"g{i}.sqlite") as store:
+            assert len(store.trainable_labels()) == gathered.trainable
+
+
+def test_gather_labels_refuses_what_holds_no_labels_and_leaves_nothing_behind(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(
+        StoreError, match=r"empty holds no labels: pass the run directory of a preference run"
+    ):
+        gather_labels(tmp_path / "empty", tmp_path / "g.sqlite")
+    with pytest.raises(StoreError, match=r"nowhere: no such file or directory"):
+        gather_labels(tmp_path / "nowhere", tmp_path / "g.sqlite")
+    (tmp_path / "junk.sqlite").write_bytes(b"not a database at all")
+    with pytest.raises(StoreError, match=r"is not an SQLite database"):
+        gather_labels(tmp_path / "junk.sqlite", tmp_path / "g.sqlite")
+    assert not (tmp_path / "g.sqlite").exists()
+
+
+@pytest.mark.parametrize("backend", ["inprocess", "multiprocess"])
+def test_a_run_with_no_labels_of_its_own_trains_on_the_reused_ones(source_run, tmp_path, backend):
+    config = small(backend=backend, labels=0, labels_from=str(source_run))
+    summary = train(config, tmp_path / "reuse", progress=False, video=False)
+    reused = trainable(source_run)
+    assert summary["complete"] is True, summary["incomplete_reason"]
+    assert (summary["labels_used"], summary["labels_budget"], summary["labels_reused"]) == (0, 0, reused)
+    rows = [r for r in read_metrics(tmp_path / "reuse" / "metrics.csv") if r.get("reward/labels_reused")]
+    assert rows and {float(r["reward/labels_reused"]) for r in rows} == {reused}
+    assert {float(r["reward/labels"]) for r in rows} == {0.0}
+    saved = json.loads((tmp_path / "reuse" / "config.json").read_text())
+    assert saved["labels_from"] == str(source_run.resolve())
+    assert (tmp_path / "reuse" / "reused.sqlite").is_file()
+    assert not (tmp_path / "reuse" / "prefs.sqlite").exists() or trainable(tmp_path / "reuse") == 0
+
+
+def test_reused_labels_are_counted_apart_from_the_runs_own_budget(source_run, tmp_path):
+    config = small(backend="inprocess", labels=6, labels_from=str(source_run))
+    summary = train(config, tmp_path / "more", progress=False, video=False)
+    assert summary["complete"] is True
+    assert (summary["labels_used"], summary["labels_reused"]) == (6, trainable(source_run))
+    last = read_metrics(tmp_path / "more" / "metrics.csv")
+    trained = [float(r["reward/labels"]) for r in last if r.get("reward/labels")]
+    assert trained[-1] == trainable(tmp_path / "more")
+    # a run that reused labels passes them on: its own and the ones it reused
+    gathered = gather_labels(tmp_path / "more", tmp_path / "both.sqlite")
+    assert gathered.trainable == trainable(tmp_path / "more") + trainable(source_run)
+    # resuming it neither copies them again nor loses them
+    resumed = resume(tmp_path / "more", labels=8, progress=False, video=False)
+    assert (resumed["labels_used"], resumed["labels_reused"]) == (8, trainable(source_run))
+
+
+def test_labels_from_is_checked_before_anything_is_written(source_run, tmp_path):
+    with pytest.raises(ConfigError, match=r"^--labels 0: must be at least 2 .*0 with --labels-from"):
+        small(labels=0)
+    with pytest.raises(ConfigError, match=r"^--labels-from .*nowhere: .*nowhere: no such file or directory$"):
+        train(small(labels_from=str(tmp_path / "nowhere")), tmp_path / "a", progress=False, video=False)
+    with pytest.raises(ConfigError, match=r"its labels are of Pendulum-v1, this run is of CartPole-v1$"):
+        config = small(env_id="CartPole-v1", labels_from=str(source_run), fixed_length=200)
+        train(config, tmp_path / "b", progress=False, video=False)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_labels_0_needs_reused_labels_it_can_train_on(source_run, tmp_path):
+    only_skips = tmp_path / "skips.sqlite"
+    gather_labels(source_run, only_skips)
+    with PreferenceStore(only_skips) as store:
+        store._conn.execute("UPDATE answers SET answer = 'skipped'")
+        store._conn.commit()
+    with pytest.raises(
+        ConfigError, match=r"none of its 12 answers can be trained on .* --labels 0 asks for no more"
+    ):
+        train(small(labels=0, labels_from=str(only_skips)), tmp_path / "c", progress=False, video=False)
+    assert not (tmp_path / "c").exists()
+
+
+def test_fit_reward_fits_a_model_on_stored_labels_alone(source_run, tmp_path):
+    first = fit_reward(source_run, tmp_path / "fit", rounds=3)
+    # the store file alone carries no settings: given the run's, the fit is the same
+    fit_reward(source_run / "prefs.sqlite", tmp_path / "again", rounds=3, reward_model=SMALL_FIT)
+    assert (first["labels"], first["answered"], first["rounds"]) == (trainable(source_run), 12, 3)
+    model = load_reward_model(tmp_path / "fit")
+    assert model.version == 3
+    for name, weights in model.net.state_dict().items():  # a fit is deterministic in its seed
+        torch.testing.assert_close(weights, load_reward_model(tmp_path / "again").net.state_dict()[name])
+    rows = read_metrics(tmp_path / "fit" / "metrics.csv")
+    assert [int(r["global_step"]) for r in rows] == [1, 2, 3]
+    config = json.loads((tmp_path / "fit" / "config.json").read_text())
+    assert (config["kind"], config["env_id"], config["fixed_length"]) == ("fit-reward", "Pendulum-v1", False)
+    assert json.loads((tmp_path / "fit" / "summary.json").read_text())["labels"] == first["labels"]
+    # its labels go on to the next run
+    assert gather_labels(tmp_path / "fit", tmp_path / "next.sqlite").trainable == first["labels"]
+
+
+def test_fit_reward_takes_the_source_runs_reward_model_settings_and_the_users_overrides(source_run, tmp_path):
+    summary = fit_reward(source_run, tmp_path / "fit", rounds=1, reward_model={"ensemble_size": 2})
+    assert summary["reward_model"]["ensemble_size"] == 2
+    assert summary["reward_model"]["epochs_per_round"] == 2  # the source run's own setting
+    with pytest.raises(ConfigError, match=r"^--reward-model ensemble_size=0: must be at least 1$"):
+        fit_reward(source_run, tmp_path / "bad", reward_model={"ensemble_size": 0})
+    with pytest.raises(ConfigError, match=r"^--rounds 0: must be at least 1$"):
+        fit_reward(source_run, tmp_path / "bad", rounds=0)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_fit_reward_from_the_command_line(source_run, tmp_path, capsys):
+    assert main(["fit-reward", str(source_run), "--run-dir", str(tmp_path / "fit"), "--rounds", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["labels"] == trainable(source_run)
+    assert main(["fit-reward", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err.startswith("prefrl fit-reward: error: ")
