@@ -164,3 +164,20 @@ def test_a_removed_label_leaves_the_data_and_every_members_resample():
         np.testing.assert_array_equal(counts, bootstrap_counts(5, key, 3))
     assert trainer._tensors().counts.shape == (2, 3)
     assert trainer.train_round()["reward/labels"] == 2.0
+
+
+def test_l2_is_adapted_only_on_a_validation_set_large_enough_to_tell():
+    """Random answers: the validation loss is off the 1.1x-1.5x band of the training loss
+    (a member cannot generalise them), so the rule moves L2, but only once the member
+    holds out ``l2_min_validation`` labels."""
+    rng = np.random.default_rng(0)
+    clips = [make_clip(rng.normal(size=2).tolist()) for _ in range(400)]
+    for min_validation, labels, adapted in ((20, 30, False), (20, 200, True), (5, 30, True)):
+        config = RewardModelConfig(ensemble_size=1, l2_min_validation=min_validation)
+        trainer = PreferenceTrainer(RewardModel((1,), gym.spaces.Box(-1, 1, (1,)), config), seed=0)
+        for k in range(labels):
+            trainer.add(k, clips[2 * k], clips[2 * k + 1], float(rng.integers(2)))
+        held_out = int((np.stack(trainer.pairs.counts)[:, 0] == 0).sum())
+        assert (held_out >= min_validation) == adapted
+        trainer.train_round()
+        assert (trainer.l2[0] != config.l2_init) == adapted, (min_validation, labels, held_out)

@@ -55,6 +55,10 @@ class RewardModelConfig:
     """at least this many gradient steps per round (few labels: many passes)"""
     l2_init: float = field(default=1e-3, metadata={"min": 0})
     """initial L2 weight; adapted per member to keep validation loss 1.1x-1.5x training loss"""
+    l2_min_validation: int = field(default=20, metadata={"min": 1})
+    """a member's L2 weight is adapted only once it holds out at least this many labels: the
+    loss on a handful is too noisy to steer by, and a weight raised on noise can push every
+    layer to zero, a point a network does not train out of"""
     random_answer_prob: float = field(default=0.1, metadata={"min": 0, "max": 1})
     """the paper's model of answers given at random: P = (1 - p) * softmax + p / 2"""
     use_actions: bool = True

@@ -14,7 +14,8 @@ exactly as in a bootstrap of ``|D|`` draws) are that member's validation set: th
 never trained on, so they give an honest validation loss and accuracy.
 
 Regularisation: each member's L2 weight is adapted after every round to keep its
-validation loss between 1.1x and 1.5x its training loss (:func:`adapt_l2`).
+validation loss between 1.1x and 1.5x its training loss (:func:`adapt_l2`), once its
+validation set is large enough to tell (``l2_min_validation`` labels).
 """
 
 from __future__ import annotations
@@ -230,7 +231,8 @@ class PreferenceTrainer:
             val_losses.append(v_loss)
             va_strict = va & strict
             val_accs.append(float(correct[m][va_strict].mean()) if va_strict.any() else float("nan"))
-            self.l2[m] = adapt_l2(float(self.l2[m]), t_loss, v_loss)
+            if int(va.sum()) >= self.cfg.l2_min_validation:
+                self.l2[m] = adapt_l2(float(self.l2[m]), t_loss, v_loss)
         ens_correct = (((r_l - r_r).mean(0) > 0).float() == mu).float()[strict]
         return {
             "reward/labels": float(self.num_labels),
