@@ -206,7 +206,7 @@ def gather_labels(source: str | os.PathLike[str], target: str | os.PathLike[str]
         with PreferenceStore(out, env_id) as store:
             for part in parts:
                 import_into(store, part)
-            labels = store.labels()
+            answered, trainable = store.num_answered(), store.num_trainable()
     except BaseException:
         for leftover in (out, Path(f"{out}-wal"), Path(f"{out}-shm")):
             leftover.unlink(missing_ok=True)
@@ -214,8 +214,8 @@ def gather_labels(source: str | os.PathLike[str], target: str | os.PathLike[str]
     return GatheredLabels(
         env_id,
         tuple(str(p.resolve()) for p in parts),
-        len(labels),
-        sum(label.mu is not None for label in labels),
+        answered,
+        trainable,
     )
 
 

@@ -410,6 +410,11 @@ class PreferenceStore:
             counts[Answer(value)] = int(n)
         return counts
 
+    def num_trainable(self) -> int:
+        """Number of answers a reward model can train on (left, right, equally good), set-aside
+        queries left out."""
+        return sum(n for answer, n in self.answer_counts().items() if answer.mu is not None)
+
     def labels(self, after_query_id: int = 0) -> list[Label]:
         """Answered queries with ``query_id > after_query_id``, in query_id order, set-aside
         queries left out.

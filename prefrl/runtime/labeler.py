@@ -34,7 +34,7 @@ def reused_trainable_labels(run: RunDir) -> int:
     if not run.reused_store_path.exists():
         return 0
     with PreferenceStore(run.reused_store_path) as reused:
-        return sum(n for answer, n in reused.answer_counts().items() if answer.mu is not None)
+        return reused.num_trainable()
 
 
 class LabelerRole(Role):
@@ -120,19 +120,15 @@ class LabelerRole(Role):
         if self.final:
             return self.cfg.labels
         wanted = self.schedule.labels_wanted(self.agent_step)
-        if self.model is None and self._trainable() == 0 and not self.reused_trainable:
+        if self.model is None and self.store.num_trainable() == 0 and not self.reused_trainable:
             wanted = max(wanted, self.answered + 1)  # e.g. every initial answer was "skipped"
         return min(wanted, self.cfg.labels)
-
-    def _trainable(self) -> int:
-        counts = self.store.answer_counts()
-        return sum(n for answer, n in counts.items() if answer.mu is not None)
 
     def _finish_if_over(self) -> None:
         """Report the labeler's end: the budget is used, or no more labels can come."""
         reason = None
         if self.answered >= self.cfg.labels:
-            if self._trainable() == 0 and not self.reused_trainable:
+            if self.store.num_trainable() == 0 and not self.reused_trainable:
                 reason = (
                     f"none of the {self.answered} answers can be trained on (every one was skipped or "
                     "can't tell), so the reward model never trained; a larger --labels budget asks more"
@@ -146,7 +142,11 @@ class LabelerRole(Role):
             return
         self.done = True
         self._report()
-        values = {"complete": reason is None, "reason": reason, "labels/trainable": self._trainable()}
+        values = {
+            "complete": reason is None,
+            "reason": reason,
+            "labels/trainable": self.store.num_trainable(),
+        }
         self.status.put(Status(self.name, "done", self.agent_step, values))
 
     def _queue_for_human(self) -> bool:
