@@ -17,7 +17,7 @@ import torch
 
 import prefrl.tasks  # noqa: F401 - registers the behaviour tasks' env ids (prefrl/...)
 from prefrl import __version__
-from prefrl.agent.evaluate import evaluate
+from prefrl.agent.evaluate import evaluate_both
 from prefrl.agent.hyperparams import default_steps, resolve_ppo_config
 from prefrl.agent.ppo import PPOAgent, Rollout
 from prefrl.envs.make import make_env
@@ -123,12 +123,13 @@ def run_baseline(
     eval_every = max(1, steps // max(1, num_evals))
     next_eval = eval_every
     train_time = 0.0
-    last_eval: list[float] = []
+    last_eval: list[float] = []  # deterministic policy
+    last_eval_stochastic: list[float] = []
     bar = Progress(steps, f"baseline {env_id}", enabled=progress)
     tick = time.perf_counter()
 
     def on_update(rollout: Rollout, stats: dict[str, float]) -> None:
-        nonlocal next_eval, train_time, tick, last_eval
+        nonlocal next_eval, train_time, tick, last_eval, last_eval_stochastic
         train_time += time.perf_counter() - tick
         row: dict[str, Any] = dict(stats)
         recent = agent.recent_returns(10)
@@ -136,8 +137,11 @@ def run_baseline(
         row["charts/episodes"] = len(agent.episodes)
         row["charts/SPS"] = agent.env_steps / max(train_time, 1e-9)
         if agent.env_steps >= next_eval or agent.env_steps >= steps:
-            last_eval = evaluate(agent.act, env_id, eval_episodes, seed=10_000, fixed_length=fixed_length)
+            last_eval, last_eval_stochastic = evaluate_both(
+                agent, env_id, eval_episodes, seed=10_000, fixed_length=fixed_length
+            )
             row["eval/mean_return"] = float(np.mean(last_eval))
+            row["eval/mean_return_stochastic"] = float(np.mean(last_eval_stochastic))
             next_eval += eval_every
             agent.save(run.checkpoints / "agent.pt")
         metrics.log(agent.env_steps, row)
@@ -148,7 +152,9 @@ def run_baseline(
     bar.close()
     agent.save(run.checkpoints / "agent.pt")
     if not last_eval:
-        last_eval = evaluate(agent.act, env_id, eval_episodes, seed=10_000, fixed_length=fixed_length)
+        last_eval, last_eval_stochastic = evaluate_both(
+            agent, env_id, eval_episodes, seed=10_000, fixed_length=fixed_length
+        )
     recent = agent.recent_returns(10)
     summary = {
         "env_id": env_id,
@@ -159,6 +165,8 @@ def run_baseline(
         "final_train_return": float(np.mean(recent)) if recent else None,
         "final_eval_return": float(np.mean(last_eval)),
         "eval_returns": last_eval,
+        "final_eval_return_stochastic": float(np.mean(last_eval_stochastic)),
+        "eval_returns_stochastic": last_eval_stochastic,
         "train_time_s": round(train_time, 2),
         "env_steps_per_sec": round(agent.env_steps / max(train_time, 1e-9), 1),
         "wall_time_s": round(metrics.wall_time, 2),

@@ -168,7 +168,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--selection",
         choices=SELECTIONS,
         default="disagreement",
-        help="how pairs are chosen: where the reward models disagree most (default), or at random",
+        help="how pairs are chosen: where the reward models disagree most (default), at random, or "
+        "diverse: clips far apart in state space (for tasks whose answers are mostly ties)",
+    )
+    p.add_argument(
+        "--explore-labels",
+        type=int,
+        default=0,
+        metavar="N",
+        help="explore with a state-entropy reward until N answers have said one clip is better, "
+        "fading it out by then (for sparse tasks, e.g. MountainCar; default 0: off)",
     )
     p.add_argument(
         "--backend",
@@ -338,6 +347,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         clip_length=args.clip_length,
         fixed_length=args.fixed_length,
         initial_fraction=args.initial_fraction,
+        explore_labels=args.explore_labels,
         query_videos=args.query_videos,
         ppo=parse_overrides(args.ppo),
         reward_model=parse_overrides(args.reward_model),

@@ -294,6 +294,7 @@ CONFIG_FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "decay_fraction": (float, int),
     "pool_size": (int,),
     "oversample": (int,),
+    "explore_labels": (int,),
     "eval_episodes": (int,),
     "num_evals": (int,),
     "checkpoint_every": (int,),

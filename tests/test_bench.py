@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +178,11 @@ def test_results_csv_has_a_row_per_run_normalised_against_the_baselines(smoke):
     assert 0.0 <= float(pref["reward_accuracy"]) <= 1.0
     assert float(pref["wall_time_s"]) > 0 and float(pref["steps_per_sec"]) > 0
     assert by_arm["random"]["labels_used"] == ""
+    summary = json.loads((smoke.out / pref["run_dir"] / "summary.json").read_text())
+    assert float(pref["tie_share"]) == pytest.approx(summary["answers"]["equal"] / 8)
+    assert by_arm["random"]["tie_share"] == "" and by_arm["ppo_true"]["tie_share"] == ""
+    assert float(pref["final_return_stochastic"]) == pytest.approx(summary["final_eval_return_stochastic"])
+    assert float(by_arm["ppo_true"]["final_return_stochastic"]) <= 0.0  # Pendulum's returns are negative
 
 
 def test_report_md_has_the_table_the_baselines_how_it_was_run_and_the_figure(smoke):

@@ -115,7 +115,7 @@ def test_an_unknown_task_names_the_flag_and_the_known_tasks(tmp_path, capsys):
         ),
         (
             ["--selection", "foo"],
-            "argument --selection: invalid choice: 'foo' (choose from 'random', 'disagreement')",
+            "argument --selection: invalid choice: 'foo' (choose from 'random', 'disagreement', 'diverse')",
         ),
         (
             ["--backend", "x"],

@@ -35,9 +35,11 @@ class TrainedPolicy:
         self.actor = NumpyActor(self.network, seed)
         self.action_space = action_space
 
-    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
+    def act(
+        self, obs: np.ndarray, deterministic: bool = True, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
         x = self.obs_norm(obs).reshape(len(obs), -1)
-        actions = self.actor.mode(x) if deterministic else self.actor.sample(x)[0]
+        actions = self.actor.mode(x) if deterministic else self.actor.sample(x, rng)[0]
         if isinstance(self.action_space, gym.spaces.Box):
             return np.clip(actions, self.action_space.low, self.action_space.high)
         return actions

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
@@ -34,3 +35,37 @@ def evaluate(
                 returns[episode.env_index] = episode.true_return
     envs.close()
     return [float(r) for r in returns if r is not None]
+
+
+class Actor(Protocol):
+    """What :func:`evaluate_both` needs of an agent (:class:`prefrl.agent.ppo.PPOAgent` is one)."""
+
+    def act(
+        self, obs: np.ndarray, deterministic: bool = True, rng: np.random.Generator | None = None
+    ) -> np.ndarray: ...
+
+
+def evaluate_both(
+    agent: Actor,
+    env_id: str,
+    episodes: int = 10,
+    *,
+    seed: int = 10_000,
+    fixed_length: bool | int = False,
+) -> tuple[list[float], list[float]]:
+    """True returns of the deterministic policy (the most likely action) and of the
+    stochastic one (actions sampled as in training), on the same ``episodes`` starts.
+
+    The stochastic policy samples with a generator of its own, seeded with ``seed``, so
+    evaluating leaves the agent's training draws as they were.
+    """
+    deterministic = evaluate(agent.act, env_id, episodes, seed=seed, fixed_length=fixed_length)
+    rng = np.random.default_rng(seed)
+    stochastic = evaluate(
+        lambda obs: agent.act(obs, deterministic=False, rng=rng),
+        env_id,
+        episodes,
+        seed=seed,
+        fixed_length=fixed_length,
+    )
+    return deterministic, stochastic

@@ -116,18 +116,24 @@ class NumpyActor:
         """State values ``(B,)`` for normalised observations ``(B, obs_dim)`` float32."""
         return self._forward(self.critic, obs)[:, 0]
 
-    def sample(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Sample actions; returns ``(actions, log_probs (B,), values (B,))``."""
+    def sample(
+        self, obs: np.ndarray, rng: np.random.Generator | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sample actions; returns ``(actions, log_probs (B,), values (B,))``.
+
+        ``rng``: the noise's generator (default: the actor's own, which training draws on).
+        """
+        rng = self.rng if rng is None else rng
         out = self._forward(self.actor, obs)
         if self.discrete:
             shifted = out - out.max(axis=1, keepdims=True)
             log_probs_all = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
             # Gumbel-max: argmax(log p + Gumbel noise) is a sample from p.
-            gumbel = -np.log(-np.log(self.rng.random(out.shape, dtype=np.float32)))
+            gumbel = -np.log(-np.log(rng.random(out.shape, dtype=np.float32)))
             actions = (log_probs_all + gumbel).argmax(axis=1)
             log_prob = np.take_along_axis(log_probs_all, actions[:, None], axis=1)[:, 0]
         else:
-            noise = self.rng.standard_normal(out.shape, dtype=np.float32)
+            noise = rng.standard_normal(out.shape, dtype=np.float32)
             actions = out + np.exp(self.log_std) * noise
             log_prob = (-0.5 * noise**2 - self.log_std - _LOG_SQRT_2PI).sum(axis=1)
         return actions, log_prob.astype(np.float32), self.value(obs)

@@ -199,10 +199,16 @@ class PPOAgent:
         self._next_episode_start = np.ones(envs.num_envs, dtype=bool)
 
     # ------------------------------------------------------------------ acting
-    def act(self, obs: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """Env-ready actions for raw observations ``(B, *obs_shape)`` (no learning)."""
+    def act(
+        self, obs: np.ndarray, deterministic: bool = True, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        """Env-ready actions for raw observations ``(B, *obs_shape)`` (no learning).
+
+        ``deterministic``: the most likely action, else one sampled as in training, with
+        ``rng`` (default: the generator training samples with).
+        """
         x = self.obs_norm(obs).reshape(len(obs), -1)
-        actions = self.actor.mode(x) if deterministic else self.actor.sample(x)[0]
+        actions = self.actor.mode(x) if deterministic else self.actor.sample(x, rng)[0]
         return self._to_env_actions(actions)
 
     def _to_env_actions(self, actions: np.ndarray) -> np.ndarray:

@@ -37,15 +37,19 @@ COLUMNS = (
     "seed",
     "final_return",
     "normalized_return",
+    "final_return_stochastic",
     "labels_used",
+    "tie_share",
     "complete",
     "reward_accuracy",
     "wall_time_s",
     "steps_per_sec",
     "run_dir",
 )
-"""``final_return``: mean true return of the final evaluation; ``labels_used``: labels
-answered; ``complete``: False for a preference run that ended short of its label budget
+"""``final_return``: mean true return of the final evaluation (deterministic policy: the
+most likely action); ``final_return_stochastic``: the same with actions sampled as in
+training (empty for runs made before it was recorded); ``labels_used``: labels
+answered; ``tie_share``: the share of them answered "equally good" (empty for baselines); ``complete``: False for a preference run that ended short of its label budget
 (its ``summary.json`` says why), empty for baselines; ``reward_accuracy``: the reward model's accuracy on held-out labels;
 ``wall_time_s``: the run's own wall time (resumed runs: all sessions); ``steps_per_sec``:
 the agent's env steps per second of training (random policy: evaluation steps per
@@ -76,7 +80,9 @@ def collect_rows(grid: Grid, out: str | Path) -> list[dict[str, Any]]:
                 "seed": cell.seed,
                 "final_return": summary.get("final_eval_return"),
                 "normalized_return": None,
+                "final_return_stochastic": summary.get("final_eval_return_stochastic"),
                 "labels_used": summary.get("labels_used"),
+                "tie_share": summary.get("tie_share"),
                 "complete": summary.get("complete"),
                 "reward_accuracy": summary.get("reward_val_accuracy"),
                 "wall_time_s": summary.get("wall_time_s"),
@@ -119,7 +125,9 @@ def collect_peer_rows(grid: Grid, out: str | Path) -> list[dict[str, Any]]:
                     "seed": config.get("seed"),
                     "final_return": summary.get("final_eval_return"),
                     "normalized_return": None,
+                    "final_return_stochastic": summary.get("final_eval_return_stochastic"),
                     "labels_used": summary.get("labels_used"),
+                    "tie_share": summary.get("tie_share"),
                     "complete": summary.get("complete"),
                     "reward_accuracy": summary.get("reward_accuracy"),
                     "wall_time_s": summary.get("wall_time_s"),

@@ -5,6 +5,13 @@
   and ask about those on which the ensemble members disagree most: the highest
   variance across members of the predicted probability that the left clip is preferred.
   It never looks at the true reward. (The paper found it sometimes hurts; measure both.)
+- ``diverse``: for tasks whose answers are mostly ties (two clips that never reach a
+  sparse goal are equally good). Of ``oversample`` times more random candidate pairs it
+  keeps the twice as many as needed whose two clips lie farthest apart in state space, then picks pairs
+  that cover that space, greedily, like B-Pref's k-center selection (Lee et al. 2021):
+  each next pair is the one farthest from every pair already picked. Clips are compared
+  by a summary of their observations (per-dimension mean, minimum and maximum, each
+  scaled by its spread over the candidates). It needs no model.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import numpy as np
 
 from prefrl.prefs.clips import Clip
 
-Selection = Literal["random", "disagreement"]
+Selection = Literal["random", "disagreement", "diverse"]
 SELECTIONS: tuple[str, ...] = get_args(Selection)
 """the ways pairs are chosen (``--selection``)"""
 
@@ -53,6 +60,44 @@ def disagreement_scores(model: PreferenceModel, clips: Sequence[Clip], pairs: np
     return model.preference_probs(left, right).var(axis=0)
 
 
+def clip_features(clips: Sequence[Clip]) -> np.ndarray:
+    """``(C, 3 * D)`` per-dimension mean, minimum and maximum of each clip's observations,
+    each column divided by its standard deviation over the clips (a constant column by 1)."""
+    obs = np.stack([np.asarray(c.obs, dtype=np.float64).reshape(c.length, -1) for c in clips])
+    features = np.concatenate([obs.mean(axis=1), obs.min(axis=1), obs.max(axis=1)], axis=1)
+    scale = features.std(axis=0)
+    scale[scale < 1e-12] = 1.0
+    return features / scale
+
+
+def diverse_pairs(
+    features: np.ndarray, candidates: np.ndarray, num_pairs: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``num_pairs`` of ``candidates`` ``(P, 2)`` (clip indices into ``features``) that are
+    far apart within and spread out among themselves; returns ``(pairs, within-pair
+    distances)`` in the order picked.
+
+    The ``2 * num_pairs`` candidates with the largest distance between their two clips
+    are kept; the first pick is the farthest-apart pair, each next one
+    the kept pair whose distance to the nearest pair already picked is largest (k-center
+    greedy). A pair is the point ``(f_a + f_b, |f_a - f_b|)``, the same either way round.
+    """
+    left, right = features[candidates[:, 0]], features[candidates[:, 1]]
+    within = np.linalg.norm(left - right, axis=1)
+    keep = 2 * num_pairs
+    kept = np.argsort(-within, kind="stable")[:keep]
+    points = np.concatenate([left + right, np.abs(left - right)], axis=1)[kept]
+    chosen = [0]  # kept[0]: the farthest-apart pair
+    nearest = np.linalg.norm(points - points[0], axis=1)
+    for _ in range(1, min(num_pairs, len(kept))):
+        nearest[chosen] = -1.0
+        nxt = int(np.argmax(nearest))
+        chosen.append(nxt)
+        nearest = np.minimum(nearest, np.linalg.norm(points - points[nxt], axis=1))
+    picked = kept[np.array(chosen)]
+    return candidates[picked], within[picked]
+
+
 def select_pairs(
     clips: Sequence[Clip],
     num_pairs: int,
@@ -64,10 +109,14 @@ def select_pairs(
     """Pick ``num_pairs`` pairs of ``clips``; returns ``(pairs (P, 2), scores (P,) or None)``.
 
     ``disagreement`` falls back to ``random`` until a trained model exists (version 0),
-    and always returns pairs in decreasing order of disagreement.
+    and always returns pairs in decreasing order of disagreement. ``diverse`` scores
+    each pair by the distance between its clips' summaries.
     """
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, not {selection!r}")
+    if selection == "diverse":
+        candidates = random_pairs(len(clips), num_pairs * oversample, rng)
+        return diverse_pairs(clip_features(clips), candidates, num_pairs)
     if selection == "random" or model is None or model.version == 0:
         return random_pairs(len(clips), num_pairs, rng), None
     candidates = random_pairs(len(clips), num_pairs * oversample, rng)

@@ -9,13 +9,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from prefrl.agent.evaluate import evaluate
+from prefrl.agent.evaluate import evaluate_both
 from prefrl.agent.hyperparams import resolve_ppo_config
 from prefrl.agent.ppo import PPOAgent, Rollout
 from prefrl.envs.make import make_env
 from prefrl.envs.vector import VecEnv
-from prefrl.prefs.clips import ClipCutter
+from prefrl.interfaces import RewardSource
+from prefrl.prefs.clips import Answer, ClipCutter
 from prefrl.prefs.store import PreferenceStore, StoreError
+from prefrl.reward.intrinsic import ExplorationReward, KnnStateEntropy, exploration_weight
 from prefrl.reward.model import RewardModel
 from prefrl.reward.sources import LearnedReward
 from prefrl.rundir import RunDir
@@ -33,6 +35,11 @@ class AgentRole(Role):
     ``2 x initial labels`` clips), then waits. From the first model on, every step is
     one PPO rollout and update; new weights are picked up before each rollout, so the
     agent always uses weights at most one rollout old.
+
+    With exploration on (``config.explore_labels`` > 0) the agent does not wait for the
+    first model: it learns from the state-entropy reward alone until then, and from a
+    mix of it and the learned reward after, the intrinsic share falling to 0 as
+    informative answers arrive (:mod:`prefrl.reward.intrinsic`).
     """
 
     name = "agent"
@@ -64,11 +71,14 @@ class AgentRole(Role):
         self.model: RewardModel | None = None
         self.eval_every = max(1, config.steps // max(1, config.num_evals))
         self.next_eval = self.eval_every
-        self.last_eval: list[float] = []
+        self.last_eval: list[float] = []  # deterministic policy
+        self.last_eval_stochastic: list[float] = []
         self.busy_time = 0.0  # seconds spent acting and learning (not evaluating, not waiting)
         self.busy_steps = 0
         self.pacer = Pacer(config.schedule(), enabled=config.pace == "wait")
         self._store: PreferenceStore | None = None  # opened once the labeler has made it
+        self.entropy = KnnStateEntropy(seed=config.seed) if config.explore_labels > 0 else None
+        self.informative = 0  # answers that said one clip is better, read with each new model
 
         if self.rundir.agent_checkpoint.exists():
             self.agent.load(self.rundir.agent_checkpoint)
@@ -86,6 +96,12 @@ class AgentRole(Role):
         self._refresh_weights()
         started, steps_before = time.perf_counter(), self.agent.env_steps
         if self.model is None:
+            if self.entropy is not None:  # explore while the first model is trained
+                rollout = self.agent.collect(capture_snapshots=True)
+                self.agent.train(rollout, self._reward_source())
+                self._send_clips(rollout)
+                self._count_busy(started, steps_before)
+                return True
             if self.clips_sent >= self.initial_clips_wanted:
                 return False  # waiting for the first reward model
             self._send_clips(self.agent.collect(capture_snapshots=True))
@@ -98,7 +114,7 @@ class AgentRole(Role):
                 self.status.put(Status(self.name, "metrics", self.agent.env_steps, {"pace/waiting": 1}))
             return False
         rollout = self.agent.collect(capture_snapshots=True)
-        stats = self.agent.train(rollout, LearnedReward(self.model))
+        stats = self.agent.train(rollout, self._reward_source())
         self._send_clips(rollout)
         self._count_busy(started, steps_before)
         self._report(rollout, stats)
@@ -120,6 +136,24 @@ class AgentRole(Role):
             self.model = RewardModel.from_state_dict(state)
         else:
             self.model.load_state_dict(state)
+        if self.entropy is not None:
+            self.informative = self._informative()
+
+    def exploration_weight(self) -> float:
+        """The intrinsic reward's share of what the agent learns from now (0: exploration off)."""
+        if self.entropy is None:
+            return 0.0
+        if self.model is None:
+            return 1.0
+        return exploration_weight(self.informative, self.cfg.explore_labels)
+
+    def _reward_source(self) -> RewardSource:
+        learned = None if self.model is None else LearnedReward(self.model)
+        weight = self.exploration_weight()
+        if learned is not None and weight == 0.0:
+            return learned
+        assert self.entropy is not None
+        return ExplorationReward(learned, self.entropy, weight)
 
     def _send_clips(self, rollout: Rollout) -> None:
         clips = self.cutter.cut(
@@ -150,18 +184,20 @@ class AgentRole(Role):
         values["charts/clips_dropped"] = self.clips_dropped
         values["charts/SPS"] = self.busy_steps / max(self.busy_time, 1e-9)
         values["charts/wait_share"] = self.pacer.wait_share()
+        values["charts/explore_weight"] = self.exploration_weight()
         values["pace/waiting"] = 0
         if self.agent.env_steps >= self.next_eval or self.agent.env_steps >= self.cfg.steps:
-            self.last_eval = self._evaluate()
+            self._evaluate()
             values["eval/mean_return"] = float(np.mean(self.last_eval))
+            values["eval/mean_return_stochastic"] = float(np.mean(self.last_eval_stochastic))
             self.save()  # the policy just evaluated is the one a progress video will show
             while self.next_eval <= self.agent.env_steps:
                 self.next_eval += self.eval_every
         self.status.put(Status(self.name, "metrics", self.agent.env_steps, values))
 
-    def _evaluate(self) -> list[float]:
-        return evaluate(
-            self.agent.act,
+    def _evaluate(self) -> None:
+        self.last_eval, self.last_eval_stochastic = evaluate_both(
+            self.agent,
             self.cfg.env_id,
             self.cfg.eval_episodes,
             seed=10_000,
@@ -171,12 +207,14 @@ class AgentRole(Role):
     def _finish(self) -> None:
         self.save()
         if not self.last_eval:
-            self.last_eval = self._evaluate()
+            self._evaluate()
         recent = self.agent.recent_returns(10)
         final = {
             "final_train_return": float(np.mean(recent)) if recent else None,
             "final_eval_return": float(np.mean(self.last_eval)),
             "eval_returns": self.last_eval,
+            "final_eval_return_stochastic": float(np.mean(self.last_eval_stochastic)),
+            "eval_returns_stochastic": self.last_eval_stochastic,
             "episodes": len(self.agent.episodes),
             "wait_share": self.pacer.wait_share(),
         }
@@ -185,12 +223,24 @@ class AgentRole(Role):
 
     def _answered(self) -> int:
         """Answers in the store now (0 before the labeler has created it)."""
+        store = self._open_store()
+        return 0 if store is None else store.num_answered()
+
+    def _informative(self) -> int:
+        """Answers in the store that said one clip is better (ties and skips do not count)."""
+        store = self._open_store()
+        if store is None:
+            return 0
+        counts = store.answer_counts()
+        return counts[Answer.LEFT] + counts[Answer.RIGHT]
+
+    def _open_store(self) -> PreferenceStore | None:
         if self._store is None:
             try:
                 self._store = PreferenceStore(self.rundir.store_path)
             except StoreError:  # not there yet, or the labeler is creating it
-                return 0
-        return self._store.num_answered()
+                return None
+        return self._store
 
     def save(self) -> None:
         self.agent.save(self.rundir.agent_checkpoint)

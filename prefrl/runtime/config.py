@@ -66,6 +66,7 @@ CLI_FLAGS: dict[str, str] = {
     "query_videos": "--query-videos",
     "pace": "--pace",
     "labels_from": "--labels-from",
+    "explore_labels": "--explore-labels",
 }
 """the flags of ``prefrl train`` that set a field: errors name a setting as it was typed"""
 
@@ -100,7 +101,8 @@ class TrainConfig:
     teacher: str = "perfect"
     """synthetic teacher: perfect, stochastic, myopic, mistake, skip, equal (NAME:key=value,...)"""
     selection: Selection = "disagreement"
-    """disagreement (default: steadier over seeds in the published grid) or random"""
+    """disagreement (default: steadier over seeds in the published grid), random, or diverse
+    (clips far apart in state space, k-center: for tasks whose answers are mostly ties)"""
     seed: int = field(default=0, metadata={"min": 0})
     backend: Backend = "multiprocess"
     """multiprocess (three processes) or inprocess (sequential, deterministic)"""
@@ -117,7 +119,10 @@ class TrainConfig:
     pool_size: int = field(default=400, metadata={"min": 2, "hint": "pairs are drawn from at least 2 clips"})
     """recent clips the labeler chooses pairs from"""
     oversample: int = field(default=10, metadata={"min": 1})
-    """disagreement selection scores this many candidate pairs per query"""
+    """disagreement and diverse selection score this many candidate pairs per query"""
+    explore_labels: int = field(default=0, metadata={"min": 0})
+    """explore with a state-entropy reward until this many answers have said one clip is
+    better, its share falling linearly to 0 by then (0: off; see prefrl.reward.intrinsic)"""
     eval_episodes: int = field(default=10, metadata={"min": 1})
     num_evals: int = field(default=10, metadata={"min": 1})
     """evaluations of the policy on the true reward during the run"""

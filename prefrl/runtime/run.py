@@ -271,6 +271,8 @@ def summarize(config: TrainConfig, run: RunDir, monitor: Monitor, end: RunEnd) -
         "final_train_return": done.get("final_train_return"),
         "final_eval_return": done.get("final_eval_return"),
         "eval_returns": done.get("eval_returns"),
+        "final_eval_return_stochastic": done.get("final_eval_return_stochastic"),
+        "eval_returns_stochastic": done.get("eval_returns_stochastic"),
         "reward_val_accuracy": trainer.get("reward/val_accuracy"),
         "reward_train_accuracy": trainer.get("reward/train_accuracy"),
         "reward_recent_clip_return_corr": trainer.get("reward/recent_clip_return_corr"),
