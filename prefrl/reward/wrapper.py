@@ -45,14 +45,6 @@ class LearnedRewardWrapper(RewardFromSource):
     """
 
     def __init__(self, env: gym.Env, model: RewardModel):
-        if env.observation_space.shape != model.obs_shape:
-            raise ValueError(
-                f"the reward model was trained on observations of shape {model.obs_shape}, "
-                f"this env has {env.observation_space.shape}"
-            )
-        if type(env.action_space) is not type(model.action_space):
-            raise ValueError(
-                f"the reward model was trained on {model.action_space}, this env has {env.action_space}"
-            )
+        model.check_spaces(env.observation_space, env.action_space)
         super().__init__(env, model.predict)
         self.model = model
