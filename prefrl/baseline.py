@@ -51,6 +51,13 @@ LEARNED = "learned"
 """the reward kind a baseline on a frozen learned reward records (``config.json``,
 ``summary.json``) and names its run directory by (``baseline-learned-...``)"""
 
+LEARNED_MIN_GAMMA = 0.99
+"""the shortest discount PPO retrains on a frozen learned reward with (a longer one in the
+env's table or the run's ``--ppo`` stays). The reward was shaped only where the run's agent
+went, and a fresh agent has to find that behaviour again: a short horizon (Pendulum's
+0.95, tuned for its true reward) can leave it on another one the reward pays less for.
+Measured in docs/learned_reward.md."""
+
 BASELINE_FLAGS = {
     "env_id": "ENV_ID",
     "steps": "--steps",
@@ -119,7 +126,8 @@ class BaselineSettings:
     """The settings of a baseline run, checked on construction (ConfigError names the flag).
 
     With a learned reward (``reward`` a run directory), ``fixed_length`` left None is the
-    run's, and PPO takes the run's ``ppo`` overrides (see :meth:`ppo_config`).
+    run's, and PPO takes the run's ``ppo`` overrides, with reward scaling and a discount of
+    at least :data:`LEARNED_MIN_GAMMA` (see :meth:`ppo_config`).
     """
 
     env_id: str
@@ -160,9 +168,9 @@ class BaselineSettings:
     def ppo_config(self, overrides: dict[str, Any] | None = None) -> PPOConfig:
         """The env's PPO settings with ``overrides`` (``--ppo``) applied.
 
-        On a learned reward, as in the preference run's agent: reward scaling on (a
-        learned reward has no fixed scale), then the run's own ``ppo`` overrides, then
-        ``overrides``; the fresh agent learns with the settings the reward was learned with.
+        On a learned reward: reward scaling on, as in the preference run's agent (a
+        learned reward has no fixed scale), a discount of at least
+        :data:`LEARNED_MIN_GAMMA`, then the run's own ``ppo`` overrides, then ``overrides``.
         """
         if self.learned is None:
             return resolve_ppo_config(self.env_id, overrides)
@@ -171,7 +179,10 @@ class BaselineSettings:
             resolve_ppo_config(self.env_id, run_ppo, flag="ppo")
         except ConfigError as err:
             raise ConfigError(f"--reward {self.reward}: its config.json's {err}") from None
-        return resolve_ppo_config(self.env_id, {"norm_reward": True, **run_ppo, **(overrides or {})})
+        gamma = max(resolve_ppo_config(self.env_id).gamma, LEARNED_MIN_GAMMA)
+        return resolve_ppo_config(
+            self.env_id, {"norm_reward": True, "gamma": gamma, **run_ppo, **(overrides or {})}
+        )
 
 
 def run_baseline(

@@ -120,9 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="true|constant|RUN_DIR",
         help="true: the env's reward; constant: 1 every step (shows what termination alone teaches); "
         "RUN_DIR: the learned reward of a run (its checkpoints/reward_model.pt, or a reward_model.pt "
-        "file), frozen. From a run directory the run's --fixed-length is the default and PPO takes the "
-        "run's --ppo overrides, with reward scaling on as in the run (--ppo still overrides); "
-        "the summary reports the true return",
+        "file), frozen, with PPO's reward scaling on and a discount of at least 0.99; from a run "
+        "directory also the run's --fixed-length (the default) and --ppo overrides (--ppo still "
+        "overrides). The summary reports the true return",
     )
     add_env_options(p, fixed_length_default="false; with --reward RUN_DIR, the run's")
     p.set_defaults(func=cmd_baseline)

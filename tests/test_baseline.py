@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from prefrl.baseline import BaselineSettings, run_baseline
+from prefrl.agent.hyperparams import resolve_ppo_config
+from prefrl.baseline import LEARNED_MIN_GAMMA, BaselineSettings, run_baseline
 from prefrl.cli import main
 from prefrl.errors import EXIT_USAGE, ConfigError
 from prefrl.reward.model import EnsembleLinear, RewardModel
@@ -67,6 +68,7 @@ def test_a_baseline_trains_on_the_learned_reward_and_reports_the_true_return(tmp
         assert record["reward_version"] == 3
     assert config["fixed_length"] == 50  # the run's, as none was given
     assert config["ppo"]["norm_reward"] is True and config["ppo"]["num_envs"] == 2
+    assert config["ppo"]["gamma"] == 0.99  # Pendulum's table: 0.95
     rows = read_metrics(run / "metrics.csv")
     # what PPO learned from: the model's normalised prediction, on every update
     steps, rewards = column(rows, "charts/reward_mean")
@@ -101,10 +103,21 @@ def test_fixed_length_and_ppo_default_to_the_runs(tmp_path):
     settings = BaselineSettings(env_id="CartPole-v1", reward=str(run.path))
     assert settings.kind == "learned" and settings.fixed_length == 200
     ppo = settings.ppo_config()
-    # CartPole's table scales no reward; a learned reward is scaled, as in the run's agent
-    assert ppo.norm_reward is True and ppo.num_envs == 2 and ppo.learning_rate == 5e-4
+    # CartPole's table scales no reward and discounts by 0.98; a learned reward is scaled, as
+    # in the run's agent, and discounted by at least 0.99
+    assert resolve_ppo_config("CartPole-v1").gamma == 0.98 and LEARNED_MIN_GAMMA == 0.99
+    assert ppo.norm_reward is True and ppo.gamma == 0.99
+    assert ppo.num_envs == 2 and ppo.learning_rate == 5e-4
     assert settings.ppo_config({"num_envs": 4, "norm_reward": False}).num_envs == 4
-    assert settings.ppo_config({"norm_reward": False}).norm_reward is False
+    assert settings.ppo_config({"norm_reward": False, "gamma": 0.9}).norm_reward is False
+    assert settings.ppo_config({"gamma": 0.9}).gamma == 0.9
+    # the run's own discount stays, and so does a longer one of the env's table
+    run.write_config({"kind": "train", "env_id": "CartPole-v1", "ppo": {"gamma": 0.97}})
+    assert BaselineSettings(env_id="CartPole-v1", reward=str(run.path)).ppo_config().gamma == 0.97
+    car = reward_run(tmp_path / "car", "MountainCarContinuous-v0")
+    assert (
+        BaselineSettings(env_id="MountainCarContinuous-v0", reward=str(car.path)).ppo_config().gamma == 0.9999
+    )
     assert (
         BaselineSettings(env_id="CartPole-v1", reward=str(run.path), fixed_length=False).fixed_length is False
     )
