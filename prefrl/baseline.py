@@ -143,8 +143,7 @@ class BaselineSettings:
 
     def __post_init__(self) -> None:
         check_settings(self, flags=BASELINE_FLAGS)
-        self.learned: LearnedRewardRun | None = None
-        """the learned reward (None for true and constant)"""
+        self.learned: LearnedRewardRun | None = None  # None for true and constant
         if self.reward not in REWARDS:
             self.learned = open_learned_reward(self.reward, self.env_id)
         if self.fixed_length is None:
