@@ -1,7 +1,11 @@
-"""``prefrl baseline``: PPO on the true reward (or a constant one), in one process.
+"""``prefrl baseline``: PPO from scratch on the true reward, a constant one, or a frozen
+learned one, in one process.
 
-This is the reference a preference run is measured against: same env, same PPO,
-same step budget, but the agent learns from the env's own reward.
+On the true reward this is the reference a preference run is measured against: same
+env, same PPO, same step budget, but the agent learns from the env's own reward. On a
+run's learned reward (``--reward RUN_DIR``) it retrains a fresh agent on the run's
+final reward model, which stays fixed, and reports the true return: whether the
+learned reward teaches the task by itself, without the run's agent and labels.
 """
 
 from __future__ import annotations
@@ -19,20 +23,40 @@ import prefrl.tasks  # noqa: F401 - registers the behaviour tasks' env ids (pref
 from prefrl import __version__
 from prefrl.agent.evaluate import evaluate_both
 from prefrl.agent.hyperparams import default_steps, resolve_ppo_config
-from prefrl.agent.ppo import PPOAgent, Rollout
+from prefrl.agent.ppo import PPOAgent, PPOConfig, Rollout
 from prefrl.envs.make import make_env
 from prefrl.envs.vector import VecEnv
-from prefrl.errors import ConfigError
+from prefrl.errors import ConfigError, MissingFileError
 from prefrl.plotting import plot_learning_curve
 from prefrl.render.video import record_policy
-from prefrl.reward.sources import ConstantReward, RewardSource, TrueReward
-from prefrl.rundir import MetricsLogger, RunDir
+from prefrl.reward.model import RewardModel
+from prefrl.reward.sources import (
+    ConstantReward,
+    LearnedReward,
+    RewardSource,
+    TrueReward,
+    true_reward_correlation,
+)
+from prefrl.rundir import MetricsLogger, RunDir, RunFileError, RunFormatError
+from prefrl.utils.checkpoint import CheckpointError
 from prefrl.utils.progress import Progress
 from prefrl.utils.settings import check_settings
 
 RewardKind = Literal["true", "constant"]
 REWARDS: dict[str, type[RewardSource]] = {"true": TrueReward, "constant": ConstantReward}
-"""the rewards a baseline learns from (``--reward``; the keys are ``get_args(RewardKind)``)"""
+"""the rewards a baseline learns from by name (``--reward``; the keys are ``get_args(RewardKind)``);
+any other ``--reward`` is a run directory (or ``reward_model.pt``) with a learned reward"""
+
+LEARNED = "learned"
+"""the reward kind a baseline on a frozen learned reward records (``config.json``,
+``summary.json``) and names its run directory by (``baseline-learned-...``)"""
+
+LEARNED_MIN_GAMMA = 0.99
+"""the shortest discount PPO retrains on a frozen learned reward with (a longer one in the
+env's table or the run's ``--ppo`` stays). The reward was shaped only where the run's agent
+went, and a fresh agent has to find that behaviour again: a short horizon (Pendulum's
+0.95, tuned for its true reward) can leave it on another one the reward pays less for.
+Measured in docs/learned_reward.md."""
 
 BASELINE_FLAGS = {
     "env_id": "ENV_ID",
@@ -44,21 +68,120 @@ BASELINE_FLAGS = {
 """the flags of ``prefrl baseline`` that set a field: errors name a setting as it was typed"""
 
 
+@dataclass(frozen=True)
+class LearnedRewardRun:
+    """A frozen learned reward to train on, and the run it was learned in."""
+
+    path: Path
+    """absolute path of what ``--reward`` named: a run directory or a ``reward_model.pt``"""
+    model: RewardModel
+    config: dict[str, Any]
+    """the run's ``config.json`` (empty for a bare ``reward_model.pt`` or a directory without one)"""
+
+
+def open_learned_reward(reward: str, env_id: str) -> LearnedRewardRun:
+    """The learned reward ``--reward`` names, checked against ``env_id``.
+
+    Raises:
+        ConfigError: no such path, no reward model there, an unreadable one, or a reward
+            learned on another env (the run's ``config.json``); names ``--reward``.
+    """
+    head = f"--reward {reward}: "
+    not_one = head + "not 'true', 'constant' or a run directory with a reward model: "
+    path = Path(reward).expanduser().resolve()
+    if not path.exists():
+        raise ConfigError(not_one + "no such file or directory")
+    config: dict[str, Any] = {}
+    if path.is_dir():
+        run = RunDir(path)
+        if not run.reward_checkpoint.exists():
+            raise ConfigError(
+                not_one + f"{path} has no checkpoints/reward_model.pt (a `prefrl train` run writes "
+                "it once its reward trainer has finished a round)"
+            )
+        try:
+            config = run.read_config()
+        except MissingFileError:
+            config = {}  # a reward model without its run: nothing to check or carry over
+        except (RunFileError, RunFormatError) as err:
+            raise ConfigError(head + str(err)) from None
+        file = run.reward_checkpoint
+    else:
+        file = path
+    try:
+        model = RewardModel.load(file)
+    except CheckpointError as err:
+        raise ConfigError(not_one + str(err)) from None
+    run_env = config.get("env_id")
+    if run_env is not None and run_env != env_id:
+        raise ConfigError(
+            f"{head}its reward was learned on {run_env} (config.json), not on {env_id}: "
+            f"pass {run_env} as ENV_ID, or a run of {env_id}"
+        )
+    return LearnedRewardRun(path, model, config)
+
+
 @dataclass
 class BaselineSettings:
-    """The settings of a baseline run, checked on construction (ConfigError names the flag)."""
+    """The settings of a baseline run, checked on construction (ConfigError names the flag).
+
+    With a learned reward (``reward`` a run directory), ``fixed_length`` left None is the
+    run's, and PPO takes the run's ``ppo`` overrides, with reward scaling and a discount of
+    at least :data:`LEARNED_MIN_GAMMA` (see :meth:`ppo_config`).
+    """
 
     env_id: str
     steps: int | None = field(default=None, metadata={"min": 1})
     """env steps (None: the env's default budget, see prefrl/agent/hyperparams.py)"""
     seed: int = field(default=0, metadata={"min": 0})
-    reward: RewardKind = "true"
-    fixed_length: bool | int = field(default=False, metadata={"min": 1})
+    reward: str = "true"
+    """true, constant, or a run directory (or reward_model.pt) whose learned reward PPO learns from"""
+    fixed_length: bool | int | None = field(default=None, metadata={"min": 1})
+    """hide termination (None: the learned reward's run's setting, else False)"""
     eval_episodes: int = field(default=10, metadata={"min": 1})
     num_evals: int = field(default=10, metadata={"min": 1})
 
     def __post_init__(self) -> None:
         check_settings(self, flags=BASELINE_FLAGS)
+        self.learned: LearnedRewardRun | None = None  # None for true and constant
+        if self.reward not in REWARDS:
+            self.learned = open_learned_reward(self.reward, self.env_id)
+        if self.fixed_length is None:
+            run_fixed = self.learned.config.get("fixed_length") if self.learned else None
+            self.fixed_length = run_fixed if isinstance(run_fixed, (bool, int)) else False
+        if self.learned is not None:
+            env = make_env(self.env_id, fixed_length=self.fixed_length)
+            try:
+                self.learned.model.check_spaces(env.observation_space, env.action_space)
+            except ValueError as err:
+                raise ConfigError(f"--reward {self.reward}: {err} ({self.env_id})") from None
+            finally:
+                env.close()
+            self.ppo_config()  # the run's own ppo overrides, checked now
+
+    @property
+    def kind(self) -> str:
+        """``true``, ``constant`` or ``learned``."""
+        return self.reward if self.learned is None else LEARNED
+
+    def ppo_config(self, overrides: dict[str, Any] | None = None) -> PPOConfig:
+        """The env's PPO settings with ``overrides`` (``--ppo``) applied.
+
+        On a learned reward: reward scaling on, as in the preference run's agent (a
+        learned reward has no fixed scale), a discount of at least
+        :data:`LEARNED_MIN_GAMMA`, then the run's own ``ppo`` overrides, then ``overrides``.
+        """
+        if self.learned is None:
+            return resolve_ppo_config(self.env_id, overrides)
+        run_ppo = self.learned.config.get("ppo") or {}
+        try:
+            resolve_ppo_config(self.env_id, run_ppo, flag="ppo")
+        except ConfigError as err:
+            raise ConfigError(f"--reward {self.reward}: its config.json's {err}") from None
+        gamma = max(resolve_ppo_config(self.env_id).gamma, LEARNED_MIN_GAMMA)
+        return resolve_ppo_config(
+            self.env_id, {"norm_reward": True, "gamma": gamma, **run_ppo, **(overrides or {})}
+        )
 
 
 def run_baseline(
@@ -67,18 +190,22 @@ def run_baseline(
     *,
     seed: int = 0,
     run_dir: str | Path | None = None,
-    reward: str = "true",
-    fixed_length: bool | int = False,
+    reward: str | Path = "true",
+    fixed_length: bool | int | None = None,
     ppo_overrides: dict[str, Any] | None = None,
     eval_episodes: int = 10,
     num_evals: int = 10,
     video: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train PPO on ``reward`` (``"true"`` or ``"constant"``) and write a run directory.
+    """Train PPO from scratch on ``reward`` and write a run directory.
 
-    ``steps``: None for the env's default budget. Every setting is checked before any
-    file is written: a bad one raises a ConfigError naming its flag.
+    ``reward``: ``"true"``, ``"constant"``, or a run directory (or ``reward_model.pt``)
+    whose learned reward, frozen, PPO learns from (see :class:`BaselineSettings` for the
+    settings it carries over). ``steps``: None for the env's default budget;
+    ``fixed_length``: None for the learned reward's run's, else False. The policy is
+    always evaluated on the env's true reward. Every setting is checked before any file
+    is written: a bad one raises a ConfigError naming its flag.
 
     Returns the summary (also written to ``summary.json``).
     """
@@ -86,14 +213,16 @@ def run_baseline(
         env_id=env_id,
         steps=steps,
         seed=seed,
-        reward=reward,  # type: ignore[arg-type]  # checked against RewardKind here
+        reward=str(reward),
         fixed_length=fixed_length,
         eval_episodes=eval_episodes,
         num_evals=num_evals,
     )
     steps = settings.steps if settings.steps is not None else default_steps(env_id)
+    fixed_length = settings.fixed_length or False
+    kind, learned = settings.kind, settings.learned
     torch.set_num_threads(1)
-    config = resolve_ppo_config(env_id, ppo_overrides)
+    config = settings.ppo_config(ppo_overrides)
     make = lambda: make_env(env_id, fixed_length=fixed_length)  # noqa: E731
     envs = VecEnv([make] * config.num_envs)  # builds (and checks) the env before any file is written
     rollout = config.num_envs * config.num_steps
@@ -104,20 +233,23 @@ def run_baseline(
             f"x num_steps {config.num_steps}); give at least {rollout}, or make a rollout shorter with "
             "--ppo num_steps=N (or --ppo num_envs=N)"
         )
-    run = RunDir.create(run_dir, f"baseline-{reward}", env_id, seed)
+    about_reward: dict[str, Any] = {"reward": kind}
+    if learned is not None:
+        about_reward.update(reward_path=str(learned.path), reward_version=learned.model.version)
+    run = RunDir.create(run_dir, f"baseline-{kind}", env_id, seed)
     run.write_config(
         {
             "kind": "baseline",
             "env_id": env_id,
             "steps": steps,
             "seed": seed,
-            "reward": reward,
+            **about_reward,
             "fixed_length": fixed_length,
             "ppo": dataclasses.asdict(config),
             "prefrl_version": __version__,
         }
     )
-    source = REWARDS[reward]()
+    source: RewardSource = LearnedReward(learned.model) if learned is not None else REWARDS[kind]()
     agent = PPOAgent(envs, config, total_steps=steps, seed=seed)
     metrics = MetricsLogger(run.metrics_path)
     eval_every = max(1, steps // max(1, num_evals))
@@ -136,6 +268,9 @@ def run_baseline(
         row["charts/episodic_return"] = float(np.mean(recent)) if recent else None
         row["charts/episodes"] = len(agent.episodes)
         row["charts/SPS"] = agent.env_steps / max(train_time, 1e-9)
+        if learned is not None:
+            learned_rewards = agent.rewards_for(rollout, source)
+            row["reward/rollout_true_corr"] = true_reward_correlation(learned_rewards, rollout.true_rewards)
         if agent.env_steps >= next_eval or agent.env_steps >= steps:
             last_eval, last_eval_stochastic = evaluate_both(
                 agent, env_id, eval_episodes, seed=10_000, fixed_length=fixed_length
@@ -158,7 +293,7 @@ def run_baseline(
     recent = agent.recent_returns(10)
     summary = {
         "env_id": env_id,
-        "reward": reward,
+        **about_reward,
         "seed": seed,
         "env_steps": agent.env_steps,
         "episodes": len(agent.episodes),
@@ -171,7 +306,7 @@ def run_baseline(
         "env_steps_per_sec": round(agent.env_steps / max(train_time, 1e-9), 1),
         "wall_time_s": round(metrics.wall_time, 2),
     }
-    plot_learning_curve(run.metrics_path, run.plot_path, f"PPO on the {reward} reward: {env_id}")
+    plot_learning_curve(run.metrics_path, run.plot_path, f"PPO on the {kind} reward: {env_id}")
     if video:
         record_policy(agent.act, env_id, run.videos / "final_policy.mp4", fixed_length=fixed_length)
     summary["wall_time_s"] = round(metrics.wall_time, 2)

@@ -21,7 +21,8 @@ from prefrl.errors import (
 )
 
 BASELINE_REWARDS = ("true", "constant")
-"""``prefrl baseline --reward``: the env's reward, or 1 every step (prefrl.baseline.REWARDS)"""
+"""``prefrl baseline --reward``'s names: the env's reward, or 1 every step
+(prefrl.baseline.REWARDS); any other value is a run directory with a learned reward"""
 
 SQLITE_REFUSALS = {
     "database or disk is full": "no space left on device (or the database is full)",
@@ -63,7 +64,9 @@ def _fixed_length(value: str) -> bool | int:
     return steps
 
 
-def add_env_options(p: argparse.ArgumentParser) -> None:
+def add_env_options(p: argparse.ArgumentParser, fixed_length_default: str | None = None) -> None:
+    """The options every command that trains shares; ``fixed_length_default`` words the
+    default of ``--fixed-length`` in its help (None: not said)."""
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
         "--run-dir",
@@ -73,9 +76,10 @@ def add_env_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fixed-length",
         type=_fixed_length,
-        default=False,
+        default=None,
         metavar="BOOL|STEPS",
-        help="hide termination: every episode lasts the env's time limit (true) or STEPS steps",
+        help="hide termination: every episode lasts the env's time limit (true) or STEPS steps"
+        + (f" (default {fixed_length_default})" if fixed_length_default else ""),
     )
     p.add_argument(
         "--ppo",
@@ -97,7 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("baseline", help="train PPO on the true reward (the reference for preference runs)")
+    p = sub.add_parser(
+        "baseline",
+        help="train PPO on the true reward (the reference for preference runs), or retrain on a learned one",
+        description="Train PPO from scratch on the true reward, a constant one, or a run's learned reward "
+        "(frozen), and evaluate it on the true reward.",
+    )
     p.add_argument("env_id", help="gymnasium env id, e.g. CartPole-v1, Pendulum-v1, Hopper-v5")
     p.add_argument(
         "--steps",
@@ -107,11 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--reward",
-        choices=BASELINE_REWARDS,
         default="true",
-        help="true: the env's reward; constant: 1 every step (shows what termination alone teaches)",
+        metavar="true|constant|RUN_DIR",
+        help="true: the env's reward; constant: 1 every step (shows what termination alone teaches); "
+        "RUN_DIR: the learned reward of a run (its checkpoints/reward_model.pt, or a reward_model.pt "
+        "file), frozen, with PPO's reward scaling on and a discount of at least 0.99; from a run "
+        "directory also the run's --fixed-length (the default) and --ppo overrides (--ppo still "
+        "overrides). The summary reports the true return",
     )
-    add_env_options(p)
+    add_env_options(p, fixed_length_default="false; with --reward RUN_DIR, the run's")
     p.set_defaults(func=cmd_baseline)
 
     p = sub.add_parser("train", help="learn from preferences: agent, labeler and reward trainer in parallel")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,29 +28,14 @@ from prefrl.agent.ppo import PPOConfig
 from prefrl.baseline import run_baseline
 
 
-def sb3_arm(env_id: str, cfg: PPOConfig, steps: int, seed: int) -> dict[str, Any]:
-    """Train stable-baselines3 PPO with prefrl's hyperparameters; time and evaluate it."""
-    import gymnasium as gym
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import VecNormalize
-
-    venv = make_vec_env(env_id, n_envs=cfg.num_envs, seed=seed)
-    if cfg.norm_obs or cfg.norm_reward:
-        venv = VecNormalize(
-            venv,
-            norm_obs=cfg.norm_obs,
-            norm_reward=cfg.norm_reward,
-            clip_obs=cfg.clip_obs,
-            clip_reward=cfg.clip_reward,
-            gamma=cfg.gamma,
-        )
+def sb3_settings(cfg: PPOConfig) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """prefrl's PPO settings as stable-baselines3's: ``(PPO keyword arguments (n_envs
+    included), VecNormalize keyword arguments or None)``."""
     lr = (lambda f: f * cfg.learning_rate) if cfg.anneal_lr else cfg.learning_rate
     clip = (lambda f: f * cfg.clip_coef) if cfg.anneal_clip else cfg.clip_coef
     activation = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[cfg.activation]
-    model = PPO(
-        "MlpPolicy",
-        venv,
+    ppo = dict(
+        n_envs=cfg.num_envs,
         n_steps=cfg.num_steps,
         batch_size=cfg.minibatch_size,
         n_epochs=cfg.update_epochs,
@@ -69,10 +55,43 @@ def sb3_arm(env_id: str, cfg: PPOConfig, steps: int, seed: int) -> dict[str, Any
             log_std_init=cfg.log_std_init,
             ortho_init=cfg.ortho_init,
         ),
-        seed=seed,
-        device="cpu",
-        verbose=0,
     )
+    normalize = None
+    if cfg.norm_obs or cfg.norm_reward:
+        normalize = dict(
+            norm_obs=cfg.norm_obs,
+            norm_reward=cfg.norm_reward,
+            clip_obs=cfg.clip_obs,
+            clip_reward=cfg.clip_reward,
+            gamma=cfg.gamma,
+        )
+    return ppo, normalize
+
+
+def train_sb3(
+    env_id: str,
+    steps: int,
+    seed: int,
+    ppo: dict[str, Any],
+    normalize: dict[str, Any] | None = None,
+    make_env: Callable[[], Any] | None = None,
+    fixed_length: bool | int = False,
+) -> dict[str, Any]:
+    """Train stable-baselines3 PPO (``ppo``: its keyword arguments, ``n_envs`` included;
+    ``normalize``: VecNormalize's, or None for none) on the envs ``make_env`` builds
+    (default ``gym.make(env_id)``), then evaluate it on the true reward (10
+    deterministic episodes, prefrl's evaluation). Returns eval return, env steps/s, time."""
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    kwargs = dict(ppo)
+    n_envs = kwargs.pop("n_envs", 1)
+    venv = make_vec_env(make_env or env_id, n_envs=n_envs, seed=seed)
+    if normalize is not None:
+        venv = VecNormalize(venv, **normalize)
+    model = PPO("MlpPolicy", venv, seed=seed, device="cpu", verbose=0, **kwargs)
     start = time.perf_counter()
     model.learn(steps)
     train_time = time.perf_counter() - start
@@ -86,8 +105,14 @@ def sb3_arm(env_id: str, cfg: PPOConfig, steps: int, seed: int) -> dict[str, Any
         space = venv.action_space
         return np.clip(actions, space.low, space.high) if isinstance(space, gym.spaces.Box) else actions
 
-    returns = evaluate(act, env_id, 10, seed=10_000)
+    returns = evaluate(act, env_id, 10, seed=10_000, fixed_length=fixed_length)
     return {"eval": float(np.mean(returns)), "sps": steps / train_time, "time": train_time}
+
+
+def sb3_arm(env_id: str, cfg: PPOConfig, steps: int, seed: int) -> dict[str, Any]:
+    """Train stable-baselines3 PPO with prefrl's hyperparameters; time and evaluate it."""
+    ppo, normalize = sb3_settings(cfg)
+    return train_sb3(env_id, steps, seed, ppo, normalize)
 
 
 def main() -> None:

@@ -6,7 +6,8 @@
 #   PREFRL_TORCH   torch requirement installed first (default torch==2.13.0, the CPU
 #                  build on this project's machines; e.g. PREFRL_TORCH=torch for CUDA)
 #   PREFRL_VENV    where the virtual environment lives (default .venv)
-#   PREFRL_EXTRAS  pip extras of prefrl to install (default dev)
+#   PREFRL_EXTRAS  pip extras of prefrl to install (default dev; CI: dev,bench, with
+#                  stable-baselines3 for tests/test_other_libraries.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,7 +35,11 @@ PY="$VENV/bin/python"
 if ! "$PY" -c "import torch" 2>/dev/null; then
   "$PY" -m pip install -q --disable-pip-version-check "$TORCH"
 fi
-if ! "$PY" -c "import prefrl" 2>/dev/null || [ pyproject.toml -nt "$VENV/.prefrl-installed" ]; then
+# reinstall when prefrl is missing, pyproject.toml changed, or other extras are asked for
+# than the stamp file records
+STAMP="$VENV/.prefrl-installed"
+if ! "$PY" -c "import prefrl" 2>/dev/null || [ pyproject.toml -nt "$STAMP" ] \
+    || [ "$(cat "$STAMP" 2>/dev/null)" != "$EXTRAS" ]; then
   "$PY" -m pip install -q --disable-pip-version-check -e ".[$EXTRAS]"
-  touch "$VENV/.prefrl-installed"
+  echo "$EXTRAS" > "$STAMP"
 fi

@@ -304,7 +304,11 @@ def test_the_checker_names_flags_as_typed():
 
 
 def test_baseline_settings_are_checked():
-    with pytest.raises(ConfigError, match=r"^--reward best: choose one of true, constant$"):
-        BaselineSettings(env_id="CartPole-v1", reward="best")  # type: ignore[arg-type]
+    with pytest.raises(
+        ConfigError,
+        match=r"^--reward best: not 'true', 'constant' or a run directory with a reward model: "
+        r"no such file or directory$",
+    ):
+        BaselineSettings(env_id="CartPole-v1", reward="best")
     with pytest.raises(ConfigError, match=r"^--fixed-length 0: must be at least 1$"):
         BaselineSettings(env_id="CartPole-v1", fixed_length=0)

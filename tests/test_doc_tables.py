@@ -18,3 +18,19 @@ def test_preferences_table_is_the_classic_grids() -> None:
     ).stdout.strip()
     assert printed.count("\n") >= 8
     assert printed in (ROOT / "docs/benchmarks/preferences.md").read_text()
+
+
+def test_transfer_table_is_its_csvs() -> None:
+    printed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts/bench_transfer.py"),
+            "--table",
+            str(ROOT / "docs/benchmarks/data/transfer_pendulum.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert printed.count("\n") >= 10
+    assert printed in (ROOT / "docs/learned_reward.md").read_text()

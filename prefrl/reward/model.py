@@ -159,6 +159,28 @@ class RewardModel:
     def ensemble_size(self) -> int:
         return self.config.ensemble_size
 
+    def check_spaces(self, observation_space: gym.Space, action_space: gym.Space) -> None:
+        """Refuse an env whose spaces differ from the ones this model was trained on.
+
+        Raises:
+            ValueError: another observation shape, another kind of action space, or
+                another number of actions (Discrete) or action shape (Box).
+        """
+        if observation_space.shape != self.obs_shape:
+            raise ValueError(
+                f"the reward model was trained on observations of shape {self.obs_shape}, "
+                f"this env has {observation_space.shape}"
+            )
+        same_kind = type(action_space) is type(self.action_space)
+        if isinstance(action_space, gym.spaces.Discrete) and same_kind:
+            same = int(action_space.n) == int(self.action_space.n)  # type: ignore[attr-defined]
+        else:
+            same = same_kind and action_space.shape == self.action_space.shape
+        if not same:
+            raise ValueError(
+                f"the reward model was trained on {self.action_space}, this env has {action_space}"
+            )
+
     # ------------------------------------------------------------------ inputs
     def features(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Unnormalised inputs ``(B, in_dim)`` float32 from ``obs (B, *obs_shape)`` and ``actions``."""

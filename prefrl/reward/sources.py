@@ -19,7 +19,7 @@ from prefrl.interfaces import RewardSource
 if TYPE_CHECKING:
     from prefrl.reward.model import RewardModel
 
-__all__ = ["ConstantReward", "LearnedReward", "RewardSource", "TrueReward"]
+__all__ = ["ConstantReward", "LearnedReward", "RewardSource", "TrueReward", "true_reward_correlation"]
 
 
 class TrueReward:
@@ -53,3 +53,13 @@ class LearnedReward:
 
     def __call__(self, obs: np.ndarray, actions: np.ndarray, true_rewards: np.ndarray) -> np.ndarray:
         return self.model.predict(obs, actions)
+
+
+def true_reward_correlation(rewards: np.ndarray, true_rewards: np.ndarray) -> float | None:
+    """Pearson correlation of a source's rewards with the true ones over the same
+    transitions (any matching shapes); None when either is constant."""
+    a = np.asarray(rewards, dtype=np.float64).ravel()
+    b = np.asarray(true_rewards, dtype=np.float64).ravel()
+    if a.std() == 0 or b.std() == 0:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])

@@ -1,12 +1,13 @@
-"""Using a reward learned by prefrl anywhere: load it, wrap any gymnasium env with it.
+"""Using a reward learned by prefrl outside its run: load it, wrap a gymnasium env with it.
 
     import gymnasium as gym, prefrl
     model = prefrl.load_reward_model("runs/train-Pendulum-v1-s0-...")
     env = prefrl.LearnedRewardWrapper(gym.make("Pendulum-v1"), model)
     # env's step reward is now the learned one; info["true_reward"] keeps the env's own.
 
-Any gymnasium-compatible trainer (stable-baselines3, CleanRL, ...) can then train on it.
-Needs only torch and numpy: none of prefrl's runtime is started.
+Any gymnasium-compatible trainer (stable-baselines3, CleanRL, ...) can then train on it,
+given the settings that carry over (the run's fixed length, reward scaling, the discount):
+docs/learned_reward.md. Needs only torch and numpy: none of prefrl's runtime is started.
 """
 
 from __future__ import annotations
@@ -45,14 +46,6 @@ class LearnedRewardWrapper(RewardFromSource):
     """
 
     def __init__(self, env: gym.Env, model: RewardModel):
-        if env.observation_space.shape != model.obs_shape:
-            raise ValueError(
-                f"the reward model was trained on observations of shape {model.obs_shape}, "
-                f"this env has {env.observation_space.shape}"
-            )
-        if type(env.action_space) is not type(model.action_space):
-            raise ValueError(
-                f"the reward model was trained on {model.action_space}, this env has {env.action_space}"
-            )
+        model.check_spaces(env.observation_space, env.action_space)
         super().__init__(env, model.predict)
         self.model = model

@@ -19,7 +19,7 @@ from prefrl.prefs.clips import Answer, ClipCutter
 from prefrl.prefs.store import PreferenceStore, StoreError
 from prefrl.reward.intrinsic import ExplorationReward, KnnStateEntropy, exploration_weight
 from prefrl.reward.model import RewardModel
-from prefrl.reward.sources import LearnedReward
+from prefrl.reward.sources import LearnedReward, true_reward_correlation
 from prefrl.rundir import RunDir
 from prefrl.runtime.channels import ClipBatch, ClipSender, Status, StatusSender, WeightSubscriber
 from prefrl.runtime.config import TrainConfig
@@ -178,7 +178,7 @@ class AgentRole(Role):
         values["charts/episodic_return"] = float(np.mean(recent)) if recent else None
         values["charts/episodes"] = len(self.agent.episodes)
         values["reward/version_used"] = self.model.version
-        values["reward/rollout_true_corr"] = _correlation(
+        values["reward/rollout_true_corr"] = true_reward_correlation(
             self.agent.rewards_for(rollout, LearnedReward(self.model)), rollout.true_rewards
         )
         values["charts/clips_dropped"] = self.clips_dropped
@@ -251,10 +251,3 @@ class AgentRole(Role):
         self.envs.close()
         if self._store is not None:
             self._store.close()
-
-
-def _correlation(a: np.ndarray, b: np.ndarray) -> float | None:
-    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
-    if a.std() == 0 or b.std() == 0:
-        return None
-    return float(np.corrcoef(a, b)[0, 1])
