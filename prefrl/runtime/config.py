@@ -30,8 +30,9 @@ __all__ = ["BACKENDS", "CLI_FLAGS", "DEFAULT_LABELS", "ORACLES", "PACES", "SELEC
 # floor earns no healthy reward): with episodes that end at a fall, the learned reward,
 # normalised to mean 0, makes ending an episode early pay, and episodes shorter than a
 # clip starve the labeller.
-# CartPole's goal is a state (pole up): its reward model sees observations only, so that
-# early labels cannot make it prefer one push direction everywhere.
+# CartPole's and MountainCar's goals are states (pole up, car at the flag): their reward
+# models see observations only, so that early labels cannot make them prefer one push
+# direction everywhere.
 # What these choices measured: docs/benchmarks/preferences.md ("What it took") and
 # docs/benchmarks/hopper/README.md.
 # fmt: off
@@ -39,8 +40,8 @@ PREFERENCE_DEFAULTS: dict[str, dict[str, Any]] = {
     "CartPole-v1":              dict(clip_length=50, fixed_length=200, reward_model={"use_actions": False}),
     "Pendulum-v1":              dict(clip_length=50, fixed_length=False),
     "Acrobot-v1":               dict(clip_length=25, fixed_length=True),
-    "MountainCar-v0":           dict(clip_length=50, fixed_length=True),
-    "MountainCarContinuous-v0": dict(clip_length=50, fixed_length=True),
+    "MountainCar-v0":           dict(clip_length=50, fixed_length=True, reward_model={"use_actions": False}),
+    "MountainCarContinuous-v0": dict(clip_length=50, fixed_length=True, reward_model={"use_actions": False}),
     "Hopper-v5":                dict(clip_length=64, fixed_length=True),
     "Walker2d-v5":              dict(clip_length=64, fixed_length=True),
 }
