@@ -19,7 +19,11 @@ and, where the env's PPO discount is below 0.99 (Pendulum's 0.95):
 and stable-baselines3 PPO on the ``prefrl`` run's frozen reward through
 ``prefrl.LearnedRewardWrapper`` (``--sb3-seeds``: only for some seeds):
 
-5. ``sb3_prefrl``: prefrl's retraining settings as SB3's (``ppo_learned``'s, with
+5. labels outliving their run: ``reused``, a preference run with no labels of its own
+   that trains on the ``prefrl`` run's (``prefrl train ENV --labels-from RUN_DIR --labels
+   0``), and ``ppo_fitted``, PPO from scratch on a reward model fitted offline on those
+   labels (``prefrl fit-reward RUN_DIR``, then ``prefrl baseline ENV --reward FIT_DIR``);
+6. ``sb3_prefrl``: prefrl's retraining settings as SB3's (``ppo_learned``'s, with
    VecNormalize for observation and reward normalisation); ``sb3_prefrl_run_gamma``:
    the same with the run's discount; where rl-baselines3-zoo has tuned settings
    (Pendulum-v1): ``sb3_zoo`` with them, ``sb3_zoo_vecnorm`` with VecNormalize
@@ -66,6 +70,7 @@ from prefrl.agent.ppo import PPOConfig
 from prefrl.baseline import LEARNED_MIN_GAMMA, BaselineSettings, run_baseline
 from prefrl.bench.cell import run_random_policy
 from prefrl.bench.results import normalize
+from prefrl.fit_reward import fit_reward
 from prefrl.rundir import RunDir
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.run import train
@@ -93,6 +98,8 @@ ARMS = {
     "prefrl": "prefrl preference run",
     "ppo_learned": "prefrl baseline --reward RUN_DIR",
     "ppo_learned_run_gamma": "prefrl baseline --reward RUN_DIR, the run's gamma",
+    "reused": "prefrl train --labels-from RUN_DIR --labels 0",
+    "ppo_fitted": "prefrl fit-reward RUN_DIR, then prefrl baseline --reward on it",
     "prefrl_gamma099": "prefrl preference run, gamma 0.99",
     "ppo_learned_gamma099_run": "prefrl baseline --reward RUN_DIR of the gamma 0.99 run",
     "sb3_prefrl": "SB3, prefrl's retraining settings",
@@ -210,6 +217,17 @@ def run_seed(args: argparse.Namespace, steps: int, seed: int, rows: list[dict[st
     add("random", rand)
     baseline("ppo_true")
     baseline("ppo_learned", run_dir)
+    reuse = TrainConfig(env_id=env_id, labels=0, labels_from=str(run_dir), seed=seed, steps=steps)
+    add(
+        "reused",
+        cached("reused", lambda d: train(reuse, d, progress=False, video=False)),
+        resolve_ppo_config(env_id, {"norm_reward": True}).gamma,
+        reward_scaling=True,
+        reward_version=prefrl.load_reward_model(base / "reused").version,
+    )
+    if not RunDir(base / "fitted_reward").summary_path.exists():
+        fit_reward(run_dir, base / "fitted_reward", seed=seed)
+    baseline("ppo_fitted", base / "fitted_reward")
     run_gamma = resolve_ppo_config(env_id).gamma
     if run_gamma < LEARNED_MIN_GAMMA:
         baseline("ppo_learned_run_gamma", run_dir, gamma=run_gamma)
