@@ -12,6 +12,7 @@ from test_runtime import small
 from prefrl.oracles import PerfectOracle
 from prefrl.prefs.schedule import LabelSchedule
 from prefrl.prefs.store import PreferenceStore, StoreError
+from prefrl.rundir import RunDir, read_status_json
 from prefrl.runtime.pacing import Pacer, allowed_lag
 from prefrl.runtime.run import train
 
@@ -48,11 +49,15 @@ def test_the_store_is_read_at_most_once_per_poll_interval():
 
 class SlowPerson(threading.Thread):
     """Answers the queries waiting in a run's store, one every ``delay`` seconds, as the
-    perfect oracle would (what a person in the labelling window does)."""
+    perfect oracle would (what a person in the labelling window does). After ``stall_after``
+    answers they stop until the run's status.json shows the answers lagging the schedule
+    by more than the allowed lag, then for another second: however fast the machine, a
+    pacing agent has waited for them then."""
 
-    def __init__(self, run_dir, delay):
+    def __init__(self, run_dir, delay, stall_after=5, budget=20):
         super().__init__(daemon=True)
         self.run_dir, self.delay = run_dir, delay
+        self.stall_after, self.budget = stall_after, budget
         self.stop = threading.Event()
         self.error: BaseException | None = None
 
@@ -68,9 +73,16 @@ class SlowPerson(threading.Thread):
         oracle = PerfectOracle()
         db = self.run_dir / "prefs.sqlite"
         deadline = time.monotonic() + 300
+        answered = 0
         while not self.stop.is_set():
             if time.monotonic() > deadline:
                 raise TimeoutError("the run did not finish within 300 s")
+            if answered == self.stall_after:
+                if not self._lagging():
+                    self.stop.wait(0.05)
+                    continue
+                self.stop.wait(1.0)
+                answered += 1  # stalled once
             try:
                 store = PreferenceStore(db) if db.exists() else None
             except StoreError:  # the labeler is creating it
@@ -83,9 +95,15 @@ class SlowPerson(threading.Thread):
                         clips = store.get_clips([query.left_clip_id, query.right_clip_id])
                         answer = oracle.answer(clips[query.left_clip_id], clips[query.right_clip_id])
                         store.record_answer(query.query_id, answer, oracle="person")
+                        answered += 1
                         self.stop.wait(self.delay)
                         continue
             self.stop.wait(0.05)
+
+    def _lagging(self):
+        status = read_status_json(RunDir(self.run_dir).status_path) or {}
+        lag = status.get("labels_wanted", 0) - status.get("labels_answered", 0)
+        return lag > allowed_lag(self.budget)
 
 
 @pytest.mark.parametrize("pace", ["wait", "free"])
