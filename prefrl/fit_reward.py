@@ -102,11 +102,8 @@ def fit_reward(
     trainer = PreferenceTrainer(model, seed=seed)
     with PreferenceStore(run.store_path, env_id=env_id) as store:
         labels = store.trainable_labels()
-        clips = store.get_clips({c for lbl in labels for c in (lbl.left_clip_id, lbl.right_clip_id)})
+        trainer.add_labels(labels, store.clips_of(labels))
         ties = store.answer_counts()[Answer.EQUAL]
-    for lbl in labels:
-        assert lbl.mu is not None
-        trainer.add(lbl.query_id, clips[lbl.left_clip_id], clips[lbl.right_clip_id], lbl.mu)
     metrics_log = MetricsLogger(run.metrics_path)
     metrics: dict[str, float] = {}
     started = time.perf_counter()

@@ -194,6 +194,10 @@ class PreferenceStore:
         clips = self.get_clips(ids)
         return [clips[i] for i in ids]
 
+    def clips_of(self, labels: Iterable[Label]) -> dict[str, Clip]:
+        """The clips the ``labels`` compare, by id (see :meth:`get_clips`)."""
+        return self.get_clips({c for label in labels for c in (label.left_clip_id, label.right_clip_id)})
+
     def get_clips(self, clip_ids: Iterable[str]) -> dict[str, Clip]:
         """The stored clips ``clip_ids`` by id (one SELECT per 900 ids), each checked
         against its checksum, and its arrays for readability and shape.

@@ -21,6 +21,7 @@ validation set is large enough to tell (``l2_min_validation`` labels).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 from prefrl.prefs.clips import Clip
+from prefrl.prefs.store import Label
 from prefrl.reward.model import RewardModel
 from prefrl.utils.checkpoint import load_checkpoint, save_checkpoint
 
@@ -123,6 +125,15 @@ class PreferenceTrainer:
         self.pairs.counts.append(bootstrap_counts(self.seed, key, self.members))
         self.pairs.keys.append(key)
         self.pairs.true_returns.append((left.true_return, right.true_return))
+
+    def add_labels(self, labels: Iterable[Label], clips: Mapping[str, Clip], key_offset: int = 0) -> None:
+        """Add a store's trainable ``labels`` (``mu`` not None), their clips looked up in
+        ``clips``; each label's key is ``key_offset`` plus its query id."""
+        for label in labels:
+            assert label.mu is not None
+            self.add(
+                key_offset + label.query_id, clips[label.left_clip_id], clips[label.right_clip_id], label.mu
+            )
 
     def remove(self, key: int) -> bool:
         """Drop the label added with ``key`` (an answer taken back); returns whether there

@@ -105,12 +105,7 @@ class RewardTrainerRole(Role):
             return 0
         with PreferenceStore(path, env_id=self.cfg.env_id) as reused:
             labels = reused.trainable_labels()
-            clips = reused.get_clips({c for lbl in labels for c in (lbl.left_clip_id, lbl.right_clip_id)})
-        for lbl in labels:
-            assert lbl.mu is not None
-            self.trainer.add(
-                REUSED_KEY + lbl.query_id, clips[lbl.left_clip_id], clips[lbl.right_clip_id], lbl.mu
-            )
+            self.trainer.add_labels(labels, reused.clips_of(labels), key_offset=REUSED_KEY)
         return len(labels)
 
     def _read_new_labels(self) -> int:
@@ -128,11 +123,8 @@ class RewardTrainerRole(Role):
             del self.known[qid]
         new = [lbl for lbl in labels if lbl.query_id not in self.known]
         if new:
-            clips = self.store.get_clips({c for lbl in new for c in (lbl.left_clip_id, lbl.right_clip_id)})
-            for lbl in new:
-                assert lbl.mu is not None
-                self.trainer.add(lbl.query_id, clips[lbl.left_clip_id], clips[lbl.right_clip_id], lbl.mu)
-                self.known[lbl.query_id] = lbl.mu
+            self.trainer.add_labels(new, self.store.clips_of(new))
+            self.known.update({lbl.query_id: lbl.mu for lbl in new if lbl.mu is not None})  # trainable: all
         return len(new) + len(gone)
 
     def save(self) -> None:
