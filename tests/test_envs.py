@@ -90,10 +90,9 @@ def test_unsupported_spaces_name_the_fix():
         check_spaces(MultiDiscreteAct())
 
 
-def test_image_observations_name_the_fix():
-    with pytest.raises(EnvError, match=r"shape \(210, 160, 3\).*obs_type='ram'"):
-        make_env("ALE/Pong-v5")
-    env = make_env("ALE/Pong-v5", obs_type="ram")  # the fix works
+def test_atari_gives_frames_or_ram():
+    assert make_env("ALE/Pong-v5").observation_space.shape == (4, 84, 84)
+    env = make_env("ALE/Pong-v5", obs_type="ram")
     assert env.observation_space.shape == (128,)
 
 

@@ -17,6 +17,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from prefrl.envs.atari import DEFAULT_HORIZON as ATARI_HORIZON
+from prefrl.envs.atari import is_atari_id, make_atari
 from prefrl.envs.errors import EnvError
 from prefrl.envs.wrappers import AfterTermination, FixedLengthEpisodes, RewardFromSource
 
@@ -42,7 +44,7 @@ def register_base_env(env_id: str, base: str) -> None:
 
 
 def _ensure_registered(env_id: str) -> None:
-    if env_id.startswith("ALE/") or env_id.endswith("NoFrameskip-v4"):
+    if is_atari_id(env_id):
         try:
             import ale_py
         except ImportError as err:  # pragma: no cover - ale-py is a dependency
@@ -103,18 +105,19 @@ def check_spaces(env: gym.Env) -> None:
             f"{obs_space}. Wrap the env, e.g. gymnasium.wrappers.FlattenObservation for Dict/Tuple "
             "spaces, before handing it to prefrl."
         )
-    if len(obs_space.shape) != 1:
+    if len(obs_space.shape) != 1 and not is_image_space(obs_space):
         env_id = env.spec.id if env.spec else type(env.unwrapped).__name__
-        fix = (
-            f"make_env({env_id!r}, obs_type='ram') gives Atari's 128-byte RAM instead"
-            if env_id.startswith("ALE/")
-            else "wrap the env with gymnasium.wrappers.FlattenObservation"
-        )
         raise EnvError(
-            f"prefrl's policies and reward models take flat (1-D) observations; {env_id} gives "
-            f"observations of shape {obs_space.shape} (images need a CNN, which prefrl does not have "
-            f"yet). Fix: {fix}."
+            f"prefrl takes flat (1-D) observations or images as uint8 arrays of shape (channels, "
+            f"height, width); {env_id} gives {obs_space.dtype} observations of shape {obs_space.shape}, "
+            "and prefrl knows no preprocessing for it. Fix: wrap the env so it gives one of the two "
+            "(e.g. gymnasium.wrappers.FlattenObservation for small arrays; for RGB images of shape "
+            "(height, width, 3): gymnasium.wrappers.ResizeObservation and GrayscaleObservation, "
+            "then frames stacked channels first), or use an Atari id such as 'ALE/Pong-v5', "
+            "which prefrl preprocesses itself."
         )
+    if is_image_space(obs_space) and not isinstance(act_space, gym.spaces.Discrete):
+        raise EnvError(f"prefrl learns from images with Discrete actions only; got {act_space}")
     if isinstance(act_space, gym.spaces.Discrete):
         return
     if isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1:
@@ -127,6 +130,18 @@ def check_spaces(env: gym.Env) -> None:
     raise EnvError(
         f"prefrl supports Discrete and 1-D Box action spaces; got {act_space}. "
         "For MultiDiscrete/MultiBinary actions, wrap the env so it takes a Discrete action."
+    )
+
+
+def is_image_space(space: gym.Space) -> bool:
+    """A uint8 image observation space, channels first: ``Box`` of shape ``(C, H, W)`` with
+    at most 16 channels (a stack of grayscale frames, or object channels)."""
+    return (
+        isinstance(space, gym.spaces.Box)
+        and space.dtype == np.uint8
+        and len(space.shape) == 3
+        and space.shape[0] <= 16
+        and min(space.shape[1:]) >= 4
     )
 
 
@@ -143,6 +158,8 @@ def make_env(
     Args:
         env_id: any registered gymnasium id, e.g. ``"CartPole-v1"``, ``"Hopper-v5"``.
         render_mode: ``"rgb_array"`` to render frames (only needed for clips someone sees).
+            Atari ids give the paper's observations (:mod:`prefrl.envs.atari`); with
+            ``obs_type="ram"``, the 128 bytes of RAM.
         fixed_length: ``True`` for fixed-length episodes of the env's usual time limit, an
             ``int`` for a horizon of that many steps, ``False`` for the env as registered.
             See :class:`~prefrl.envs.wrappers.FixedLengthEpisodes` for when it matters.
@@ -156,10 +173,11 @@ def make_env(
     """
     _ensure_registered(env_id)
     mujoco = is_mujoco_id(env_id)
+    atari = is_atari_id(env_id) and env_kwargs.get("obs_type", "rgb") != "ram"
     horizon: int | None = None
     after: AfterTermination = "absorb"
     if fixed_length:
-        default = gym.registry[env_id].max_episode_steps
+        default = ATARI_HORIZON if atari else gym.registry[env_id].max_episode_steps
         horizon = default if fixed_length is True else int(fixed_length)
         if horizon is None:
             raise EnvError(f"{env_id} has no time limit; pass fixed_length=<steps> to choose the horizon.")
@@ -172,7 +190,16 @@ def make_env(
             env_kwargs.setdefault("terminate_when_unhealthy", False)
             after = "continue"
     try:
-        env = gym.make(env_id, render_mode=render_mode, **env_kwargs)
+        if atari:
+            # game over restarts the game within the episode: it must not end it early
+            env = make_atari(
+                env_id,
+                render_mode=render_mode,
+                restart_on_game_over=bool(fixed_length),
+                env_kwargs=env_kwargs,
+            )
+        else:
+            env = gym.make(env_id, render_mode=render_mode, **env_kwargs)
     except Exception as err:
         error = _build_error(env_id, mujoco, err)
         if error is None:

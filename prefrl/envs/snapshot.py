@@ -8,9 +8,9 @@ will look at, by restoring the snapshot into a render env and calling ``render()
 Each env family knows what its renderer reads:
 
 - classic control: the ``state`` vector (plus ``last_u`` for Pendulum's torque arrow);
-- MuJoCo: ``qpos``, ``qvel`` and actuator activations, followed by ``mj_forward``.
-
-Atari (ALE ``cloneState``) is a later family; it registers a :class:`Snapshotter` here.
+- MuJoCo: ``qpos``, ``qvel`` and actuator activations, followed by ``mj_forward``;
+- Atari: the serialised ALE state before the step's last frame, with that frame's action
+  (see :mod:`prefrl.envs.atari`).
 """
 
 from __future__ import annotations
@@ -85,6 +85,60 @@ class MujocoSnapshotter(Snapshotter):
         mujoco.mj_forward(inner.model, inner.data)
 
 
+class AtariSnapshotter(Snapshotter):
+    """The ALE state (with its RNG) before a step's last frame, and the frame's action.
+
+    Layout: ``[n_bytes, action, state bytes...]``, the bytes zero-padded and read as
+    float64 (only ever copied, never computed with). Serialised states differ in length
+    by a few bytes from step to step, so the width is fixed at the first capture with room
+    to spare: every snapshot of one vector of envs has the same shape.
+    """
+
+    HEADER = 2
+    SLACK_BYTES = 2048
+
+    def __init__(self, env: gym.Env):
+        self.width: int | None = None  # float64 values per snapshot
+
+    @staticmethod
+    def _frames(env: gym.Env) -> Any:
+        from prefrl.envs.atari import find_atari_frames
+
+        frames = find_atari_frames(env)
+        if frames is None:
+            raise EnvError(
+                "this Atari env was not built by prefrl.make_env (no AtariFrames wrapper), so its "
+                "steps cannot be re-rendered; build it with prefrl.make_env(env_id)"
+            )
+        return frames
+
+    def capture(self, env: gym.Env) -> np.ndarray:
+        state, action = self._frames(env).replay_point()
+        if state is None:
+            raise EnvError("an Atari env has no snapshot before its first reset")
+        raw = state.__getstate__()
+        if self.width is None:
+            self.width = self.HEADER + -(-(len(raw) + self.SLACK_BYTES) // 8)
+        capacity = (self.width - self.HEADER) * 8
+        if len(raw) > capacity:
+            raise EnvError(
+                f"an ALE state of {len(raw)} bytes does not fit the {capacity} bytes this run's "
+                "snapshots were sized for"
+            )
+        out = np.zeros(self.width, dtype=np.float64)
+        out[0], out[1] = len(raw), action
+        out[self.HEADER :].view(np.uint8)[: len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+        return out
+
+    def restore(self, env: gym.Env, snapshot: np.ndarray) -> None:
+        import ale_py
+
+        snapshot = np.ascontiguousarray(snapshot, dtype=np.float64)
+        n_bytes, action = int(snapshot[0]), int(snapshot[1])
+        raw = snapshot[self.HEADER :].view(np.uint8)[:n_bytes].tobytes()
+        self._frames(env).replay(ale_py.ALEState(raw), action)
+
+
 def env_family(env: gym.Env) -> str:
     """The family of ``env``: ``"classic_control"``, ``"mujoco"``, ``"atari"`` or ``"other"``."""
     module = type(env.unwrapped).__module__
@@ -108,6 +162,8 @@ def snapshotter_for(env: gym.Env) -> Snapshotter:
         return ClassicControlSnapshotter(env)
     if family == "mujoco":
         return MujocoSnapshotter(env)
+    if family == "atari":
+        return AtariSnapshotter(env)
     raise EnvError(
         f"prefrl cannot snapshot {type(env.unwrapped).__name__} ({family} family), so its clips "
         "cannot be re-rendered for a human. Use a synthetic oracle (which needs no video), "
