@@ -1,4 +1,5 @@
-"""The reward model: an ensemble of (observation, action) MLPs, as in Christiano et al. 2017.
+"""The reward model: an ensemble of (observation, action) MLPs, as in Christiano et al. 2017;
+for image observations an ensemble of CNNs on the observation alone (the paper's Atari net).
 
 Each member maps one transition to a scalar. The members are stored as one batched
 network (weights shaped ``(members, in, out)``), so the whole ensemble costs one matrix
@@ -9,7 +10,8 @@ transitions.
 
 Inputs: the observation flattened, followed by the action (one-hot for discrete action
 spaces; left out with ``use_actions=False``), normalised with statistics of the labelled
-clips' transitions.
+clips' transitions. Images (uint8, channels first) stay uint8 until they reach the network
+and are normalised with one mean and standard deviation over all their pixels.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -63,8 +65,13 @@ class RewardModelConfig:
     """the paper's model of answers given at random: P = (1 - p) * softmax + p / 2"""
     use_actions: bool = True
     """feed the action to the members (the paper's MuJoCo setting); False: observations only
-    (the paper's Atari setting), for envs whose goal is a state, where a few labels make
-    the members prefer one action everywhere and the agent exploits that"""
+    (the paper's Atari setting, and the only one for images), for envs whose goal is a state,
+    where a few labels make the members prefer one action everywhere and the agent exploits that"""
+    cnn: Literal["auto", "paper", "small"] = "auto"
+    """image observations: "paper" is the paper's Atari net (4 conv layers of 16 filters:
+    7x7 stride 3, 5x5 stride 2, 3x3, 3x3), "small" two 3x3 conv layers of 16 filters for
+    images of a few pixels (MinAtar's 10x10); "auto" picks "small" under 36 pixels a side.
+    Each conv layer has batch norm, a leaky ReLU and dropout; ``hidden_sizes`` follow"""
 
     def replace(self, **changes: Any) -> RewardModelConfig:
         """A copy with ``changes`` applied and checked (ConfigError names the first bad one)."""
@@ -91,7 +98,8 @@ class EnsembleLinear(nn.Module):
 
 
 class EnsembleMLP(nn.Module):
-    """``members`` MLPs with leaky-ReLU hidden layers and a scalar output: ``(M, B, in) -> (M, B)``."""
+    """``members`` MLPs with leaky-ReLU hidden layers and a scalar output: ``(B, in) -> (M, B)``
+    (every member sees the same batch)."""
 
     def __init__(self, members: int, in_dim: int, hidden: tuple[int, ...], slope: float, dropout: float):
         super().__init__()
@@ -105,12 +113,92 @@ class EnsembleMLP(nn.Module):
                     layers.append(nn.Dropout(dropout))
         self.net = nn.Sequential(*layers)
 
+        self.members = members
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).squeeze(-1)
+        return self.net(x.unsqueeze(0).expand(self.members, -1, -1)).squeeze(-1)
 
     def weight_norms(self) -> torch.Tensor:
         """Sum of squared weights of each member, ``(M,)`` (for the L2 penalty)."""
-        return sum(m.weight.pow(2).sum(dim=(1, 2)) for m in self.net if isinstance(m, EnsembleLinear))  # type: ignore[return-value]
+        return _weight_norms(self, self.members)
+
+
+CNN_LAYERS: dict[str, tuple[tuple[int, int], ...]] = {
+    "paper": ((7, 3), (5, 2), (3, 1), (3, 1)),
+    "small": ((3, 1), (3, 1)),
+}
+"""(kernel, stride) of each conv layer of the image nets"""
+CNN_FILTERS = 16
+
+
+def cnn_layers(kind: str, image_size: int) -> tuple[tuple[int, int], ...]:
+    """The conv layers of ``kind`` ("auto": by the image's smaller side)."""
+    if kind == "auto":
+        kind = "small" if image_size < 36 else "paper"
+    return CNN_LAYERS[kind]
+
+
+class EnsembleCNN(nn.Module):
+    """``members`` CNNs over one batch of images: ``(B, C, H, W) float -> (M, B)``.
+
+    The members are one network: the first conv layer has ``16 * M`` filters on the shared
+    input, later conv layers are grouped (member m's filters only see member m's
+    channels), then per-member linear layers (:class:`EnsembleLinear`). Batch norm is per
+    channel, so per member.
+    """
+
+    def __init__(
+        self,
+        members: int,
+        obs_shape: tuple[int, ...],
+        layers: tuple[tuple[int, int], ...],
+        hidden: tuple[int, ...],
+        slope: float,
+        dropout: float,
+    ):
+        super().__init__()
+        self.members = members
+        channels, height, width = obs_shape
+        width_out = CNN_FILTERS * members
+        convs: list[nn.Module] = []
+        for i, (kernel, stride) in enumerate(layers):
+            convs.append(
+                nn.Conv2d(
+                    channels if i == 0 else width_out,
+                    width_out,
+                    kernel,
+                    stride,
+                    groups=1 if i == 0 else members,
+                )
+            )
+            convs += [nn.BatchNorm2d(width_out), nn.LeakyReLU(slope)]
+            if dropout > 0:
+                convs.append(nn.Dropout(dropout))
+            height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+            if min(height, width) < 1:
+                raise ValueError(f"images of shape {obs_shape} are too small for these conv layers: {layers}")
+        self.convs = nn.Sequential(*convs)
+        self.head = EnsembleMLP(members, CNN_FILTERS * height * width, hidden, slope, 0.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.convs(x)  # (B, 16 M, h, w)
+        y = y.reshape(len(x), self.members, -1).transpose(0, 1)  # (M, B, 16 h w)
+        return self.head.net(y).squeeze(-1)
+
+    def weight_norms(self) -> torch.Tensor:
+        """Sum of squared weights of each member, ``(M,)`` (for the L2 penalty)."""
+        return _weight_norms(self, self.members)
+
+
+def _weight_norms(net: nn.Module, members: int) -> torch.Tensor:
+    """Per member, the sum of squared weights of its linear and conv layers (a layer's
+    weight leads with the member: ``(M, in, out)``, or ``(16 M, ...)`` output channels)."""
+    norms = [
+        m.weight.pow(2).reshape(members, -1).sum(1)
+        for m in net.modules()
+        if isinstance(m, (EnsembleLinear, nn.Conv2d))
+    ]
+    return torch.stack(norms).sum(0)
 
 
 def action_features(action_space: gym.Space) -> int:
@@ -142,15 +230,31 @@ class RewardModel:
         self.action_space = action_space
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
         self.obs_dim = int(np.prod(obs_shape))
-        self.in_dim = self.obs_dim + (action_features(action_space) if self.config.use_actions else 0)
+        cfg = self.config
+        self.image = len(self.obs_shape) == 3
+        if self.image and cfg.use_actions:
+            raise ValueError(
+                "a reward model on images takes observations only (the paper's Atari setting): "
+                "set use_actions=False"
+            )
+        self.in_dim = self.obs_dim + (action_features(action_space) if cfg.use_actions else 0)
         generator_state = torch.get_rng_state()
         torch.manual_seed(seed)
-        cfg = self.config
-        self.net = EnsembleMLP(cfg.ensemble_size, self.in_dim, cfg.hidden_sizes, cfg.leaky_slope, cfg.dropout)
+        self.net: EnsembleMLP | EnsembleCNN
+        if self.image:
+            layers = cnn_layers(cfg.cnn, min(self.obs_shape[1:]))
+            self.net = EnsembleCNN(
+                cfg.ensemble_size, self.obs_shape, layers, cfg.hidden_sizes, cfg.leaky_slope, cfg.dropout
+            )
+        else:
+            self.net = EnsembleMLP(
+                cfg.ensemble_size, self.in_dim, cfg.hidden_sizes, cfg.leaky_slope, cfg.dropout
+            )
         torch.set_rng_state(generator_state)  # building a model must not disturb the caller's RNG
         self.net.eval()
-        self.input_mean = np.zeros(self.in_dim, dtype=np.float32)
-        self.input_std = np.ones(self.in_dim, dtype=np.float32)
+        norm_width = 1 if self.image else self.in_dim  # images: one statistic over all pixels
+        self.input_mean = np.zeros(norm_width, dtype=np.float32)
+        self.input_std = np.ones(norm_width, dtype=np.float32)
         self.output_mean = np.zeros(cfg.ensemble_size, dtype=np.float32)
         self.output_std = np.ones(cfg.ensemble_size, dtype=np.float32)
         self.version = 0
@@ -183,7 +287,10 @@ class RewardModel:
 
     # ------------------------------------------------------------------ inputs
     def features(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """Unnormalised inputs ``(B, in_dim)`` float32 from ``obs (B, *obs_shape)`` and ``actions``."""
+        """Unnormalised inputs from ``obs (B, *obs_shape)`` and ``actions``: ``(B, in_dim)``
+        float32; for images the observations themselves, ``(B, C, H, W)`` (uint8 stays uint8)."""
+        if self.image:
+            return np.asarray(obs).reshape(len(obs), *self.obs_shape)
         obs = np.asarray(obs, dtype=np.float32).reshape(len(obs), self.obs_dim)
         if not self.config.use_actions:
             return obs
@@ -195,26 +302,43 @@ class RewardModel:
             act = np.asarray(actions, dtype=np.float32).reshape(len(obs), -1)
         return np.concatenate([obs, act], axis=1)
 
-    def normalize_inputs(self, features: np.ndarray) -> np.ndarray:
-        return (features - self.input_mean) / self.input_std
+    def inputs(self, features: torch.Tensor) -> torch.Tensor:
+        """The network's input: ``features`` (a batch, any dtype) normalised, float32."""
+        mean, std = torch.from_numpy(self.input_mean), torch.from_numpy(self.input_std)
+        return (features.float() - mean) / std
 
-    def fit_input_normalization(self, features: np.ndarray) -> None:
-        """Set the input statistics from a sample of unnormalised features ``(B, in_dim)``."""
-        self.input_mean = features.mean(axis=0).astype(np.float32)
-        std = features.std(axis=0)
+    def fit_input_normalization(self, features: np.ndarray | list[np.ndarray]) -> None:
+        """Set the input statistics from unnormalised features: one array ``(B, ...)`` or a
+        list of them (e.g. one per clip)."""
+        parts = features if isinstance(features, list) else [features]
+        if self.image:
+            count = sum(p.size for p in parts)
+            total = sum(float(p.sum(dtype=np.float64)) for p in parts)
+            mean = total / count
+            var = sum(float(np.square(p - mean, dtype=np.float64).sum()) for p in parts) / count
+            self.input_mean = np.array([mean], dtype=np.float32)
+            self.input_std = np.array([math.sqrt(var) if var > 1e-12 else 1.0], dtype=np.float32)
+            return
+        flat = np.concatenate(parts)
+        self.input_mean = flat.mean(axis=0).astype(np.float32)
+        std = flat.std(axis=0)
         # one-hot columns and constant observations keep a unit scale
         self.input_std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
 
     # ----------------------------------------------------------------- outputs
+    FORWARD_CHUNK = 1024
+    """images per forward pass when predicting (bounds the conv layers' memory)"""
+
     def member_rewards(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Raw (unnormalised) reward of every member, ``(M, B)`` float32."""
         return self._members_from_features(self.features(obs, actions))
 
     def _members_from_features(self, features: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(self.normalize_inputs(features))
+        x = torch.from_numpy(np.ascontiguousarray(features))
+        chunk = self.FORWARD_CHUNK if self.image else max(1, len(x))
         with torch.inference_mode():
-            out = self.net(x.unsqueeze(0).expand(self.ensemble_size, -1, -1))
-        return out.numpy()
+            outs = [self.net(self.inputs(x[i : i + chunk])) for i in range(0, len(x), chunk)]
+        return torch.cat(outs, dim=1).numpy() if outs else np.zeros((self.ensemble_size, 0), np.float32)
 
     def predict(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """The learned reward ``(B,)``: the mean of the normalised members."""

@@ -77,7 +77,7 @@ def bootstrap_counts(seed: int, label_key: int, members: int) -> np.ndarray:
 
 @dataclass
 class _Pairs:
-    left: list[np.ndarray] = field(default_factory=list)  # unnormalised features (L, in_dim)
+    left: list[np.ndarray] = field(default_factory=list)  # unnormalised features (L, ...)
     right: list[np.ndarray] = field(default_factory=list)
     mu: list[float] = field(default_factory=list)
     counts: list[np.ndarray] = field(default_factory=list)  # (M,)
@@ -87,7 +87,7 @@ class _Pairs:
 
 @dataclass
 class _Data:
-    left: torch.Tensor  # (K, L, in) normalised features, zero-padded
+    left: torch.Tensor  # (K, L, ...) unnormalised features, zero-padded
     left_mask: torch.Tensor  # (K, L) 1 for real steps
     right: torch.Tensor
     right_mask: torch.Tensor
@@ -148,7 +148,7 @@ class PreferenceTrainer:
         return True
 
     def recent_features(self, num_pairs: int = 100) -> np.ndarray:
-        """Unnormalised features of the clips of the last ``num_pairs`` labels, ``(B, in_dim)``."""
+        """Unnormalised features of the clips of the last ``num_pairs`` labels, ``(B, ...)``."""
         return np.concatenate(self.pairs.left[-num_pairs:] + self.pairs.right[-num_pairs:])
 
     def recent_return_correlation(self, num_pairs: int = 100) -> float:
@@ -164,9 +164,9 @@ class PreferenceTrainer:
         return float(np.corrcoef(predicted, true)[0, 1])
 
     def _tensors(self) -> _Data:
-        """All labels as padded, normalised tensors (refits the input normalisation first)."""
+        """All labels as padded tensors (refits the input normalisation first)."""
         pairs = self.pairs
-        self.model.fit_input_normalization(np.concatenate(pairs.left + pairs.right))
+        self.model.fit_input_normalization(pairs.left + pairs.right)
         left, left_mask = self._pad(pairs.left)
         right, right_mask = self._pad(pairs.right)
         return _Data(
@@ -180,19 +180,25 @@ class PreferenceTrainer:
 
     def _pad(self, feats: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         length = max(len(f) for f in feats)
-        out = np.zeros((len(feats), length, self.model.in_dim), dtype=np.float32)
+        out = np.zeros((len(feats), length, *feats[0].shape[1:]), dtype=feats[0].dtype)
         mask = np.zeros((len(feats), length), dtype=np.float32)
         for k, f in enumerate(feats):
-            out[k, : len(f)] = self.model.normalize_inputs(f)
+            out[k, : len(f)] = f
             mask[k, : len(f)] = 1.0
         return torch.from_numpy(out), torch.from_numpy(mask)
 
     def _returns(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Predicted return sums ``(M, K)`` of clips ``x (K, L, in)``."""
-        k, length, d = x.shape
-        flat = x.reshape(1, k * length, d).expand(self.members, -1, -1)
-        per_step = self.model.net(flat).reshape(self.members, k, length)
-        return (per_step * mask).sum(-1)
+        """Predicted return sums ``(M, K)`` of clips ``x (K, L, ...)``."""
+        k, length = x.shape[:2]
+        per_step = self.model.net(self.model.inputs(x.reshape(k * length, *x.shape[2:])))
+        return (per_step.reshape(self.members, k, length) * mask).sum(-1)
+
+    def _all_returns(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """:meth:`_returns` over every clip, a bounded number of steps at a time."""
+        clips = max(1, self.model.FORWARD_CHUNK // x.shape[1]) if self.model.image else len(x)
+        return torch.cat(
+            [self._returns(x[i : i + clips], mask[i : i + clips]) for i in range(0, len(x), clips)], 1
+        )
 
     def train_round(self) -> dict[str, float]:
         """Train every member on its resample; adapt L2; return ``reward/...`` log values."""
@@ -228,7 +234,10 @@ class PreferenceTrainer:
     @torch.no_grad()
     def _evaluate(self, data: _Data) -> dict[str, float]:
         mu, counts = data.mu, data.counts
-        r_l, r_r = self._returns(data.left, data.left_mask), self._returns(data.right, data.right_mask)
+        r_l, r_r = (
+            self._all_returns(data.left, data.left_mask),
+            self._all_returns(data.right, data.right_mask),
+        )
         losses = preference_loss(r_l, r_r, mu, self.cfg.random_answer_prob)  # (M, K)
         in_bag = counts.T > 0
         strict = mu != 0.5  # accuracy is only defined for a strict preference
