@@ -8,9 +8,10 @@ shows its score, and on BeamRider the enemy count, on Enduro the speed, distance
 cars-to-pass panel, the pixels are blacked out (:data:`MASKS`) before resizing, so the
 agent cannot read the reward off the screen.
 
-Game over must not tell the agent how it did either: with ``restart_on_game_over`` the
-game is reset in place and the episode goes on (``info["terminated_inner"]`` says so),
-as the paper did ("we do not send life loss or episode end signals to the agent").
+Game over must not tell the agent how it did either: in fixed-length episodes the game
+restarts in place and the episode goes on (:class:`~prefrl.envs.wrappers.FixedLengthEpisodes`
+with ``"restart"``), as the paper did ("we do not send life loss or episode end signals
+to the agent").
 
 Snapshots (:class:`AtariSnapshotter`) re-render a step in full colour: the ALE state
 before the step's last frame (with the emulator's RNG) and that frame's action.
@@ -82,8 +83,6 @@ class AtariFrames(gym.Wrapper):
         screen_size: observations are ``screen_size`` x ``screen_size``.
         stack: frames per observation.
         masks: screen regions blacked out before resizing.
-        restart_on_game_over: reset the game in place when it ends, never reporting
-            ``terminated`` (``info["terminated_inner"]`` marks the step).
     """
 
     def __init__(
@@ -95,7 +94,6 @@ class AtariFrames(gym.Wrapper):
         screen_size: int = 84,
         stack: int = 4,
         masks: tuple[Region, ...] = (),
-        restart_on_game_over: bool = False,
     ):
         super().__init__(env)
         inner: Any = env.unwrapped
@@ -111,7 +109,6 @@ class AtariFrames(gym.Wrapper):
         self.noop_max = noop_max
         self.stack = stack
         self.masks = masks
-        self.restart_on_game_over = restart_on_game_over
         self._rows = area_weights(SCREEN_SHAPE[0], screen_size)
         self._cols_t = area_weights(SCREEN_SHAPE[1], screen_size).T.copy()
         self._screens = np.zeros((2, *SCREEN_SHAPE), dtype=np.uint8)
@@ -173,12 +170,7 @@ class AtariFrames(gym.Wrapper):
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         reward, terminated, truncated = self._emulate(int(action), self.frame_skip)
-        info: dict[str, Any] = {"lives": self.ale.lives()}
-        if (terminated or truncated) and self.restart_on_game_over:
-            info["terminated_inner"] = True
-            self.ale.reset_game()
-            return self._start(), reward, False, False, info
-        return self._push(self._frame()), reward, terminated, truncated, info
+        return self._push(self._frame()), reward, terminated, truncated, {"lives": self.ale.lives()}
 
     # -------------------------------------------------------------- snapshots
     def replay_point(self) -> tuple[Any, int]:
@@ -203,13 +195,7 @@ def find_atari_frames(env: gym.Env) -> AtariFrames | None:
     return None
 
 
-def make_atari(
-    env_id: str,
-    *,
-    render_mode: str | None,
-    restart_on_game_over: bool,
-    env_kwargs: dict[str, Any],
-) -> gym.Env:
+def make_atari(env_id: str, *, render_mode: str | None, env_kwargs: dict[str, Any]) -> gym.Env:
     """``env_id`` with :class:`AtariFrames` and the game's masks.
 
     ``env_kwargs`` may set ``frameskip`` (agent-level frame skip, default 4),
@@ -234,5 +220,4 @@ def make_atari(
         screen_size=screen_size,
         stack=stack,
         masks=masks,
-        restart_on_game_over=restart_on_game_over,
     )

@@ -44,6 +44,10 @@ def register_base_env(env_id: str, base: str) -> None:
 
 
 def _ensure_registered(env_id: str) -> None:
+    if env_id.startswith("MinAtar/"):
+        from prefrl.envs.minatar import register_minatar
+
+        register_minatar()
     if is_atari_id(env_id):
         try:
             import ale_py
@@ -191,13 +195,7 @@ def make_env(
             after = "continue"
     try:
         if atari:
-            # game over restarts the game within the episode: it must not end it early
-            env = make_atari(
-                env_id,
-                render_mode=render_mode,
-                restart_on_game_over=bool(fixed_length),
-                env_kwargs=env_kwargs,
-            )
+            env = make_atari(env_id, render_mode=render_mode, env_kwargs=env_kwargs)
         else:
             env = gym.make(env_id, render_mode=render_mode, **env_kwargs)
     except Exception as err:
@@ -209,6 +207,8 @@ def make_env(
     if mujoco and render_mode is not None:
         _check_mujoco_render(env, env_id)
     if horizon is not None:
+        if is_image_space(env.observation_space):
+            after = "restart"  # a game from pixels goes on in a new game: its end must not show
         env = FixedLengthEpisodes(env, horizon, after)
     return RewardFromSource(env, reward_fn)
 

@@ -10,7 +10,9 @@ Each env family knows what its renderer reads:
 - classic control: the ``state`` vector (plus ``last_u`` for Pendulum's torque arrow);
 - MuJoCo: ``qpos``, ``qvel`` and actuator activations, followed by ``mj_forward``;
 - Atari: the serialised ALE state before the step's last frame, with that frame's action
-  (see :mod:`prefrl.envs.atari`).
+  (see :mod:`prefrl.envs.atari`);
+- MinAtar: the observation's object channels (what is drawn; the game cannot be resumed
+  from it).
 """
 
 from __future__ import annotations
@@ -139,8 +141,23 @@ class AtariSnapshotter(Snapshotter):
         self._frames(env).replay(ale_py.ALEState(raw), action)
 
 
+class MinAtarSnapshotter(Snapshotter):
+    """The object channels a MinAtar step shows, flattened."""
+
+    def __init__(self, env: gym.Env):
+        self.shape = env.unwrapped.shown.shape  # type: ignore[attr-defined]
+
+    def capture(self, env: gym.Env) -> np.ndarray:
+        return env.unwrapped.shown.astype(np.float64).ravel()  # type: ignore[attr-defined]
+
+    def restore(self, env: gym.Env, snapshot: np.ndarray) -> None:
+        inner: Any = env.unwrapped
+        inner.shown = np.asarray(snapshot).reshape(self.shape).astype(np.uint8)
+
+
 def env_family(env: gym.Env) -> str:
-    """The family of ``env``: ``"classic_control"``, ``"mujoco"``, ``"atari"`` or ``"other"``."""
+    """The family of ``env``: ``"classic_control"``, ``"mujoco"``, ``"atari"``, ``"minatar"``
+    or ``"other"``."""
     module = type(env.unwrapped).__module__
     if module.startswith("gymnasium.envs.classic_control"):
         return "classic_control"
@@ -148,6 +165,8 @@ def env_family(env: gym.Env) -> str:
         return "mujoco"
     if module.startswith("ale_py"):
         return "atari"
+    if module == "prefrl.envs.minatar":
+        return "minatar"
     return "other"
 
 
@@ -164,6 +183,8 @@ def snapshotter_for(env: gym.Env) -> Snapshotter:
         return MujocoSnapshotter(env)
     if family == "atari":
         return AtariSnapshotter(env)
+    if family == "minatar":
+        return MinAtarSnapshotter(env)
     raise EnvError(
         f"prefrl cannot snapshot {type(env.unwrapped).__name__} ({family} family), so its clips "
         "cannot be re-rendered for a human. Use a synthetic oracle (which needs no video), "

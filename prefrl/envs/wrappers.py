@@ -19,7 +19,7 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 
-AfterTermination = Literal["continue", "absorb"]
+AfterTermination = Literal["continue", "absorb", "restart"]
 
 # CartPole warns on every episode stepped past its fall; fixed-length episodes do that on purpose.
 warnings.filterwarnings("ignore", message=r".*calling 'step\(\)' even though this environment")
@@ -33,7 +33,9 @@ class FixedLengthEpisodes(gym.Wrapper):
     - ``"continue"``: keep stepping the simulator (MuJoCo walkers, built with
       ``terminate_when_unhealthy=False``, lie on the floor and keep moving);
     - ``"absorb"``: stay in the terminal state with true reward 0 until the horizon
-      (every other env: a fallen CartPole, MountainCar at its flag).
+      (a fallen CartPole, MountainCar at its flag);
+    - ``"restart"``: reset the underlying env and go on in a new game (games from
+      pixels, as the paper did on Atari: the agent is not told the game ended).
 
     ``info["terminated_inner"]`` tells evaluation code when the inner episode ended.
     """
@@ -42,8 +44,10 @@ class FixedLengthEpisodes(gym.Wrapper):
         super().__init__(env)
         if horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {horizon}")
-        if after_termination not in ("continue", "absorb"):
-            raise ValueError(f"after_termination must be 'continue' or 'absorb', not {after_termination!r}")
+        if after_termination not in ("continue", "absorb", "restart"):
+            raise ValueError(
+                f"after_termination must be 'continue', 'absorb' or 'restart', not {after_termination!r}"
+            )
         self.horizon = horizon
         self.after_termination = after_termination
         self._t = 0
@@ -59,11 +63,13 @@ class FixedLengthEpisodes(gym.Wrapper):
         truncated = self._t >= self.horizon
         if self._absorbed_obs is not None:
             return self._absorbed_obs, 0.0, False, truncated, {"terminated_inner": True}
-        obs, reward, terminated, _, info = self.env.step(action)
-        if terminated:
+        obs, reward, terminated, inner_truncated, info = self.env.step(action)
+        if terminated or (inner_truncated and self.after_termination == "restart"):
             info["terminated_inner"] = True
             if self.after_termination == "absorb":
                 self._absorbed_obs = obs
+            elif self.after_termination == "restart":
+                obs, _ = self.env.reset()
         return obs, float(reward), False, truncated, info
 
 
