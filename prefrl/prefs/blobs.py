@@ -1,6 +1,8 @@
 """How a clip's arrays are stored: ``np.save`` bytes (dtype and shape survive) and a
 CRC-32 checksum over them, checked on every read because SQLite's own integrity check
-does not look inside blobs."""
+does not look inside blobs. Large arrays (the frames of image observations, Atari
+snapshots) are stored zlib-compressed behind a 4-byte marker; exports hold plain
+``.npy`` files either way."""
 
 from __future__ import annotations
 
@@ -19,12 +21,33 @@ ARRAYS = ("obs", "actions", "true_rewards", "snapshots")
 """a clip's array columns, in the order they are stored and checksummed"""
 
 _NPY_MAGIC = b"\x93NUMPY"
+_ZLIB_MAGIC = b"PRZ\x01"
+COMPRESS_ABOVE = 32 * 1024
+"""arrays of more bytes than this are stored compressed"""
 
 
 def encode(array: np.ndarray) -> bytes:
+    """The stored form of ``array``: its ``.npy`` bytes, compressed when large."""
     buf = io.BytesIO()
     np.save(buf, np.asarray(array), allow_pickle=False)
-    return buf.getvalue()
+    return pack(buf.getvalue())
+
+
+def pack(npy: bytes) -> bytes:
+    """The stored form of ``.npy`` bytes (compressed when large and it saves space)."""
+    if len(npy) <= COMPRESS_ABOVE:
+        return npy
+    packed = _ZLIB_MAGIC + zlib.compress(npy, 1)
+    return packed if len(packed) < len(npy) else npy
+
+
+def to_npy(blob: bytes) -> bytes:
+    """The ``.npy`` bytes of a stored blob.
+
+    Raises:
+        zlib.error: a compressed blob that does not decompress.
+    """
+    return zlib.decompress(blob[len(_ZLIB_MAGIC) :]) if blob[: len(_ZLIB_MAGIC)] == _ZLIB_MAGIC else blob
 
 
 # .npy header bytes -> (dtype, shape, fortran_order, data offset). np.load spends ~60 µs
@@ -34,7 +57,8 @@ _HEADERS: dict[bytes, tuple[np.dtype[Any], tuple[int, ...], bool, int]] = {}
 
 
 def decode(blob: bytes) -> np.ndarray:
-    """The array of an ``np.save`` blob (a writable copy, dtype and shape as saved)."""
+    """The array of a stored blob (a writable copy, dtype and shape as saved)."""
+    blob = to_npy(blob)
     if len(blob) < 12 or blob[:6] != _NPY_MAGIC or blob[6] not in (1, 2):
         return np.load(io.BytesIO(blob), allow_pickle=False)
     start = 10 if blob[6] == 1 else 12

@@ -15,12 +15,13 @@ import csv
 import os
 import sqlite3
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from prefrl.prefs.blobs import ARRAYS, Damaged, clip_checksum, load_clip
+from prefrl.prefs.blobs import ARRAYS, Damaged, clip_checksum, load_clip, pack, to_npy
 from prefrl.prefs.clips import Answer
 from prefrl.prefs.errors import StoreError
 from prefrl.prefs.schema import (
@@ -238,8 +239,17 @@ def _write_export(store: PreferenceStore, out: Path) -> dict[str, int]:
                 for cid, *blobs in rows:
                     for name, blob in zip(ARRAYS, blobs, strict=True):
                         if blob is not None:
-                            # The blobs are .npy files already, which is what np.savez stores.
-                            zf.writestr(f"{cid}.{name}.npy", blob)
+                            # .npy files, which is what np.savez stores; large ones deflated
+                            try:
+                                npy = to_npy(blob)
+                            except zlib.error:
+                                raise StoreError(
+                                    f"clip {cid} of {store.path} is damaged (its {name} array does not "
+                                    "decompress); run `prefrl repair RUN_DIR`, which sets damaged clips' "
+                                    "queries aside, then export again"
+                                ) from None
+                            method = zipfile.ZIP_STORED if npy is blob else zipfile.ZIP_DEFLATED
+                            zf.writestr(f"{cid}.{name}.npy", npy, compress_type=method, compresslevel=1)
             _sync(npz)
             tables = (
                 (
@@ -363,7 +373,7 @@ def _import_export_dir(store: PreferenceStore, src: Path, label: str) -> ImportR
                 for name in ARRAYS:
                     member = f"{cid}.{name}.npy"
                     if member in members:
-                        blobs.append(zf.read(member))
+                        blobs.append(pack(zf.read(member)))
                     elif name == "snapshots" and row["has_snapshots"] in ("0", "", "False"):
                         blobs.append(None)
                     else:
