@@ -43,6 +43,13 @@ def test_observations_are_the_papers():
     assert np.array_equal(nxt[:3], obs[1:])  # the stack moves by one frame
 
 
+def test_clips_play_at_the_games_speed():
+    from prefrl.render import render_fps
+
+    assert render_fps(make_env("ALE/Pong-v5")) == 15.0
+    assert render_fps(make_env("ALE/Pong-v5", frameskip=2)) == 30.0
+
+
 def test_sticky_actions_and_frame_skip_are_options():
     env = make_env("ALE/Pong-v5", repeat_action_probability=0.25, frameskip=2)
     env.reset(seed=0)

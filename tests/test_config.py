@@ -88,7 +88,7 @@ def test_an_unknown_override_lists_the_known_settings(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(
         "prefrl train: error: --reward-model ensemble=5: no reward-model setting ensemble "
-        "(did you mean ensemble_size?); known: batch_size, dropout, "
+        "(did you mean ensemble_size?); known: batch_size, cnn, dropout, "
     )
     assert not (tmp_path / "r").exists()
 
@@ -312,3 +312,25 @@ def test_baseline_settings_are_checked():
         BaselineSettings(env_id="CartPole-v1", reward="best")
     with pytest.raises(ConfigError, match=r"^--fixed-length 0: must be at least 1$"):
         BaselineSettings(env_id="CartPole-v1", fixed_length=0)
+
+
+def test_image_envs_take_the_papers_atari_settings():
+    config = TrainConfig(env_id="ALE/Breakout-v5")
+    assert (config.clip_length, config.fixed_length) == (25, True)
+    reward = config.reward_model_config()
+    assert (reward.use_actions, reward.output_std, reward.dropout, reward.hidden_sizes) == (
+        False,
+        0.05,
+        0.5,
+        (64,),
+    )
+    assert (
+        TrainConfig(env_id="ALE/Breakout-v5", reward_model={"dropout": 0.0}).reward_model_config().dropout
+        == 0.0
+    )
+    assert TrainConfig(env_id="Acrobot-v1").reward_model_config().use_actions is True
+
+
+def test_an_unknown_env_id_is_a_config_error():
+    with pytest.raises(ConfigError, match="Unknown env id 'Pongg-v0'"):
+        TrainConfig(env_id="Pongg-v0")

@@ -114,6 +114,8 @@ class AtariFrames(gym.Wrapper):
         self._screens = np.zeros((2, *SCREEN_SHAPE), dtype=np.uint8)
         self._frames = np.zeros((stack, screen_size, screen_size), dtype=np.uint8)
         self.observation_space = gym.spaces.Box(0, 255, self._frames.shape, np.uint8)
+        # one frame per agent step: the game's 60 frames/s divided by the skip
+        self.metadata = {**env.metadata, "render_fps": 60 / frame_skip}
         self._rng = np.random.default_rng()
         self._replay_state: Any = None  # ALE state before the last frame, and its action
         self._replay_action = 0

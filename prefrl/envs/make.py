@@ -10,6 +10,7 @@ does not use the step reward at all: it hands whole rollouts to a reward source 
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from collections.abc import Callable
 from typing import Any
@@ -147,6 +148,21 @@ def is_image_space(space: gym.Space) -> bool:
         and space.shape[0] <= 16
         and min(space.shape[1:]) >= 4
     )
+
+
+@functools.lru_cache(maxsize=64)
+def observes_images(env_id: str) -> bool:
+    """Whether ``make_env(env_id)`` gives image observations (:func:`is_image_space`); the
+    env is built once to tell.
+
+    Raises:
+        EnvError: as :func:`make_env`.
+    """
+    env = make_env(env_id)
+    try:
+        return is_image_space(env.observation_space)
+    finally:
+        env.close()
 
 
 def make_env(

@@ -107,8 +107,9 @@ def make_render_env(
 
 
 def render_fps(env: gym.Env) -> float:
-    """The env's own playback speed (``metadata['render_fps']``), 30 if it declares none."""
-    return float(env.unwrapped.metadata.get("render_fps") or 30)
+    """The env's own playback speed (``metadata['render_fps']``, which a wrapper may change,
+    e.g. a frame skip), 30 if it declares none."""
+    return float(env.metadata.get("render_fps") or 30)
 
 
 def render_frame(env: gym.Env) -> np.ndarray:

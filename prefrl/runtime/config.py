@@ -9,7 +9,8 @@ from typing import Any
 
 from prefrl.agent.hyperparams import default_steps, resolve_ppo_config
 from prefrl.agent.ppo import PPOConfig
-from prefrl.envs.make import base_env_id
+from prefrl.envs.errors import EnvError
+from prefrl.envs.make import base_env_id, observes_images
 from prefrl.errors import ConfigError
 from prefrl.oracles import make_oracle, parse_teacher
 from prefrl.prefs.schedule import LabelSchedule
@@ -33,6 +34,10 @@ __all__ = ["BACKENDS", "CLI_FLAGS", "DEFAULT_LABELS", "ORACLES", "PACES", "SELEC
 # CartPole's and MountainCar's goals are states (pole up, car at the flag): their reward
 # models see observations only, so that early labels cannot make them prefer one push
 # direction everywhere.
+# Envs of image observations (Atari, MinAtar) take the paper's Atari settings: clips of
+# 25 steps (1.7 s at 15 frames/s), fixed-length episodes in which game over restarts the
+# game, and its CNN reward model on observations alone with outputs of std 0.05; 16 pairs
+# per gradient step keep a step of the CNN ensemble near a second on a CPU.
 # What these choices measured: docs/benchmarks/preferences.md ("What it took") and
 # docs/benchmarks/hopper/README.md.
 # fmt: off
@@ -47,7 +52,32 @@ PREFERENCE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 # fmt: on
 _FALLBACK: dict[str, Any] = dict(clip_length=50, fixed_length=False)
+_IMAGES: dict[str, Any] = dict(
+    clip_length=25,
+    fixed_length=True,
+    reward_model={
+        "use_actions": False,
+        "output_std": 0.05,
+        "dropout": 0.5,
+        "hidden_sizes": [64],
+        "batch_size": 16,
+    },
+)
 DEFAULT_LABELS = 100
+
+
+def preference_defaults(env_id: str) -> dict[str, Any]:
+    """A preference run's defaults for ``env_id``: its own, else those of its family."""
+    base = base_env_id(env_id)
+    if base in PREFERENCE_DEFAULTS:
+        return PREFERENCE_DEFAULTS[base]
+    try:
+        images = observes_images(env_id)
+    except EnvError as err:
+        raise ConfigError(str(err)) from None
+    return _IMAGES if images else _FALLBACK
+
+
 """the label budget of a run on a plain env (a task brings its own)"""
 
 
@@ -147,7 +177,7 @@ class TrainConfig:
             if self.env_id not in (task.gym_id, task.env_id, ""):
                 raise ConfigError(f"--task {self.task}: the task runs on {task.env_id}, not {self.env_id}")
             self.env_id = task.gym_id
-            env_defaults = PREFERENCE_DEFAULTS.get(task.env_id, _FALLBACK)
+            env_defaults = preference_defaults(task.env_id)
             defaults: dict[str, Any] = {
                 "clip_length": task.clip_length,
                 "fixed_length": True,
@@ -155,7 +185,7 @@ class TrainConfig:
                 "steps": task.steps,
             }
         else:
-            env_defaults = defaults = PREFERENCE_DEFAULTS.get(base_env_id(self.env_id), _FALLBACK)
+            env_defaults = defaults = preference_defaults(self.env_id)
         self.reward_model = {**env_defaults.get("reward_model", {}), **self.reward_model}
         if self.steps is None:
             self.steps = int(defaults.get("steps") or default_steps(self.env_id))
