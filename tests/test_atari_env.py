@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from prefrl.envs import EnvError, check_spaces, make_env, snapshotter_for
-from prefrl.envs.atari import MASKS, AtariFrames, area_weights, find_atari_frames
+from prefrl.envs.atari import MASKS, AreaResize, AtariFrames, area_weights, find_atari_frames
 
 # RAM bytes each game keeps its score in (ALE's own reward code reads them), and the
 # counters the paper also hides; values written there to change what the screen shows.
@@ -73,6 +73,15 @@ def test_area_weights_average_the_source():
     assert w.shape == (84, 210)
     np.testing.assert_allclose(w.sum(axis=1), 1.0, rtol=1e-6)
     np.testing.assert_allclose(w[0, :3], [0.4, 0.4, 0.2], rtol=1e-6)  # a scale of 2.5
+
+
+def test_resize_is_area_interpolation():
+    image = np.random.default_rng(0).integers(0, 256, (210, 160), dtype=np.uint8)
+    exact = area_weights(210, 84).astype(np.float64) @ image @ area_weights(160, 84).T.astype(np.float64)
+    resized = AreaResize((210, 160), 84)(image)
+    assert resized.shape == (84, 84) and resized.dtype == np.uint8
+    assert np.abs(resized - exact).max() <= 0.5 + 1e-3  # rounded to the nearest level
+    assert (AreaResize((210, 160), 84)(np.full((210, 160), 77, np.uint8)) == 77).all()
 
 
 @pytest.mark.parametrize("game", sorted(MASKS))

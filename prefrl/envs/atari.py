@@ -73,6 +73,37 @@ def area_weights(source: int, target: int) -> np.ndarray:
     return (weights / scale).astype(np.float32)
 
 
+class AreaResize:
+    """Area interpolation of 2-D images, ``(rows, cols) -> (size, size)``.
+
+    Each output pixel mixes a few neighbouring source pixels (:func:`area_weights`), so the
+    resize is a handful of gathers and multiply-adds per axis: no matrix product, whose
+    BLAS threads stall on a busy machine.
+    """
+
+    def __init__(self, shape: tuple[int, int], size: int):
+        self.rows = self._taps(area_weights(shape[0], size))
+        self.cols = self._taps(area_weights(shape[1], size))
+
+    @staticmethod
+    def _taps(weights: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(source index, weight)`` per tap, each ``(target,)``: tap k of output i is its
+        k-th covered source pixel (weight 0 where it covers fewer)."""
+        width = int((weights > 0).sum(axis=1).max())
+        first = (weights > 0).argmax(axis=1)
+        taps = []
+        for k in range(width):
+            index = np.minimum(first + k, weights.shape[1] - 1)
+            taps.append((index, weights[np.arange(len(weights)), index] * (first + k < weights.shape[1])))
+        return taps
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        x = image.astype(np.float32)
+        rows = sum(x[index] * weight[:, None] for index, weight in self.rows)
+        out = sum(rows[:, index] * weight[None, :] for index, weight in self.cols)  # type: ignore[index]
+        return np.rint(out).astype(np.uint8)  # type: ignore[union-attr]
+
+
 class AtariFrames(gym.Wrapper):
     """The paper's Atari observations on an ALE env built with ``frameskip=1``.
 
@@ -109,8 +140,7 @@ class AtariFrames(gym.Wrapper):
         self.noop_max = noop_max
         self.stack = stack
         self.masks = masks
-        self._rows = area_weights(SCREEN_SHAPE[0], screen_size)
-        self._cols_t = area_weights(SCREEN_SHAPE[1], screen_size).T.copy()
+        self._resize = AreaResize(SCREEN_SHAPE, screen_size)
         self._screens = np.zeros((2, *SCREEN_SHAPE), dtype=np.uint8)
         self._frames = np.zeros((stack, screen_size, screen_size), dtype=np.uint8)
         self.observation_space = gym.spaces.Box(0, 255, self._frames.shape, np.uint8)
@@ -126,8 +156,7 @@ class AtariFrames(gym.Wrapper):
         screen = np.maximum(self._screens[0], self._screens[1])
         for top, bottom, left, right in self.masks:
             screen[top:bottom, left:right] = 0
-        small = self._rows @ screen.astype(np.float32) @ self._cols_t
-        return np.rint(small).astype(np.uint8)
+        return self._resize(screen)
 
     def _push(self, frame: np.ndarray) -> np.ndarray:
         self._frames[:-1] = self._frames[1:]
