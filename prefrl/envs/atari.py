@@ -100,8 +100,8 @@ class AreaResize:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         x = image.astype(np.float32)
         rows = sum(x[index] * weight[:, None] for index, weight in self.rows)
-        out = sum(rows[:, index] * weight[None, :] for index, weight in self.cols)  # type: ignore[index]
-        return np.rint(out).astype(np.uint8)  # type: ignore[union-attr]
+        out = sum(rows[:, index] * weight[None, :] for index, weight in self.cols)
+        return np.rint(out).astype(np.uint8)
 
 
 class AtariFrames(gym.Wrapper):
