@@ -249,6 +249,23 @@ def test_unknown_devices_are_config_errors():
         make_agent(device="meta")
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_an_agent_learns_on_cuda_and_its_checkpoint_acts_on_the_cpu(tmp_path):
+    agent = make_agent(seed=2, device="cuda")
+    assert agent.policy.scale.device.type == "cuda" and agent.device.type == "cuda"
+    for _ in range(2):
+        stats = agent.train(agent.collect(), TrueReward())
+    assert all(np.isfinite(v) for v in stats.values())
+    agent.save(tmp_path / "agent.pt")
+    space = agent.envs.observation_space
+    trained = TrainedPolicy.load(tmp_path / "agent.pt", space, agent.envs.action_space)
+    assert trained.network.scale.device.type == "cpu"
+    for a, b in zip(agent.policy.parameters(), trained.network.parameters(), strict=True):
+        torch.testing.assert_close(a.detach().cpu(), b.detach(), rtol=0, atol=0)
+    obs = np.random.default_rng(1).integers(0, 2, (8, *space.shape), dtype=np.uint8)
+    np.testing.assert_allclose(trained.actor.value(obs), agent.actor.value(obs), rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.learning
 def test_small_cnn_learns_which_side_the_pixel_is_on():
     # A contextual bandit: the best policy earns 16 per episode, a random one 16/3.

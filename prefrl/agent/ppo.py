@@ -7,6 +7,10 @@ returns the true reward and in preference runs returns the learned one.
 
 Names follow the paper and CleanRL (``clip_coef``, ``ent_coef``, ``gae_lambda``;
 ``b_`` for batch, ``mb_`` for minibatch; ``losses/...`` and ``charts/...`` log keys).
+
+Flat observations get MLPs that act in numpy on the CPU; image observations (uint8
+``(C, H, W)``) a CNN (:mod:`prefrl.agent.cnn`) that acts and learns in torch on
+``config.device``, from rollouts that keep the images as uint8 (:func:`build_policy`).
 """
 
 from __future__ import annotations
@@ -146,7 +150,7 @@ class Rollout:
     truncated: np.ndarray
     episode_starts: np.ndarray
     snapshots: np.ndarray | None
-    policy_obs: np.ndarray  # normalised observations the policy saw
+    policy_obs: np.ndarray  # what the policy saw: normalised flat obs; for images ``obs`` itself (uint8)
     policy_actions: np.ndarray  # sampled actions before clipping to the action space
     log_probs: np.ndarray
     values: np.ndarray
