@@ -13,7 +13,8 @@ scaling by the return's std, SB3 through ``VecNormalize(norm_obs=False)``).
 Each arm first learns one rollout (warm-up, not timed), then learns ``--steps`` env steps;
 steps/s counts that second call (acting, env stepping and updates). The arms alternate,
 ``--repeats`` times for each torch thread count, so a change of load on the machine
-touches both. Extra prefrl rows (``--variants``) change one setting to show its cost.
+touches both; each row keeps the machine's 1-minute load average before/after its run
+(other processes share the cores). Extra prefrl rows (``--variants``) change one setting to show its cost.
 Prints a table and writes one row per timed run to ``--csv``.
 
     pip install -e ".[bench]"          # stable-baselines3, kept out of prefrl's dependencies
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import platform
 import statistics
 import time
@@ -85,7 +87,9 @@ def run_sb3(env_id: str, cfg: PPOConfig, steps: int, seed: int) -> tuple[float, 
 
     venv: Any = VecMonitor(DummyVecEnv([atari_env_fn(env_id)] * cfg.num_envs))
     if cfg.norm_reward:
-        venv = VecNormalize(venv, norm_obs=False, norm_reward=True, clip_reward=cfg.clip_reward, gamma=cfg.gamma)
+        venv = VecNormalize(
+            venv, norm_obs=False, norm_reward=True, clip_reward=cfg.clip_reward, gamma=cfg.gamma
+        )
     model = PPO(
         "CnnPolicy",
         venv,
@@ -126,11 +130,17 @@ def cpu_name() -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--env", default="ALE/Pong-v5", help="an ALE id (default: ALE/Pong-v5)")
     parser.add_argument("--steps", type=int, default=8192, help="timed env steps per run (default: 8192)")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1], help="torch thread counts (default: 1)")
-    parser.add_argument("--repeats", type=int, default=1, help="runs of each arm per thread count (default: 1)")
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[1], help="torch thread counts (default: 1)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="runs of each arm per thread count (default: 1)"
+    )
     parser.add_argument(
         "--variants",
         nargs="*",
@@ -140,7 +150,9 @@ def main() -> None:
     )
     parser.add_argument("--no-sb3", action="store_true", help="prefrl rows only")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV, help=f"rows written here (default: {DEFAULT_CSV})")
+    parser.add_argument(
+        "--csv", type=Path, default=DEFAULT_CSV, help=f"rows written here (default: {DEFAULT_CSV})"
+    )
     args = parser.parse_args()
 
     base = resolve_ppo_config(args.env)
@@ -155,6 +167,7 @@ def main() -> None:
         for repeat in range(args.repeats):
             for library, variant, cfg in arms:
                 run = run_prefrl if library == "prefrl" else run_sb3
+                load_before = os.getloadavg()[0]
                 seconds, params = run(args.env, cfg, args.steps, args.seed)
                 row = {
                     "env": args.env,
@@ -171,11 +184,14 @@ def main() -> None:
                     "minibatch_size": cfg.minibatch_size,
                     "update_epochs": cfg.update_epochs,
                     "channels_last": cfg.channels_last if library == "prefrl" else False,
+                    "load_avg_1min": f"{load_before:.2f}/{os.getloadavg()[0]:.2f}",
                     "torch": torch.__version__,
                     "cpu": cpu_name(),
                 }
                 rows.append(row)
-                print(f"{library:6} {variant:16} threads={threads} repeat={repeat}: {row['steps_per_s']} steps/s")
+                print(
+                    f"{library:6} {variant:16} threads={threads} repeat={repeat}: {row['steps_per_s']} steps/s"
+                )
 
     params = {r["library"]: r["params"] for r in rows if r["variant"] == "same"}
     if len(set(params.values())) > 1:
@@ -186,7 +202,9 @@ def main() -> None:
     for threads in args.threads:
         median = {
             (lib, var): statistics.median(
-                r["steps_per_s"] for r in rows if (r["library"], r["variant"], r["threads"]) == (lib, var, threads)
+                r["steps_per_s"]
+                for r in rows
+                if (r["library"], r["variant"], r["threads"]) == (lib, var, threads)
             )
             for lib, var, _ in arms
         }
