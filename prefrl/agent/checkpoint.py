@@ -2,43 +2,38 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
-from prefrl.agent.normalize import ObsNormalizer
-from prefrl.agent.policies import ActorCritic, NumpyActor
-from prefrl.agent.ppo import PPOConfig
+from prefrl.agent.cnn import is_image_space
+from prefrl.agent.ppo import PPOConfig, build_policy, obs_normalizer
 from prefrl.errors import MissingFileError
 from prefrl.rundir import RunDir
 from prefrl.utils.checkpoint import load_checkpoint
 
 
 class TrainedPolicy:
-    """A policy network with its observation statistics: ``act(obs[B, ...]) -> actions[B, ...]``."""
+    """A policy network with its observation statistics: ``act(obs[B, ...]) -> actions[B, ...]``.
+
+    It acts on the CPU whatever device it learnt on (``config.device``).
+    """
 
     def __init__(
         self, config: PPOConfig, observation_space: gym.Space, action_space: gym.Space, seed: int = 0
     ):
-        obs_shape = observation_space.shape
-        assert obs_shape is not None
-        self.network = ActorCritic(
-            int(np.prod(obs_shape)),
-            action_space,
-            config.hidden_sizes,
-            config.activation,
-            config.log_std_init,
-            config.ortho_init,
-        )
-        self.obs_norm = ObsNormalizer(obs_shape, config.clip_obs, config.norm_obs)
-        self.actor = NumpyActor(self.network, seed)
+        cpu_config = dataclasses.replace(config, device="cpu")
+        self.network, self.actor = build_policy(cpu_config, observation_space, action_space, seed)
+        self.obs_norm = obs_normalizer(config, observation_space)
+        self.image = is_image_space(observation_space)  # raw uint8 in, scaled by the CNN
         self.action_space = action_space
 
     def act(
         self, obs: np.ndarray, deterministic: bool = True, rng: np.random.Generator | None = None
     ) -> np.ndarray:
-        x = self.obs_norm(obs).reshape(len(obs), -1)
+        x = obs if self.image else self.obs_norm(obs).reshape(len(obs), -1)
         actions = self.actor.mode(x) if deterministic else self.actor.sample(x, rng)[0]
         if isinstance(self.action_space, gym.spaces.Box):
             return np.clip(actions, self.action_space.low, self.action_space.high)

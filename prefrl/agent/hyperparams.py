@@ -4,7 +4,9 @@ Sources: rl-baselines3-zoo's tuned PPO settings where they exist (CartPole, Acro
 MountainCar; CartPole without normalisation, as in the zoo: with it one seed in three
 ended at 472 instead of 500), CleanRL's MuJoCo defaults (Hopper and the other walkers);
 Pendulum was tuned here for Gaussian PPO without gSDE (see scripts/bench_baseline.py
-for the measured returns). Any env not listed gets its family's defaults.
+for the measured returns), CleanRL's ``ppo_atari`` for image observations (Atari and
+MinAtar: the settings the Nature-CNN PPO is known to learn Atari with). Any env not
+listed gets its family's defaults.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from prefrl.agent.ppo import PPOConfig
 from prefrl.envs.make import base_env_id, is_mujoco_id
+from prefrl.utils.device import torch_device
 from prefrl.utils.settings import override
 
 _MUJOCO: dict[str, Any] = dict(
@@ -37,6 +40,33 @@ _CLASSIC: dict[str, Any] = dict(
     update_epochs=10,
     ent_coef=0.0,
 )
+# CleanRL's ppo_atari: 8 envs x 128 steps, 4 minibatches (of 256), 4 epochs, lr 2.5e-4
+# annealed, clip 0.1 (value loss clipped too), entropy 0.01. Images are not normalised by
+# running statistics (the CNN scales pixels by 1/high), so norm_obs is off.
+_IMAGES: dict[str, Any] = dict(
+    num_envs=8,
+    num_steps=128,
+    learning_rate=2.5e-4,
+    anneal_lr=True,
+    gamma=0.99,
+    gae_lambda=0.95,
+    minibatch_size=256,
+    update_epochs=4,
+    clip_coef=0.1,
+    clip_vloss=True,
+    ent_coef=0.01,
+    vf_coef=0.5,
+    max_grad_norm=0.5,
+    norm_obs=False,
+)
+
+
+def is_image_env_id(env_id: str) -> bool:
+    """Whether ``env_id`` is an env of image observations: an Atari id (``ALE/...``,
+    ``...NoFrameskip-v4``) or a MinAtar one (``MinAtar/...``)."""
+    env_id = base_env_id(env_id)
+    return env_id.startswith(("ALE/", "MinAtar/")) or env_id.endswith("NoFrameskip-v4")
+
 
 # fmt: off
 HYPERPARAMS: dict[str, dict[str, Any]] = {
@@ -67,8 +97,10 @@ DEFAULT_STEPS: dict[str, int] = {
 
 
 def default_config(env_id: str, mujoco: bool = False) -> PPOConfig:
-    """The table's :class:`PPOConfig` for ``env_id`` (family defaults if it is not listed)."""
-    base = _MUJOCO if mujoco else _CLASSIC
+    """The table's :class:`PPOConfig` for ``env_id`` (family defaults if it is not listed:
+    MuJoCo's when ``mujoco``, the image envs' for :func:`is_image_env_id`, else classic
+    control's)."""
+    base = _MUJOCO if mujoco else _IMAGES if is_image_env_id(env_id) else _CLASSIC
     return PPOConfig(**{**base, **HYPERPARAMS.get(base_env_id(env_id), {})})
 
 
@@ -88,7 +120,11 @@ def resolve_ppo_config(
     """The hyperparameter table's config for ``env_id`` with ``overrides`` applied.
 
     Raises:
-        ConfigError: an unknown setting or a bad value, named as ``{flag} KEY=VALUE``.
+        ConfigError: an unknown setting or a bad value, named as ``{flag} KEY=VALUE``; a
+            ``device`` this machine does not have.
     """
     base = default_config(env_id, is_mujoco_id(env_id))
-    return override(base, overrides or {}, prefix=flag, what="PPO setting")
+    config = override(base, overrides or {}, prefix=flag, what="PPO setting")
+    shown = f"{flag} device={config.device!r}" if flag else None
+    torch_device(config.device, shown=shown)
+    return config

@@ -7,6 +7,10 @@ returns the true reward and in preference runs returns the learned one.
 
 Names follow the paper and CleanRL (``clip_coef``, ``ent_coef``, ``gae_lambda``;
 ``b_`` for batch, ``mb_`` for minibatch; ``losses/...`` and ``charts/...`` log keys).
+
+Flat observations get MLPs that act in numpy on the CPU; image observations (uint8
+``(C, H, W)``) a CNN (:mod:`prefrl.agent.cnn`) that acts and learns in torch on
+``config.device``, from rollouts that keep the images as uint8 (:func:`build_policy`).
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from prefrl.agent.cnn import CnnActorCritic, CnnKind, TorchActor, is_image_space
 from prefrl.agent.normalize import ObsNormalizer, RewardScaler
 from prefrl.agent.policies import ActorCritic, NumpyActor
 from prefrl.envs.vector import Episode, VecEnv
 from prefrl.interfaces import RewardSource
 from prefrl.utils.checkpoint import load_checkpoint, save_checkpoint
+from prefrl.utils.device import torch_device
 from prefrl.utils.settings import override
 
 
@@ -82,6 +88,12 @@ class PPOConfig:
     """initial log standard deviation of Gaussian actions"""
     ortho_init: bool = True
     """orthogonal weight initialisation"""
+    cnn: CnnKind = "auto"
+    """CNN for image observations: nature (Mnih et al. 2015), small (MinAtar's), or auto (nature from 36x36 pixels up)"""
+    channels_last: bool = True
+    """CNN convolutions in channels-last memory order (oneDNN's layout on CPUs)"""
+    device: str = "cpu"
+    """where CNN policies act and learn: cpu, cuda or cuda:N (MLP policies always act and learn on the CPU)"""
 
     def replace(self, **changes: Any) -> PPOConfig:
         """A copy with ``changes`` applied and checked (ConfigError names the first bad one)."""
@@ -138,7 +150,7 @@ class Rollout:
     truncated: np.ndarray
     episode_starts: np.ndarray
     snapshots: np.ndarray | None
-    policy_obs: np.ndarray  # normalised observations the policy saw
+    policy_obs: np.ndarray  # what the policy saw: normalised flat obs; for images ``obs`` itself (uint8)
     policy_actions: np.ndarray  # sampled actions before clipping to the action space
     log_probs: np.ndarray
     values: np.ndarray
@@ -149,6 +161,52 @@ class Rollout:
     @property
     def dones(self) -> np.ndarray:
         return self.terminated | self.truncated
+
+
+Policy = ActorCritic | CnnActorCritic
+Actor = NumpyActor | TorchActor
+
+
+def build_policy(
+    config: PPOConfig, observation_space: gym.Space, action_space: gym.Space, seed: int
+) -> tuple[Policy, Actor]:
+    """The actor-critic network for these spaces and the actor that acts with it.
+
+    Image observations (:func:`~prefrl.agent.cnn.is_image_space`) get a
+    :class:`~prefrl.agent.cnn.CnnActorCritic` on ``config.device``, acted with by a
+    :class:`~prefrl.agent.cnn.TorchActor`; any other Box an MLP
+    :class:`~prefrl.agent.policies.ActorCritic` on the CPU, acted with in numpy by a
+    :class:`~prefrl.agent.policies.NumpyActor` that shares its parameters.
+
+    Raises:
+        ConfigError: ``config.device`` is not on this machine, or ``config.cnn`` does not
+            fit the image size.
+    """
+    device = torch_device(config.device, shown=f"device={config.device!r}")
+    if is_image_space(observation_space):
+        cnn = CnnActorCritic(observation_space, action_space, config.cnn, config.channels_last).to(device)
+        return cnn, TorchActor(cnn, seed)
+    obs_shape = observation_space.shape
+    assert obs_shape is not None
+    mlp = ActorCritic(
+        int(np.prod(obs_shape)),
+        action_space,
+        config.hidden_sizes,
+        config.activation,
+        config.log_std_init,
+        config.ortho_init,
+    )
+    return mlp, NumpyActor(mlp, seed)  # NumpyActor reads CPU memory: MLPs stay on the CPU
+
+
+def obs_normalizer(config: PPOConfig, observation_space: gym.Space) -> ObsNormalizer:
+    """The running observation normalisation for these observations; images get none (the
+    CNN scales them by ``1 / high``), so theirs is a disabled one of no shape."""
+    if is_image_space(observation_space):
+        return ObsNormalizer((), config.clip_obs, enabled=False)
+    obs_shape = observation_space.shape
+    assert obs_shape is not None
+    return ObsNormalizer(obs_shape, config.clip_obs, config.norm_obs)
 
 
 class PPOAgent:
@@ -174,19 +232,13 @@ class PPOAgent:
         self.obs_dim = int(np.prod(obs_shape))
         self.action_space = envs.action_space
         self.discrete = isinstance(self.action_space, gym.spaces.Discrete)
-        self.policy = ActorCritic(
-            self.obs_dim,
-            self.action_space,
-            config.hidden_sizes,
-            config.activation,
-            config.log_std_init,
-            config.ortho_init,
-        )
-        self.actor = NumpyActor(self.policy, seed)  # acts in the env; shares the parameters
+        self.image = is_image_space(envs.observation_space)
+        self.policy, self.actor = build_policy(config, envs.observation_space, self.action_space, seed)
+        self.device = next(self.policy.parameters()).device
         self._params = [p for p in self.policy.parameters() if p.requires_grad]
         # fused=True: one kernel for all parameters, ~3x faster than foreach on small nets
         self.optimizer = torch.optim.Adam(self._params, lr=config.learning_rate, eps=1e-5, fused=True)
-        self.obs_norm = ObsNormalizer(obs_shape, config.clip_obs, config.norm_obs)
+        self.obs_norm = obs_normalizer(config, envs.observation_space)
         self.reward_scaler = RewardScaler(envs.num_envs, config.gamma, config.clip_reward, config.norm_reward)
         if not self.discrete:
             box = self.action_space
@@ -207,9 +259,15 @@ class PPOAgent:
         ``deterministic``: the most likely action, else one sampled as in training, with
         ``rng`` (default: the generator training samples with).
         """
-        x = self.obs_norm(obs).reshape(len(obs), -1)
+        x = self._policy_input(obs)
         actions = self.actor.mode(x) if deterministic else self.actor.sample(x, rng)[0]
         return self._to_env_actions(actions)
+
+    def _policy_input(self, obs: np.ndarray) -> np.ndarray:
+        """What the policy takes: images raw (uint8), anything else normalised and flat."""
+        if self.image:
+            return obs
+        return self.obs_norm(obs.reshape(len(obs), -1))
 
     def _to_env_actions(self, actions: np.ndarray) -> np.ndarray:
         if self.discrete:
@@ -223,7 +281,9 @@ class PPOAgent:
         obs_shape = self._next_obs.shape[1:]
         act_shape = () if self.discrete else self.action_space.shape
         obs = np.empty((T, N, *obs_shape), dtype=self._next_obs.dtype)
-        policy_obs = np.empty((T, N, self.obs_dim), dtype=np.float32)
+        image = self.image
+        # Images: the policy reads the raw uint8 observations, so they are stored once.
+        policy_obs = obs if image else np.empty((T, N, self.obs_dim), dtype=np.float32)
         policy_actions = np.empty((T, N, *act_shape), dtype=np.int64 if self.discrete else np.float32)  # type: ignore[misc]
         log_probs = np.empty((T, N), dtype=np.float32)
         values = np.empty((T, N), dtype=np.float32)
@@ -238,14 +298,15 @@ class PPOAgent:
             snapshots = np.empty((T, *first.shape), dtype=np.float64)
 
         next_obs = self._next_obs
-        actor = self.actor
+        actor, policy_input = self.actor, self._policy_input
         for t in range(T):
             obs[t] = next_obs
             episode_starts[t] = self._next_episode_start
             if snapshots is not None:
                 snapshots[t] = envs.snapshots()
-            x = self.obs_norm(next_obs.reshape(N, -1))
-            policy_obs[t] = x
+            x = policy_input(next_obs)
+            if not image:
+                policy_obs[t] = x
             a, log_probs[t], values[t] = actor.sample(x)
             policy_actions[t] = a
             step = envs.step(self._to_env_actions(a))
@@ -254,11 +315,10 @@ class PPOAgent:
             truncated[t] = step.truncated
             if step.truncated.any():
                 idx = np.flatnonzero(step.truncated)
-                final = self.obs_norm(step.final_obs[idx].reshape(len(idx), -1))
-                bootstrap_values[t, idx] = actor.value(final)
+                bootstrap_values[t, idx] = actor.value(policy_input(step.final_obs[idx]))
             self._next_episode_start = step.terminated | step.truncated
             next_obs = step.obs
-        last_values = actor.value(self.obs_norm(next_obs.reshape(N, -1)))
+        last_values = actor.value(policy_input(next_obs))
         self._next_obs = next_obs
         self.env_steps += T * N
         for episode in envs.pop_finished():
@@ -313,20 +373,24 @@ class PPOAgent:
             scaled, rollout.values, rollout.dones, rollout.last_values, cfg.gamma, cfg.gae_lambda
         )
 
-        # Flatten the batch.
-        b_obs = torch.from_numpy(rollout.policy_obs.reshape(-1, self.obs_dim))
-        b_actions = torch.from_numpy(rollout.policy_actions.reshape(-1, *rollout.policy_actions.shape[2:]))
-        b_log_probs = torch.from_numpy(rollout.log_probs.reshape(-1))
-        b_advantages = torch.from_numpy(advantages.reshape(-1))
-        b_returns = torch.from_numpy(returns.reshape(-1))
-        b_values = torch.from_numpy(rollout.values.reshape(-1))
+        # Flatten the batch (images stay uint8 until the network scales them), on the
+        # policy's device (moving it there is a no-op on the CPU).
+        dev = self.device
+        b_obs = torch.from_numpy(rollout.policy_obs.reshape(-1, *rollout.policy_obs.shape[2:])).to(dev)
+        b_actions = torch.from_numpy(
+            rollout.policy_actions.reshape(-1, *rollout.policy_actions.shape[2:])
+        ).to(dev)
+        b_log_probs = torch.from_numpy(rollout.log_probs.reshape(-1)).to(dev)
+        b_advantages = torch.from_numpy(advantages.reshape(-1)).to(dev)
+        b_returns = torch.from_numpy(returns.reshape(-1)).to(dev)
+        b_values = torch.from_numpy(rollout.values.reshape(-1)).to(dev)
         batch_size = b_obs.shape[0]
         mb_size = min(cfg.minibatch_size, batch_size)
 
         pg_losses, v_losses, entropies, approx_kls, clipfracs = [], [], [], [], []
         for _epoch in range(cfg.update_epochs):
             # Shuffle once per epoch; minibatches are then contiguous slices (views, no copies).
-            perm = torch.randperm(batch_size)
+            perm = torch.randperm(batch_size).to(dev)
             e_obs, e_actions, e_log_probs = b_obs[perm], b_actions[perm], b_log_probs[perm]
             e_advantages, e_returns, e_values = b_advantages[perm], b_returns[perm], b_values[perm]
             for start in range(0, batch_size, mb_size):
@@ -408,8 +472,8 @@ class PPOAgent:
     def state_dict(self) -> dict[str, Any]:
         return {
             "config": dataclasses.asdict(self.config),
-            "policy": self.policy.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "policy": _on_cpu(self.policy.state_dict()),
+            "optimizer": _on_cpu(self.optimizer.state_dict()),
             "obs_norm": self.obs_norm.state_dict(),
             "reward_scaler": self.reward_scaler.state_dict(),
             "env_steps": self.env_steps,
@@ -435,3 +499,15 @@ class PPOAgent:
     def load(self, path: str | Path) -> None:
         """Restore a checkpoint written by :meth:`save` (loading it never runs code from the file)."""
         self.load_state_dict(load_checkpoint(path, "agent"))
+
+
+def _on_cpu(state: Any) -> Any:
+    """``state`` (nested dicts and lists of tensors) with every tensor on the CPU, so that a
+    checkpoint or a message of a GPU-trained agent loads on any machine."""
+    if isinstance(state, torch.Tensor):
+        return state.cpu()
+    if isinstance(state, dict):
+        return {k: _on_cpu(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(_on_cpu(v) for v in state)
+    return state
