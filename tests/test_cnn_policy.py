@@ -8,10 +8,10 @@ import torch
 
 from prefrl.agent import PPOAgent, PPOConfig
 from prefrl.agent.checkpoint import TrainedPolicy
-from prefrl.agent.cnn import CnnActorCritic, TorchActor, choose_cnn, is_image_space
+from prefrl.agent.cnn import CnnActorCritic, TorchActor, choose_cnn
 from prefrl.agent.hyperparams import default_config, resolve_ppo_config
 from prefrl.agent.policies import ActorCritic
-from prefrl.envs import VecEnv
+from prefrl.envs import VecEnv, is_image_space
 from prefrl.errors import ConfigError
 from prefrl.reward import TrueReward
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from prefrl.agent.cnn import is_image_space
 from prefrl.agent.ppo import PPOConfig, build_policy, obs_normalizer
+from prefrl.envs.make import is_image_space
 from prefrl.errors import MissingFileError
 from prefrl.rundir import RunDir
 from prefrl.utils.checkpoint import load_checkpoint

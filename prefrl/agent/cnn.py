@@ -1,7 +1,7 @@
 """Actor-critic CNNs for image observations, and the actor that runs them in a rollout.
 
 An image observation space is a ``gymnasium.spaces.Box`` of dtype uint8 and shape
-``(C, H, W)``, channels first (:func:`is_image_space`): ALE after its preprocessing gives
+``(C, H, W)``, channels first (:func:`prefrl.envs.make.is_image_space`): ALE after its preprocessing gives
 ``(4, 84, 84)`` with high 255, MinAtar ``(C, 10, 10)`` with high 1. Rollouts keep the raw
 uint8 observations (a quarter of the memory of float32); the network scales them by
 ``1 / high`` itself, and images get no running mean/std normalisation.
@@ -26,17 +26,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from prefrl.envs.make import is_image_space
 from prefrl.errors import ConfigError
 
 CnnKind = Literal["auto", "nature", "small"]
 
 NATURE_MIN_SIZE = 36
 """the smallest height and width the Nature CNN's three convolutions leave a pixel of"""
-
-
-def is_image_space(space: gym.Space) -> bool:
-    """Whether ``space`` holds images for a CNN: a uint8 ``Box`` of shape ``(C, H, W)``."""
-    return isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
 
 
 def choose_cnn(obs_shape: tuple[int, ...], kind: CnnKind = "auto") -> Literal["nature", "small"]:
@@ -104,7 +100,7 @@ class CnnActorCritic(nn.Module):
     is the same code for both.
 
     Args:
-        observation_space: an image space (:func:`is_image_space`).
+        observation_space: an image space (:func:`~prefrl.envs.make.is_image_space`).
         action_space: ``Discrete``.
         cnn: ``"nature"``, ``"small"`` or ``"auto"`` (see :func:`choose_cnn`).
         channels_last: keep the convolution weights, and feed the inputs, in channels-last

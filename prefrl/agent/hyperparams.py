@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefrl.agent.ppo import PPOConfig
-from prefrl.envs.make import base_env_id, is_mujoco_id
+from prefrl.envs.make import base_env_id, is_mujoco_id, observes_images
 from prefrl.utils.device import torch_device
 from prefrl.utils.settings import override
 
@@ -61,13 +61,6 @@ _IMAGES: dict[str, Any] = dict(
 )
 
 
-def is_image_env_id(env_id: str) -> bool:
-    """Whether ``env_id`` is an env of image observations: an Atari id (``ALE/...``,
-    ``...NoFrameskip-v4``) or a MinAtar one (``MinAtar/...``)."""
-    env_id = base_env_id(env_id)
-    return env_id.startswith(("ALE/", "MinAtar/")) or env_id.endswith("NoFrameskip-v4")
-
-
 # fmt: off
 HYPERPARAMS: dict[str, dict[str, Any]] = {
     "CartPole-v1": dict(num_envs=8, num_steps=32, learning_rate=1e-3, gamma=0.98, gae_lambda=0.8,
@@ -98,9 +91,9 @@ DEFAULT_STEPS: dict[str, int] = {
 
 def default_config(env_id: str, mujoco: bool = False) -> PPOConfig:
     """The table's :class:`PPOConfig` for ``env_id`` (family defaults if it is not listed:
-    MuJoCo's when ``mujoco``, the image envs' for :func:`is_image_env_id`, else classic
-    control's)."""
-    base = _MUJOCO if mujoco else _IMAGES if is_image_env_id(env_id) else _CLASSIC
+    MuJoCo's when ``mujoco``, the image envs' when it observes images
+    (:func:`~prefrl.envs.make.observes_images`), else classic control's)."""
+    base = _MUJOCO if mujoco else _IMAGES if observes_images(env_id) else _CLASSIC
     return PPOConfig(**{**base, **HYPERPARAMS.get(base_env_id(env_id), {})})
 
 

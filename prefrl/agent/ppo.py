@@ -26,9 +26,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from prefrl.agent.cnn import CnnActorCritic, CnnKind, TorchActor, is_image_space
+from prefrl.agent.cnn import CnnActorCritic, CnnKind, TorchActor
 from prefrl.agent.normalize import ObsNormalizer, RewardScaler
 from prefrl.agent.policies import ActorCritic, NumpyActor
+from prefrl.envs.make import is_image_space
 from prefrl.envs.vector import Episode, VecEnv
 from prefrl.interfaces import RewardSource
 from prefrl.utils.checkpoint import load_checkpoint, save_checkpoint
@@ -172,7 +173,7 @@ def build_policy(
 ) -> tuple[Policy, Actor]:
     """The actor-critic network for these spaces and the actor that acts with it.
 
-    Image observations (:func:`~prefrl.agent.cnn.is_image_space`) get a
+    Image observations (:func:`~prefrl.envs.make.is_image_space`) get a
     :class:`~prefrl.agent.cnn.CnnActorCritic` on ``config.device``, acted with by a
     :class:`~prefrl.agent.cnn.TorchActor`; any other Box an MLP
     :class:`~prefrl.agent.policies.ActorCritic` on the CPU, acted with in numpy by a
