@@ -214,3 +214,63 @@ def test_escape_closes_the_window_and_every_process_it_started(tmp_path, display
     with PreferenceStore(run.store_path) as store:
         assert [q.query_id for q in store.pending_queries()] == [1, 2]
         assert store.undone_answers() == [(1, Answer.LEFT, "human")]
+
+
+def test_a_person_labels_atari_clips_in_the_window(tmp_path, display):
+    """`prefrl label` on a run from pixels: the window draws Pong's colour frames from their
+    snapshots, and keys answer, undo and answer again as on any env."""
+    from prefrl.ui.scripted import collect_clips, make_human_run
+
+    run = make_human_run(
+        tmp_path / "run", "ALE/Pong-v5", labels=6, steps=4096, clip_length=25, fixed_length=256
+    )
+    clips = collect_clips("ALE/Pong-v5", 4, 25, fixed_length=256, seed=1)
+    assert clips[0].snapshots is not None
+    with PreferenceStore(run.store_path) as store:
+        store.add_query(clips[0], clips[1], agent_step=0, oracle="human", selection="random")
+        store.add_query(clips[2], clips[3], agent_step=0, oracle="human", selection="random")
+    events = tmp_path / "events.jsonl"
+    env = {k: v for k, v in os.environ.items() if k != "SDL_VIDEODRIVER"}
+    env.update(DISPLAY=display, **{EVENTS_ENV: str(events)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefrl.cli", "label", str(run.path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        opened = lambda q: any(e["kind"] == "open" and e["query_id"] == q for e in window_events(events))  # noqa: E731
+        wait_for("the first pair", lambda: opened(1), 90, proc)
+        subprocess.run(["xdotool", "key", "Left"], env=env, check=True)
+        wait_for("the first answer", lambda: 1 in stored_answers(run.store_path), 30, proc)
+        wait_for("the second pair", lambda: opened(2), 60, proc)
+        subprocess.run(["xdotool", "key", "BackSpace"], env=env, check=True)  # undo the first
+        wait_for("the undo", lambda: 1 not in stored_answers(run.store_path), 30, proc)
+        wait_for(
+            "the first pair again",
+            lambda: sum(e["kind"] == "open" and e["query_id"] == 1 for e in window_events(events)) == 2,
+            60,
+            proc,
+        )
+        subprocess.run(["xdotool", "key", "Right"], env=env, check=True)
+        wait_for(
+            "the new first answer", lambda: stored_answers(run.store_path).get(1) == Answer.RIGHT, 30, proc
+        )
+        wait_for(
+            "the second pair again",
+            lambda: sum(e["kind"] == "open" and e["query_id"] == 2 for e in window_events(events)) == 2,
+            60,
+            proc,
+        )
+        subprocess.run(["xdotool", "key", "Up"], env=env, check=True)
+        wait_for("the second answer", lambda: 2 in stored_answers(run.store_path), 30, proc)
+        subprocess.run(["xdotool", "key", "Escape"], env=env, check=True)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert stored_answers(run.store_path) == {1: Answer.RIGHT, 2: Answer.EQUAL}
+    assert {e["query_id"] for e in window_events(events) if e["kind"] == "shown"} == {1, 2}
