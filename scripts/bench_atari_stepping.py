@@ -9,7 +9,11 @@ steps (frame-skip 4, 84x84 grayscale, 4 stacked frames):
 - ``ale_vector``: ale-py's native ``AtariVectorEnv`` (C++ threads; no per-env state to
   snapshot, so it cannot serve clips that are re-rendered later), with ``--threads``.
 
-    python scripts/bench_atari_stepping.py --out docs/benchmarks/data/atari_stepping.csv
+Then the bytes one clip of 25 steps (after 200 random steps) takes in the preference
+store, observations and snapshots, against their size in memory (``--sizes-out``).
+
+    python scripts/bench_atari_stepping.py --out docs/benchmarks/data/atari_stepping.csv \
+        --sizes-out docs/benchmarks/data/atari_clip_sizes.csv
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from prefrl.envs import VecEnv, make_env
+from prefrl.envs import VecEnv, make_env, snapshotter_for
+from prefrl.prefs.blobs import encode
+
+SIZE_GAMES = ("Pong", "Breakout", "SpaceInvaders", "Seaquest")
 
 
 def time_prefrl(game: str, envs: int, steps: int, snapshots: bool) -> float:
@@ -55,6 +62,28 @@ def time_ale_vector(game: str, envs: int, steps: int, threads: int) -> float:
     return rate
 
 
+def clip_sizes(game: str) -> dict[str, int]:
+    """Bytes of a 25-step clip's observations and snapshots, in memory and as stored."""
+    env = make_env(f"ALE/{game}-v5", fixed_length=True)
+    env.reset(seed=0)
+    snapshotter = snapshotter_for(env)
+    rng = np.random.default_rng(0)
+    n = env.action_space.n  # type: ignore[attr-defined]
+    for _ in range(200):
+        env.step(int(rng.integers(n)))
+    obs, snapshots = [], []
+    for _ in range(25):
+        obs.append(env.step(int(rng.integers(n)))[0])
+        snapshots.append(snapshotter.capture(env))
+    o, s = np.stack(obs), np.stack(snapshots)
+    return {
+        "obs_bytes": o.nbytes,
+        "obs_stored_bytes": len(encode(o)),
+        "snapshot_bytes": s.nbytes,
+        "snapshot_stored_bytes": len(encode(s)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--game", default="Pong")
@@ -62,6 +91,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=500, help="agent steps per env")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--out", type=Path, default=None, help="CSV to write the rows to")
+    parser.add_argument("--sizes-out", type=Path, default=None, help="CSV to write the clip sizes to")
     args = parser.parse_args()
     rows = [
         ("prefrl", 1, time_prefrl(args.game, args.envs, args.steps, snapshots=True)),
@@ -85,6 +115,20 @@ def main() -> None:
                 writer.writerow(
                     [args.game, name, threads, args.envs, args.steps, round(rate), round(load, 2)]
                 )
+    sizes = {game: clip_sizes(game) for game in SIZE_GAMES}
+    print(f"\n{'game':<14} {'obs kB':>7} {'stored':>7} {'snapshots kB':>13} {'stored':>7}")
+    for game, size in sizes.items():
+        print(
+            f"{game:<14} {size['obs_bytes'] / 1e3:>7.0f} {size['obs_stored_bytes'] / 1e3:>7.0f} "
+            f"{size['snapshot_bytes'] / 1e3:>13.0f} {size['snapshot_stored_bytes'] / 1e3:>7.0f}"
+        )
+    if args.sizes_out is not None:
+        args.sizes_out.parent.mkdir(parents=True, exist_ok=True)
+        with open(args.sizes_out, "w", newline="") as f:
+            fields = ["game", "obs_bytes", "obs_stored_bytes", "snapshot_bytes", "snapshot_stored_bytes"]
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows({"game": game, **size} for game, size in sizes.items())
 
 
 if __name__ == "__main__":
