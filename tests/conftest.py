@@ -25,6 +25,22 @@ SMALL_RUN_FLAGS = [
 ]
 
 
+def assert_same_next_update(agent, clone) -> None:
+    """``clone`` (an agent restored from ``agent``'s checkpoint) makes the same next PPO
+    update as ``agent``: on the same rollout, identical weights after it."""
+    from prefrl.reward import TrueReward
+
+    rollout = agent.collect()
+    clone_rollout = clone.collect()
+    clone_rollout.__dict__.update(rollout.__dict__)
+    torch.manual_seed(0)
+    agent.train(rollout, TrueReward())
+    torch.manual_seed(0)
+    clone.train(clone_rollout, TrueReward())
+    for a, b in zip(agent.policy.parameters(), clone.policy.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 @pytest.fixture(autouse=True)
 def _task_registry_as_it_was():
     """Tasks a test registers (from its own task files) do not outlive it."""

@@ -5,6 +5,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import assert_same_next_update
 
 from prefrl.agent import PPOAgent, PPOConfig
 from prefrl.agent.checkpoint import TrainedPolicy
@@ -207,16 +208,7 @@ def test_ppo_updates_on_images_and_checkpoints_round_trip(tmp_path):
     trained = TrainedPolicy.load(tmp_path / "agent.pt", agent.envs.observation_space, agent.envs.action_space)
     np.testing.assert_array_equal(trained.act(obs), agent.act(obs))
 
-    # the optimiser state came along: one more identical update gives identical weights
-    rollout = agent.collect()
-    clone_rollout = clone.collect()
-    clone_rollout.__dict__.update(rollout.__dict__)
-    torch.manual_seed(0)
-    agent.train(rollout, TrueReward())
-    torch.manual_seed(0)
-    clone.train(clone_rollout, TrueReward())
-    for a, b in zip(agent.policy.parameters(), clone.policy.parameters(), strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert_same_next_update(agent, clone)  # the optimiser state came along
 
 
 def test_image_envs_get_cleanrl_atari_settings():

@@ -92,6 +92,28 @@ def stored_answers(store_path: Path) -> dict[int, Answer]:
     return {qid: Answer(answer) for qid, answer in rows}
 
 
+def run_with_two_pairs(run_dir: Path, env_id: str, **config: Any):
+    """A human run of ``env_id`` whose store holds two pairs of random-policy clips to answer."""
+    from prefrl.ui.scripted import collect_clips, make_human_run
+
+    run = make_human_run(run_dir, env_id, labels=6, steps=4096, clip_length=25, **config)
+    clips = collect_clips(env_id, 4, 25, fixed_length=config.get("fixed_length", False), seed=1)
+    with PreferenceStore(run.store_path) as store:
+        store.add_query(clips[0], clips[1], agent_step=0, oracle="human", selection="random")
+        store.add_query(clips[2], clips[3], agent_step=0, oracle="human", selection="random")
+    return run
+
+
+def open_window(command: list[str], display: str, events: Path) -> tuple[subprocess.Popen, dict[str, str]]:
+    """Start ``python -m COMMAND...`` on ``display``, its window's events going to ``events``."""
+    env = {k: v for k, v in os.environ.items() if k != "SDL_VIDEODRIVER"}
+    env.update(DISPLAY=display, **{EVENTS_ENV: str(events)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *command], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    return proc, env
+
+
 def test_a_person_labels_a_live_run_in_the_window(tmp_path, display):
     run, events = tmp_path / "run", tmp_path / "window-events.jsonl"
     store_path = run / "prefs.sqlite"
@@ -170,24 +192,11 @@ def children_of(pid: int) -> list[int]:
 def test_escape_closes_the_window_and_every_process_it_started(tmp_path, display):
     from prefrl.rundir import pid_alive, read_window
     from prefrl.ui.display import probe_x11
-    from prefrl.ui.scripted import collect_clips, make_human_run
 
     assert probe_x11(display) is None  # the display probe finds the X server
-    run = make_human_run(tmp_path / "run", "Pendulum-v1", labels=6, steps=4096, clip_length=25)
-    clips = collect_clips("Pendulum-v1", 4, 25, seed=1)
-    with PreferenceStore(run.store_path) as store:
-        store.add_query(clips[0], clips[1], agent_step=0, oracle="human", selection="random")
-        store.add_query(clips[2], clips[3], agent_step=0, oracle="human", selection="random")
+    run = run_with_two_pairs(tmp_path / "run", "Pendulum-v1")
     events = tmp_path / "events.jsonl"
-    env = {k: v for k, v in os.environ.items() if k != "SDL_VIDEODRIVER"}
-    env.update(DISPLAY=display, **{EVENTS_ENV: str(events)})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prefrl.ui", str(run.path)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, env = open_window(["prefrl.ui", str(run.path)], display, events)
     try:
         wait_for("the first pair", lambda: any(e["kind"] == "open" for e in window_events(events)), 60, proc)
         children = children_of(proc.pid)
@@ -219,26 +228,9 @@ def test_escape_closes_the_window_and_every_process_it_started(tmp_path, display
 def test_a_person_labels_atari_clips_in_the_window(tmp_path, display):
     """`prefrl label` on a run from pixels: the window draws Pong's colour frames from their
     snapshots, and keys answer, undo and answer again as on any env."""
-    from prefrl.ui.scripted import collect_clips, make_human_run
-
-    run = make_human_run(
-        tmp_path / "run", "ALE/Pong-v5", labels=6, steps=4096, clip_length=25, fixed_length=256
-    )
-    clips = collect_clips("ALE/Pong-v5", 4, 25, fixed_length=256, seed=1)
-    assert clips[0].snapshots is not None
-    with PreferenceStore(run.store_path) as store:
-        store.add_query(clips[0], clips[1], agent_step=0, oracle="human", selection="random")
-        store.add_query(clips[2], clips[3], agent_step=0, oracle="human", selection="random")
+    run = run_with_two_pairs(tmp_path / "run", "ALE/Pong-v5", fixed_length=256)
     events = tmp_path / "events.jsonl"
-    env = {k: v for k, v in os.environ.items() if k != "SDL_VIDEODRIVER"}
-    env.update(DISPLAY=display, **{EVENTS_ENV: str(events)})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prefrl.cli", "label", str(run.path)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, env = open_window(["prefrl.cli", "label", str(run.path)], display, events)
     try:
         opened = lambda q: any(e["kind"] == "open" and e["query_id"] == q for e in window_events(events))  # noqa: E731
         wait_for("the first pair", lambda: opened(1), 90, proc)
