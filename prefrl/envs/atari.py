@@ -180,6 +180,8 @@ class AtariFrames(gym.Wrapper):
                 if i < frames - 1:  # ended early: the last screen is the one to keep
                     self._screens[0] = self._screens[1] = 0
                     ale.getScreenGrayscale(self._screens[1])
+                # (the replay point is then an older frame's; a game that ended is reset
+                # before its next snapshot is taken, and the reset sets a new one)
                 break
         return total, ale.game_over(with_truncation=False), ale.game_truncated()
 
