@@ -268,7 +268,10 @@ def count_clean_flips(
             break  # still in the air when the episode ends
         take_off = angle[start - 1] if start > 0 else angle[start]
         landing = t
-        if take_off - angle[landing] >= full_turn and upright[landing : landing + hold_steps].sum() == hold_steps:
+        if (
+            take_off - angle[landing] >= full_turn
+            and upright[landing : landing + hold_steps].sum() == hold_steps
+        ):
             flips += 1
     return flips
 
