@@ -314,19 +314,21 @@ def _hopper_backflip_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs
     # Three terms a person watching the video judges, each read off what the reward model
     # sees (obs_extras and the angle's cos/sin below), so that it can fit them from clip
     # comparisons:
-    # - backward turning (rad/s, clipped at the observation's +-10) only while no part of
-    #   the hopper touches the floor: a flip turns in the air, a tumble on the floor earns
-    #   nothing. The gate is the observed 0/1 "touching" flag, not a threshold on a
-    #   continuous observation: an interaction with height (turning counted above 0.8 m)
-    #   was not learned from 900 labels (docs/benchmarks/tasks.md);
+    # - turning backwards (rad/s, clipped at the observation's +-10) pays only while no
+    #   part of the hopper touches the floor: a flip turns in the air, a tumble on the floor
+    #   earns nothing. Turning forwards costs everywhere, else rocking (back in the air,
+    #   forwards again on the floor) would pay without ever turning over. The gate is the
+    #   observed 0/1 "touching" flag, not a threshold on a continuous observation: an
+    #   interaction with height (turning counted above 0.8 m) was not learned from 900
+    #   labels (docs/benchmarks/tasks.md);
     # - uprightness, 2 cos(angle): a flip that lands on the foot and stands beats one that
     #   ends on the back (cos ~ 0 lying, -1 upside down);
     # - height, 2 (height - 1.25 m): a flip needs a jump; lying costs.
     inner: Any = env.unwrapped
     data = inner.data
-    airborne = 1.0 - _hopper_touching(inner)
-    turning = -float(np.clip(data.qvel[2], -10.0, 10.0))
-    return airborne * turning + 2.0 * math.cos(float(data.qpos[2])) + 2.0 * (float(data.qpos[1]) - 1.25)
+    backwards = -float(np.clip(data.qvel[2], -10.0, 10.0))
+    turning = min(backwards, 0.0) if _hopper_touching(inner) else backwards
+    return turning + 2.0 * math.cos(float(data.qpos[2])) + 2.0 * (float(data.qpos[1]) - 1.25)
 
 
 def _hopper_backflips(env: gym.Env, rewards: list[float]) -> float:
