@@ -79,15 +79,15 @@ def test_backflip_pays_for_turning_in_the_air_uprightness_and_height():
     env.reset(seed=0)
     reward = lambda: backflip.behaviour_reward(env, None, None, None)  # noqa: E731
     hopper_at(env, 2.25, 0.0, turn_rate=-3.0)  # 1 m up, upright, turning backwards at 3 rad/s
-    assert reward() == pytest.approx(3.0 + 2.0 + 2.0)
+    assert reward() == pytest.approx(3.0 + 5.0 + 5.0)
     hopper_at(env, 2.25, -math.pi, turn_rate=-30.0)  # upside down; the turn counts up to 10 rad/s
-    assert reward() == pytest.approx(10.0 - 2.0 + 2.0)
+    assert reward() == pytest.approx(10.0 - 5.0 + 5.0)
     hopper_at(env, 0.1, math.pi, turn_rate=-3.0)  # the same turn on its head on the floor
-    assert reward() == pytest.approx(0.0 - 2.0 + 2.0 * (0.1 - 1.25))
+    assert reward() == pytest.approx(0.0 - 5.0 + 5.0 * (0.1 - 1.25))
     hopper_at(env, 2.25, 0.0, turn_rate=3.0)  # turning forwards costs, in the air
-    assert reward() == pytest.approx(-3.0 + 2.0 + 2.0)
+    assert reward() == pytest.approx(-3.0 + 5.0 + 5.0)
     hopper_at(env, 0.1, math.pi, turn_rate=3.0)  # and on the floor
-    assert reward() == pytest.approx(-3.0 - 2.0 + 2.0 * (0.1 - 1.25))
+    assert reward() == pytest.approx(-3.0 - 5.0 + 5.0 * (0.1 - 1.25))
 
 
 def test_backflip_sees_the_torso_angle_as_cos_and_sin_so_a_full_turn_looks_the_same():
