@@ -222,15 +222,21 @@ def test_unknown_task_names_the_known_ones_and_how_to_add_one():
 
 
 TASK_FILE = """
-    from prefrl.tasks import Task, register_task
+    from prefrl.tasks import Measure, ObsExtra, Task, register_task
 
     def lean_right(env, obs, action, next_obs):
         return float(next_obs[2] > 0.0)
+
+    def cart_right(inner):
+        return float(inner.state[0] > 0.0)
 
     register_task(Task(
         name="{name}", env_id="CartPole-v1", instruction="Which pole leans to the right?",
         behaviour_reward=lean_right, measure=lambda env, rewards: float(sum(rewards)),
         measure_name="steps leaning right", horizon=100, clip_length=25,
+        obs_extras=(ObsExtra("cart right of the centre", cart_right, 0.0, 1.0),),
+        trace=lambda env: (cart_right(env.unwrapped),),
+        more_measures=(Measure("steps right of the centre", lambda episode: float(episode.states[:, 0].sum())),),
     ))
 """
 
@@ -268,7 +274,12 @@ def test_a_task_from_a_file_runs_and_is_found_again_in_a_fresh_process(tmp_path,
     assert config.fixed_length is True and config.clip_length == 25
     summary = train(config, tmp_path / "run", progress=False, video=False)
     assert summary["labels_used"] == 6 and summary["env_steps"] >= 1024
-    assert play(tmp_path / "run", out=tmp_path / "play.mp4")["steps leaning right"]
+    env = make_env(config.env_id, fixed_length=True)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (5,) and obs[4] == float(env.unwrapped.state[0] > 0)  # CartPole's 4, then the extra
+    played = play(tmp_path / "run", out=tmp_path / "play.mp4")
+    assert len(played["steps leaning right"]) == len(played["steps right of the centre"]) == 5
+    assert all(0 <= steps <= 100 for steps in played["steps right of the centre"])
     # a child process or `prefrl resume` elsewhere rebuilds the config from config.json alone
     code = (
         "import json, sys; from prefrl.runtime.config import TrainConfig; from prefrl.envs.make import make_env; "
