@@ -43,9 +43,11 @@ from prefrl.agent.hyperparams import resolve_ppo_config
 from prefrl.baseline import run_baseline
 from prefrl.envs.make import make_env
 from prefrl.render.video import record_policy
+from prefrl.rundir import RunDir
 from prefrl.runtime.config import SELECTIONS, TrainConfig
 from prefrl.runtime.run import train
 from prefrl.tasks import Measure, get_task, measure_all, trust_task
+from prefrl.utils.checkpoint import load_checkpoint
 
 SCRIPTED_RETURN = Measure("scripted return", lambda episode: float(sum(episode.rewards)))
 """the scripted person's return of an episode: its behaviour reward summed over the steps"""
@@ -176,7 +178,8 @@ def main() -> None:
             )
         if args.scripted_reward_steps and ref_dir.exists():
             ref_policy = load_policy(ref_dir, env)
-            ref_steps = json.loads((ref_dir / "config.json").read_text())["steps"]  # as trained
+            # the steps it was trained for (a stopped run: its latest checkpoint's)
+            ref_steps = load_checkpoint(RunDir(ref_dir).agent_checkpoint, "agent")["env_steps"]
             reference = measured("scripted_reward", ref_policy.act, env_steps=ref_steps)
             record(ref_policy.act, f"{name}_scripted_reward.mp4")
         if preference:
