@@ -310,19 +310,27 @@ def _hopper_touching(inner: Any) -> float:
     return float(_on_floor(inner, HOPPER_GEOMS))
 
 
+def _hopper_turning_rate(inner: Any) -> float:
+    # Hopper's own observation clips velocities at +-10 rad/s; a flip in a short flight
+    # turns faster, and a person sees how fast
+    return float(inner.data.qvel[2])
+
+
 def _hopper_backflip_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs: np.ndarray) -> float:
     # Three terms a person watching the video judges, each read off what the reward model
-    # sees (obs_extras and the angle's cos/sin below), so that it can fit them from clip
+    # sees (obs_extras and the angle's cos/sin), so that it can fit them from clip
     # comparisons:
-    # - turning backwards (rad/s, clipped at the observation's +-10) pays only while no
-    #   part of the hopper touches the floor: a flip turns in the air, a tumble on the floor
-    #   earns nothing. The gate is the observed 0/1 "touching" flag, not a threshold on a
+    # - turning backwards (rad/s, the observed turning rate) pays only while no part of
+    #   the hopper touches the floor: a flip turns in the air, a tumble on the floor earns
+    #   nothing. The gate is the observed 0/1 "touching" flag, not a threshold on a
     #   continuous observation: an interaction with height (turning counted above 0.8 m)
-    #   was not learned from 900 labels (docs/benchmarks/tasks.md). Turning forwards costs
-    #   in the air, and half as much on the floor: a hop that tilts back in the air and
-    #   rights itself on the floor then earns a little, more the further it tilts, so the
-    #   way to a full flip climbs, where a full price on the floor pays nothing short of a
-    #   whole turn, and no price pays for rocking without ever turning over;
+    #   was not learned from 900 labels (docs/benchmarks/tasks.md). Not clipped: a cap
+    #   would pay a flight that turns at the cap and lands short of a full turn as much as
+    #   one that turns faster and completes it. Turning forwards costs in the air, and
+    #   half as much on the floor: a hop that tilts back in the air and rights itself on
+    #   the floor then earns a little, more the further it tilts, so the way to a full flip
+    #   climbs, where a full price on the floor pays nothing short of a whole turn, and no
+    #   price pays for rocking without ever turning over;
     # - uprightness, 5 cos(angle): a flip that lands on the foot and stands beats one that
     #   ends on the back (cos ~ 0 lying, -1 upside down);
     # - height, 5 (height - 1.25 m): a flip needs a jump, and standing up tall after the
@@ -330,7 +338,7 @@ def _hopper_backflip_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs
     #   costs.
     inner: Any = env.unwrapped
     data = inner.data
-    backwards = -float(np.clip(data.qvel[2], -10.0, 10.0))
+    backwards = -float(data.qvel[2])
     if _hopper_touching(inner):
         turning = 0.5 * min(backwards, 0.0)
     else:
@@ -430,6 +438,7 @@ register_task(
         obs_extras=(
             ObsExtra("foot on the floor", _hopper_foot_down, 0.0, 1.0),
             ObsExtra("touching the floor", _hopper_touching, 0.0, 1.0),
+            ObsExtra("torso turning rate", _hopper_turning_rate),
         ),
         trace=_hopper_trace,
         more_measures=(Measure("clean flips per episode", _hopper_clean_flips),),

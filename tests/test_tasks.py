@@ -66,11 +66,12 @@ def test_backflip_reads_foot_and_floor_contact_from_mujoco():
     env.reset(seed=0)
     flags = []
     for height, angle in [(1.2, 0.0), (2.25, 0.0), (0.1, math.pi)]:  # standing, in the air, on its head
-        hopper_at(env, height, angle)
+        hopper_at(env, height, angle, turn_rate=-12.5)
         flags.append([extra.read(env.unwrapped) for extra in backflip.obs_extras])
         assert backflip.trace(env) == (angle, height, flags[-1][0])
-    assert [e.name for e in backflip.obs_extras] == ["foot on the floor", "touching the floor"]
-    assert flags == [[1.0, 1.0], [0.0, 0.0], [0.0, 1.0]]
+    names = ["foot on the floor", "touching the floor", "torso turning rate"]
+    assert [e.name for e in backflip.obs_extras] == names
+    assert flags == [[1.0, 1.0, -12.5], [0.0, 0.0, -12.5], [0.0, 1.0, -12.5]]
 
 
 def test_backflip_pays_for_turning_in_the_air_uprightness_and_height():
@@ -80,8 +81,8 @@ def test_backflip_pays_for_turning_in_the_air_uprightness_and_height():
     reward = lambda: backflip.behaviour_reward(env, None, None, None)  # noqa: E731
     hopper_at(env, 2.25, 0.0, turn_rate=-3.0)  # 1 m up, upright, turning backwards at 3 rad/s
     assert reward() == pytest.approx(3.0 + 5.0 + 5.0)
-    hopper_at(env, 2.25, -math.pi, turn_rate=-30.0)  # upside down; the turn counts up to 10 rad/s
-    assert reward() == pytest.approx(10.0 - 5.0 + 5.0)
+    hopper_at(env, 2.25, -math.pi, turn_rate=-30.0)  # upside down, turning fast
+    assert reward() == pytest.approx(30.0 - 5.0 + 5.0)
     hopper_at(env, 0.1, math.pi, turn_rate=-3.0)  # the same turn on its head on the floor
     assert reward() == pytest.approx(0.0 - 5.0 + 5.0 * (0.1 - 1.25))
     hopper_at(env, 2.25, 0.0, turn_rate=3.0)  # turning forwards costs, in the air
@@ -93,8 +94,9 @@ def test_backflip_pays_for_turning_in_the_air_uprightness_and_height():
 def test_backflip_sees_the_torso_angle_as_cos_and_sin_so_a_full_turn_looks_the_same():
     backflip = get_task("backflip")
     env = make_env(backflip.gym_id, fixed_length=True)
-    # Hopper's 11, the angle replaced by its cos and sin, then foot and floor contact
-    assert env.observation_space.shape == (14,)
+    # Hopper's 11, the angle replaced by its cos and sin, then foot and floor contact and
+    # the turning rate
+    assert env.observation_space.shape == (15,)
     env.reset(seed=0)
     data = env.unwrapped.data
     inner = env.unwrapped
@@ -108,7 +110,7 @@ def test_backflip_sees_the_torso_angle_as_cos_and_sin_so_a_full_turn_looks_the_s
     turned = env.step(np.zeros(3))[0]
     np.testing.assert_allclose(turned, same, atol=1e-6)
     angle = float(data.qpos[2])
-    np.testing.assert_allclose(turned[-4:-2], [math.cos(angle), math.sin(angle)], atol=1e-6)
+    np.testing.assert_allclose(turned[-5:-3], [math.cos(angle), math.sin(angle)], atol=1e-6)
     # and the measure counts that turn
     assert backflip.measure(env, []) == pytest.approx(1.0, abs=0.05)
 
