@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -39,6 +40,7 @@ from prefrl.reward.model import RewardModel, RewardModelConfig
 from prefrl.reward.trainer import PreferenceTrainer
 from prefrl.runtime.config import PREFERENCE_DEFAULTS
 from prefrl.tasks import get_task, trust_task
+from prefrl.utils.checkpoint import load_checkpoint
 
 
 @dataclass
@@ -80,6 +82,17 @@ def collect(task: Any, name: str, act: Any, episodes: int, seed: int) -> Source:
     return Source(name, clips)
 
 
+def load_acting_on_prefix(path: str, space_obs: gym.spaces.Box, space_act: gym.spaces.Box) -> Any:
+    """``act(obs[B, D])`` of an agent checkpoint. A policy whose network takes fewer
+    inputs, ``d < D``, was trained before the task appended observation extras (they
+    come last): it acts on the first ``d`` entries, and its clips are still clips of the
+    task's env, with the full observation the reward model sees."""
+    inputs = int(load_checkpoint(path, "agent")["obs_norm"]["mean"].shape[0])
+    prefix = gym.spaces.Box(space_obs.low[:inputs], space_obs.high[:inputs], dtype=space_obs.dtype)
+    policy = TrainedPolicy.load(path, prefix, space_act)
+    return lambda obs: policy.act(obs[:, :inputs])
+
+
 def label(left: Clip, right: Clip) -> float:
     """The perfect scripted person's answer as mu = P(left preferred)."""
     if left.true_return > right.true_return:
@@ -99,7 +112,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--task", default="backflip", help="NAME or FILE.py:NAME")
-    parser.add_argument("--policies", nargs="*", default=[], help="agent checkpoints (agent.pt files)")
+    parser.add_argument(
+        "--policies",
+        nargs="*",
+        default=[],
+        help="agent checkpoints: PATH or NAME=PATH (NAME: the file's stem)",
+    )
     parser.add_argument("--episodes", type=int, default=8, help="episodes per policy")
     parser.add_argument("--labels", type=int, nargs="+", default=[900])
     parser.add_argument("--rounds", type=int, default=50)
@@ -114,11 +132,16 @@ def main() -> None:
     env = make_env(task.gym_id, fixed_length=True)
     space_obs, space_act = env.observation_space, env.action_space
     env.close()
+    if not (isinstance(space_obs, gym.spaces.Box) and isinstance(space_act, gym.spaces.Box)):
+        parser.error(f"{task.name}: a flat Box observation and a Box action are needed here")
 
     sources = []
-    for k, path in enumerate(args.policies):
-        policy = TrainedPolicy.load(path, space_obs, space_act)
-        sources.append(collect(task, Path(path).stem, policy.act, args.episodes, 20_000 + 100 * k))
+    named = [spec.partition("=")[::2] if "=" in spec else (Path(spec).stem, spec) for spec in args.policies]
+    if len({name for name, _ in named}) < len(named):
+        parser.error("--policies: two policies of one name; name them NAME=PATH")
+    for k, (name, path) in enumerate(named):
+        act = load_acting_on_prefix(path, space_obs, space_act)
+        sources.append(collect(task, name, act, args.episodes, 20_000 + 100 * k))
     torch.manual_seed(args.seed)
     untrained = TrainedPolicy(resolve_ppo_config(task.gym_id), space_obs, space_act)
     sources.append(collect(task, "untrained", untrained.act, args.episodes, 30_000))
