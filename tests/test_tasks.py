@@ -38,6 +38,12 @@ def test_spin_counts_net_counter_clockwise_turns():
     assert reward == 0.5
     assert spin.measure(env, [reward] * 200) == pytest.approx(40 / (2 * math.pi))
     assert spin.measure(env, [-reward] * 200) == pytest.approx(-40 / (2 * math.pi))
+    # a task without a trace has one measure; measure_all runs it on a policy's episodes
+    push = lambda obs: np.full((len(obs), 1), 2.0)  # noqa: E731 - full torque counter-clockwise
+    measured = tasks.measure_all(push, spin, episodes=2)
+    assert list(measured) == ["counter-clockwise rotations per episode"]
+    assert measured[spin.measure_name] == tasks.measure_behaviour(push, spin, episodes=2)
+    assert all(turns > 0 for turns in measured[spin.measure_name])
 
 
 def test_right_rewards_being_up_further_right_and_nothing_fallen():
