@@ -3,8 +3,11 @@
 A task is an env, an instruction shown to the person labelling, and a scripted
 behaviour oracle that stands in for a person who wants that behaviour: a per-step
 *behaviour reward* the scripted oracle sums over each clip, and a *measure* of the
-behaviour per episode (e.g. full rotations) to report before and after training. The
-agent never sees either; it only learns from the labels.
+behaviour per episode (e.g. full rotations) to report before and after training, with
+more measures if one number does not say it (backflip: turns and clean flips). The
+agent never sees either; it only learns from the labels. A task may append to the
+observation what a person sees in the video and the env's observation lacks (backflip:
+whether the foot touches the floor). A walk-through: docs/tasks.md.
 
 Each task is registered as a gymnasium id (``prefrl/PendulumSpin-v0``, ...) whose "true
 reward" is the behaviour reward, so the whole pipeline (synthetic oracle, evaluation,
