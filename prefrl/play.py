@@ -7,7 +7,7 @@ from typing import Any
 
 from prefrl.rundir import RunDir
 from prefrl.runtime.videos import record_run_policy
-from prefrl.tasks import UntrustedTaskFile, get_task, measure_behaviour, task_for_env, trust_run_task
+from prefrl.tasks import UntrustedTaskFile, get_task, measure_all, task_for_env, trust_run_task
 
 
 def play(
@@ -28,7 +28,7 @@ def play(
     process (:func:`prefrl.tasks.trust_task_file`).
 
     Returns the video's path, each episode's true return and, for behaviour tasks, the
-    task's measure (e.g. backflips per episode).
+    task's measures (e.g. backward turns and clean flips per episode), by name.
 
     Raises:
         prefrl.tasks.UntrustedTaskFile: the run's task file is not trusted.
@@ -52,7 +52,5 @@ def play(
         result["gif"] = str(path.with_suffix(".gif"))
     behaviour = task_for_env(config["env_id"])
     if behaviour is not None:
-        result[behaviour.measure_name] = measure_behaviour(
-            policy.act, behaviour, episodes=max(episodes, 5), seed=seed
-        )
+        result.update(measure_all(policy.act, behaviour, episodes=max(episodes, 5), seed=seed))
     return result

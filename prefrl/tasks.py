@@ -3,8 +3,11 @@
 A task is an env, an instruction shown to the person labelling, and a scripted
 behaviour oracle that stands in for a person who wants that behaviour: a per-step
 *behaviour reward* the scripted oracle sums over each clip, and a *measure* of the
-behaviour per episode (e.g. full rotations) to report before and after training. The
-agent never sees either; it only learns from the labels.
+behaviour per episode (e.g. full rotations) to report before and after training, with
+more measures if one number does not say it (backflip: turns and clean flips). The
+agent never sees either; it only learns from the labels. A task may append to the
+observation what a person sees in the video and the env's observation lacks (backflip:
+whether the foot touches the floor). A walk-through: docs/tasks.md.
 
 Each task is registered as a gymnasium id (``prefrl/PendulumSpin-v0``, ...) whose "true
 reward" is the behaviour reward, so the whole pipeline (synthetic oracle, evaluation,
@@ -42,7 +45,7 @@ import importlib
 import importlib.util
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +58,43 @@ from prefrl.errors import ConfigError, PrefrlError
 
 StepReward = Callable[[gym.Env, np.ndarray, Any, np.ndarray], float]
 EpisodeMeasure = Callable[[gym.Env, list[float]], float]
+
+
+@dataclass(frozen=True)
+class EpisodeTrace:
+    """One fixed-length episode, as a task's measures read it.
+
+    Attributes:
+        env: the env, still in the episode's final state.
+        rewards: the behaviour reward of each step, ``[steps]``.
+        states: ``[steps, k]``: the task's ``trace(env)`` after each step (``k`` = 0 for a
+            task without a trace).
+    """
+
+    env: gym.Env
+    rewards: list[float]
+    states: np.ndarray
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A named number per episode, e.g. ``("clean flips per episode", count)``: ``of`` maps
+    an :class:`EpisodeTrace` to it."""
+
+    name: str
+    of: Callable[[EpisodeTrace], float]
+
+
+@dataclass(frozen=True)
+class ObsExtra:
+    """An entry a task appends to the agent's observation: something a person sees in the
+    video (is the foot on the floor?) that the env's own observation lacks. ``read`` takes
+    the unwrapped env after a reset or a step; ``low``/``high`` bound the value."""
+
+    name: str
+    read: Callable[[Any], float]
+    low: float = -np.inf
+    high: float = np.inf
 
 
 @dataclass(frozen=True)
@@ -79,6 +119,12 @@ class Task:
         angle_obs: indices of observation entries that are unbounded angles (Hopper's
             torso angle): the agent sees each as its cosine and sine, so that a state after
             a full turn looks like the state before it (the raw angle would be 2*pi off).
+        obs_extras: entries appended to the observation after that (:class:`ObsExtra`),
+            in this order; the agent and the reward model see them.
+        trace: ``(env) -> sequence of k floats`` read after each step of a measured
+            episode, for ``more_measures`` (e.g. the torso's angle, its height, foot contact).
+        more_measures: measures reported next to ``measure`` (:class:`Measure`), each
+            reading an :class:`EpisodeTrace`.
     """
 
     name: str
@@ -93,10 +139,19 @@ class Task:
     labels: int = 100
     steps: int = 0
     angle_obs: tuple[int, ...] = ()
+    obs_extras: tuple[ObsExtra, ...] = ()
+    trace: Callable[[gym.Env], Sequence[float]] | None = None
+    more_measures: tuple[Measure, ...] = ()
 
     @property
     def gym_id(self) -> str:
         return f"prefrl/{self.env_id.split('-')[0]}{self.name.capitalize()}-v0"
+
+    @property
+    def measures(self) -> tuple[Measure, ...]:
+        """Every measure of the task, ``measure`` first (as ``measure_name``)."""
+        first = Measure(self.measure_name, lambda episode: self.measure(episode.env, episode.rewards))
+        return (first, *self.more_measures)
 
 
 class BehaviourReward(gym.Wrapper):
@@ -145,6 +200,85 @@ class AnglesAsCosSin(gym.ObservationWrapper):
         )
 
 
+class ObservationExtras(gym.ObservationWrapper):
+    """Appends the task's :class:`ObsExtra` values to a flat observation."""
+
+    def __init__(self, env: gym.Env, extras: tuple[ObsExtra, ...]):
+        super().__init__(env)
+        space = env.observation_space
+        if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
+            raise ValueError(f"obs_extras need a flat Box observation space, not {space}")
+        self.extras = extras
+        low = np.concatenate([space.low, [e.low for e in extras]])
+        high = np.concatenate([space.high, [e.high for e in extras]])
+        self.observation_space = gym.spaces.Box(
+            low.astype(space.dtype), high.astype(space.dtype), dtype=space.dtype
+        )
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        inner = self.env.unwrapped
+        values = [float(extra.read(inner)) for extra in self.extras]
+        return np.concatenate([observation, values]).astype(self.observation_space.dtype)
+
+
+def count_clean_flips(
+    angle: np.ndarray,
+    height: np.ndarray,
+    foot_down: np.ndarray,
+    *,
+    upright_deg: float = 30.0,
+    min_height: float = 0.8,
+    hold_steps: int = 25,
+) -> int:
+    """Clean backflips in one episode of a one-legged hopper.
+
+    A clean flip is a flight (a run of steps with the foot off the floor) in which the
+    torso turns a full turn backwards, followed by a landing on the foot after which the
+    hopper is upright for ``hold_steps`` steps in a row, the landing step first. Upright:
+    the torso within ``upright_deg`` of vertical and at least ``min_height`` high. The
+    turn of a flight is the torso's angle at the last step on the foot before it minus
+    its angle at the landing step (or from the episode's first step, for a flight that
+    starts there); it must be at least 2*pi less ``upright_deg``, the lean a torso that
+    counts as upright may have at take-off or landing.
+
+    Args:
+        angle: ``[steps]`` the torso's unwrapped angle in rad, backwards negative (Hopper's
+            ``qpos[2]``).
+        height: ``[steps]`` the torso's height in m.
+        foot_down: ``[steps]`` whether the foot touches the floor.
+
+    Raises:
+        ValueError: the three are not of one length.
+    """
+    angle, height = np.asarray(angle, dtype=float), np.asarray(height, dtype=float)
+    down = np.asarray(foot_down, dtype=bool)
+    if not angle.shape == height.shape == down.shape or angle.ndim != 1:
+        raise ValueError(
+            f"angle, height and foot_down must be [steps] each, not {angle.shape}, {height.shape}, {down.shape}"
+        )
+    lean = np.abs((angle + math.pi) % (2 * math.pi) - math.pi)
+    upright = (lean <= math.radians(upright_deg)) & (height >= min_height)
+    full_turn = 2 * math.pi - math.radians(upright_deg)
+    flips, t, steps = 0, 0, len(angle)
+    while t < steps:
+        if down[t]:
+            t += 1
+            continue
+        start = t
+        while t < steps and not down[t]:
+            t += 1
+        if t == steps:
+            break  # still in the air when the episode ends
+        take_off = angle[start - 1] if start > 0 else angle[start]
+        landing = t
+        if (
+            take_off - angle[landing] >= full_turn
+            and upright[landing : landing + hold_steps].sum() == hold_steps
+        ):
+            flips += 1
+    return flips
+
+
 # ----------------------------------------------------------------------- tasks
 def _pendulum_spin_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs: np.ndarray) -> float:
     # angular velocity counter-clockwise, in units of the env's top speed (8 rad/s)
@@ -157,21 +291,78 @@ def _pendulum_rotations(env: gym.Env, rewards: list[float]) -> float:
     return float(sum(rewards)) * 8.0 * float(inner.dt) / (2 * math.pi)
 
 
+def _on_floor(inner: Any, geoms: tuple[str, ...]) -> bool:
+    """Whether any of ``geoms`` touches the floor in MuJoCo's current contacts."""
+    model, data = inner.model, inner.data
+    floor = model.geom("floor").id
+    ids = {model.geom(name).id for name in geoms}
+    return any(
+        (a == floor and b in ids) or (b == floor and a in ids)
+        for a, b in zip(data.contact.geom1, data.contact.geom2, strict=True)
+    )
+
+
+HOPPER_GEOMS = ("torso_geom", "thigh_geom", "leg_geom", "foot_geom")
+
+
+def _hopper_foot_down(inner: Any) -> float:
+    return float(_on_floor(inner, ("foot_geom",)))
+
+
+def _hopper_touching(inner: Any) -> float:
+    return float(_on_floor(inner, HOPPER_GEOMS))
+
+
+def _hopper_turning_rate(inner: Any) -> float:
+    # Hopper's own observation clips velocities at +-10 rad/s; a flip in a short flight
+    # turns faster, and a person sees how fast
+    return float(inner.data.qvel[2])
+
+
 def _hopper_backflip_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs: np.ndarray) -> float:
-    # Turning backwards (the torso angle, rooty about +y, decreasing), plus height: a flip
-    # clears the floor, lying down costs. Units: rad/s and metres. Both terms are read
-    # straight off the observation (angular velocity, height), so a reward model can learn
-    # this taste from a few hundred labels; a taste that is an interaction of the two
-    # (turning counted only while the torso is high) was not learned from 900 labels:
-    # see docs/benchmarks/tasks.md.
-    data = env.unwrapped.data  # type: ignore[attr-defined]
-    return -float(data.qvel[2]) + 2.0 * (float(data.qpos[1]) - 1.25)
+    # Three terms a person watching the video judges, each read off what the reward model
+    # sees (obs_extras and the angle's cos/sin), so that it can fit them from clip
+    # comparisons:
+    # - turning backwards (rad/s, the observed turning rate) pays only while no part of
+    #   the hopper touches the floor: a flip turns in the air, a tumble on the floor earns
+    #   nothing. The gate is the observed 0/1 "touching" flag, not a threshold on a
+    #   continuous observation: an interaction with height (turning counted above 0.8 m)
+    #   was not learned from 900 labels (docs/benchmarks/tasks.md). Not clipped: a cap
+    #   would pay a flight that turns at the cap and lands short of a full turn as much as
+    #   one that turns faster and completes it. Turning forwards costs in the air, and
+    #   half as much on the floor: a hop that tilts back in the air and rights itself on
+    #   the floor then earns a little, more the further it tilts, so the way to a full flip
+    #   climbs, where a full price on the floor pays nothing short of a whole turn, and no
+    #   price pays for rocking without ever turning over;
+    # - uprightness, 5 cos(angle): a flip that lands on the foot and stands beats one that
+    #   ends on the back (cos ~ 0 lying, -1 upside down);
+    # - height, 5 (height - 1.25 m): a flip needs a jump, and standing up tall after the
+    #   landing puts the hopper back where the next flip starts from; lying or crouching
+    #   costs.
+    inner: Any = env.unwrapped
+    data = inner.data
+    backwards = -float(data.qvel[2])
+    if _hopper_touching(inner):
+        turning = 0.5 * min(backwards, 0.0)
+    else:
+        turning = backwards
+    return turning + 5.0 * math.cos(float(data.qpos[2])) + 5.0 * (float(data.qpos[1]) - 1.25)
 
 
 def _hopper_backflips(env: gym.Env, rewards: list[float]) -> float:
     # full backward rotations of the torso since the start (its hinge is not limited)
     data = env.unwrapped.data  # type: ignore[attr-defined]
     return float(max(0.0, -float(data.qpos[2])) / (2 * math.pi))
+
+
+def _hopper_trace(env: gym.Env) -> tuple[float, float, float]:
+    inner: Any = env.unwrapped
+    return float(inner.data.qpos[2]), float(inner.data.qpos[1]), _hopper_foot_down(inner)
+
+
+def _hopper_clean_flips(episode: EpisodeTrace) -> float:
+    angle, height, foot_down = episode.states.T
+    return float(count_clean_flips(angle, height, foot_down > 0.5))
 
 
 def _cartpole_right_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs: np.ndarray) -> float:
@@ -214,6 +405,8 @@ def _make_task_env(task_name: str, render_mode: str | None = None, **kwargs: Any
     ).unwrapped
     if task.angle_obs:
         env = AnglesAsCosSin(env, task.angle_obs)
+    if task.obs_extras:
+        env = ObservationExtras(env, task.obs_extras)
     return BehaviourReward(env, task)
 
 
@@ -238,13 +431,20 @@ register_task(
         instruction="Which one is closer to a backflip?",
         behaviour_reward=_hopper_backflip_reward,
         measure=_hopper_backflips,
-        measure_name="backflips per episode",
+        measure_name="backward turns per episode",
         horizon=1000,
         clip_length=64,
         env_kwargs=(("terminate_when_unhealthy", False),),
         labels=900,  # as many as the paper's human gave for its backflip
         steps=1_000_000,
         angle_obs=(1,),  # the torso angle
+        obs_extras=(
+            ObsExtra("foot on the floor", _hopper_foot_down, 0.0, 1.0),
+            ObsExtra("touching the floor", _hopper_touching, 0.0, 1.0),
+            ObsExtra("torso turning rate", _hopper_turning_rate),
+        ),
+        trace=_hopper_trace,
+        more_measures=(Measure("clean flips per episode", _hopper_clean_flips),),
     )
 )
 register_task(
@@ -399,16 +599,35 @@ def measure_behaviour(
 ) -> list[float]:
     """The task's measure (e.g. rotations) on each of ``episodes`` fixed-length episodes of
     ``act(obs[B, ...]) -> actions[B, ...]``."""
+    return measure_all(act, task, episodes, seed)[task.measure_name]
+
+
+def measure_all(
+    act: Callable[[np.ndarray], np.ndarray],
+    task: Task,
+    episodes: int = 10,
+    seed: int = 10_000,
+    extra: tuple[Measure, ...] = (),
+) -> dict[str, list[float]]:
+    """Each of the task's measures (:attr:`Task.measures`, then ``extra``) on each of
+    ``episodes`` fixed-length episodes of ``act(obs[B, ...]) -> actions[B, ...]``:
+    ``{name: [episodes]}``, in that order."""
+    measures = (*task.measures, *extra)
     env = make_env(task.gym_id, fixed_length=True)
-    out = []
+    out: dict[str, list[float]] = {m.name: [] for m in measures}
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
         rewards: list[float] = []
+        states: list[Sequence[float]] = []
         done = False
         while not done:
             obs, _, terminated, truncated, info = env.step(act(obs[None])[0])
             rewards.append(info["true_reward"])
+            if task.trace is not None:
+                states.append(task.trace(env))
             done = terminated or truncated
-        out.append(task.measure(env, rewards))
+        trace = EpisodeTrace(env, rewards, np.asarray(states, dtype=float).reshape(len(rewards), -1))
+        for m in measures:
+            out[m.name].append(float(m.of(trace)))
     env.close()
     return out

@@ -5,26 +5,29 @@ oracle, default multiprocess backend) unless its run directory already holds a f
 run; then the task's own measure (e.g. rotations per episode) of the untrained policy
 (same seed, before any update), of uniformly random actions, and of the trained policy,
 each over 10 fixed-length episodes; and videos of the untrained and the trained policy
-in ``--videos`` (the repository's ``videos/``). Prints a table, writes ``results.md`` in
-``--out`` and one CSV row per task, seed and arm (``untrained``, ``random_actions``,
-``trained``, ``scripted_reward``) to ``--csv``: the measure's mean and sd over the
-episodes, the scripted person's return (its behaviour reward summed over an episode,
+in ``--videos`` (the repository's ``videos/``). A task with several measures (backflip:
+backward turns and clean flips) reports each. Prints a table, writes ``results.md`` in
+``--out`` and one CSV row per task, seed, arm (``untrained``, ``random_actions``,
+``trained``, ``scripted_reward``) and measure to ``--csv``: the measure's mean and sd over
+the episodes, the scripted person's return (its behaviour reward summed over an episode,
 mean), labels, env steps, the trained run's tie share and reward-model accuracy, and the
-command. Rows of other tasks or seeds already in that file are kept.
+command. Rows of other tasks, seeds or arms already in that file are kept.
 
 ``--scripted-reward-steps N`` also trains PPO for N steps on the scripted person's own
 per-step reward (``prefrl baseline prefrl/<Task>-v0``): what a hand-written reward
 reaches, the reference the labels are measured against (its video: ``NAME_scripted_reward.mp4``).
+``--reference-only`` measures that reference (and the untrained and random arms) without
+a preference run: the go / no-go for a task before any labels are spent.
 
     python scripts/bench_tasks.py --tasks spin:200:200000 right:400:300000 --csv docs/benchmarks/data/tasks.csv
     python scripts/bench_tasks.py --tasks backflip:900:1000000 --selection random --scripted-reward-steps 300000
+    python scripts/bench_tasks.py --tasks backflip:900:1000000 --scripted-reward-steps 1000000 --reference-only
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import json
 import shlex
 import sys
@@ -40,9 +43,14 @@ from prefrl.agent.hyperparams import resolve_ppo_config
 from prefrl.baseline import run_baseline
 from prefrl.envs.make import make_env
 from prefrl.render.video import record_policy
+from prefrl.rundir import RunDir
 from prefrl.runtime.config import SELECTIONS, TrainConfig
 from prefrl.runtime.run import train
-from prefrl.tasks import get_task, measure_behaviour, trust_task
+from prefrl.tasks import Measure, get_task, measure_all, trust_task
+from prefrl.utils.checkpoint import load_checkpoint
+
+SCRIPTED_RETURN = Measure("scripted return", lambda episode: float(sum(episode.rewards)))
+"""the scripted person's return of an episode: its behaviour reward summed over the steps"""
 
 
 def main() -> None:
@@ -75,6 +83,12 @@ def main() -> None:
         action="store_true",
         help="measure the runs already in --out as they are (a stopped run: its latest checkpoint)",
     )
+    parser.add_argument(
+        "--reference-only",
+        action="store_true",
+        help="no preference run: measure the untrained policy, random actions and (with "
+        "--scripted-reward-steps) PPO on the scripted reward",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     out, videos = Path(args.out), Path(args.videos)
@@ -82,8 +96,8 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     lines = [
         "| task | env | labels | env steps | measure | untrained policy | random actions | trained | "
-        "PPO on the scripted reward (steps) | video |",
-        "|---|---|---:|---:|---|---:|---:|---:|---:|---|",
+        "PPO on the scripted reward (steps) |",
+        "|---|---|---:|---:|---|---:|---:|---:|---:|",
     ]
     for spec in args.tasks:
         source, labels, steps = spec.rsplit(":", 2)  # the task may be FILE.py:NAME
@@ -91,16 +105,15 @@ def main() -> None:
         task = get_task(source)
         name = task.name
         run_dir = out / f"{name}-s{args.seed}"
-        if not (run_dir / "summary.json").exists() and not args.no_train:
+        preference = not args.reference_only
+        if preference and not (run_dir / "summary.json").exists() and not args.no_train:
             config = TrainConfig(task=source, labels=int(labels), steps=int(steps), seed=args.seed)
             if args.selection:
                 config.selection = args.selection
             train(config, run_dir, progress=False, video=False)
-        labels_used, env_steps = _progress(run_dir)
         env = make_env(task.gym_id, fixed_length=True)
         torch.manual_seed(args.seed)  # the untrained policy the run started from
         untrained = TrainedPolicy(resolve_ppo_config(task.gym_id), env.observation_space, env.action_space)
-        trained = load_policy(run_dir, env)
         env.action_space.seed(args.seed)
 
         def record(act: Any, file: str, gym_id: str = task.gym_id) -> Path:
@@ -113,35 +126,45 @@ def main() -> None:
         summary = _summary(run_dir)
         base = {"task": name, "env": task.env_id, "seed": args.seed, "measure_name": task.measure_name}
 
-        def measured(arm: str, act: Any, task: Any = task, base: Any = base, **extra: Any) -> list[float]:
-            values = measure_behaviour(act, task, args.episodes)
-            returns = measure_behaviour(act, _scripted_return(task), args.episodes)  # same episodes
-            rows.append(
-                {
-                    **base,
-                    "arm": arm,
-                    "measure_mean": round(float(np.mean(values)), 4),
-                    "measure_sd": round(float(np.std(values)), 4),
-                    "scripted_return_mean": round(float(np.mean(returns)), 2),
-                    "episodes": args.episodes,
-                    **extra,
-                    "command": command,
-                }
-            )
+        def measured(
+            arm: str, act: Any, task: Any = task, base: Any = base, **extra: Any
+        ) -> dict[str, list[float]]:
+            values = measure_all(act, task, args.episodes, extra=(SCRIPTED_RETURN,))
+            returns = values.pop(SCRIPTED_RETURN.name)
+            for measure_name, per_episode in values.items():
+                rows.append(
+                    {
+                        **base,
+                        "arm": arm,
+                        "measure_name": measure_name,
+                        "measure_mean": round(float(np.mean(per_episode)), 4),
+                        "measure_sd": round(float(np.std(per_episode)), 4),
+                        "scripted_return_mean": round(float(np.mean(returns)), 2),
+                        "episodes": args.episodes,
+                        **extra,
+                        "command": command,
+                    }
+                )
             return values
 
         before = measured("untrained", untrained.act)
         rand = measured("random_actions", random_actions)
-        after = measured(
-            "trained",
-            trained.act,
-            labels=labels_used,
-            env_steps=env_steps,
-            tie_share=_tie_share(summary),
-            reward_val_accuracy=summary.get("reward_val_accuracy", ""),
-            reward_clip_corr=summary.get("reward_recent_clip_return_corr", ""),
-        )
-        reference = "–"
+        after: dict[str, list[float]] = {}
+        labels_used, env_steps = 0, 0
+        if preference:
+            labels_used, env_steps = _progress(run_dir)
+            trained = load_policy(run_dir, env)
+            after = measured(
+                "trained",
+                trained.act,
+                labels=labels_used,
+                env_steps=env_steps,
+                tie_share=_tie_share(summary),
+                reward_val_accuracy=summary.get("reward_val_accuracy", ""),
+                reward_clip_corr=summary.get("reward_recent_clip_return_corr", ""),
+            )
+        reference: dict[str, list[float]] = {}
+        ref_steps = 0
         ref_dir = out / f"{name}-scripted-reward-s{args.seed}"
         if args.scripted_reward_steps and not args.no_train and not (ref_dir / "summary.json").exists():
             run_baseline(
@@ -155,19 +178,23 @@ def main() -> None:
             )
         if args.scripted_reward_steps and ref_dir.exists():
             ref_policy = load_policy(ref_dir, env)
-            ref_steps = json.loads((ref_dir / "config.json").read_text())["steps"]  # as trained
-            ref = measured("scripted_reward", ref_policy.act, env_steps=ref_steps)
-            reference = f"{np.mean(ref):.2f} ± {np.std(ref):.2f} ({ref_steps:,})"
+            # the steps it was trained for (a stopped run: its latest checkpoint's)
+            ref_steps = load_checkpoint(RunDir(ref_dir).agent_checkpoint, "agent")["env_steps"]
+            reference = measured("scripted_reward", ref_policy.act, env_steps=ref_steps)
             record(ref_policy.act, f"{name}_scripted_reward.mp4")
-        video = record(trained.act, f"{name}_trained.mp4")
+        if preference:
+            record(trained.act, f"{name}_trained.mp4")
         record(untrained.act, f"{name}_untrained.mp4")
-        row = (
-            f"| {name} | {task.env_id} | {labels_used} | {env_steps} | {task.measure_name} | "
-            f"{np.mean(before):.2f} | {np.mean(rand):.2f} | {np.mean(after):.2f} ± {np.std(after):.2f} | "
-            f"{reference} | {video} |"
-        )
-        lines.append(row)
-        print(row, flush=True)
+        for measure_name in before:
+            row = (
+                f"| {name} | {task.env_id} | {labels_used} | {env_steps} | {measure_name} | "
+                f"{np.mean(before[measure_name]):.2f} | {np.mean(rand[measure_name]):.2f} | "
+                f"{_mean_sd(after.get(measure_name))} | {_mean_sd(reference.get(measure_name))}"
+                + (f" ({ref_steps:,})" if reference else "")
+                + " |"
+            )
+            lines.append(row)
+            print(row, flush=True)
     table = "\n".join(lines)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.md").write_text(table + "\n")
@@ -195,12 +222,12 @@ CSV_COLUMNS = [
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Write ``rows``, keeping the rows of ``path`` whose (task, seed) this run did not measure."""
-    done = {(str(r["task"]), str(r["seed"])) for r in rows}
+    """Write ``rows``, keeping the rows of ``path`` whose (task, seed, arm) this run did not measure."""
+    done = {(str(r["task"]), str(r["seed"]), str(r["arm"])) for r in rows}
     kept: list[dict[str, Any]] = []
     if path.exists():
         with path.open(newline="") as f:
-            kept = [r for r in csv.DictReader(f) if (r["task"], r["seed"]) not in done]
+            kept = [r for r in csv.DictReader(f) if (r["task"], r["seed"], r["arm"]) not in done]
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
@@ -208,9 +235,8 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(kept + rows)
 
 
-def _scripted_return(task: Any) -> Any:
-    """The task with its measure replaced by the scripted person's return of an episode."""
-    return dataclasses.replace(task, measure=lambda env, rewards: float(sum(rewards)))
+def _mean_sd(values: list[float] | None) -> str:
+    return f"{np.mean(values):.2f} ± {np.std(values):.2f}" if values else "–"
 
 
 def _summary(run_dir: Path) -> dict[str, Any]:

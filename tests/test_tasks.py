@@ -38,6 +38,12 @@ def test_spin_counts_net_counter_clockwise_turns():
     assert reward == 0.5
     assert spin.measure(env, [reward] * 200) == pytest.approx(40 / (2 * math.pi))
     assert spin.measure(env, [-reward] * 200) == pytest.approx(-40 / (2 * math.pi))
+    # a task without a trace has one measure; measure_all runs it on a policy's episodes
+    push = lambda obs: np.full((len(obs), 1), 2.0)  # noqa: E731 - full torque counter-clockwise
+    measured = tasks.measure_all(push, spin, episodes=2)
+    assert list(measured) == ["counter-clockwise rotations per episode"]
+    assert measured[spin.measure_name] == tasks.measure_behaviour(push, spin, episodes=2)
+    assert all(turns > 0 for turns in measured[spin.measure_name])
 
 
 def test_right_rewards_being_up_further_right_and_nothing_fallen():
@@ -51,21 +57,52 @@ def test_right_rewards_being_up_further_right_and_nothing_fallen():
     assert right.measure(env, rewards * 10) == pytest.approx(10 * 0.02)
 
 
-def test_backflip_pays_for_backward_turning_and_height():
+def hopper_at(env, height, angle, turn_rate=0.0):
+    """Put the backflip env's hopper at ``height`` m, torso ``angle`` rad, turning at
+    ``turn_rate`` rad/s, legs straight; MuJoCo's contacts follow (set_state runs forward)."""
+    inner = env.unwrapped
+    qpos, qvel = inner.init_qpos.copy(), np.zeros(inner.model.nv)
+    qpos[1], qpos[2], qvel[2] = height, angle, turn_rate
+    inner.set_state(qpos, qvel)
+
+
+def test_backflip_reads_foot_and_floor_contact_from_mujoco():
     backflip = get_task("backflip")
     env = make_env(backflip.gym_id, fixed_length=True)
     env.reset(seed=0)
-    data = env.unwrapped.data
-    data.qpos[1], data.qvel[2] = 1.0, -3.0  # 1 m up, turning backwards at 3 rad/s
-    assert backflip.behaviour_reward(env, None, None, None) == pytest.approx(3.0 - 0.5)
-    data.qpos[1], data.qvel[2] = 0.25, 3.0  # on the floor, turning forwards
-    assert backflip.behaviour_reward(env, None, None, None) == pytest.approx(-3.0 - 2.0)
+    flags = []
+    for height, angle in [(1.2, 0.0), (2.25, 0.0), (0.1, math.pi)]:  # standing, in the air, on its head
+        hopper_at(env, height, angle, turn_rate=-12.5)
+        flags.append([extra.read(env.unwrapped) for extra in backflip.obs_extras])
+        assert backflip.trace(env) == (angle, height, flags[-1][0])
+    names = ["foot on the floor", "touching the floor", "torso turning rate"]
+    assert [e.name for e in backflip.obs_extras] == names
+    assert flags == [[1.0, 1.0, -12.5], [0.0, 0.0, -12.5], [0.0, 1.0, -12.5]]
+
+
+def test_backflip_pays_for_turning_in_the_air_uprightness_and_height():
+    backflip = get_task("backflip")
+    env = make_env(backflip.gym_id, fixed_length=True)
+    env.reset(seed=0)
+    reward = lambda: backflip.behaviour_reward(env, None, None, None)  # noqa: E731
+    hopper_at(env, 2.25, 0.0, turn_rate=-3.0)  # 1 m up, upright, turning backwards at 3 rad/s
+    assert reward() == pytest.approx(3.0 + 5.0 + 5.0)
+    hopper_at(env, 2.25, -math.pi, turn_rate=-30.0)  # upside down, turning fast
+    assert reward() == pytest.approx(30.0 - 5.0 + 5.0)
+    hopper_at(env, 0.1, math.pi, turn_rate=-3.0)  # the same turn on its head on the floor
+    assert reward() == pytest.approx(0.0 - 5.0 + 5.0 * (0.1 - 1.25))
+    hopper_at(env, 2.25, 0.0, turn_rate=3.0)  # turning forwards costs, in the air
+    assert reward() == pytest.approx(-3.0 + 5.0 + 5.0)
+    hopper_at(env, 0.1, math.pi, turn_rate=3.0)  # and half as much on the floor
+    assert reward() == pytest.approx(-1.5 - 5.0 + 5.0 * (0.1 - 1.25))
 
 
 def test_backflip_sees_the_torso_angle_as_cos_and_sin_so_a_full_turn_looks_the_same():
     backflip = get_task("backflip")
     env = make_env(backflip.gym_id, fixed_length=True)
-    assert env.observation_space.shape == (12,)  # Hopper's 11, the angle replaced by cos and sin
+    # Hopper's 11, the angle replaced by its cos and sin, then foot and floor contact and
+    # the turning rate
+    assert env.observation_space.shape == (15,)
     env.reset(seed=0)
     data = env.unwrapped.data
     inner = env.unwrapped
@@ -79,9 +116,97 @@ def test_backflip_sees_the_torso_angle_as_cos_and_sin_so_a_full_turn_looks_the_s
     turned = env.step(np.zeros(3))[0]
     np.testing.assert_allclose(turned, same, atol=1e-6)
     angle = float(data.qpos[2])
-    np.testing.assert_allclose(turned[-2:], [math.cos(angle), math.sin(angle)], atol=1e-6)
+    np.testing.assert_allclose(turned[-5:-3], [math.cos(angle), math.sin(angle)], atol=1e-6)
     # and the measure counts that turn
     assert backflip.measure(env, []) == pytest.approx(1.0, abs=0.05)
+
+
+# Hand-made hopper trajectories, one step per row: (torso angle in rad, height in m, foot down)
+def stand(steps, angle=0.0, height=1.2):
+    return [(angle, height, True)] * steps
+
+
+def flight(steps, start, end, height=1.8):
+    return [(start + (end - start) * (i + 1) / steps, height, False) for i in range(steps)]
+
+
+def flips(*parts):
+    angle, height, foot_down = np.array([row for part in parts for row in part], dtype=float).T
+    return tasks.count_clean_flips(angle, height, foot_down > 0.5)
+
+
+FULL = -2 * math.pi
+
+
+def test_a_flip_that_lands_and_stands_is_clean():
+    assert flips(stand(10), flight(60, 0.0, FULL), stand(30, FULL)) == 1
+    # two in a row, each landing upright for 25 steps before the next take-off
+    assert (
+        flips(
+            stand(10), flight(60, 0, FULL), stand(25, FULL), flight(60, FULL, 2 * FULL), stand(25, 2 * FULL)
+        )
+        == 2
+    )
+
+
+def test_a_roll_on_the_floor_is_no_flip():
+    # rolling backwards on the floor (torso 0.3 m up), the foot touching the floor half way
+    # round, then standing up: no flight turns a full turn
+    roll = (
+        flight(50, 0.0, FULL / 2, height=0.3)
+        + stand(1, FULL / 2, 0.3)
+        + flight(50, FULL / 2, FULL, height=0.3)
+    )
+    assert flips(stand(10), roll, stand(40, FULL)) == 0
+
+
+def test_a_flip_that_ends_on_the_back_is_no_flip():
+    # the foot touches down leaning 70 degrees back, then the hopper lies on its back
+    lying = [(FULL - 1.2 - 0.03 * i, 1.0 - 0.7 * min(i, 20) / 20, True) for i in range(60)]
+    assert flips(stand(10), flight(60, 0.0, FULL - 1.2), lying) == 0
+    # or never puts its foot down again: a flight the episode ends in
+    assert flips(stand(10), flight(60, 0.0, FULL - 1.6)) == 0
+
+
+def test_a_flip_must_stand_25_steps_after_landing():
+    falls = [(FULL - 0.6 - 0.1 * i, 1.0 - 0.04 * i, True) for i in range(20)]  # tips over backwards
+    assert flips(stand(10), flight(60, 0.0, FULL), stand(24, FULL), falls) == 0
+    assert flips(stand(10), flight(60, 0.0, FULL), stand(25, FULL), falls) == 1
+    assert flips(stand(10), flight(60, 0.0, FULL), stand(24, FULL)) == 0  # the episode ends first
+    crouched = stand(25, FULL, height=0.79)  # upright but below 0.8 m
+    assert flips(stand(10), flight(60, 0.0, FULL), crouched) == 0
+
+
+def test_a_flip_turns_a_full_turn_less_the_upright_lean_in_the_air():
+    short = FULL + 0.5  # lands 28.6 degrees short of a full turn, still upright
+    assert flips(stand(10), flight(60, 0.0, short), stand(30, short)) == 1
+    # the same landing after a take-off 5.7 degrees back: 34.4 degrees short
+    assert flips(stand(10, -0.1), flight(60, -0.1, short), stand(30, short)) == 0
+    # turning forwards does not count
+    assert flips(stand(10), flight(60, 0.0, -FULL), stand(30, -FULL)) == 0
+
+
+def test_count_clean_flips_wants_one_row_per_step():
+    with pytest.raises(ValueError, match=r"must be \[steps\] each"):
+        tasks.count_clean_flips(np.zeros(3), np.zeros(3), np.zeros(2, dtype=bool))
+
+
+def test_backflip_reports_clean_flips_next_to_backward_turns():
+    backflip = get_task("backflip")
+    assert [m.name for m in backflip.measures] == ["backward turns per episode", "clean flips per episode"]
+    env = make_env(backflip.gym_id, fixed_length=True)
+    env.reset(seed=0)
+    hopper_at(env, 1.2, FULL)
+    rows = stand(10) + flight(60, 0.0, FULL) + stand(30, FULL)
+    episode = tasks.EpisodeTrace(env, [0.0] * len(rows), np.array(rows, dtype=float))
+    assert [m.of(episode) for m in backflip.measures] == [pytest.approx(1.0), 1.0]
+    # measured on the env: a hopper that does nothing falls and flips no time
+    measured = tasks.measure_all(lambda obs: np.zeros((len(obs), 3)), backflip, episodes=2)
+    assert list(measured) == ["backward turns per episode", "clean flips per episode"]
+    assert measured["clean flips per episode"] == [0.0, 0.0]
+    assert measured["backward turns per episode"] == tasks.measure_behaviour(
+        lambda obs: np.zeros((len(obs), 3)), backflip, episodes=2
+    )
 
 
 def test_a_task_brings_its_own_budgets_unless_told_otherwise():
@@ -105,15 +230,21 @@ def test_unknown_task_names_the_known_ones_and_how_to_add_one():
 
 
 TASK_FILE = """
-    from prefrl.tasks import Task, register_task
+    from prefrl.tasks import Measure, ObsExtra, Task, register_task
 
     def lean_right(env, obs, action, next_obs):
         return float(next_obs[2] > 0.0)
+
+    def cart_right(inner):
+        return float(inner.state[0] > 0.0)
 
     register_task(Task(
         name="{name}", env_id="CartPole-v1", instruction="Which pole leans to the right?",
         behaviour_reward=lean_right, measure=lambda env, rewards: float(sum(rewards)),
         measure_name="steps leaning right", horizon=100, clip_length=25,
+        obs_extras=(ObsExtra("cart right of the centre", cart_right, 0.0, 1.0),),
+        trace=lambda env: (cart_right(env.unwrapped),),
+        more_measures=(Measure("steps right of the centre", lambda episode: float(episode.states[:, 0].sum())),),
     ))
 """
 
@@ -151,7 +282,12 @@ def test_a_task_from_a_file_runs_and_is_found_again_in_a_fresh_process(tmp_path,
     assert config.fixed_length is True and config.clip_length == 25
     summary = train(config, tmp_path / "run", progress=False, video=False)
     assert summary["labels_used"] == 6 and summary["env_steps"] >= 1024
-    assert play(tmp_path / "run", out=tmp_path / "play.mp4")["steps leaning right"]
+    env = make_env(config.env_id, fixed_length=True)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (5,) and obs[4] == float(env.unwrapped.state[0] > 0)  # CartPole's 4, then the extra
+    played = play(tmp_path / "run", out=tmp_path / "play.mp4")
+    assert len(played["steps leaning right"]) == len(played["steps right of the centre"]) == 5
+    assert all(0 <= steps <= 100 for steps in played["steps right of the centre"])
     # a child process or `prefrl resume` elsewhere rebuilds the config from config.json alone
     code = (
         "import json, sys; from prefrl.runtime.config import TrainConfig; from prefrl.envs.make import make_env; "
