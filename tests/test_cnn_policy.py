@@ -1,6 +1,8 @@
 """CNN policies for image observations: the networks, acting, PPO on uint8 rollouts,
 checkpoints and the device setting."""
 
+import importlib.util
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -212,7 +214,8 @@ def test_ppo_updates_on_images_and_checkpoints_round_trip(tmp_path):
 
 
 def test_image_envs_get_cleanrl_atari_settings():
-    for env_id in ["ALE/Pong-v5", "BreakoutNoFrameskip-v4", "MinAtar/Breakout-v1"]:
+    minatar = importlib.util.find_spec("minatar") is not None
+    for env_id in ["ALE/Pong-v5", "BreakoutNoFrameskip-v4"] + ["MinAtar/Breakout-v1"] * minatar:
         c = default_config(env_id)
         assert (c.num_envs, c.num_steps, c.minibatch_size, c.update_epochs) == (8, 128, 256, 4), env_id
         assert (c.learning_rate, c.clip_coef, c.ent_coef, c.clip_vloss, c.norm_obs) == (
