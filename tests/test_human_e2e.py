@@ -232,29 +232,22 @@ def test_a_person_labels_atari_clips_in_the_window(tmp_path, display):
     events = tmp_path / "events.jsonl"
     proc, env = open_window(["prefrl.cli", "label", str(run.path)], display, events)
     try:
-        opened = lambda q: any(e["kind"] == "open" and e["query_id"] == q for e in window_events(events))  # noqa: E731
-        wait_for("the first pair", lambda: opened(1), 90, proc)
+
+        def opens(query_id: int) -> int:
+            return sum(e["kind"] == "open" and e["query_id"] == query_id for e in window_events(events))
+
+        wait_for("the first pair", lambda: opens(1) == 1, 90, proc)
         subprocess.run(["xdotool", "key", "Left"], env=env, check=True)
         wait_for("the first answer", lambda: 1 in stored_answers(run.store_path), 30, proc)
-        wait_for("the second pair", lambda: opened(2), 60, proc)
+        wait_for("the second pair", lambda: opens(2) == 1, 60, proc)
         subprocess.run(["xdotool", "key", "BackSpace"], env=env, check=True)  # undo the first
         wait_for("the undo", lambda: 1 not in stored_answers(run.store_path), 30, proc)
-        wait_for(
-            "the first pair again",
-            lambda: sum(e["kind"] == "open" and e["query_id"] == 1 for e in window_events(events)) == 2,
-            60,
-            proc,
-        )
+        wait_for("the first pair again", lambda: opens(1) == 2, 60, proc)
         subprocess.run(["xdotool", "key", "Right"], env=env, check=True)
         wait_for(
             "the new first answer", lambda: stored_answers(run.store_path).get(1) == Answer.RIGHT, 30, proc
         )
-        wait_for(
-            "the second pair again",
-            lambda: sum(e["kind"] == "open" and e["query_id"] == 2 for e in window_events(events)) == 2,
-            60,
-            proc,
-        )
+        wait_for("the second pair again", lambda: opens(2) == 2, 60, proc)
         subprocess.run(["xdotool", "key", "Up"], env=env, check=True)
         wait_for("the second answer", lambda: 2 in stored_answers(run.store_path), 30, proc)
         subprocess.run(["xdotool", "key", "Escape"], env=env, check=True)
