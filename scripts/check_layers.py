@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     "prefrl.reward": 3,
     "prefrl.oracles": 3,
     "prefrl.render": 3,
+    "prefrl.task_library": 2,  # the built-in tasks' scripted persons and measures
     "prefrl.tasks": 3,  # a behaviour task: an env wrapper plus a scripted person's taste
     "prefrl.plotting": 3,  # learning curves from metrics.csv
     # 4: the three roles and the backends that run them

@@ -1,0 +1,165 @@
+"""The built-in behaviour tasks' parts (:mod:`prefrl.tasks` puts them together): each
+scripted person's per-step taste, the measures of what the agent did, the observation
+extras, and the clean-flip count of a hopper's episode."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+
+def count_clean_flips(
+    angle: np.ndarray,
+    height: np.ndarray,
+    foot_down: np.ndarray,
+    *,
+    upright_deg: float = 30.0,
+    min_height: float = 0.8,
+    hold_steps: int = 25,
+) -> int:
+    """Clean backflips in one episode of a one-legged hopper.
+
+    A clean flip is a flight (a run of steps with the foot off the floor) in which the
+    torso turns a full turn backwards, followed by a landing on the foot after which the
+    hopper is upright for ``hold_steps`` steps in a row, the landing step first. Upright:
+    the torso within ``upright_deg`` of vertical and at least ``min_height`` high. The
+    turn of a flight is the torso's angle at the last step on the foot before it minus
+    its angle at the landing step (or from the episode's first step, for a flight that
+    starts there); it must be at least 2*pi less ``upright_deg``, the lean a torso that
+    counts as upright may have at take-off or landing.
+
+    Args:
+        angle: ``[steps]`` the torso's unwrapped angle in rad, backwards negative (Hopper's
+            ``qpos[2]``).
+        height: ``[steps]`` the torso's height in m.
+        foot_down: ``[steps]`` whether the foot touches the floor.
+
+    Raises:
+        ValueError: the three are not of one length.
+    """
+    angle, height = np.asarray(angle, dtype=float), np.asarray(height, dtype=float)
+    down = np.asarray(foot_down, dtype=bool)
+    if not angle.shape == height.shape == down.shape or angle.ndim != 1:
+        raise ValueError(
+            f"angle, height and foot_down must be [steps] each, not {angle.shape}, {height.shape}, {down.shape}"
+        )
+    lean = np.abs((angle + math.pi) % (2 * math.pi) - math.pi)
+    upright = (lean <= math.radians(upright_deg)) & (height >= min_height)
+    full_turn = 2 * math.pi - math.radians(upright_deg)
+    flips, t, steps = 0, 0, len(angle)
+    while t < steps:
+        if down[t]:
+            t += 1
+            continue
+        start = t
+        while t < steps and not down[t]:
+            t += 1
+        if t == steps:
+            break  # still in the air when the episode ends
+        take_off = angle[start - 1] if start > 0 else angle[start]
+        landing = t
+        if (
+            take_off - angle[landing] >= full_turn
+            and upright[landing : landing + hold_steps].sum() == hold_steps
+        ):
+            flips += 1
+    return flips
+
+
+def pendulum_spin_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs: np.ndarray) -> float:
+    # angular velocity counter-clockwise, in units of the env's top speed (8 rad/s)
+    return float(next_obs[2]) / 8.0
+
+
+def pendulum_rotations(env: gym.Env, rewards: list[float]) -> float:
+    # sum of theta_dot * dt over the episode = net angle turned counter-clockwise
+    inner: Any = env.unwrapped
+    return float(sum(rewards)) * 8.0 * float(inner.dt) / (2 * math.pi)
+
+
+def on_floor(inner: Any, geoms: tuple[str, ...]) -> bool:
+    """Whether any of ``geoms`` touches the floor in MuJoCo's current contacts."""
+    model, data = inner.model, inner.data
+    floor = model.geom("floor").id
+    ids = {model.geom(name).id for name in geoms}
+    return any(
+        (a == floor and b in ids) or (b == floor and a in ids)
+        for a, b in zip(data.contact.geom1, data.contact.geom2, strict=True)
+    )
+
+
+HOPPER_GEOMS = ("torso_geom", "thigh_geom", "leg_geom", "foot_geom")
+
+
+def hopper_foot_down(inner: Any) -> float:
+    return float(on_floor(inner, ("foot_geom",)))
+
+
+def hopper_touching(inner: Any) -> float:
+    return float(on_floor(inner, HOPPER_GEOMS))
+
+
+def hopper_turning_rate(inner: Any) -> float:
+    # Hopper's own observation clips velocities at +-10 rad/s; a flip in a short flight
+    # turns faster, and a person sees how fast
+    return float(inner.data.qvel[2])
+
+
+def hopper_backflip_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs: np.ndarray) -> float:
+    # Three terms a person watching the video judges, each read off what the reward model
+    # sees (obs_extras and the angle's cos/sin), so that it can fit them from clip
+    # comparisons:
+    # - turning backwards (rad/s, the observed turning rate) pays only while no part of
+    #   the hopper touches the floor: a flip turns in the air, a tumble on the floor earns
+    #   nothing. The gate is the observed 0/1 "touching" flag, not a threshold on a
+    #   continuous observation: an interaction with height (turning counted above 0.8 m)
+    #   was not learned from 900 labels (docs/benchmarks/tasks.md). Not clipped: a cap
+    #   would pay a flight that turns at the cap and lands short of a full turn as much as
+    #   one that turns faster and completes it. Turning forwards costs in the air, and
+    #   half as much on the floor: a hop that tilts back in the air and rights itself on
+    #   the floor then earns a little, more the further it tilts, so the way to a full flip
+    #   climbs, where a full price on the floor pays nothing short of a whole turn, and no
+    #   price pays for rocking without ever turning over;
+    # - uprightness, 5 cos(angle): a flip that lands on the foot and stands beats one that
+    #   ends on the back (cos ~ 0 lying, -1 upside down);
+    # - height, 5 (height - 1.25 m): a flip needs a jump, and standing up tall after the
+    #   landing puts the hopper back where the next flip starts from; lying or crouching
+    #   costs.
+    inner: Any = env.unwrapped
+    data = inner.data
+    backwards = -float(data.qvel[2])
+    if hopper_touching(inner):
+        turning = 0.5 * min(backwards, 0.0)
+    else:
+        turning = backwards
+    return turning + 5.0 * math.cos(float(data.qpos[2])) + 5.0 * (float(data.qpos[1]) - 1.25)
+
+
+def hopper_backflips(env: gym.Env, rewards: list[float]) -> float:
+    # full backward rotations of the torso since the start (its hinge is not limited)
+    data = env.unwrapped.data  # type: ignore[attr-defined]
+    return float(max(0.0, -float(data.qpos[2])) / (2 * math.pi))
+
+
+def hopper_trace(env: gym.Env) -> tuple[float, float, float]:
+    inner: Any = env.unwrapped
+    return float(inner.data.qpos[2]), float(inner.data.qpos[1]), hopper_foot_down(inner)
+
+
+def cartpole_right_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs: np.ndarray) -> float:
+    # While the pole is up: the further right the better (0 at the left end of the track,
+    # 1 at the right end); nothing once it has fallen. A person asking for "up, on the
+    # right" still prefers a clip that is up longer or further right before any clip gets
+    # there, which is what lets the first labels teach anything.
+    x, theta = float(next_obs[0]), float(next_obs[2])
+    upright = abs(theta) < 12 * math.pi / 180 and abs(x) < 2.4
+    return (x + 2.4) / 4.8 if upright else 0.0
+
+
+def seconds_right(env: gym.Env, rewards: list[float]) -> float:
+    inner: Any = env.unwrapped
+    # a reward above (0.5 + 2.4) / 4.8 means upright with x > 0.5
+    return sum(r > (0.5 + 2.4) / 4.8 for r in rewards) * float(inner.tau)
