@@ -196,7 +196,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend",
         choices=BACKENDS,
         default="multiprocess",
-        help="multiprocess: three processes in parallel (default); inprocess: sequential, deterministic",
+        help="multiprocess: three processes in parallel (default); inprocess: sequential, deterministic; "
+        "ray: actors on a Ray cluster (pip install 'prefrl[ray]'; docs/ray.md)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="--backend ray: rollout-worker actors the agent's envs are spread over (default 0: none)",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="--backend ray: the cluster to join, HOST:PORT or auto (default: a private one on this machine)",
     )
     p.add_argument(
         "--clip-length", type=int, default=None, help="steps per clip (default: per env, 1-2 s of video)"
@@ -357,6 +369,8 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         selection=args.selection,
         seed=args.seed,
         backend=args.backend,
+        workers=args.workers,
+        ray_address=args.ray_address,
         clip_length=args.clip_length,
         fixed_length=args.fixed_length,
         initial_fraction=args.initial_fraction,

@@ -289,6 +289,8 @@ CONFIG_FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "teacher": (str,),
     "selection": (str,),
     "backend": (str,),
+    "workers": (int,),
+    "ray_address": (str, _NONE),
     "clip_length": (int,),
     "initial_fraction": (float, int),
     "decay_fraction": (float, int),

@@ -60,7 +60,7 @@ BAD_TRAIN_FLAGS = [
     ),
     (
         ["--oracle", "human", "--backend", "inprocess"],
-        "--backend inprocess: --oracle human needs the multiprocess backend (the agent must keep "
+        "--backend inprocess: --oracle human needs the multiprocess or ray backend (the agent must keep "
         "running while you label)",
     ),
     (["--task", "spin", "CartPole-v1"], "--task spin: the task runs on Pendulum-v1, not CartPole-v1"),
@@ -119,7 +119,7 @@ def test_an_unknown_task_names_the_flag_and_the_known_tasks(tmp_path, capsys):
         ),
         (
             ["--backend", "x"],
-            "argument --backend: invalid choice: 'x' (choose from 'multiprocess', 'inprocess')",
+            "argument --backend: invalid choice: 'x' (choose from 'multiprocess', 'inprocess', 'ray')",
         ),
         (["--oracle", "x"], "argument --oracle: invalid choice: 'x' (choose from 'synthetic', 'human')"),
     ],

@@ -22,7 +22,7 @@ from prefrl.runtime.run import train
 
 RUNS = int(os.environ.get("PREFRL_FAULT_RUNS", "20"))
 BASE_SEED = int(os.environ.get("PREFRL_FAULT_SEED", random.randrange(10**6)))
-MAX_KILLS = 3  # the multiprocess backend's default restart limit
+MAX_KILLS = 3  # the default restart limit of the multiprocess and ray backends
 
 
 def role_pid(run_dir: Path, role: str) -> int | None:
@@ -41,20 +41,24 @@ def answered_ids(run_dir: Path) -> set[int]:
         return {label.query_id for label in store.labels()}
 
 
-def run_with_kills(run_dir: Path, role: str, seed: int) -> tuple[dict, int, set[int]]:
+def run_with_kills(
+    run_dir: Path, role: str, seed: int, backend: str = "multiprocess"
+) -> tuple[dict, int, set[int]]:
     """A short run whose ``role`` is killed 1..MAX_KILLS times at random moments; returns its
     summary, the kills delivered and the answers that existed before the last kill."""
     rng = random.Random(seed)
     result: dict = {}
     runner = threading.Thread(
-        target=lambda: result.update(train(small(steps=2048, labels=8), run_dir, progress=False, video=False))
+        target=lambda: result.update(
+            train(small(steps=2048, labels=8, backend=backend), run_dir, progress=False, video=False)
+        )
     )
     runner.start()
     kills, killed, before = 0, set(), set()
     for _ in range(rng.randint(1, MAX_KILLS)):
         time.sleep(rng.uniform(0.2, 4.0))
         pid = role_pid(run_dir, role)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # a busy machine may take long to start a role
         while (pid is None or pid in killed) and runner.is_alive() and time.monotonic() < deadline:
             time.sleep(0.05)  # the restarted process is not up yet
             pid = role_pid(run_dir, role)

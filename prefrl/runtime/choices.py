@@ -15,9 +15,10 @@ OracleKind = Literal["synthetic", "human"]
 ORACLES: tuple[str, ...] = get_args(OracleKind)
 """who answers (``--oracle``): a synthetic teacher from the true reward, or a person"""
 
-Backend = Literal["multiprocess", "inprocess"]
+Backend = Literal["multiprocess", "inprocess", "ray"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
-"""how the roles run (``--backend``): three processes, or in turn in one (deterministic)"""
+"""how the roles run (``--backend``): three processes, in turn in one (deterministic), or
+as actors on a Ray cluster (the optional extra ``ray``)"""
 
 Pace = Literal["wait", "free"]
 PACES: tuple[str, ...] = get_args(Pace)

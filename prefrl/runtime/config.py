@@ -91,6 +91,8 @@ CLI_FLAGS: dict[str, str] = {
     "selection": "--selection",
     "seed": "--seed",
     "backend": "--backend",
+    "workers": "--workers",
+    "ray_address": "--ray-address",
     "clip_length": "--clip-length",
     "fixed_length": "--fixed-length",
     "initial_fraction": "--initial-fraction",
@@ -136,7 +138,14 @@ class TrainConfig:
     (clips far apart in state space, k-center: for tasks whose answers are mostly ties)"""
     seed: int = field(default=0, metadata={"min": 0})
     backend: Backend = "multiprocess"
-    """multiprocess (three processes) or inprocess (sequential, deterministic)"""
+    """multiprocess (three processes), inprocess (sequential, deterministic) or ray (actors
+    on a Ray cluster: prefrl.runtime.ray_backend)"""
+    workers: int = field(default=0, metadata={"min": 0})
+    """ray backend: rollout-worker actors the agent's envs are spread over (0: the agent
+    steps them itself)"""
+    ray_address: str | None = None
+    """ray backend: the cluster to join (HOST:PORT or auto; None: a private cluster on
+    this machine)"""
     clip_length: int = unset("the env's default", min=1)
     """steps per clip (None: per-env default)"""
     fixed_length: bool | int | None = field(default=None, metadata={"min": 1})
@@ -205,6 +214,9 @@ class TrainConfig:
             self.fixed_length = defaults["fixed_length"]
         if self.pace is None:
             self.pace = "wait" if self.oracle == "human" else "free"
+        if self.backend != "ray" and (self.workers or self.ray_address is not None):
+            flag = "--workers" if self.workers else "--ray-address"
+            raise ConfigError(f"{flag}: for the ray backend only; add --backend ray")
         self.oracle_spec()  # each check now, in the parent, not in a child process
         ppo = self.ppo_config()
         rollout = ppo.num_envs * ppo.num_steps
@@ -215,6 +227,11 @@ class TrainConfig:
                 f"shorter with --ppo num_steps=N (or --ppo num_envs=N)"
             )
         self.reward_model_config()
+        if self.workers > ppo.num_envs:
+            raise ConfigError(
+                f"--workers {self.workers}: more than the {ppo.num_envs} envs the agent steps "
+                f"(num_envs); give at most {ppo.num_envs}, or more envs with --ppo num_envs=N"
+            )
 
     def oracle_spec(self) -> tuple[str, dict[str, Any]]:
         """The synthetic teacher's name and parameters, checked by building it once."""

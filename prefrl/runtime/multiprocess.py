@@ -34,6 +34,7 @@ The run ends as :mod:`prefrl.runtime.ending` decides.
 from __future__ import annotations
 
 import collections
+import contextlib
 import multiprocessing as mp
 import os
 import pickle
@@ -41,13 +42,13 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from prefrl.runtime.channels import ClipBatch, Status
+from prefrl.runtime.channels import ClipBatch, Status, StopFlag
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.ending import RunEnd, end_of_run
 from prefrl.runtime.errors import RunFailed
@@ -253,7 +254,15 @@ def _child_main(
     torch.set_num_threads(1)
     stop = _StopSignal(control, parent_pid)
     threading.Thread(target=_end_when_orphaned, args=(stop,), daemon=True).start()
-    outbox, inbox = Outbox(outbox_conn), Inbox(inbox_conn)
+    if not run_role(role, config, run_dir, Inbox(inbox_conn), Outbox(outbox_conn), stop):
+        raise SystemExit(1)
+
+
+def run_role(
+    role: str, config: dict[str, Any], run_dir: str, inbox: Inbox, outbox: Outbox, stop: StopFlag
+) -> bool:
+    """Build ``role`` on its ends of the channels and run it until stopped or done; False
+    if it failed (its error, with the traceback, is then the last status it sends)."""
     status = _StatusOut(outbox)
     try:
         cfg = TrainConfig.from_dict(config)
@@ -280,8 +289,9 @@ def _child_main(
         error = {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
         status.put(Status(role, "error", 0, error))
         outbox.close(timeout=2.0)
-        raise SystemExit(1) from err
+        return False
     outbox.close()  # the last statuses ("done") must reach the parent
+    return True
 
 
 # -------------------------------------------------------------------- parent
@@ -424,6 +434,40 @@ class _Supervisor:
             self._discard(incarnation)
 
 
+def run_end(
+    config: TrainConfig, run_dir: Path, monitor: Monitor, person_present: Callable[[], bool] | None
+) -> RunEnd | None:
+    """How the run ends, once it does (:func:`prefrl.runtime.ending.end_of_run`), from
+    the roles' latest reports."""
+    labeler = monitor.latest["labeler"]
+    return end_of_run(
+        agent_done=monitor.done is not None,
+        labeler_done=monitor.finished.get("labeler"),
+        labels_trained=int(monitor.latest["reward_trainer"].get("reward/labels", 0)),
+        person_present=person_present() if person_present is not None else True,
+        labels_answered=int(labeler.get("labels/answered", 0)),
+        labels_budget=config.labels,
+        run_dir=str(run_dir),
+    )
+
+
+@contextlib.contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """A scheduler's SIGTERM stops the run as cleanly as Ctrl-C (in the main thread)."""
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_multiprocess(
     config: TrainConfig,
     run_dir: Path,
@@ -438,31 +482,15 @@ def run_multiprocess(
     ``person_present``: for a human oracle, whether their labelling window is still open.
     """
     supervisor = _Supervisor(config, run_dir, monitor, max_restarts)
-
-    def on_sigterm(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt  # a scheduler's SIGTERM stops the run as cleanly as Ctrl-C
-
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, on_sigterm) if in_main_thread else None
-    try:
-        for role in ROLES:
-            supervisor.start(role)
-        while True:
-            supervisor.receive(timeout=0.2)
-            supervisor.restart_the_dead()
-            labeler = monitor.latest["labeler"]
-            end = end_of_run(
-                agent_done=monitor.done is not None,
-                labeler_done=monitor.finished.get("labeler"),
-                labels_trained=int(monitor.latest["reward_trainer"].get("reward/labels", 0)),
-                person_present=person_present() if person_present is not None else True,
-                labels_answered=int(labeler.get("labels/answered", 0)),
-                labels_budget=config.labels,
-                run_dir=str(run_dir),
-            )
-            if end is not None:
-                return end
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
-        supervisor.stop(join_timeout)
+    with sigterm_as_ctrl_c():
+        try:
+            for role in ROLES:
+                supervisor.start(role)
+            while True:
+                supervisor.receive(timeout=0.2)
+                supervisor.restart_the_dead()
+                end = run_end(config, run_dir, monitor, person_present)
+                if end is not None:
+                    return end
+        finally:
+            supervisor.stop(join_timeout)

@@ -26,7 +26,9 @@ from prefrl.runtime.inprocess import run_inprocess
 from prefrl.runtime.labeler import reused_trainable_labels
 from prefrl.runtime.monitor import Monitor
 from prefrl.runtime.multiprocess import run_multiprocess
+from prefrl.runtime.ray_backend import run_ray
 from prefrl.runtime.videos import record_run_policy
+from prefrl.utils.ray_cluster import check_ready
 
 
 class WindowLauncher(Protocol):
@@ -115,6 +117,8 @@ def resume(
         print(f"prefrl: {run.path} is complete; --steps / --labels above its budgets train it further")
         return {"run_dir": str(run.path), **run.read_summary()}  # nothing left to do: not an error
     _check_human(config, labeling_window)
+    if config.backend == "ray":
+        check_ready(config.ray_address)
     if grows:
         config.steps, config.labels = steps or config.steps, labels or config.labels
         run.write_config({**data, "steps": config.steps, "labels": config.labels})
@@ -125,6 +129,8 @@ def resume(
 def _check(config: TrainConfig) -> None:
     """Fail before anything is written: an env that cannot be built, clips longer than an
     episode (the config checked everything else when it was made)."""
+    if config.backend == "ray":
+        check_ready(config.ray_address)
     env = make_env(config.env_id, fixed_length=config.fixed_length or False)
     horizon = env.spec.max_episode_steps if env.spec else None
     env.close()
@@ -164,9 +170,9 @@ def _gather_reused_labels(config: TrainConfig, scratch: Path) -> Path | None:
 def _check_human(config: TrainConfig, window: WindowLauncher | None) -> None:
     if config.oracle != "human":
         return
-    if config.backend != "multiprocess":
+    if config.backend == "inprocess":
         raise ConfigError(
-            f"--backend {config.backend}: --oracle human needs the multiprocess backend (the agent "
+            "--backend inprocess: --oracle human needs the multiprocess or ray backend (the agent "
             "must keep running while you label)"
         )
     if window is not None:
@@ -192,7 +198,8 @@ def _execute(
             end = run_inprocess(config, run.path, monitor, oracle=oracle)
         else:
             present = None if process is None else PersonWatch(process, run, config)
-            end = run_multiprocess(config, run.path, monitor, person_present=present)
+            backend = run_ray if config.backend == "ray" else run_multiprocess
+            end = backend(config, run.path, monitor, person_present=present)
     except KeyboardInterrupt as err:
         raise RunInterrupted(
             f"stopped; every label is saved. Continue with: prefrl resume {run.path}"

@@ -60,6 +60,14 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> str | None:
     return host
 
 
+def check_ready(address: str | None = None) -> None:
+    """Raise now, before a run writes anything, if :func:`connect` would fail: Ray is
+    missing, or nothing listens at ``address``."""
+    import_ray()
+    if address is not None:
+        _check_reachable(address)
+
+
 @contextlib.contextmanager
 def connect(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[ModuleType]:
     """Ray, initialised for the duration of the ``with`` block.
@@ -93,7 +101,8 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Itera
         "configure_logging": False,
     }
     if address is None:
-        kwargs.update(num_cpus=num_cpus or os.cpu_count() or 1, _node_ip_address=LOOPBACK)
+        # "local": a new cluster even where this machine runs one (ray start) already
+        kwargs.update(address="local", num_cpus=num_cpus or os.cpu_count() or 1, _node_ip_address=LOOPBACK)
     else:
         host = _check_reachable(address)
         kwargs["address"] = address

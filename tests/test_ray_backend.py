@@ -1,0 +1,152 @@
+"""The ray backend (``prefrl train --backend ray``): the roles as Ray actors on a private
+cluster on loopback, the agent's envs spread over rollout workers, and its faults."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from test_faults import answered_ids, run_with_kills
+from test_runtime import small
+
+from prefrl.cli import main
+from prefrl.envs.make import make_env
+from prefrl.envs.vector import VecEnv
+from prefrl.errors import ConfigError
+from prefrl.prefs.store import PreferenceStore
+from prefrl.runtime.run import resume, train
+from prefrl.utils.ray_cluster import RayConnectError, RayMissingError, connect
+
+ray = pytest.importorskip("ray")
+
+FAULT_RUNS = int(os.environ.get("PREFRL_FAULT_RUNS_RAY", "2"))
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One private cluster for the module: every run in this process joins it."""
+    with connect(num_cpus=4) as ray_module:
+        yield ray_module
+
+
+def test_rollout_workers_step_exactly_like_local_envs(cluster):
+    from prefrl.runtime.rollout_workers import RolloutWorkers
+
+    config = small().to_dict()
+    local = VecEnv([lambda: make_env("Pendulum-v1")] * 5, capture_snapshots=True)
+    spread = RolloutWorkers(config, 5, 2, capture_snapshots=True)
+    try:
+        assert spread.observation_space == local.observation_space
+        np.testing.assert_array_equal(spread.reset(seed=7), local.reset(seed=7))
+        np.testing.assert_array_equal(spread.snapshots(), local.snapshots())
+        rng = np.random.default_rng(0)
+        for _ in range(205):  # past the end of the first episodes (200 steps)
+            actions = rng.uniform(-2, 2, size=(5, 1)).astype(np.float32)
+            a, b = spread.step(actions), local.step(actions)
+            for name in ("obs", "true_rewards", "terminated", "truncated", "final_obs"):
+                np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+            np.testing.assert_array_equal(spread.snapshots(), local.snapshots())
+        spread_episodes, local_episodes = spread.pop_finished(), local.pop_finished()
+        assert len(local_episodes) == 5
+        assert spread_episodes == local_episodes  # env indices are the run's, not the worker's
+    finally:
+        spread.close()
+        local.close()
+
+
+def test_a_ray_run_with_two_rollout_workers_gets_its_whole_budget(cluster, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    argv = ["train", "Pendulum-v1", "--steps", "2048", "--labels", "8", "--clip-length", "25"]
+    argv += ["--backend", "ray", "--workers", "2", "--ppo", "num_envs=4", "--ppo", "num_steps=256"]
+    assert main([*argv, "--run-dir", str(run_dir), "--quiet", "--no-video"]) == 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["complete"] is True and summary["backend"] == "ray"
+    assert summary["labels_used"] == 8 and summary["env_steps"] == 2048
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["workers"] == 2 and config["ray_address"] is None
+    with PreferenceStore(run_dir / "prefs.sqlite") as store:
+        assert store.pending_queries() == [] and store.num_answered() == 8
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("role", ["agent", "labeler", "reward_trainer"])
+def test_a_role_actor_killed_at_random_moments_never_costs_a_label(cluster, tmp_path, role, capsys):
+    base = int(os.environ.get("PREFRL_FAULT_SEED", "0")) or int(time.time())
+    total_kills = 0
+    for n in range(FAULT_RUNS):
+        seed = base + n
+        run_dir = tmp_path / f"run{n}"
+        summary, kills, before = run_with_kills(run_dir, role, seed, backend="ray")
+        total_kills += kills
+        where = f"{role}, seed {seed} (replay: PREFRL_FAULT_SEED={seed} PREFRL_FAULT_RUNS_RAY=1)"
+        assert summary["complete"] is True, f"{where}: {summary['incomplete_reason']}"
+        assert summary["labels_used"] == 8 and summary["env_steps"] >= 2048, where
+        after = answered_ids(run_dir)
+        assert before <= after and len(after) == 8, where
+    assert total_kills >= 1  # the kills did land
+    # a kill after the role finished its job is not seen (nothing asks it again)
+    assert capsys.readouterr().out.count(f"the {role} actor died") >= total_kills // 2
+
+
+@pytest.mark.faults
+def test_a_ray_run_whose_driver_is_killed_resumes_with_every_label(cluster, tmp_path):
+    run_dir = tmp_path / "run"
+    argv = ["train", "Pendulum-v1", "--steps", "8192", "--labels", "16", "--clip-length", "25"]
+    argv += ["--backend", "ray", "--ppo", "num_envs=2", "--ppo", "num_steps=256", "--no-video"]
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "prefrl.cli", *argv, "--run-dir", str(run_dir), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(answered_ids(run_dir)) < 6 and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert driver.poll() is None, "the run ended before it could be killed"
+        driver.send_signal(signal.SIGKILL)  # its private cluster and actors die with it
+        driver.wait(30)
+    finally:
+        driver.kill()
+    before = answered_ids(run_dir)
+    assert len(before) >= 6
+    summary = resume(run_dir, progress=False, video=False)
+    assert summary["complete"] is True, summary["incomplete_reason"]
+    after = answered_ids(run_dir)
+    assert before <= after and len(after) == 16
+
+
+def test_without_ray_the_error_names_the_extra_and_nothing_is_written(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails
+    with pytest.raises(RayMissingError, match=r"prefrl\[ray\]"):
+        train(small(backend="ray"), tmp_path / "run", progress=False, video=False)
+    assert not (tmp_path / "run").exists()
+    argv = ["train", "Pendulum-v1", "--backend", "ray", "--run-dir", str(tmp_path / "cli")]
+    assert main(argv) == 2
+    assert "pip install 'prefrl[ray]'" in capsys.readouterr().err
+    assert not (tmp_path / "cli").exists()
+
+
+def test_an_address_where_no_cluster_listens_fails_at_once(tmp_path):
+    started = time.monotonic()
+    with pytest.raises(RayConnectError, match=r"127\.0\.0\.1:9 .*ray start --head"):
+        train(small(backend="ray", ray_address="127.0.0.1:9"), tmp_path / "run", progress=False, video=False)
+    assert time.monotonic() - started < 30
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"workers": 2}, "--workers: for the ray backend only; add --backend ray"),
+        ({"ray_address": "auto"}, "--ray-address: for the ray backend only"),
+        ({"backend": "ray", "workers": 3}, "--workers 3: more than the 2 envs the agent steps"),
+        ({"backend": "ray", "workers": -1}, "--workers -1"),
+    ],
+)
+def test_ray_settings_are_checked(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        small(**changes)
