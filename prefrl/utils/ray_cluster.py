@@ -93,7 +93,9 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Itera
         "configure_logging": False,
     }
     if address is None:
-        kwargs.update(num_cpus=num_cpus or os.cpu_count() or 1, _node_ip_address=LOOPBACK)
+        # "local": a new cluster even where other ones run on this machine (ray.init with no
+        # address would join the newest of them)
+        kwargs.update(address="local", num_cpus=num_cpus or os.cpu_count() or 1, _node_ip_address=LOOPBACK)
     else:
         host = _check_reachable(address)
         kwargs["address"] = address
