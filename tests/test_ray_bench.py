@@ -98,12 +98,12 @@ class Kill:
 
 
 class CellKiller(threading.Thread):
-    """Waits until the cell process of run ``name`` has written its ``config.json`` (it is
-    mid-run), then SIGKILLs the process ``target(cell)`` picks, once."""
+    """Waits until a cell process that ``which(process, run directory)`` picks has written
+    its ``config.json`` (it is mid-run), then SIGKILLs the process ``target(cell)``, once."""
 
-    def __init__(self, name: str, target, timeout_s: float = 120.0):
+    def __init__(self, which, target, timeout_s: float = 120.0):
         super().__init__(daemon=True)
-        self.name_, self.target, self.timeout_s = name, target, timeout_s
+        self.which, self.target, self.timeout_s = which, target, timeout_s
         self.kill = Kill()
         self.done = threading.Event()
 
@@ -115,7 +115,7 @@ class CellKiller(threading.Thread):
                 if argv[1:3] != ["-m", "prefrl.bench.cell"] or "prefrl-cell-" not in argv[3]:
                     continue
                 run = Path(argv[3])
-                if run.name != self.name_ or not (run / "config.json").exists():
+                if not self.which(proc, run) or not (run / "config.json").exists():
                     continue
                 self.kill = Kill(proc.pid, self.target(proc), (run / "summary.json").exists())
                 os.kill(self.kill.killed_pid, signal.SIGKILL)
@@ -175,7 +175,7 @@ def on_ray(grid_file, tmp_path_factory) -> Iterator[RayGrid]:
         config = TrainConfig.from_dict(cells[PERFECT].spec["config"])
         train(config, perfect, progress=False, video=False, oracle=InterruptAfter(4))
     answers_before, config_before = answers(perfect), (perfect / "config.json").read_bytes()
-    killer = CellKiller("ppo_true-s0", target=lambda cell: cell.ppid)  # its Ray worker
+    killer = CellKiller(lambda proc, run: run.name == "ppo_true-s0", target=lambda cell: cell.ppid)
     lines: list[str] = []
     with ray_cluster.connect(num_cpus=2):
         killer.start()
@@ -338,6 +338,7 @@ def test_a_worker_node_killed_mid_grid_loses_no_cell(grid_file, tmp_path):
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "RAY_AUTH_MODE": "token",  # what the head asks for; a joining node must say it too
         "RAY_health_check_period_ms": "1000",  # a dead node is noticed in seconds
         "RAY_health_check_failure_threshold": "3",
     }
@@ -346,7 +347,8 @@ def test_a_worker_node_killed_mid_grid_loses_no_cell(grid_file, tmp_path):
         cluster.start("--head", "--port", str(port), "--num-cpus", "1", "--include-dashboard", "false")
         second = cluster.start("--address", f"127.0.0.1:{port}", "--num-cpus", "1")
         raylet = next(p.pid for p in processes() if p.sid == second and "raylet" in p.argv[0])
-        killer = CellKiller("prefrl-b8-perfect-random-s0", target=lambda cell: raylet)
+        # any cell on the second node (its processes are in that node's session)
+        killer = CellKiller(lambda proc, run: proc.sid == second, target=lambda cell: raylet)
         killer.start()
         out = tmp_path / "out"
         driver = subprocess.run(
@@ -377,4 +379,5 @@ def test_a_worker_node_killed_mid_grid_loses_no_cell(grid_file, tmp_path):
     _, rows = results(out)
     assert sorted(rows) == sorted(KEYS)
     for key in KEYS:
-        assert (out / "runs" / key / "bench.log").read_text().count(FINISHED_LINE) == 1, key
+        log = (out / "runs" / key / "bench.log").read_text()
+        assert log.count(FINISHED_LINE) == 1 and log.count("=== ") == 1, key
