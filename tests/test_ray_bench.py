@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import importlib.util
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -29,7 +29,7 @@ from conftest import InterruptAfter
 pytest.importorskip("ray")
 
 from prefrl.bench import bench, load_grid
-from prefrl.bench.ray_cells import pack, unpack, wants_gpu
+from prefrl.bench.ray_cells import RayCells, pack, unpack, wants_gpu
 from prefrl.cli import main as cli
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunInterrupted
@@ -89,22 +89,28 @@ def alive(pid: int) -> bool:
 
 
 @dataclass
-class Kill:
-    """What a :class:`CellKiller` did: the cell process it found and what it killed."""
+class Strike:
+    """What a :class:`CellWatcher` did: the cell process it found and the pid it acted on."""
 
     cell_pid: int = 0
-    killed_pid: int = 0
+    pid: int = 0
     finished_before: bool = True  # the cell's summary.json existed when it struck
 
 
-class CellKiller(threading.Thread):
-    """Waits until a cell process that ``which(process, run directory)`` picks has written
-    its ``config.json`` (it is mid-run), then SIGKILLs the process ``target(cell)``, once."""
+def sigkill(pid: int) -> int:
+    os.kill(pid, signal.SIGKILL)
+    return pid
 
-    def __init__(self, which, target, timeout_s: float = 120.0):
+
+class CellWatcher(threading.Thread):
+    """Waits until a cell process that ``which(process, run directory)`` picks has written
+    its ``config.json`` (it is mid-run), then calls ``act(process)`` once; ``act``
+    returns the pid it acted on."""
+
+    def __init__(self, which, act, timeout_s: float = 120.0):
         super().__init__(daemon=True)
-        self.which, self.target, self.timeout_s = which, target, timeout_s
-        self.kill = Kill()
+        self.which, self.act, self.timeout_s = which, act, timeout_s
+        self.strike = Strike()
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -117,8 +123,8 @@ class CellKiller(threading.Thread):
                 run = Path(argv[3])
                 if not self.which(proc, run) or not (run / "config.json").exists():
                     continue
-                self.kill = Kill(proc.pid, self.target(proc), (run / "summary.json").exists())
-                os.kill(self.kill.killed_pid, signal.SIGKILL)
+                finished = (run / "summary.json").exists()
+                self.strike = Strike(proc.pid, self.act(proc), finished)
                 return
             time.sleep(0.05)
 
@@ -142,7 +148,7 @@ def results(out: Path) -> tuple[list[str], dict[str, dict[str, str]]]:
 class RayGrid:
     out: Path
     lines: list[str]
-    kill: Kill
+    strike: Strike
     answers_before: list[tuple]
     config_before: bytes
     summaries: dict[str, bytes]  # every cell's summary.json after the first invocation
@@ -165,7 +171,14 @@ def local_out(grid_file, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def on_ray(grid_file, tmp_path_factory) -> Iterator[RayGrid]:
+def private_cluster():
+    """A Ray cluster of this process with two CPUs, for the tests of this module."""
+    with ray_cluster.connect(num_cpus=2) as ray:
+        yield ray
+
+
+@pytest.fixture(scope="module")
+def on_ray(grid_file, private_cluster, tmp_path_factory) -> RayGrid:
     """The grid on a private two-CPU cluster: its preference cell stopped by Ctrl-C after
     4 of 8 labels beforehand, the Ray worker of its PPO cell killed mid-run; then again."""
     out = tmp_path_factory.mktemp("ray") / "out"
@@ -175,20 +188,19 @@ def on_ray(grid_file, tmp_path_factory) -> Iterator[RayGrid]:
         config = TrainConfig.from_dict(cells[PERFECT].spec["config"])
         train(config, perfect, progress=False, video=False, oracle=InterruptAfter(4))
     answers_before, config_before = answers(perfect), (perfect / "config.json").read_bytes()
-    killer = CellKiller(lambda proc, run: run.name == "ppo_true-s0", target=lambda cell: cell.ppid)
+    killer = CellWatcher(lambda proc, run: run.name == "ppo_true-s0", lambda cell: sigkill(cell.ppid))
     lines: list[str] = []
-    with ray_cluster.connect(num_cpus=2):
-        killer.start()
-        try:
-            bench(grid_file, out, ray=True, echo=lines.append)
-        finally:
-            killer.done.set()
-            killer.join()
-        summaries = {key: (cells[key].run_dir(out) / "summary.json").read_bytes() for key in KEYS}
-        grid = RayGrid(out, lines, killer.kill, answers_before, config_before, summaries)
-        bench(grid_file, out, ray=True, echo=grid.again.append)
+    killer.start()
+    try:
+        bench(grid_file, out, ray=True, echo=lines.append)  # joins the private cluster
+    finally:
+        killer.done.set()
+        killer.join()
+    summaries = {key: (cells[key].run_dir(out) / "summary.json").read_bytes() for key in KEYS}
+    grid = RayGrid(out, lines, killer.strike, answers_before, config_before, summaries)
+    bench(grid_file, out, ray=True, echo=grid.again.append)
     grid.bench_json = json.loads((out / "bench.json").read_text())
-    yield grid
+    return grid
 
 
 def test_a_grid_on_ray_writes_the_results_of_a_local_run(on_ray, local_out):
@@ -217,8 +229,8 @@ def test_the_invocation_records_the_ray_cluster(on_ray):
 
 
 def test_a_killed_worker_is_retried_and_its_cell_counted_once(on_ray):
-    assert on_ray.kill.cell_pid and not on_ray.kill.finished_before  # it struck mid-run
-    assert not alive(on_ray.kill.cell_pid)  # the cell died with its worker
+    assert on_ray.strike.cell_pid and not on_ray.strike.finished_before  # it struck mid-run
+    assert not alive(on_ray.strike.cell_pid)  # the cell died with its worker
     assert "3 of 3 cells finished (0 before, 3 now)" in on_ray.lines[-2]
     assert sum(PPO in line for line in on_ray.lines) == 1
     for key in KEYS:
@@ -244,6 +256,26 @@ def test_bench_on_ray_again_runs_nothing(on_ray):
     assert "3 of 3 cells finished (3 before, 0 now)" in on_ray.again[-2]
     for key in KEYS:
         assert (on_ray.out / "runs" / key / "summary.json").read_bytes() == on_ray.summaries[key]
+
+
+def test_stop_cancels_a_running_cell_and_leaves_its_directory_as_it_was(grid_file, private_cluster, tmp_path):
+    cells = RayCells(private_cluster)
+    ppo = load_grid(grid_file).cells()[1]
+    run_dir = ppo.run_dir(tmp_path)
+    run_dir.mkdir(parents=True)
+    watcher = CellWatcher(lambda proc, run: run.name == ppo.name, lambda cell: cells.stop(0.0) or cell.pid)
+    watcher.start()
+    returncode = cells.run(ppo, run_dir, ppo.spec, "start")
+    watcher.done.set()
+    watcher.join()
+    assert watcher.strike.cell_pid and not watcher.strike.finished_before
+    assert returncode == 130  # reported as stopped (Ctrl-C), to resume
+    assert [p.name for p in run_dir.iterdir()] == ["bench.log"]  # nothing came back
+    deadline = time.monotonic() + 30
+    while alive(watcher.strike.cell_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(watcher.strike.cell_pid)  # the cancelled worker took its cell along
+    assert cells.run(ppo, run_dir, ppo.spec, "start") is None  # stopped: starts no more
 
 
 def test_without_ray_the_flag_is_a_one_line_error(monkeypatch, grid_file, tmp_path, capsys):
@@ -290,65 +322,24 @@ def test_pack_and_unpack_keep_a_run_directory_but_its_log(tmp_path):
     assert (copy / "checkpoints" / "agent.pt").read_bytes() == b"\x00\x01" * 100
 
 
-def free_port(low: int = 6500, high: int = 6600) -> int:
-    for port in range(low, high, 5):  # Ray takes a few ports above the GCS's
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError(f"no free port in {low}-{high}")
-
-
-class Cluster:
-    """Ray nodes started with ``ray start``, each in a session of its own, so that this
-    test stops exactly its own processes (``ray stop`` would stop every Ray on the machine)."""
-
-    def __init__(self, env: dict[str, str]):
-        self.env = env
-        self.sessions: list[int] = []
-
-    def start(self, *args: str) -> int:
-        """Start a node; returns its session id (its daemons keep the one ``ray start`` got)."""
-        ray = Path(sys.executable).parent / "ray"
-        proc = subprocess.Popen(
-            [str(ray), "start", "--node-ip-address", "127.0.0.1", "--disable-usage-stats", *args],
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        self.sessions.append(proc.pid)
-        output, _ = proc.communicate(timeout=120)
-        assert proc.returncode == 0, output
-        return proc.pid
-
-    def stop(self) -> None:
-        for proc in processes():
-            if proc.sid in self.sessions:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)
+def loopback_nodes():
+    """scripts/bench_ray_grid.py, whose LoopbackNodes start and stop this test's nodes."""
+    spec = importlib.util.spec_from_file_location("bench_ray_grid", REPO / "scripts" / "bench_ray_grid.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.faults
 def test_a_worker_node_killed_mid_grid_loses_no_cell(grid_file, tmp_path):
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        "RAY_AUTH_MODE": "token",  # what the head asks for; a joining node must say it too
-        "RAY_health_check_period_ms": "1000",  # a dead node is noticed in seconds
-        "RAY_health_check_failure_threshold": "3",
-    }
-    cluster = Cluster(env)
-    try:
-        cluster.start("--head", "--port", str(port), "--num-cpus", "1", "--include-dashboard", "false")
-        second = cluster.start("--address", f"127.0.0.1:{port}", "--num-cpus", "1")
-        raylet = next(p.pid for p in processes() if p.sid == second and "raylet" in p.argv[0])
+    nodes = loopback_nodes()
+    with nodes.LoopbackNodes(nodes.free_port()) as cluster:
+        cluster.head(cpus=1)
+        second = cluster.join(cpus=1)
+        raylet = cluster.raylet(second)
         # any cell on the second node (its processes are in that node's session)
-        killer = CellKiller(lambda proc, run: proc.sid == second, target=lambda cell: raylet)
+        killer = CellWatcher(lambda proc, run: proc.sid == second, lambda cell: sigkill(raylet))
         killer.start()
         out = tmp_path / "out"
         driver = subprocess.run(
@@ -361,19 +352,17 @@ def test_a_worker_node_killed_mid_grid_loses_no_cell(grid_file, tmp_path):
                 "--out",
                 str(out),
                 "--ray",
-                f"127.0.0.1:{port}",
+                cluster.address,
             ],
-            env=env,
+            env=cluster.env,
             capture_output=True,
             text=True,
             timeout=300,
         )
         killer.done.set()
         killer.join()
-    finally:
-        cluster.stop()
     assert driver.returncode == 0, driver.stdout + driver.stderr
-    assert killer.kill.killed_pid == raylet and not killer.kill.finished_before
+    assert killer.strike.pid == raylet and not killer.strike.finished_before
     assert "on Ray (2 nodes, 2 CPUs)" in driver.stdout
     assert "3 of 3 cells finished (0 before, 3 now)" in driver.stdout
     _, rows = results(out)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import io
+import shlex
 import signal
 import socket
 import subprocess
@@ -26,7 +27,7 @@ from types import ModuleType
 from typing import Any
 
 from prefrl import __version__
-from prefrl.bench.grid import Cell, Grid
+from prefrl.bench.grid import INTERRUPTED_EXIT, Cell, Grid
 from prefrl.bench.runner import LOG_NAME, cell_command, child_env, clear_run_dir
 from prefrl.errors import ConfigError
 
@@ -77,11 +78,11 @@ class RayCells:
             self.refs[cell.key] = ref
         shown = cell_command(Path("<tmp>") / cell.name, spec)
         with log.open("a") as f:
-            f.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {action} as a Ray task: {' '.join(shown)}\n")
+            f.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {action} as a Ray task: {shlex.join(shown)}\n")
         try:
             returncode, files, output, node = self.ray.get(ref)
         except self.ray.exceptions.TaskCancelledError:
-            return 130  # stopped by Ctrl-C: its files stay as they were, a rerun resumes
+            return INTERRUPTED_EXIT  # stopped by Ctrl-C: its files stay as they were; a rerun resumes
         except self.ray.exceptions.RayError as err:
             message = ray_failure(err, self.ray, self.max_retries)
             with log.open("a") as f:
