@@ -28,8 +28,9 @@ from conftest import InterruptAfter
 
 pytest.importorskip("ray")
 
+import prefrl
 from prefrl.bench import bench, load_grid
-from prefrl.bench.ray_cells import RayCells, pack, unpack, wants_gpu
+from prefrl.bench.ray_cells import VERSION_MISMATCH_EXIT, RayCells, pack, run_cell_task, unpack, wants_gpu
 from prefrl.cli import main as cli
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunInterrupted
@@ -276,6 +277,12 @@ def test_stop_cancels_a_running_cell_and_leaves_its_directory_as_it_was(grid_fil
         time.sleep(0.1)
     assert not alive(watcher.strike.cell_pid)  # the cancelled worker took its cell along
     assert cells.run(ppo, run_dir, ppo.spec, "start") is None  # stopped: starts no more
+
+
+def test_a_node_with_another_prefrl_refuses_the_cell():
+    returncode, files, output, _ = run_cell_task({"kind": "random"}, "random-s0", None, "0.0.1-other")
+    assert (returncode, files) == (VERSION_MISMATCH_EXIT, b"")
+    assert output.startswith(f"this Ray node has prefrl {prefrl.__version__}, the driver 0.0.1-other")
 
 
 def test_without_ray_the_flag_is_a_one_line_error(monkeypatch, grid_file, tmp_path, capsys):

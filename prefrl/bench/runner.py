@@ -382,6 +382,8 @@ class _Pool:
         action = "resume" if spec["kind"] == "resume" else ("restart" if interrupted else "start")
         run_dir.mkdir(parents=True, exist_ok=True)
         log = run_dir / LOG_NAME
+        if self.stop.is_set():  # should_stop said so while this cell was being prepared
+            return CellResult(cell, "not_run")
         start = time.perf_counter()
         returncode = self.executor.run(cell, run_dir, spec, action)
         wall = time.perf_counter() - start
