@@ -279,6 +279,26 @@ def test_stop_cancels_a_running_cell_and_leaves_its_directory_as_it_was(grid_fil
     assert cells.run(ppo, run_dir, ppo.spec, "start") is None  # stopped: starts no more
 
 
+def test_ctrl_c_keeps_the_finished_cell_and_cancels_the_others(grid_file, private_cluster, tmp_path):
+    lines: list[str] = []
+
+    def echo(line: str) -> None:  # Ctrl-C as the first cell is reported
+        lines.append(line)
+        if sum("return" in line for line in lines) == 1 and "return" in line:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        bench(grid_file, out, ray=True, echo=echo)
+    first = next(key for key in KEYS if key in lines[1])
+    assert (out / "runs" / first / "summary.json").exists()
+    others = [key for key in KEYS if key != first]
+    assert not any((out / "runs" / key / "summary.json").exists() for key in others)
+    assert any("1 of 3 cells finished (0 before, 1 now); 2 stopped" in line for line in lines)
+    _, rows = results(out)  # written for the finished cell
+    assert list(rows) == [first]
+
+
 def test_a_node_with_another_prefrl_refuses_the_cell():
     returncode, files, output, _ = run_cell_task({"kind": "random"}, "random-s0", None, "0.0.1-other")
     assert (returncode, files) == (VERSION_MISMATCH_EXIT, b"")
