@@ -262,7 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", help="run a benchmark grid (TOML): preference runs and their baselines, then a report"
     )
     p.add_argument("config", help="a grid file, e.g. benchmarks/classic.toml")
-    p.add_argument("--jobs", type=int, default=None, help="runs at a time (default: the grid's, else 1)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="runs at a time (default: the grid's, else 1; with --ray every cell, queued by Ray)",
+    )
     p.add_argument("--out", default=None, help="output directory (default runs/bench/<config name>)")
     add_ray_options(p)
     p.set_defaults(func=cmd_bench)

@@ -32,6 +32,7 @@ import prefrl
 from prefrl.bench import bench, load_grid
 from prefrl.bench.ray_cells import VERSION_MISMATCH_EXIT, RayCells, pack, run_cell_task, unpack, wants_gpu
 from prefrl.cli import main as cli
+from prefrl.errors import ConfigError
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunInterrupted
 from prefrl.runtime.run import train
@@ -317,9 +318,13 @@ def test_without_ray_the_flag_is_a_one_line_error(monkeypatch, grid_file, tmp_pa
     assert not (tmp_path / "out" / "runs").exists()
 
 
-def test_cpus_per_cell_needs_ray(grid_file, tmp_path, capsys):
+def test_cpus_per_cell_is_checked_before_anything_is_written(grid_file, private_cluster, tmp_path, capsys):
     assert cli(["bench", str(grid_file), "--out", str(tmp_path / "out"), "--cpus-per-cell", "2"]) == 2
     assert "use it with --ray" in capsys.readouterr().err
+    with pytest.raises(
+        ConfigError, match=r"--cpus-per-cell 4: no node .* has that many CPUs \(the largest has 2\)"
+    ):
+        bench(grid_file, tmp_path / "out", ray=True, cpus_per_cell=4)
     assert not (tmp_path / "out").exists()
 
 

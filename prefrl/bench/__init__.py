@@ -95,7 +95,7 @@ def bench(
         raise GridError(f"jobs must be at least 1, not {jobs}")
     if cpus_per_cell is not None and (ray is False or cpus_per_cell <= 0):
         raise ConfigError(
-            f"cpus_per_cell {cpus_per_cell:g}: give a positive number of CPUs, with ray"
+            f"--cpus-per-cell {cpus_per_cell:g}: give a positive number of CPUs"
             if ray is not False
             else "--cpus-per-cell is what each Ray task reserves: use it with --ray"
         )
