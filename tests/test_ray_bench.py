@@ -30,7 +30,15 @@ pytest.importorskip("ray")
 
 import prefrl
 from prefrl.bench import bench, load_grid
-from prefrl.bench.ray_cells import VERSION_MISMATCH_EXIT, RayCells, pack, run_cell_task, unpack, wants_gpu
+from prefrl.bench.ray_cells import (
+    VERSION_MISMATCH_EXIT,
+    RayCells,
+    pack,
+    run_cell_task,
+    sweep_orphans,
+    unpack,
+    wants_gpu,
+)
 from prefrl.cli import main as cli
 from prefrl.errors import ConfigError
 from prefrl.runtime.config import TrainConfig
@@ -96,6 +104,7 @@ class Strike:
 
     cell_pid: int = 0
     pid: int = 0
+    run: Path | None = None  # the cell's run directory on the node
     finished_before: bool = True  # the cell's summary.json existed when it struck
 
 
@@ -126,7 +135,7 @@ class CellWatcher(threading.Thread):
                 if not self.which(proc, run) or not (run / "config.json").exists():
                     continue
                 finished = (run / "summary.json").exists()
-                self.strike = Strike(proc.pid, self.act(proc), finished)
+                self.strike = Strike(proc.pid, self.act(proc), run, finished)
                 return
             time.sleep(0.05)
 
@@ -233,6 +242,7 @@ def test_the_invocation_records_the_ray_cluster(on_ray):
 def test_a_killed_worker_is_retried_and_its_cell_counted_once(on_ray):
     assert on_ray.strike.cell_pid and not on_ray.strike.finished_before  # it struck mid-run
     assert not alive(on_ray.strike.cell_pid)  # the cell died with its worker
+    assert on_ray.strike.run is not None and not on_ray.strike.run.parent.exists()  # swept by a later task
     assert "3 of 3 cells finished (0 before, 3 now)" in on_ray.lines[-2]
     assert sum(PPO in line for line in on_ray.lines) == 1
     for key in KEYS:
@@ -338,6 +348,17 @@ def test_a_cell_on_cuda_asks_ray_for_a_gpu(grid_file):
     assert wants_gpu(ppo_cuda) and wants_gpu(perfect_cuda)
 
 
+def test_a_task_removes_the_temporary_directories_of_dead_tasks(tmp_path):
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    for name, owner in (("dead", str(gone.pid)), ("alive", str(os.getpid())), ("unknown", None)):
+        (tmp_path / f"prefrl-cell-{name}" / "run").mkdir(parents=True)
+        if owner is not None:
+            (tmp_path / f"prefrl-cell-{name}" / "owner.pid").write_text(owner)
+    assert sweep_orphans(tmp_path) == [tmp_path / "prefrl-cell-dead"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prefrl-cell-alive", "prefrl-cell-unknown"]
+
+
 def test_pack_and_unpack_keep_a_run_directory_but_its_log(tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
@@ -370,8 +391,12 @@ def test_a_worker_node_killed_mid_grid_loses_no_cell(grid_file, tmp_path):
         cluster.head(cpus=1)
         second = cluster.join(cpus=1)
         raylet = cluster.raylet(second)
-        # any cell on the second node (its processes are in that node's session)
-        killer = CellWatcher(lambda proc, run: proc.sid == second, lambda cell: sigkill(raylet))
+        # a training cell on the second node (its processes are in that node's session); the
+        # random policy's cell ends within a second of writing its config
+        killer = CellWatcher(
+            lambda proc, run: proc.sid == second and not run.name.startswith("random"),
+            lambda cell: sigkill(raylet),
+        )
         killer.start()
         out = tmp_path / "out"
         driver = subprocess.run(

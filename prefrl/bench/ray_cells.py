@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import ctypes
 import io
+import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -36,6 +38,12 @@ MAX_RETRIES = 3
 
 VERSION_MISMATCH_EXIT = 3
 """the exit status of a cell refused because its node has another prefrl"""
+
+TMP_PREFIX = "prefrl-cell-"
+"""the temporary directories of cells on the nodes: ``$TMPDIR/prefrl-cell-*/<run name>``"""
+
+OWNER_FILE = "owner.pid"
+"""in such a directory: the pid of the task process that made it"""
 
 _PR_SET_PDEATHSIG = 1
 
@@ -165,7 +173,9 @@ def run_cell_task(
             "install the same prefrl on every node\n"
         )
         return VERSION_MISMATCH_EXIT, b"", message, node
-    with tempfile.TemporaryDirectory(prefix="prefrl-cell-") as tmp:
+    sweep_orphans(Path(tempfile.gettempdir()))
+    with tempfile.TemporaryDirectory(prefix=TMP_PREFIX) as tmp:
+        (Path(tmp) / OWNER_FILE).write_text(str(os.getpid()))
         run_dir = Path(tmp) / name
         run_dir.mkdir()
         if payload:
@@ -188,6 +198,37 @@ def run_cell_task(
                     proc.wait()
         (run_dir / LOG_NAME).unlink(missing_ok=True)
         return returncode, pack(run_dir), log.read_text(errors="replace"), node
+
+
+def sweep_orphans(tmp: Path) -> list[Path]:
+    """Remove the temporary directories of cells whose task process is gone (a worker
+    killed mid-cell cannot remove its own); returns those removed. A directory whose
+    owner is alive, or unknown, is kept."""
+    removed = []
+    for path in tmp.glob(f"{TMP_PREFIX}*"):
+        try:
+            owner = int((path / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if not _alive(owner):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):  # no /proc (not Linux): os.kill said enough
+        return True
+    return state not in ("Z", "X")
 
 
 def _node_ip() -> str:
