@@ -35,6 +35,26 @@ class UserError(PrefrlError):
     """A mistake in what the user asked for; printed without a traceback."""
 
 
+def add_ray_options(p: argparse.ArgumentParser) -> None:
+    """``--ray [ADDRESS]`` and ``--cpus-per-cell``: a grid's cells as Ray tasks (docs/ray.md)."""
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="ADDRESS",
+        help="run each cell as a Ray task (pip install 'prefrl[ray]'; docs/ray.md): alone, on a "
+        "cluster of this machine; with HOST:PORT (or auto), on that cluster. Put it after CONFIG",
+    )
+    p.add_argument(
+        "--cpus-per-cell",
+        type=float,
+        default=None,
+        metavar="N",
+        help="with --ray: CPUs each cell's task reserves (default 1)",
+    )
+
+
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     """``["learning_rate=1e-3", "hidden_sizes=(128,128)"]`` -> ``{...}`` (Python literals)."""
     out: dict[str, Any] = {}
@@ -254,8 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
         "bench", help="run a benchmark grid (TOML): preference runs and their baselines, then a report"
     )
     p.add_argument("config", help="a grid file, e.g. benchmarks/classic.toml")
-    p.add_argument("--jobs", type=int, default=None, help="runs at a time (default: the grid's, else 1)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="runs at a time (default: the grid's, else 1; with --ray every cell, queued by Ray)",
+    )
     p.add_argument("--out", default=None, help="output directory (default runs/bench/<config name>)")
+    add_ray_options(p)
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser(
@@ -414,7 +440,7 @@ def cmd_play(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
     from prefrl.bench import bench
 
-    return bench(args.config, args.out, jobs=args.jobs)
+    return bench(args.config, args.out, jobs=args.jobs, ray=args.ray, cpus_per_cell=args.cpus_per_cell)
 
 
 def cmd_report(args: argparse.Namespace) -> dict[str, Any]:

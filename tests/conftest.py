@@ -7,7 +7,25 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import pytest
 import torch
 
+from prefrl.oracles import Oracle, make_oracle
+from prefrl.prefs.clips import Answer, Clip
+
 torch.set_num_threads(1)
+
+
+class InterruptAfter(Oracle):
+    """The perfect teacher, until Ctrl-C arrives after ``answers`` answers."""
+
+    def __init__(self, answers: int):
+        self.inner = make_oracle("perfect")
+        self.name = self.inner.name
+        self.left = answers
+
+    def answer(self, left: Clip, right: Clip) -> Answer:
+        if self.left == 0:
+            raise KeyboardInterrupt
+        self.left -= 1
+        return self.inner.answer(left, right)
 
 
 # `prefrl train` flags for a small run that finishes in seconds (tests that start the CLI)

@@ -11,34 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import InterruptAfter
 
 from prefrl.bench import BenchBusy, BenchIncomplete, GridError, bench, load_grid, parse_grid, run_grid
 from prefrl.bench.outdir import cell_state
 from prefrl.bench.results import COLUMNS, read_results
 from prefrl.bench.runner import GridOutcome
-from prefrl.oracles import Oracle, make_oracle
-from prefrl.prefs.clips import Answer, Clip
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunInterrupted
 from prefrl.runtime.run import train
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 SMOKE = BENCHMARKS / "smoke.toml"
-
-
-class InterruptAfter(Oracle):
-    """The perfect teacher, until Ctrl-C arrives after ``answers`` answers."""
-
-    def __init__(self, answers: int):
-        self.inner = make_oracle("perfect")
-        self.name = self.inner.name
-        self.left = answers
-
-    def answer(self, left: Clip, right: Clip) -> Answer:
-        if self.left == 0:
-            raise KeyboardInterrupt
-        self.left -= 1
-        return self.inner.answer(left, right)
 
 
 def cli(argv: list[str]) -> int:

@@ -34,3 +34,19 @@ def test_transfer_table_is_its_csvs() -> None:
     ).stdout.strip()
     assert printed.count("\n") >= 10
     assert printed in (ROOT / "docs/learned_reward.md").read_text()
+
+
+def test_ray_grid_table_is_its_csv() -> None:
+    printed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts/bench_ray_grid.py"),
+            "--table",
+            str(ROOT / "docs/benchmarks/data/ray_grid.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert printed.count("\n") >= 3
+    assert printed in (ROOT / "docs/ray.md").read_text()

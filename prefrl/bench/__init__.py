@@ -10,6 +10,7 @@ under ``OUT/runs/<env>/<name>``, run in its own process (:mod:`prefrl.bench.runn
 
     from prefrl.bench import bench, report
     bench("benchmarks/smoke.toml", "runs/bench/smoke", jobs=2)   # run (resumes), then report
+    bench("benchmarks/smoke.toml", ray="127.0.0.1:6379")           # the cells as Ray tasks
     report("runs/bench/smoke")                                     # rebuild the report only
 """
 
@@ -20,8 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from prefrl.bench.grid import Cell, EnvSettings, Grid, GridError, load_grid, parse_grid
+from prefrl.bench.ray_cells import RayCells, cluster_ready
 from prefrl.bench.report import rebuild, write_outputs
 from prefrl.bench.runner import BenchBusy, BenchIncomplete, CellResult, GridOutcome, run_grid
+from prefrl.errors import ConfigError
+from prefrl.utils.ray_cluster import connect
 
 __all__ = [
     "BenchBusy",
@@ -55,6 +59,8 @@ def bench(
     jobs: int | None = None,
     command: str | None = None,
     echo: Callable[[str], None] = print,
+    ray: bool | str = False,
+    cpus_per_cell: float | None = None,
 ) -> dict[str, Any]:
     """``prefrl bench``: check the grid file, run its unfinished cells, write the results.
 
@@ -65,12 +71,19 @@ def bench(
         jobs: runs at a time (default: the grid's ``jobs``, else 1).
         command: the command line for the report (default ``sys.argv``).
         echo: where progress lines go.
+        ray: run each cell as a Ray task (docs/ray.md): True on a private cluster of this
+            machine, ``"HOST:PORT"`` or ``"auto"`` on that cluster; False: subprocesses here.
+            With Ray, ``jobs`` defaults to every cell at once (Ray queues them).
+        cpus_per_cell: CPUs Ray reserves for each cell (default 1; only with ``ray``).
 
     Returns:
         ``{"out", "cells", "finished", "results", "report", "figures"}`` (paths as strings).
 
     Raises:
         GridError: the grid file is invalid (nothing has run).
+        ConfigError: ``cpus_per_cell`` without ``ray``, or more than any node has.
+        RayMissingError, RayConnectError: ``ray`` asked for, and Ray is not installed or
+            the cluster cannot be joined (nothing has run).
         FileNotFoundError: no such grid file.
         BenchBusy: another bench is running in ``out``.
         BenchIncomplete: some cells failed, are stale or did not start; the message lists
@@ -80,8 +93,21 @@ def bench(
     grid = load_grid(config)
     if jobs is not None and jobs < 1:
         raise GridError(f"jobs must be at least 1, not {jobs}")
+    if cpus_per_cell is not None and (ray is False or cpus_per_cell <= 0):
+        raise ConfigError(
+            f"--cpus-per-cell {cpus_per_cell:g}: give a positive number of CPUs"
+            if ray is not False
+            else "--cpus-per-cell is what each Ray task reserves: use it with --ray"
+        )
     out = Path(out) if out is not None else default_out(config)
-    outcome = run_grid(grid, out, jobs=jobs, echo=echo, command=command)
+    if ray is False:
+        outcome = run_grid(grid, out, jobs=jobs, echo=echo, command=command)
+    else:
+        cpus = cpus_per_cell or 1
+        with connect(None if ray is True else ray) as ray_module:
+            cluster_ready(ray_module, cpus)
+            cells = RayCells(ray_module, cpus_per_cell=cpus)
+            outcome = run_grid(grid, out, jobs=jobs, echo=echo, command=command, executor=cells)
     summary = {
         "out": str(out),
         "cells": len(outcome.results),

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from prefrl import __version__
 from prefrl.bench.grid import INTERRUPTED_EXIT, Cell, Grid
@@ -112,6 +112,7 @@ def run_grid(
     should_stop: Callable[[CellResult], bool] | None = None,
     echo: Callable[[str], None] = print,
     command: str | None = None,
+    executor: CellExecutor | None = None,
 ) -> GridOutcome:
     """Run every unfinished cell of ``grid`` under ``out``, then write the results.
 
@@ -124,6 +125,7 @@ def run_grid(
             that want only part of a grid.
         echo: where progress lines go (one per ended cell, plus a header and a total).
         command: the command line recorded in ``report.md`` (default: ``sys.argv``).
+        executor: where the cells run (default :class:`LocalCells`: subprocesses here).
 
     Returns:
         the outcome of every cell; ``outcome.ok`` says whether all have finished.
@@ -137,7 +139,7 @@ def run_grid(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):
-        return _run_grid(grid, out, max(1, jobs or grid.jobs), should_stop, echo, command)
+        return _run_grid(grid, out, jobs, should_stop, echo, command, executor or LocalCells())
 
 
 @contextlib.contextmanager
@@ -170,13 +172,13 @@ def _exclusive(out: Path) -> Iterator[None]:
 def _run_grid(
     grid: Grid,
     out: Path,
-    jobs: int,
+    requested_jobs: int | None,
     should_stop: Callable[[CellResult], bool] | None,
     echo: Callable[[str], None],
     command: str | None,
+    executor: CellExecutor,
 ) -> GridOutcome:
     (out / GRID_COPY).write_text(grid.source)
-    record_invocation(out, command if command is not None else command_line(), jobs, grid)
     cells = grid.cells()
     states = {cell.key: cell_state(cell, out) for cell in cells}
     results: dict[str, CellResult] = {}
@@ -189,6 +191,10 @@ def _run_grid(
             results[cell.key] = CellResult(cell, "stale", message=why)
         else:
             todo.append(cell)
+    jobs = executor.jobs(requested_jobs, grid, len(todo))
+    where = executor.describe()
+    command = command if command is not None else command_line()
+    record_invocation(out, command, jobs, grid, where)
     resumed = sum(states[c.key][0] == "interrupted" for c in todo)
     stale = sum(r.status == "stale" for r in results.values())
     echo(
@@ -196,12 +202,18 @@ def _run_grid(
         + (f"{stale} stale, " if stale else "")
         + f"{len(todo)} to run"
         + (f" ({resumed} interrupted: preference runs resume, baselines restart)" if resumed else "")
-        + f"; jobs={jobs}; output: {out}"
+        + f"; jobs={jobs}"
+        + (
+            f" on Ray ({where['ray']['nodes']} nodes, {where['ray']['cpus']:g} CPUs)"
+            if "ray" in where
+            else ""
+        )
+        + f"; output: {out}"
     )
     for result in results.values():
         if result.status == "stale":
             echo(f"STALE {result.cell.key}: {result.message}")
-    pool = _Pool(out, grid, states, echo, len(todo), should_stop)
+    pool = _Pool(out, grid, states, echo, len(todo), should_stop, executor)
 
     def on_sigterm(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # a scheduler's SIGTERM stops the grid as cleanly as Ctrl-C
@@ -232,44 +244,65 @@ def _finish(
     return outcome
 
 
-class _Pool:
-    """Runs cells in subprocesses, at most ``jobs`` at a time, from worker threads."""
+class CellExecutor(Protocol):
+    """Where a cell's process runs: :class:`LocalCells` on this machine, or
+    :class:`prefrl.bench.ray_cells.RayCells` as Ray tasks on a cluster."""
 
-    def __init__(
-        self,
-        out: Path,
-        grid: Grid,
-        states: dict[str, tuple[str, str]],
-        echo: Callable[[str], None],
-        total: int,
-        should_stop: Callable[[CellResult], bool] | None,
-    ):
-        self.out, self.grid, self.states, self.echo, self.total = out, grid, states, echo, total
-        self.should_stop = should_stop
-        self.results: dict[str, CellResult] = {}
-        self.stop = threading.Event()
+    def jobs(self, requested: int | None, grid: Grid, todo: int) -> int:
+        """Cells at a time, given ``--jobs`` (None: not given) and the cells to run."""
+        ...
+
+    def run(self, cell: Cell, run_dir: Path, spec: dict[str, Any], action: str) -> int | None:
+        """Run ``spec`` (the cell's, or a resume) into ``run_dir`` and wait for it; its output
+        goes to ``RUN_DIR/bench.log`` after a header naming ``action``. Returns the exit
+        status of ``python -m prefrl.bench.cell``, or None when :meth:`stop` came first."""
+        ...
+
+    def stop(self, grace_s: float) -> None:
+        """Stop the running cells (a rerun resumes them) and start no more."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Where the cells run, for ``OUT/bench.json`` (empty: this machine)."""
+        ...
+
+
+class LocalCells:
+    """Each cell in a subprocess of this one."""
+
+    def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.stopped = False
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def run(self, cells: list[Cell], jobs: int) -> None:
-        with ThreadPoolExecutor(max_workers=jobs) as executor:
-            futures: list[Future[CellResult]] = [executor.submit(self._run_cell, cell) for cell in cells]
-            try:
-                for future in futures_in_completion_order(futures):
-                    future.result()
-            except BaseException:
-                self.interrupt()  # before the executor waits for its threads
-                raise
+    def jobs(self, requested: int | None, grid: Grid, todo: int) -> int:
+        return max(1, requested or grid.jobs)
 
-    def interrupt(self, grace_s: float = INTERRUPT_GRACE_S) -> None:
+    def run(self, cell: Cell, run_dir: Path, spec: dict[str, Any], action: str) -> int | None:
+        cmd = cell_command(run_dir, spec)
+        with (run_dir / LOG_NAME).open("a") as f:
+            with self.lock:
+                if self.stopped:
+                    return None
+                f.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {action}: {shlex.join(cmd)}\n")
+                f.flush()
+                proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=child_env())
+                self.procs[cell.key] = proc
+            try:
+                return proc.wait()
+            finally:
+                with self.lock:
+                    self.procs.pop(cell.key, None)
+
+    def stop(self, grace_s: float) -> None:
         """Stop the running cells and wait for them: a preference run saves and exits on SIGINT.
 
         A Ctrl-C in the terminal has reached the cells already (they share its process
         group), so each gets ``grace_s`` to end on its own before it is sent SIGINT (a
         second one could cut its clean-up short), and as long again before it is killed.
         """
-        self.stop.set()
         with self.lock:
+            self.stopped = True
             procs = list(self.procs.values())
         for sig in (None, signal.SIGINT, signal.SIGKILL):
             running = [p for p in procs if p.poll() is None]
@@ -284,6 +317,44 @@ class _Pool:
                     proc.wait(timeout=max(0.0, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     pass
+
+    def describe(self) -> dict[str, Any]:
+        return {}
+
+
+class _Pool:
+    """Runs cells through an executor, at most ``jobs`` at a time, from worker threads."""
+
+    def __init__(
+        self,
+        out: Path,
+        grid: Grid,
+        states: dict[str, tuple[str, str]],
+        echo: Callable[[str], None],
+        total: int,
+        should_stop: Callable[[CellResult], bool] | None,
+        executor: CellExecutor,
+    ):
+        self.out, self.grid, self.states, self.echo, self.total = out, grid, states, echo, total
+        self.should_stop, self.executor = should_stop, executor
+        self.results: dict[str, CellResult] = {}
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+
+    def run(self, cells: list[Cell], jobs: int) -> None:
+        with ThreadPoolExecutor(max_workers=jobs) as executor:
+            futures: list[Future[CellResult]] = [executor.submit(self._run_cell, cell) for cell in cells]
+            try:
+                for future in futures_in_completion_order(futures):
+                    future.result()
+            except BaseException:
+                self.interrupt()  # before the executor waits for its threads
+                raise
+
+    def interrupt(self, grace_s: float = INTERRUPT_GRACE_S) -> None:
+        """Start no more cells and stop the running ones (see the executor's ``stop``)."""
+        self.stop.set()
+        self.executor.stop(grace_s)
 
     def _run_cell(self, cell: Cell) -> CellResult:
         if self.stop.is_set():
@@ -302,7 +373,7 @@ class _Pool:
         run_dir = cell.run_dir(self.out)
         interrupted = self.states[cell.key][0] == "interrupted"
         if interrupted and cell.arm != "prefrl":
-            _clear(run_dir)
+            clear_run_dir(run_dir)
         spec = (
             {"kind": "resume", "video": cell.spec.get("video", False)}
             if interrupted and cell.arm == "prefrl"
@@ -311,20 +382,13 @@ class _Pool:
         action = "resume" if spec["kind"] == "resume" else ("restart" if interrupted else "start")
         run_dir.mkdir(parents=True, exist_ok=True)
         log = run_dir / LOG_NAME
-        cmd = [sys.executable, "-m", "prefrl.bench.cell", str(run_dir), json.dumps(spec)]
+        if self.stop.is_set():  # should_stop said so while this cell was being prepared
+            return CellResult(cell, "not_run")
         start = time.perf_counter()
-        with log.open("a") as f:
-            with self.lock:
-                if self.stop.is_set():
-                    return CellResult(cell, "not_run")
-                f.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {action}: {shlex.join(cmd)}\n")
-                f.flush()
-                proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=_child_env())
-                self.procs[cell.key] = proc
-            returncode = proc.wait()
+        returncode = self.executor.run(cell, run_dir, spec, action)
         wall = time.perf_counter() - start
-        with self.lock:
-            self.procs.pop(cell.key, None)
+        if returncode is None:
+            return CellResult(cell, "not_run")
         run = RunDir(run_dir)
         if returncode == 0 and run.summary_path.exists():
             result = CellResult(cell, "finished", wall, summary=run.read_summary())
@@ -372,8 +436,13 @@ def futures_in_completion_order(futures: list[Future[CellResult]]) -> Iterator[F
         yield from done
 
 
-def _clear(run_dir: Path) -> None:
-    """Empty an interrupted baseline's directory for a fresh start (its log stays)."""
+def cell_command(run_dir: Path, spec: dict[str, Any]) -> list[str]:
+    """The command that runs one cell: ``python -m prefrl.bench.cell RUN_DIR SPEC_JSON``."""
+    return [sys.executable, "-m", "prefrl.bench.cell", str(run_dir), json.dumps(spec)]
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Empty a run directory for a fresh start or for the files a cell sent back (its log stays)."""
     for child in run_dir.iterdir():
         if child.name == LOG_NAME:
             continue
@@ -383,7 +452,7 @@ def _clear(run_dir: Path) -> None:
             child.unlink()
 
 
-def _child_env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"  # the log shows progress as it happens
     # one thread per process: jobs x processes already fill the cores
@@ -446,8 +515,11 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def record_invocation(out: Path, command: str, jobs: int, grid: Grid) -> None:
-    """Append this invocation (command, date, machine) to ``OUT/bench.json``."""
+def record_invocation(
+    out: Path, command: str, jobs: int, grid: Grid, where: dict[str, Any] | None = None
+) -> None:
+    """Append this invocation (command, date, machine and ``where``: e.g. the Ray cluster
+    the cells ran on) to ``OUT/bench.json``."""
     path = out / INVOCATIONS
     data: dict[str, Any] = {"invocations": []}
     if path.exists():
@@ -463,6 +535,7 @@ def record_invocation(out: Path, command: str, jobs: int, grid: Grid) -> None:
             "jobs": jobs,
             "started_at": time.strftime("%Y-%m-%d %H:%M:%S %z"),
             "machine": machine_info(),
+            **(where or {}),
         }
     )
     write_json(path, data)

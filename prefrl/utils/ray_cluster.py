@@ -101,7 +101,8 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Itera
         "configure_logging": False,
     }
     if address is None:
-        # "local": a new cluster even where this machine runs one (ray start) already
+        # "local": a new cluster even where other ones run on this machine (ray.init with no
+        # address would join the newest of them)
         kwargs.update(address="local", num_cpus=num_cpus or os.cpu_count() or 1, _node_ip_address=LOOPBACK)
     else:
         host = _check_reachable(address)
