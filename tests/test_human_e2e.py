@@ -7,6 +7,7 @@ answers are open (its events, through ``PREFRL_LABEL_EVENTS``: "shown", then "op
 the pair has played for the minimum viewing time), presses one key, and waits until the
 store holds that answer."""
 
+import importlib.util
 import json
 import os
 import shutil
@@ -114,7 +115,16 @@ def open_window(command: list[str], display: str, events: Path) -> tuple[subproc
     return proc, env
 
 
-def test_a_person_labels_a_live_run_in_the_window(tmp_path, display):
+HAVE_RAY = importlib.util.find_spec("ray") is not None
+
+
+@pytest.mark.parametrize(
+    "backend",
+    ["multiprocess", pytest.param("ray", marks=pytest.mark.skipif(not HAVE_RAY, reason="needs prefrl[ray]"))],
+)
+def test_a_person_labels_a_live_run_in_the_window(tmp_path, display, backend):
+    """The window opens with the driver; with the ray backend the labeler is an actor on
+    the driver's node and the person's answers reach it through the store all the same."""
     run, events = tmp_path / "run", tmp_path / "window-events.jsonl"
     store_path = run / "prefs.sqlite"
     env = {k: v for k, v in os.environ.items() if k != "SDL_VIDEODRIVER"}
@@ -134,6 +144,8 @@ def test_a_person_labels_a_live_run_in_the_window(tmp_path, display):
             "8192",
             "--run-dir",
             str(run),
+            "--backend",
+            backend,
             *SMALL_RUN_FLAGS,
         ],
         env=env,

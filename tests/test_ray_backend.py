@@ -58,6 +58,28 @@ def test_rollout_workers_step_exactly_like_local_envs(cluster):
         local.close()
 
 
+def test_rollout_workers_give_the_atari_snapshots_of_local_envs(cluster):
+    """ALE states differ in length from env to env: each worker's snapshots are padded to
+    one width, and every snapshot holds the same state bytes as the local env's."""
+    from prefrl.runtime.rollout_workers import RolloutWorkers
+
+    config = small(env_id="ALE/Pong-v5", ppo={"num_envs": 3, "num_steps": 128}, fixed_length=256).to_dict()
+    local = VecEnv([lambda: make_env("ALE/Pong-v5", fixed_length=256)] * 3, capture_snapshots=True)
+    spread = RolloutWorkers(config, 3, 2, capture_snapshots=True)
+    try:
+        np.testing.assert_array_equal(spread.reset(seed=3), local.reset(seed=3))
+        for t in range(20):
+            actions = np.array([t % 6, (t + 1) % 6, (t + 2) % 6])
+            np.testing.assert_array_equal(spread.step(actions).obs, local.step(actions).obs)
+            for a, b in zip(spread.snapshots(), local.snapshots(), strict=True):
+                n = int(a[0])
+                assert n == int(b[0]) and a[1] == b[1]  # byte count, action
+                assert a[2:].view(np.uint8)[:n].tobytes() == b[2:].view(np.uint8)[:n].tobytes()
+    finally:
+        spread.close()
+        local.close()
+
+
 def test_a_ray_run_with_two_rollout_workers_gets_its_whole_budget(cluster, tmp_path, capsys):
     run_dir = tmp_path / "run"
     argv = ["train", "Pendulum-v1", "--steps", "2048", "--labels", "8", "--clip-length", "25"]

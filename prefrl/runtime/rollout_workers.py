@@ -9,8 +9,9 @@ after stepping and sends them with the step, so cutting clips costs no extra tri
 Env ``i`` is seeded ``seed + i`` as in a local ``VecEnv``: the same actions give the
 same observations, rewards and snapshots whether the envs are local or spread.
 
-Worth it where stepping an env costs more than a round trip (~1 ms here): MuJoCo, Atari,
-or a cluster's nodes; classic control steps faster in the agent itself (``--workers 0``).
+A round trip per step, carrying each env's observation and snapshot, costs more than
+stepping in the agent unless the envs are slow and the workers have cores of their own
+(other machines'): measured in docs/ray.md.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class RolloutWorkers:
         self.observation_space, self.action_space = ray.get(self.workers[0].spaces.remote())
         self.capture = capture_snapshots
         self._snapshots: np.ndarray | None = None
+        self.width = 0  # of the snapshots, set at the first reset
         self.finished: list[Episode] = []
 
     def reset(self, seed: int | None = None) -> np.ndarray:
@@ -92,7 +94,9 @@ class RolloutWorkers:
             for w, offset in zip(self.workers, self.offsets, strict=False)
         ]
         parts = self.ray.get(calls)
-        self._snapshots = np.concatenate([p[1] for p in parts]) if self.capture else None
+        if self.capture:
+            self.width = max(p[1].shape[1] for p in parts)
+            self._snapshots = self._join_snapshots([p[1] for p in parts])
         return np.concatenate([p[0] for p in parts])
 
     def step(self, actions: np.ndarray) -> VecStep:
@@ -102,11 +106,21 @@ class RolloutWorkers:
         for i, (_, _, episodes) in enumerate(parts):
             self.finished.extend(Episode(e.env_index + int(o[i]), e.true_return, e.length) for e in episodes)
         if self.capture:
-            self._snapshots = np.concatenate([p[1] for p in parts])
+            self._snapshots = self._join_snapshots([p[1] for p in parts])
         steps = [p[0] for p in parts]
         return VecStep(
             **{f.name: np.concatenate([getattr(s, f.name) for s in steps]) for f in fields(VecStep)}
         )
+
+    def _join_snapshots(self, parts: list[np.ndarray]) -> np.ndarray:
+        """One ``(N, width)`` array. An Atari snapshot's width is fixed by each worker's
+        first state (``AtariSnapshotter``), so workers may differ by a value or two: the
+        narrower ones are zero-padded, which its layout reads the same (a byte count
+        leads)."""
+        out = np.zeros((self.num_envs, self.width), dtype=np.float64)
+        for part, start in zip(parts, self.offsets, strict=False):
+            out[start : start + len(part), : part.shape[1]] = part
+        return out
 
     def snapshots(self) -> np.ndarray:
         """Simulator state of every env now, ``(N, snapshot_size)`` float64."""

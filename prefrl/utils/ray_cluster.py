@@ -112,7 +112,13 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Itera
     try:
         ray.init(**kwargs)
     except ConnectionError as err:
-        raise RayConnectError(f"cannot join the Ray cluster at {address}: {err}; {_START_HINT}") from None
+        hint = _START_HINT
+        if address is not None and "RAY_AUTH_MODE" not in os.environ:
+            hint = (  # something listens there: a Ray 2.60 head refuses a driver without its token
+                "if Ray's log above says InvalidAuthToken, the cluster wants its token: copy the head's "
+                "~/.ray/auth_token to this machine and export RAY_AUTH_MODE=token (docs/ray.md)"
+            )
+        raise RayConnectError(f"cannot join the Ray cluster at {address}: {err}; {hint}") from None
     try:
         yield ray
     finally:
