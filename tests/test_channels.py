@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from prefrl.runtime.channels import ClipBatch
+from prefrl.runtime.channels import ClipBatch, RunMemory
 from prefrl.runtime.multiprocess import Inbox, Outbox
 
 BIG = b"x" * 1_000_000  # far more than a pipe holds: its sender blocks until it is read
@@ -90,3 +90,22 @@ def test_a_reader_never_hangs_on_a_writer_killed_at_a_random_moment():
             inbox.pump(timeout=0.1)
         assert inbox.closed
         process.join(5)
+
+
+def test_run_memory_tells_a_new_role_the_newest_weights_and_enough_recent_clips():
+    memory = RunMemory(pool_size=5)
+    assert memory.for_new("agent") == [] and memory.for_new("labeler") == []
+    batches = [ClipBatch([f"c{i}{j}" for j in range(2)], agent_step=i) for i in range(4)]  # 2 clips each
+    for batch in batches:
+        memory.keep_clips(batch)
+    # 5 clips are wanted: the last 3 batches hold 6, the last 2 only 4
+    assert list(memory.recent_clips) == batches[1:]
+    memory.weights = {"version": 7}
+    memory.final = ClipBatch([], agent_step=9, final=True)
+    assert memory.for_new("agent") == [("weights", {"version": 7})]
+    assert memory.for_new("reward_trainer") == []
+    assert memory.for_new("labeler") == [
+        ("weights", {"version": 7}),
+        *[("clips", b) for b in batches[1:]],
+        ("final", memory.final),
+    ]

@@ -136,3 +136,33 @@ class LocalStatus:
     def drain(self) -> list[Status]:
         out, self.items = self.items, []
         return out
+
+
+# ------------------------------------------------------------------ restarts
+class RunMemory:
+    """What a backend keeps for a role that starts again: the newest weights (or a
+    reference to them), the recent clips (enough for a pool of ``pool_size``) and the
+    agent's final batch once it has finished."""
+
+    def __init__(self, pool_size: int):
+        self.pool_size = pool_size
+        self.weights: Any = None
+        self.recent_clips: collections.deque[ClipBatch] = collections.deque()
+        self.final: ClipBatch | None = None
+
+    def keep_clips(self, batch: ClipBatch) -> None:
+        self.recent_clips.append(batch)
+        kept = sum(len(b.clips) for b in self.recent_clips)
+        while kept - len(self.recent_clips[0].clips) >= self.pool_size:
+            kept -= len(self.recent_clips.popleft().clips)
+
+    def for_new(self, role: str) -> list[tuple[str, Any]]:
+        """The ``(kind, payload)`` messages a new incarnation of ``role`` is sent first."""
+        messages: list[tuple[str, Any]] = []
+        if self.weights is not None and role != "reward_trainer":
+            messages.append(("weights", self.weights))
+        if role == "labeler":
+            messages += [("clips", batch) for batch in self.recent_clips]
+            if self.final is not None:
+                messages.append(("final", self.final))
+        return messages

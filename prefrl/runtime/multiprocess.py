@@ -48,7 +48,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from prefrl.runtime.channels import ClipBatch, Status, StopFlag
+from prefrl.runtime.channels import ClipBatch, RunMemory, Status, StopFlag
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.ending import RunEnd, end_of_run
 from prefrl.runtime.errors import RunFailed
@@ -316,9 +316,7 @@ class _Supervisor:
         self.max_restarts = max_restarts
         self.restarts = dict.fromkeys(ROLES, 0)
         self.roles: dict[str, _Incarnation] = {}
-        self.weights: dict[str, Any] | None = None  # the newest published
-        self.recent_clips: collections.deque[ClipBatch] = collections.deque()
-        self.final: ClipBatch | None = None  # sent to labelers once the agent has finished
+        self.memory = RunMemory(config.pool_size)  # for a role that starts again
 
     def start(self, role: str) -> None:
         to_role_r, to_role_w = self.ctx.Pipe(duplex=False)
@@ -336,13 +334,8 @@ class _Supervisor:
         incarnation = _Incarnation(process, Outbox(to_role_w), from_role_r, control_w)
         self.roles[role] = incarnation
         self.monitor.pids[role] = int(process.pid or 0)
-        if self.weights is not None and role != "reward_trainer":
-            incarnation.to_role.put("weights", self.weights)
-        if role == "labeler":
-            for batch in self.recent_clips:
-                incarnation.to_role.put("clips", batch)
-            if self.final is not None:
-                incarnation.to_role.put("final", self.final)
+        for kind, payload in self.memory.for_new(role):
+            incarnation.to_role.put(kind, payload)
 
     def receive(self, timeout: float) -> None:
         """Carry every message that arrives within ``timeout`` seconds."""
@@ -361,13 +354,13 @@ class _Supervisor:
                 if kind == "status":
                     statuses.append(payload)
                     if payload.kind == "done" and role == "agent":
-                        self.final = ClipBatch([], payload.agent_step, final=True)
-                        self.roles["labeler"].to_role.put("final", self.final)
+                        self.memory.final = ClipBatch([], payload.agent_step, final=True)
+                        self.roles["labeler"].to_role.put("final", self.memory.final)
                 elif kind == "clips":
-                    self._keep_recent(payload)
+                    self.memory.keep_clips(payload)
                     self.roles["labeler"].to_role.put("clips", payload)
                 elif kind == "weights":
-                    self.weights = payload
+                    self.memory.weights = payload
                     for subscriber in ("agent", "labeler"):
                         self.roles[subscriber].to_role.put("weights", payload)
         except (EOFError, OSError):
@@ -381,12 +374,6 @@ class _Supervisor:
             if incarnation.from_role.poll(0.05):
                 self._read(role, statuses)
         self.monitor.consume(statuses)
-
-    def _keep_recent(self, batch: ClipBatch) -> None:
-        self.recent_clips.append(batch)
-        kept = sum(len(b.clips) for b in self.recent_clips)
-        while kept - len(self.recent_clips[0].clips) >= self.config.pool_size:
-            kept -= len(self.recent_clips.popleft().clips)
 
     def restart_the_dead(self) -> None:
         for role, incarnation in list(self.roles.items()):

@@ -28,7 +28,6 @@ to stop and save. If the driver dies, its actors die with it; ``prefrl resume`` 
 
 from __future__ import annotations
 
-import collections
 import multiprocessing as mp
 import os
 import threading
@@ -38,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prefrl.runtime.channels import ClipBatch, Status
+from prefrl.runtime.channels import ClipBatch, RunMemory, Status
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.ending import RunEnd
 from prefrl.runtime.errors import RunFailed
@@ -124,9 +123,8 @@ class _Hub:
         self.incarnation: dict[str, str | None] = dict.fromkeys(ROLES)
         self.restarts = dict.fromkeys(ROLES, 0)
         self.ended: set[str] = set()  # roles whose job is done
-        self.weights: list[Any] | None = None  # [reference] to the newest published
-        self.recent_clips: collections.deque[ClipBatch] = collections.deque()
-        self.final: ClipBatch | None = None
+        self.memory = RunMemory(config.pool_size)  # its weights: [a reference to the newest]
+        self.killed: dict[str, str | None] = dict.fromkeys(ROLES)  # the incarnation last killed
 
     def start(self) -> None:
         cfg = self.config.to_dict()
@@ -170,34 +168,29 @@ class _Hub:
             if kind == "status":
                 statuses.append(payload)
                 if payload.kind == "done" and role == "agent":
-                    self.final = ClipBatch([], payload.agent_step, final=True)
-                    self.inbound["labeler"].append(("final", self.final))
+                    self.memory.final = ClipBatch([], payload.agent_step, final=True)
+                    self.inbound["labeler"].append(("final", self.memory.final))
             elif kind == "clips":
-                self._keep_recent(payload)
+                self.memory.keep_clips(payload)
                 self._send_clips(payload)
             elif kind == "weights":
-                self.weights = [self.ray.put(payload)]  # once, read by reference by both
+                self.memory.weights = [self.ray.put(payload)]  # once, read by reference by both
                 for subscriber in ("agent", "labeler"):
                     box = self.inbound[subscriber]
-                    box[:] = [m for m in box if m[0] != "weights"] + [("weights", self.weights)]
+                    box[:] = [m for m in box if m[0] != "weights"] + [("weights", self.memory.weights)]
         if reply["ended"]:
             self.monitor.consume(statuses)  # its error, if it failed
             statuses.clear()
-            if role in self.monitor.errors or role not in self.monitor.finished:
-                self.ray.kill(self.actors[role], no_restart=False)  # failed: Ray starts a new one
-            else:
+            if role in self.monitor.finished and role not in self.monitor.errors:
                 self.ended.add(role)
+            elif self.killed[role] != reply["incarnation"]:  # failed: Ray starts a new one
+                self.killed[role] = reply["incarnation"]
+                self.ray.kill(self.actors[role], no_restart=False)
 
     def _send_clips(self, batch: ClipBatch) -> None:
         box = self.inbound["labeler"]
         if sum(kind == "clips" for kind, _ in box) < MAX_CLIP_BATCHES:
             box.append(("clips", batch))
-
-    def _keep_recent(self, batch: ClipBatch) -> None:
-        self.recent_clips.append(batch)
-        kept = sum(len(b.clips) for b in self.recent_clips)
-        while kept - len(self.recent_clips[0].clips) >= self.config.pool_size:
-            kept -= len(self.recent_clips.popleft().clips)
 
     def _failed(self, role: str, err: Exception) -> None:
         """Ray gave up on the actor: it died ``max_restarts + 1`` times, or cannot start."""
@@ -216,14 +209,7 @@ class _Hub:
             f"prefrl: the {role} actor died ({error}); Ray restarted it ({self.restarts[role]}/{self.max_restarts})",
             flush=True,
         )
-        inbound: list[tuple[str, Any]] = []
-        if self.weights is not None and role != "reward_trainer":
-            inbound.append(("weights", self.weights))
-        if role == "labeler":
-            inbound += [("clips", batch) for batch in self.recent_clips]
-            if self.final is not None:
-                inbound.append(("final", self.final))
-        self.inbound[role][:0] = inbound
+        self.inbound[role][:0] = self.memory.for_new(role)
 
     def stop(self, timeout: float) -> None:
         """Ask every role to stop and save, read their last reports, end the actors."""
