@@ -1,6 +1,7 @@
 """The ray backend (``prefrl train --backend ray``): the roles as Ray actors on a private
 cluster on loopback, the agent's envs spread over rollout workers, and its faults."""
 
+import copy
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from test_faults import answered_ids, run_with_kills
 from test_runtime import small
 
@@ -33,51 +35,65 @@ def cluster():
         yield ray_module
 
 
-def test_rollout_workers_step_exactly_like_local_envs(cluster):
+def agents(env_id, num_envs, workers, seed, **env_kwargs):
+    """A PPO agent on local envs and one on rollout workers, same settings and seed."""
+    from prefrl.agent.ppo import PPOAgent
     from prefrl.runtime.rollout_workers import RolloutWorkers
 
-    config = small().to_dict()
-    local = VecEnv([lambda: make_env("Pendulum-v1")] * 5, capture_snapshots=True)
-    spread = RolloutWorkers(config, 5, 2, capture_snapshots=True)
+    config = small(env_id=env_id, ppo={"num_envs": num_envs, "num_steps": 64}, **env_kwargs)
+    ppo = config.ppo_config()
+    local = VecEnv(
+        [lambda: make_env(env_id, fixed_length=config.fixed_length or False)] * num_envs,
+        capture_snapshots=True,
+    )
+    spread = RolloutWorkers(config.to_dict(), ppo, workers, seed=seed, capture_snapshots=True)
+    return PPOAgent(local, ppo, total_steps=10_000, seed=seed), PPOAgent(
+        spread, ppo, total_steps=10_000, seed=seed
+    )
+
+
+def test_rollout_workers_collect_with_the_agents_policy_in_the_runs_envs(cluster):
+    here, there = agents("Pendulum-v1", 5, 2, seed=7)
     try:
-        assert spread.observation_space == local.observation_space
-        np.testing.assert_array_equal(spread.reset(seed=7), local.reset(seed=7))
-        np.testing.assert_array_equal(spread.snapshots(), local.snapshots())
-        rng = np.random.default_rng(0)
-        for _ in range(205):  # past the end of the first episodes (200 steps)
-            actions = rng.uniform(-2, 2, size=(5, 1)).astype(np.float32)
-            a, b = spread.step(actions), local.step(actions)
-            for name in ("obs", "true_rewards", "terminated", "truncated", "final_obs"):
-                np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
-            np.testing.assert_array_equal(spread.snapshots(), local.snapshots())
-        spread_episodes, local_episodes = spread.pop_finished(), local.pop_finished()
-        assert len(local_episodes) == 5
-        assert spread_episodes == local_episodes  # env indices are the run's, not the worker's
+        with torch.no_grad():  # a policy that acts (almost) deterministically: its mean
+            there.policy.log_std.fill_(-30.0)
+        first = here.collect(capture_snapshots=True)
+        rollouts, norms = [], []
+        for _ in range(4):  # 256 steps: past the end of the first episodes (200 steps)
+            norms.append(copy.deepcopy(there.obs_norm))  # the statistics the policy acts with
+            rollouts.append(there.collect(capture_snapshots=True))
+        rollout = rollouts[0]
+        assert rollout.obs.shape == (64, 5, 3) and rollout.snapshots.shape[:2] == (64, 5)
+        # the same envs, seeded alike: the same first observations and states
+        np.testing.assert_array_equal(rollout.obs[0], first.obs[0])
+        np.testing.assert_array_equal(rollout.snapshots[0], first.snapshots[0])
+        # the workers acted with the agent's policy and observation statistics
+        for r, norm in zip(rollouts, norms, strict=True):
+            seen = r.policy_obs.reshape(-1, 3)
+            np.testing.assert_allclose(seen, norm(r.obs.reshape(-1, 3)), rtol=1e-6)
+            np.testing.assert_allclose(r.policy_actions.reshape(-1, 1), there.actor.mode(seen), atol=1e-5)
+        assert there.env_steps == 4 * 64 * 5 and rollouts[-1].env_steps == there.env_steps
+        assert sorted((e.env_index, e.length) for _, e in there.episodes) == [(i, 200) for i in range(5)]
     finally:
-        spread.close()
-        local.close()
+        there.envs.close()
+        here.envs.close()
 
 
-def test_rollout_workers_give_the_atari_snapshots_of_local_envs(cluster):
-    """ALE states differ in length from env to env: each worker's snapshots are padded to
-    one width, and every snapshot holds the same state bytes as the local env's."""
-    from prefrl.runtime.rollout_workers import RolloutWorkers
-
-    config = small(env_id="ALE/Pong-v5", ppo={"num_envs": 3, "num_steps": 128}, fixed_length=256).to_dict()
-    local = VecEnv([lambda: make_env("ALE/Pong-v5", fixed_length=256)] * 3, capture_snapshots=True)
-    spread = RolloutWorkers(config, 3, 2, capture_snapshots=True)
+def test_rollout_workers_give_atari_snapshots_of_one_width(cluster):
+    """ALE states differ in length from env to env: the workers' snapshots are padded to
+    one width, each holding the same state bytes as the local env's."""
+    here, there = agents("ALE/Pong-v5", 3, 2, seed=3, fixed_length=256)
     try:
-        np.testing.assert_array_equal(spread.reset(seed=3), local.reset(seed=3))
-        for t in range(20):
-            actions = np.array([t % 6, (t + 1) % 6, (t + 2) % 6])
-            np.testing.assert_array_equal(spread.step(actions).obs, local.step(actions).obs)
-            for a, b in zip(spread.snapshots(), local.snapshots(), strict=True):
-                n = int(a[0])
-                assert n == int(b[0]) and a[1] == b[1]  # byte count, action
-                assert a[2:].view(np.uint8)[:n].tobytes() == b[2:].view(np.uint8)[:n].tobytes()
+        a, b = there.collect(capture_snapshots=True), here.collect(capture_snapshots=True)
+        np.testing.assert_array_equal(a.obs[0], b.obs[0])
+        for x, y in zip(a.snapshots[0], b.snapshots[0], strict=True):
+            n = int(x[0])
+            assert n == int(y[0]) and x[1] == y[1]  # byte count, action
+            assert x[2:].view(np.uint8)[:n].tobytes() == y[2:].view(np.uint8)[:n].tobytes()
+            assert not x[2:].view(np.uint8)[n:].any()  # the padding
     finally:
-        spread.close()
-        local.close()
+        there.envs.close()
+        here.envs.close()
 
 
 def test_a_ray_run_with_two_rollout_workers_gets_its_whole_budget(cluster, tmp_path, capsys):

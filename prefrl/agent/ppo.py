@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -163,6 +163,52 @@ class Rollout:
     def dones(self) -> np.ndarray:
         return self.terminated | self.truncated
 
+    @staticmethod
+    def of_envs(parts: list[Rollout]) -> Rollout:
+        """One rollout of the envs of ``parts`` side by side (``N`` the sum of theirs).
+
+        Snapshots narrower than the widest are zero-padded: a variable-width snapshot
+        (``AtariSnapshotter``) leads with its length, so the padding is never read.
+        """
+        fields = {}
+        for f in dataclasses.fields(Rollout):
+            arrays = [getattr(part, f.name) for part in parts]
+            if f.name == "env_steps":
+                fields[f.name] = max(arrays)
+            elif f.name == "last_values":
+                fields[f.name] = np.concatenate(arrays)
+            elif f.name == "snapshots" and arrays[0] is not None:
+                width = max(a.shape[2] for a in arrays)
+                fields[f.name] = np.concatenate(
+                    [np.pad(a, ((0, 0), (0, 0), (0, width - a.shape[2]))) for a in arrays], axis=1
+                )
+            elif arrays[0] is None:
+                fields[f.name] = None
+            else:
+                fields[f.name] = np.concatenate(arrays, axis=1)
+        return Rollout(**fields)
+
+
+@runtime_checkable
+class RolloutCollector(Protocol):
+    """Envs that collect a whole rollout themselves with a copy of the agent's policy
+    (:class:`prefrl.runtime.rollout_workers.RolloutWorkers`), instead of being stepped."""
+
+    num_envs: int
+    observation_space: gym.Space[Any]
+    action_space: gym.Space[Any]
+
+    def reset(self, seed: int | None = None) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+    def collect_rollout(
+        self, acting_state: dict[str, Any], capture_snapshots: bool
+    ) -> tuple[Rollout, list[Episode]]:
+        """``num_steps`` steps of every env acting as ``acting_state`` says
+        (:meth:`PPOAgent.acting_state`), and the episodes that ended in them."""
+        ...
+
 
 Policy = ActorCritic | CnnActorCritic
 Actor = NumpyActor | TorchActor
@@ -211,7 +257,8 @@ def obs_normalizer(config: PPOConfig, observation_space: gym.Space) -> ObsNormal
 
 
 class PPOAgent:
-    """PPO acting in a :class:`~prefrl.envs.vector.VectorEnv`.
+    """PPO acting in a :class:`~prefrl.envs.vector.VectorEnv`, or learning from the
+    rollouts a :class:`RolloutCollector` collects with copies of its policy.
 
     Args:
         envs: the vector of envs to act in (its reward is never used for learning).
@@ -220,7 +267,9 @@ class PPOAgent:
         seed: seeds torch, the action sampling and the envs.
     """
 
-    def __init__(self, envs: VectorEnv, config: PPOConfig, total_steps: int, seed: int = 0):
+    def __init__(
+        self, envs: VectorEnv | RolloutCollector, config: PPOConfig, total_steps: int, seed: int = 0
+    ):
         if config.num_envs != envs.num_envs:
             raise ValueError(f"config.num_envs={config.num_envs} but the VecEnv has {envs.num_envs}")
         self.envs = envs
@@ -248,8 +297,21 @@ class PPOAgent:
         self.env_steps = 0
         self.num_updates = 0
         self.episodes: list[tuple[int, Episode]] = []  # (env step at its end, episode)
-        self._next_obs = envs.reset(seed=seed)
-        self._next_episode_start = np.ones(envs.num_envs, dtype=bool)
+        self.reset_envs(seed)
+
+    def reset_envs(self, seed: int | None) -> np.ndarray:
+        """Start a new episode in every env (env ``i`` seeded ``seed + i``); their observations."""
+        self._next_obs = self.envs.reset(seed=seed)
+        self._next_episode_start = np.ones(self.envs.num_envs, dtype=bool)
+        return self._next_obs
+
+    def acting_state(self) -> dict[str, Any]:
+        """What a copy of this agent needs to act as it does (:meth:`load_acting_state`)."""
+        return {"policy": _on_cpu(self.policy.state_dict()), "obs_norm": self.obs_norm.state_dict()}
+
+    def load_acting_state(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.obs_norm.load_state_dict(state["obs_norm"])
 
     # ------------------------------------------------------------------ acting
     def act(
@@ -277,6 +339,8 @@ class PPOAgent:
 
     def collect(self, capture_snapshots: bool = False) -> Rollout:
         """Run ``num_steps`` steps in every env with the current policy."""
+        if isinstance(self.envs, RolloutCollector):
+            return self._collect_elsewhere(capture_snapshots)
         cfg, envs = self.config, self.envs
         T, N = cfg.num_steps, envs.num_envs
         obs_shape = self._next_obs.shape[1:]
@@ -343,6 +407,18 @@ class PPOAgent:
             last_values=last_values,
             env_steps=self.env_steps,
         )
+
+    def _collect_elsewhere(self, capture_snapshots: bool) -> Rollout:
+        """A rollout the envs collected with a copy of this policy; the bookkeeping of
+        :meth:`collect` (steps, episodes, observation statistics) done here."""
+        assert isinstance(self.envs, RolloutCollector)
+        rollout, episodes = self.envs.collect_rollout(self.acting_state(), capture_snapshots)
+        T, N = rollout.true_rewards.shape
+        self.env_steps += T * N
+        self.episodes += [(self.env_steps, episode) for episode in episodes]
+        self.obs_norm.update(rollout.obs.reshape(T * N, -1))
+        rollout.env_steps = self.env_steps
+        return rollout
 
     # ---------------------------------------------------------------- learning
     def rewards_for(self, rollout: Rollout, reward_source: RewardSource) -> np.ndarray:

@@ -11,7 +11,7 @@ import torch
 
 from prefrl.agent.evaluate import evaluate_both
 from prefrl.agent.hyperparams import resolve_ppo_config
-from prefrl.agent.ppo import PPOAgent, Rollout
+from prefrl.agent.ppo import PPOAgent, PPOConfig, Rollout, RolloutCollector
 from prefrl.envs.make import make_env
 from prefrl.envs.vector import VecEnv, VectorEnv
 from prefrl.interfaces import RewardSource
@@ -61,7 +61,7 @@ class AgentRole(Role):
         # scales it (CartPole's table turns scaling off for the true reward; with a learned
         # one it lost a seed in three without it).
         self.ppo_config = resolve_ppo_config(env_id, {"norm_reward": True, **config.ppo})
-        self.envs = _agent_envs(config, self.ppo_config.num_envs)
+        self.envs = _agent_envs(config, self.ppo_config)
         self.agent = PPOAgent(self.envs, self.ppo_config, total_steps=config.steps, seed=config.seed)
         self.cutter = ClipCutter(env_id, config.clip_length, self.ppo_config.num_envs)
         self.initial_clips_wanted = 2 * config.schedule().initial_labels
@@ -252,11 +252,11 @@ class AgentRole(Role):
             self._store.close()
 
 
-def _agent_envs(config: TrainConfig, num_envs: int) -> VectorEnv:
+def _agent_envs(config: TrainConfig, ppo: PPOConfig) -> VectorEnv | RolloutCollector:
     """The agent's envs: stepped here, or spread over ``config.workers`` rollout workers."""
     if config.workers:
         from prefrl.runtime.rollout_workers import RolloutWorkers
 
-        return RolloutWorkers(config.to_dict(), num_envs, config.workers, capture_snapshots=True)
+        return RolloutWorkers(config.to_dict(), ppo, config.workers, seed=config.seed, capture_snapshots=True)
     make = lambda: make_env(config.env_id, fixed_length=config.fixed_length or False)  # noqa: E731
-    return VecEnv([make] * num_envs, capture_snapshots=True)
+    return VecEnv([make] * ppo.num_envs, capture_snapshots=True)

@@ -1,137 +1,114 @@
 """The agent's envs spread over Ray actors (``prefrl train --backend ray --workers N``).
 
-:class:`RolloutWorkers` is a :class:`~prefrl.envs.vector.VecEnv` whose envs live in N
-rollout-worker actors, each stepping its share as a ``VecEnv`` of its own: the agent
-sends every worker its slice of the actions and gathers the steps, one round trip per
-step with all workers stepping at once. Each worker takes its envs' snapshots right
-after stepping and sends them with the step, so cutting clips costs no extra trip.
+:class:`RolloutWorkers` holds the run's ``num_envs`` envs in N rollout-worker actors, a
+share each. For every PPO rollout the agent sends them, once (``ray.put``), what its
+policy needs to act (:meth:`~prefrl.agent.ppo.PPOAgent.acting_state`: the network's
+weights and the observation statistics); each worker acts in its envs with that copy
+for the rollout's ``num_steps`` steps, snapshots included, and sends back its part of
+the rollout. One round trip per rollout, not per step: the workers step at once, each
+on its own CPU, while the agent waits. The agent joins the parts
+(:meth:`~prefrl.agent.ppo.Rollout.of_envs`) and learns from them as from its own.
 
-Env ``i`` is seeded ``seed + i`` as in a local ``VecEnv``: the same actions give the
-same observations, rewards and snapshots whether the envs are local or spread.
-
-A round trip per step, carrying each env's observation and snapshot, costs more than
-stepping in the agent unless the envs are slow and the workers have cores of their own
-(other machines'): measured in docs/ray.md.
+Env ``i`` of the run is seeded ``seed + i`` as in the agent; each worker samples its
+actions from a generator of its own, so a run with workers takes other actions than
+one without.
 """
 
 from __future__ import annotations
 
-from dataclasses import fields
+import dataclasses
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from prefrl.envs.vector import Episode, VecEnv, VecStep
+from prefrl.agent.ppo import PPOAgent, PPOConfig, Rollout
+from prefrl.envs.vector import Episode
 
 WORKER_CPUS = 1
 """CPUs each rollout worker asks of the cluster"""
 
 
 class RolloutWorker:
-    """A Ray actor's body: ``count`` envs of the run, stepped as one ``VecEnv``."""
+    """A Ray actor's body: the run's envs ``first`` to ``first + count - 1`` and a PPO
+    agent that acts in them with the copy of the run's policy it is sent."""
 
-    def __init__(self, config: dict[str, Any], count: int, capture_snapshots: bool):
+    def __init__(
+        self, config: dict[str, Any], ppo: PPOConfig, first: int, count: int, seed: int, capture: bool
+    ):
         import torch
 
         from prefrl.envs.make import make_env
+        from prefrl.envs.vector import VecEnv
         from prefrl.runtime.config import TrainConfig
 
         torch.set_num_threads(1)
         cfg = TrainConfig.from_dict(config)  # registers the run's task env, if any
         make = lambda: make_env(cfg.env_id, fixed_length=cfg.fixed_length or False)  # noqa: E731
-        self.envs = VecEnv([make] * count, capture_snapshots=capture_snapshots)
-        self.capture = capture_snapshots
+        envs = VecEnv([make] * count, capture_snapshots=capture)
+        # seeded seed + first: its env j is the run's env first + j, seeded as in the agent
+        self.agent = PPOAgent(
+            envs, dataclasses.replace(ppo, num_envs=count), total_steps=1, seed=seed + first
+        )
+        self.first = first
 
     def spaces(self) -> tuple[gym.Space[Any], gym.Space[Any]]:
-        return self.envs.observation_space, self.envs.action_space
+        return self.agent.envs.observation_space, self.agent.envs.action_space
 
-    def reset(self, seed: int | None) -> tuple[np.ndarray, np.ndarray | None]:
-        obs = self.envs.reset(seed)
-        return obs, self._snapshots()
+    def reset(self, seed: int | None) -> np.ndarray:
+        return self.agent.reset_envs(None if seed is None else seed + self.first)
 
-    def step(self, actions: np.ndarray) -> tuple[VecStep, np.ndarray | None, list[Episode]]:
-        step = self.envs.step(actions)
-        return step, self._snapshots(), self.envs.pop_finished()
+    def collect(self, acting_state: dict[str, Any], capture_snapshots: bool) -> tuple[Rollout, list[Episode]]:
+        self.agent.load_acting_state(acting_state)
+        rollout = self.agent.collect(capture_snapshots)
+        episodes = [
+            Episode(e.env_index + self.first, e.true_return, e.length) for _, e in self.agent.episodes
+        ]
+        self.agent.episodes.clear()
+        return rollout, episodes
 
     def close(self) -> None:
-        self.envs.close()
-
-    def _snapshots(self) -> np.ndarray | None:
-        return self.envs.snapshots() if self.capture else None
+        self.agent.envs.close()
 
 
 class RolloutWorkers:
-    """``num_envs`` envs of the run spread over ``workers`` actors (as even as can be).
+    """The run's ``ppo.num_envs`` envs spread over ``workers`` actors (as even as can be):
+    a :class:`~prefrl.agent.ppo.RolloutCollector` for :class:`~prefrl.agent.ppo.PPOAgent`.
 
     Must be made where Ray is initialised (inside the agent's actor of the ray backend).
     The workers are owned by the process that makes them: they end with it.
     """
 
     def __init__(
-        self, config: dict[str, Any], num_envs: int, workers: int, *, capture_snapshots: bool = False
+        self, config: dict[str, Any], ppo: PPOConfig, workers: int, *, seed: int, capture_snapshots: bool
     ):
         import ray
 
-        if not 1 <= workers <= num_envs:
-            raise ValueError(f"workers must be 1 to num_envs={num_envs}, not {workers}")
+        self.num_envs = ppo.num_envs
+        if not 1 <= workers <= self.num_envs:
+            raise ValueError(f"workers must be 1 to num_envs={self.num_envs}, not {workers}")
         self.ray = ray
-        self.num_envs = num_envs
-        counts = [len(part) for part in np.array_split(np.arange(num_envs), workers)]
-        self.offsets = np.cumsum([0, *counts])
+        counts = [len(part) for part in np.array_split(np.arange(self.num_envs), workers)]
+        firsts = np.cumsum([0, *counts[:-1]])
         actor: Any = ray.remote(num_cpus=WORKER_CPUS, scheduling_strategy="SPREAD")(RolloutWorker)
-        self.workers: list[Any] = [actor.remote(config, count, capture_snapshots) for count in counts]
+        self.workers: list[Any] = [
+            actor.remote(config, ppo, int(first), count, seed, capture_snapshots)
+            for first, count in zip(firsts, counts, strict=True)
+        ]
         self.observation_space, self.action_space = ray.get(self.workers[0].spaces.remote())
-        self.capture = capture_snapshots
-        self._snapshots: np.ndarray | None = None
-        self.width = 0  # of the snapshots, set at the first reset
-        self.finished: list[Episode] = []
 
     def reset(self, seed: int | None = None) -> np.ndarray:
-        """Reset every env (env ``i`` gets ``seed + i``) and return observations ``(N, ...)``."""
-        calls = [
-            w.reset.remote(None if seed is None else seed + int(offset))
-            for w, offset in zip(self.workers, self.offsets, strict=False)
+        """Start a new episode in every env (env ``i`` seeded ``seed + i``); their observations."""
+        return np.concatenate(self.ray.get([w.reset.remote(seed) for w in self.workers]))
+
+    def collect_rollout(
+        self, acting_state: dict[str, Any], capture_snapshots: bool
+    ) -> tuple[Rollout, list[Episode]]:
+        state = self.ray.put(acting_state)  # once, read by every worker
+        parts = self.ray.get([w.collect.remote(state, capture_snapshots) for w in self.workers])
+        return Rollout.of_envs([rollout for rollout, _ in parts]), [
+            e for _, episodes in parts for e in episodes
         ]
-        parts = self.ray.get(calls)
-        if self.capture:
-            self.width = max(p[1].shape[1] for p in parts)
-            self._snapshots = self._join_snapshots([p[1] for p in parts])
-        return np.concatenate([p[0] for p in parts])
-
-    def step(self, actions: np.ndarray) -> VecStep:
-        """Step every env with its action (``actions[i]``) and reset those that ended."""
-        o = self.offsets
-        parts = self.ray.get([w.step.remote(actions[o[i] : o[i + 1]]) for i, w in enumerate(self.workers)])
-        for i, (_, _, episodes) in enumerate(parts):
-            self.finished.extend(Episode(e.env_index + int(o[i]), e.true_return, e.length) for e in episodes)
-        if self.capture:
-            self._snapshots = self._join_snapshots([p[1] for p in parts])
-        steps = [p[0] for p in parts]
-        return VecStep(
-            **{f.name: np.concatenate([getattr(s, f.name) for s in steps]) for f in fields(VecStep)}
-        )
-
-    def _join_snapshots(self, parts: list[np.ndarray]) -> np.ndarray:
-        """One ``(N, width)`` array. An Atari snapshot's width is fixed by each worker's
-        first state (``AtariSnapshotter``), so workers may differ by a value or two: the
-        narrower ones are zero-padded, which its layout reads the same (a byte count
-        leads)."""
-        out = np.zeros((self.num_envs, self.width), dtype=np.float64)
-        for part, start in zip(parts, self.offsets, strict=False):
-            out[start : start + len(part), : part.shape[1]] = part
-        return out
-
-    def snapshots(self) -> np.ndarray:
-        """Simulator state of every env now, ``(N, snapshot_size)`` float64."""
-        if self._snapshots is None:
-            raise RuntimeError("RolloutWorkers was built without capture_snapshots=True")
-        return self._snapshots
-
-    def pop_finished(self) -> list[Episode]:
-        """Episodes finished since the last call."""
-        done, self.finished = self.finished, []
-        return done
 
     def close(self) -> None:
         for worker in self.workers:
