@@ -30,7 +30,7 @@ from prefrl.agent.cnn import CnnActorCritic, CnnKind, TorchActor
 from prefrl.agent.normalize import ObsNormalizer, RewardScaler
 from prefrl.agent.policies import ActorCritic, NumpyActor
 from prefrl.envs.make import is_image_space
-from prefrl.envs.vector import Episode, VectorEnv
+from prefrl.envs.vector import Episode, VecEnv
 from prefrl.interfaces import RewardSource
 from prefrl.utils.checkpoint import load_checkpoint, save_checkpoint
 from prefrl.utils.device import torch_device
@@ -257,7 +257,7 @@ def obs_normalizer(config: PPOConfig, observation_space: gym.Space) -> ObsNormal
 
 
 class PPOAgent:
-    """PPO acting in a :class:`~prefrl.envs.vector.VectorEnv`, or learning from the
+    """PPO acting in a :class:`~prefrl.envs.vector.VecEnv`, or learning from the
     rollouts a :class:`RolloutCollector` collects with copies of its policy.
 
     Args:
@@ -267,9 +267,7 @@ class PPOAgent:
         seed: seeds torch, the action sampling and the envs.
     """
 
-    def __init__(
-        self, envs: VectorEnv | RolloutCollector, config: PPOConfig, total_steps: int, seed: int = 0
-    ):
+    def __init__(self, envs: VecEnv | RolloutCollector, config: PPOConfig, total_steps: int, seed: int = 0):
         if config.num_envs != envs.num_envs:
             raise ValueError(f"config.num_envs={config.num_envs} but the VecEnv has {envs.num_envs}")
         self.envs = envs

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -41,25 +40,6 @@ class Episode:
     env_index: int
     true_return: float
     length: int
-
-
-class VectorEnv(Protocol):
-    """What PPO steps: :class:`VecEnv`, or envs spread over processes or machines
-    (:class:`prefrl.runtime.rollout_workers.RolloutWorkers`)."""
-
-    num_envs: int
-    observation_space: gym.Space[Any]
-    action_space: gym.Space[Any]
-
-    def reset(self, seed: int | None = None) -> np.ndarray: ...
-
-    def step(self, actions: np.ndarray) -> VecStep: ...
-
-    def snapshots(self) -> np.ndarray: ...
-
-    def pop_finished(self) -> list[Episode]: ...
-
-    def close(self) -> None: ...
 
 
 class VecEnv:

@@ -13,7 +13,7 @@ from prefrl.agent.evaluate import evaluate_both
 from prefrl.agent.hyperparams import resolve_ppo_config
 from prefrl.agent.ppo import PPOAgent, PPOConfig, Rollout, RolloutCollector
 from prefrl.envs.make import make_env
-from prefrl.envs.vector import VecEnv, VectorEnv
+from prefrl.envs.vector import VecEnv
 from prefrl.interfaces import RewardSource
 from prefrl.prefs.clips import Answer, ClipCutter
 from prefrl.prefs.store import PreferenceStore, StoreError
@@ -252,7 +252,7 @@ class AgentRole(Role):
             self._store.close()
 
 
-def _agent_envs(config: TrainConfig, ppo: PPOConfig) -> VectorEnv | RolloutCollector:
+def _agent_envs(config: TrainConfig, ppo: PPOConfig) -> VecEnv | RolloutCollector:
     """The agent's envs: stepped here, or spread over ``config.workers`` rollout workers."""
     if config.workers:
         from prefrl.runtime.rollout_workers import RolloutWorkers
