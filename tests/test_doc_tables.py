@@ -20,33 +20,19 @@ def test_preferences_table_is_the_classic_grids() -> None:
     assert printed in (ROOT / "docs/benchmarks/preferences.md").read_text()
 
 
+def table_of(script: str, csv: str) -> str:
+    """What ``script --table CSV`` prints."""
+    command = [sys.executable, str(ROOT / script), "--table", str(ROOT / csv)]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+
 def test_transfer_table_is_its_csvs() -> None:
-    printed = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts/bench_transfer.py"),
-            "--table",
-            str(ROOT / "docs/benchmarks/data/transfer_pendulum.csv"),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    printed = table_of("scripts/bench_transfer.py", "docs/benchmarks/data/transfer_pendulum.csv")
     assert printed.count("\n") >= 10
     assert printed in (ROOT / "docs/learned_reward.md").read_text()
 
 
 def test_ray_grid_table_is_its_csv() -> None:
-    printed = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "scripts/bench_ray_grid.py"),
-            "--table",
-            str(ROOT / "docs/benchmarks/data/ray_grid.csv"),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    printed = table_of("scripts/bench_ray_grid.py", "docs/benchmarks/data/ray_grid.csv")
     assert printed.count("\n") >= 3
     assert printed in (ROOT / "docs/ray.md").read_text()
