@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from prefrl.cli import parse_overrides
 from prefrl.envs import make_env
 from prefrl.envs.atari import find_atari_frames
 from prefrl.prefs.clips import Clip
@@ -106,6 +107,16 @@ def main() -> None:
     parser.add_argument("--test-share", type=float, default=0.3, help="share of clips held out")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/pong_reward_check"))
+    parser.add_argument(
+        "--non-tie", action="store_true", help="label only pairs whose scores differ (default: random pairs)"
+    )
+    parser.add_argument(
+        "--reward-model",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="reward-model setting overrides",
+    )
     args = parser.parse_args()
     torch.manual_seed(args.seed)
 
@@ -122,11 +133,16 @@ def main() -> None:
     )
 
     settings = dict(preference_defaults(ENV_ID)["reward_model"])
-    config = RewardModelConfig().override({**settings, "epochs_per_round": 1, "first_round_multiplier": 1})
+    overrides = parse_overrides(args.reward_model)
+    config = RewardModelConfig().override(
+        {**settings, "epochs_per_round": 1, "first_round_multiplier": 1, **overrides}
+    )
     model = RewardModel(train[0].obs.shape[1:], make_env(ENV_ID).action_space, config, seed=args.seed)
     trainer = PreferenceTrainer(model, seed=args.seed)
     for key in range(args.labels):
         i, j = rng.choice(len(train), size=2, replace=False)
+        while args.non_tie and train[i].true_return == train[j].true_return:
+            i, j = rng.choice(len(train), size=2, replace=False)
         trainer.add(key, train[i], train[j], label(train[i], train[j]))
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -141,6 +157,8 @@ def main() -> None:
             dict(
                 round=round_,
                 labels=args.labels,
+                pairs="non-tie" if args.non_tie else "random",
+                overrides=" ".join(args.reward_model),
                 train_minutes=round(minutes, 2),
                 val_accuracy=round(stats["reward/val_accuracy"], 4),
                 heldout_accuracy=round(accuracy, 4),
