@@ -3,7 +3,8 @@
 Clips of 25 steps (1.7 s) of ``ALE/Pong-v5`` as prefrl preprocesses it (score blacked
 out) come from a mix of policies: random, and a scripted paddle that follows the ball
 (read from RAM) with some of its actions replaced by random ones. A synthetic teacher
-compares random pairs of training clips by their true score; the reward model (prefrl's
+compares random pairs of training clips (``--non-tie``: pairs whose scores differ) by
+their true score; the reward model (prefrl's
 image defaults: the paper's CNN ensemble) is trained on those labels, one pass over them
 per round. After every round, on clips it never saw:
 
