@@ -41,6 +41,7 @@ from prefrl.reward.trainer import PreferenceTrainer
 from prefrl.runtime.config import PREFERENCE_DEFAULTS
 from prefrl.tasks import get_task, trust_task
 from prefrl.utils.checkpoint import load_checkpoint
+from prefrl.utils.stats import spearman
 
 
 @dataclass
@@ -100,11 +101,6 @@ def label(left: Clip, right: Clip) -> float:
     if left.true_return < right.true_return:
         return 0.0
     return 0.5
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    ranks = lambda x: np.argsort(np.argsort(x)).astype(float)  # noqa: E731 - no ties in floats
-    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
 
 
 def main() -> None:

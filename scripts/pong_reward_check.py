@@ -3,13 +3,15 @@
 Clips of 25 steps (1.7 s) of ``ALE/Pong-v5`` as prefrl preprocesses it (score blacked
 out) come from a mix of policies: random, and a scripted paddle that follows the ball
 (read from RAM) with some of its actions replaced by random ones. A synthetic teacher
-compares random pairs of training clips (``--non-tie``: pairs whose scores differ) by
-their true score; the reward model (prefrl's
+compares random pairs of training clips by their true score (``--non-tie``: only pairs
+whose scores differ; ``--tie-share F``: a share F of the pairs with equal scores, labelled
+equal, the rest pairs whose scores differ); the reward model (prefrl's
 image defaults: the paper's CNN ensemble) is trained on those labels, one pass over them
 per round. After every round, on clips it never saw:
 
 - accuracy: pairs whose true scores differ, ranked as the score ranks them;
-- correlation: Pearson's r between the predicted clip sums and the true clip scores.
+- correlation: Pearson's r between the predicted clip sums and the true clip scores, and
+  Spearman's rank correlation between them.
 
     python scripts/pong_reward_check.py --out docs/benchmarks/atari/pong_reward
 """
@@ -31,6 +33,7 @@ from prefrl.prefs.clips import Clip
 from prefrl.reward.model import RewardModel, RewardModelConfig
 from prefrl.reward.trainer import PreferenceTrainer
 from prefrl.runtime.config import preference_defaults
+from prefrl.utils.stats import spearman
 
 ENV_ID = "ALE/Pong-v5"
 CLIP_LENGTH = 25
@@ -90,14 +93,16 @@ def label(left: Clip, right: Clip) -> float:
     return 0.5 if diff == 0 else float(diff > 0)
 
 
-def evaluate(model: RewardModel, clips: list[Clip], rng: np.random.Generator) -> tuple[float, float]:
-    """(accuracy on random non-tie pairs of ``clips``, correlation of clip sums)."""
+def evaluate(model: RewardModel, clips: list[Clip], rng: np.random.Generator) -> tuple[float, float, float]:
+    """(accuracy on random non-tie pairs of ``clips``, Pearson's and Spearman's correlation
+    of clip sums with the clips' scores)."""
     predicted = np.array([model.predict(c.obs, c.actions).sum() for c in clips])
     true = np.array([c.true_return for c in clips])
     left, right = rng.integers(len(clips), size=(2, 20 * len(clips)))
     strict = true[left] != true[right]
     agree = (predicted[left] > predicted[right]) == (true[left] > true[right])
-    return float(agree[strict].mean()), float(np.corrcoef(predicted, true)[0, 1])
+    pearson = float(np.corrcoef(predicted, true)[0, 1])
+    return float(agree[strict].mean()), pearson, spearman(predicted, true)
 
 
 def main() -> None:
@@ -112,6 +117,13 @@ def main() -> None:
         "--non-tie", action="store_true", help="label only pairs whose scores differ (default: random pairs)"
     )
     parser.add_argument(
+        "--tie-share",
+        type=float,
+        default=None,
+        metavar="F",
+        help="label a share F of pairs with equal scores (as equal), the rest with scores that differ",
+    )
+    parser.add_argument(
         "--reward-model",
         action="append",
         default=[],
@@ -119,6 +131,19 @@ def main() -> None:
         help="reward-model setting overrides",
     )
     args = parser.parse_args()
+    if args.non_tie:
+        if args.tie_share not in (None, 0.0):
+            parser.error("--non-tie is --tie-share 0; give one of them")
+        args.tie_share = 0.0
+    if args.tie_share is not None and not 0.0 <= args.tie_share < 1.0:
+        parser.error("--tie-share must be at least 0 and below 1")
+    pairs = (
+        "random"
+        if args.tie_share is None
+        else "non-tie"
+        if args.tie_share == 0
+        else f"tie share {args.tie_share:g}"
+    )
     torch.manual_seed(args.seed)
 
     start = time.perf_counter()
@@ -142,32 +167,38 @@ def main() -> None:
     trainer = PreferenceTrainer(model, seed=args.seed)
     for key in range(args.labels):
         i, j = rng.choice(len(train), size=2, replace=False)
-        while args.non_tie and train[i].true_return == train[j].true_return:
-            i, j = rng.choice(len(train), size=2, replace=False)
+        if args.tie_share is not None:
+            tie = rng.random() < args.tie_share
+            while (train[i].true_return == train[j].true_return) != tie:
+                i, j = rng.choice(len(train), size=2, replace=False)
         trainer.add(key, train[i], train[j], label(train[i], train[j]))
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
-    print(f"{'round':>5} {'minutes':>8} {'val acc':>8} {'held-out acc':>13} {'clip-sum r':>11}")
+    print(
+        f"{'round':>5} {'minutes':>8} {'val acc':>8} {'held-out acc':>13} {'clip-sum r':>11} {'spearman':>9}"
+    )
     train_start = time.perf_counter()
     for round_ in range(1, args.rounds + 1):
         stats = trainer.train_round()
         model.fit_output_normalization(trainer.recent_features())
-        accuracy, correlation = evaluate(model, test, np.random.default_rng(args.seed + 1))
+        accuracy, correlation, spearman = evaluate(model, test, np.random.default_rng(args.seed + 1))
         minutes = (time.perf_counter() - train_start) / 60
         rows.append(
             dict(
                 round=round_,
                 labels=args.labels,
-                pairs="non-tie" if args.non_tie else "random",
+                pairs=pairs,
                 overrides=" ".join(args.reward_model),
                 train_minutes=round(minutes, 2),
                 val_accuracy=round(stats["reward/val_accuracy"], 4),
                 heldout_accuracy=round(accuracy, 4),
                 clip_sum_correlation=round(correlation, 4),
+                clip_sum_spearman=round(spearman, 4),
             )
         )
         print(
-            f"{round_:>5} {minutes:>8.1f} {stats['reward/val_accuracy']:>8.3f} {accuracy:>13.3f} {correlation:>11.3f}",
+            f"{round_:>5} {minutes:>8.1f} {stats['reward/val_accuracy']:>8.3f} {accuracy:>13.3f} "
+            f"{correlation:>11.3f} {spearman:>9.3f}",
             flush=True,
         )
         with open(args.out / "results.csv", "w", newline="") as f:
