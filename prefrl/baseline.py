@@ -19,7 +19,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-import prefrl.tasks  # noqa: F401 - registers the behaviour tasks' env ids (prefrl/...)
 from prefrl import __version__
 from prefrl.agent.evaluate import evaluate_both
 from prefrl.agent.hyperparams import default_steps, resolve_ppo_config
@@ -38,6 +37,7 @@ from prefrl.reward.sources import (
     true_reward_correlation,
 )
 from prefrl.rundir import MetricsLogger, RunDir, RunFileError, RunFormatError
+from prefrl.tasks import task_for_env  # importing it registers the tasks' env ids (prefrl/...)
 from prefrl.utils.checkpoint import CheckpointError
 from prefrl.utils.progress import Progress
 from prefrl.utils.settings import check_settings
@@ -167,12 +167,14 @@ class BaselineSettings:
     def ppo_config(self, overrides: dict[str, Any] | None = None) -> PPOConfig:
         """The env's PPO settings with ``overrides`` (``--ppo``) applied.
 
-        On a learned reward: reward scaling on, as in the preference run's agent (a
+        On a behaviour task's id, the task's own ``ppo`` settings first. On a learned
+        reward: reward scaling on, as in the preference run's agent (a
         learned reward has no fixed scale), a discount of at least
         :data:`LEARNED_MIN_GAMMA`, then the run's own ``ppo`` overrides, then ``overrides``.
         """
         if self.learned is None:
-            return resolve_ppo_config(self.env_id, overrides)
+            task = task_for_env(self.env_id)
+            return resolve_ppo_config(self.env_id, {**dict(task.ppo if task else ()), **(overrides or {})})
         run_ppo = self.learned.config.get("ppo") or {}
         try:
             resolve_ppo_config(self.env_id, run_ppo, flag="ppo")

@@ -149,6 +149,82 @@ def hopper_trace(env: gym.Env) -> tuple[float, float, float]:
     return float(inner.data.qpos[2]), float(inner.data.qpos[1]), hopper_foot_down(inner)
 
 
+def steps_in_stretches(flags: np.ndarray, min_steps: int) -> int:
+    """How many of ``flags`` ([steps] booleans) are true within a run of at least
+    ``min_steps`` true ones in a row: a pose held, not passed through."""
+    total, run = 0, 0
+    for flag in (*np.asarray(flags, dtype=bool), False):
+        if flag:
+            run += 1
+            continue
+        if run >= min_steps:
+            total += run
+        run = 0
+    return total
+
+
+def walker_left_foot_down(inner: Any) -> float:
+    # Walker2d's left leg is the purple one
+    return float(on_floor(inner, ("foot_left_geom",)))
+
+
+def walker_right_foot_down(inner: Any) -> float:
+    return float(on_floor(inner, ("foot_geom",)))
+
+
+def walker_stork_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs: np.ndarray) -> float:
+    # Standing still on the purple (left) leg, the other foot off the floor. Four terms,
+    # each read off what the reward model sees (the walker's observation and the feet's
+    # floor contacts, obs_extras), added and never multiplied (a product of two
+    # observations was not learned from clip comparisons: docs/benchmarks/tasks.md):
+    # - standing up: cos(torso angle) + 2 (height - 1.25 m), the torso's start pose;
+    # - the purple foot on the floor, 1, and the other foot off it, 1: only standing on the
+    #   purple foot alone earns both (on both feet: 1; in a jump: 1);
+    # - still: minus the forward speed, either way (m/s): hopping along on one foot is not
+    #   standing on it.
+    inner: Any = env.unwrapped
+    height, angle = float(inner.data.qpos[1]), float(inner.data.qpos[2])
+    feet = walker_left_foot_down(inner) + 1.0 - walker_right_foot_down(inner)
+    return math.cos(angle) + 2.0 * (height - 1.25) + feet - abs(float(inner.data.qvel[0]))
+
+
+def walker_trace(env: gym.Env) -> tuple[float, float, float, float]:
+    inner: Any = env.unwrapped
+    data = inner.data
+    return (
+        walker_left_foot_down(inner),
+        walker_right_foot_down(inner),
+        float(data.qpos[2]),
+        float(data.qpos[1]),
+    )
+
+
+def seconds_on_one_leg(
+    left_down: np.ndarray,
+    right_down: np.ndarray,
+    angle: np.ndarray,
+    height: np.ndarray,
+    dt: float,
+    *,
+    upright_deg: float = 30.0,
+    min_height: float = 0.8,
+    hold_steps: int = 25,
+) -> float:
+    """Seconds a walker stands on its left leg alone in one episode: steps with the left
+    foot on the floor, the right one off it, the torso within ``upright_deg`` of vertical
+    and at least ``min_height`` high (Walker2d's own healthy height), counted within runs
+    of at least ``hold_steps`` such steps in a row (0.2 s at Walker2d's 125 steps/s), so
+    that a stride or a hop that passes through the pose does not count."""
+    lean = np.abs((np.asarray(angle, dtype=float) + math.pi) % (2 * math.pi) - math.pi)
+    pose = (
+        np.asarray(left_down, dtype=bool)
+        & ~np.asarray(right_down, dtype=bool)
+        & (lean <= math.radians(upright_deg))
+        & (np.asarray(height, dtype=float) >= min_height)
+    )
+    return steps_in_stretches(pose, hold_steps) * dt
+
+
 def cartpole_right_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs: np.ndarray) -> float:
     # While the pole is up: the further right the better (0 at the left end of the track,
     # 1 at the right end); nothing once it has fallen. A person asking for "up, on the

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from prefrl import tasks
+from prefrl import task_library, tasks
 from prefrl.envs.make import make_env
 from prefrl.play import play
 from prefrl.runtime.config import TrainConfig
@@ -209,11 +209,119 @@ def test_backflip_reports_clean_flips_next_to_backward_turns():
     )
 
 
+def walker_at(env, height, angle=0.0, speed=0.0, left_thigh=0.0):
+    """Put the stork env's walker at ``height`` m, torso ``angle`` rad, moving forwards at
+    ``speed`` m/s, its purple (left) thigh swung by ``left_thigh`` rad."""
+    inner = env.unwrapped
+    qpos, qvel = inner.init_qpos.copy(), np.zeros(inner.model.nv)
+    qpos[1], qpos[2], qpos[6], qvel[0] = height, angle, left_thigh, speed
+    inner.set_state(qpos, qvel)
+
+
+def test_stork_reads_each_foot_on_the_floor_and_pays_for_the_purple_one_alone():
+    stork = get_task("stork")
+    env = make_env(stork.gym_id, fixed_length=True)
+    env.reset(seed=0)
+    reward = lambda: stork.behaviour_reward(env, None, None, None)  # noqa: E731
+    assert [e.name for e in stork.obs_extras] == ["purple foot on the floor", "other foot on the floor"]
+    walker_at(env, 1.2)  # both feet down, upright
+    assert [e.read(env.unwrapped) for e in stork.obs_extras] == [1.0, 1.0]
+    assert reward() == pytest.approx(1.0 + 2.0 * (1.2 - 1.25) + 1.0)
+    # the other leg (tan) swung forwards: only the purple foot down
+    inner = env.unwrapped
+    qpos = inner.init_qpos.copy()
+    qpos[1], qpos[3] = 1.2, -1.2
+    inner.set_state(qpos, np.zeros(inner.model.nv))
+    assert [e.read(inner) for e in stork.obs_extras] == [1.0, 0.0]
+    assert stork.trace(env) == (1.0, 0.0, 0.0, 1.2)
+    assert reward() == pytest.approx(1.0 + 2.0 * (1.2 - 1.25) + 2.0)
+    walker_at(env, 2.25, speed=-1.5)  # in the air, moving backwards: both feet off, speed costs
+    assert [e.read(inner) for e in stork.obs_extras] == [0.0, 0.0]
+    assert reward() == pytest.approx(1.0 + 2.0 * 1.0 + 1.0 - 1.5)
+    walker_at(env, 0.3, angle=math.pi / 2)  # lying on its back
+    assert reward() == pytest.approx(
+        0.0 + 2.0 * (0.3 - 1.25) + stork.obs_extras[0].read(inner) + 1.0 - stork.obs_extras[1].read(inner)
+    )
+
+
+def test_steps_in_stretches_counts_only_poses_held_long_enough():
+    flags = [1, 1, 0, 1, 1, 1, 0, 0, 1, 1, 1, 1]
+    assert task_library.steps_in_stretches(np.array(flags, dtype=bool), 3) == 3 + 4
+    assert task_library.steps_in_stretches(np.array(flags, dtype=bool), 1) == 9
+    assert task_library.steps_in_stretches(np.zeros(5, dtype=bool), 1) == 0
+
+
+def test_seconds_on_one_leg_wants_the_purple_foot_alone_upright_and_held():
+    def seconds(left, right, angle=0.0, height=1.2):
+        n = len(left)
+        return task_library.seconds_on_one_leg(
+            np.array(left, dtype=bool),
+            np.array(right, dtype=bool),
+            np.full(n, angle),
+            np.full(n, height),
+            0.008,
+        )
+
+    assert seconds([1] * 30, [0] * 30) == pytest.approx(30 * 0.008)
+    assert seconds([1] * 24 + [0] + [1] * 24, [0] * 49) == 0.0  # a stride, twice: never held 25 steps
+    assert seconds([1] * 30, [1] * 30) == 0.0  # both feet down
+    assert seconds([0] * 30, [1] * 30) == 0.0  # the other leg
+    assert seconds([1] * 30, [0] * 30, angle=math.radians(31)) == 0.0  # leaning over
+    assert seconds([1] * 30, [0] * 30, angle=2 * math.pi) == pytest.approx(30 * 0.008)  # upright after a turn
+    assert seconds([1] * 30, [0] * 30, height=0.7) == 0.0  # fallen to its knee
+
+
+def test_a_measure_that_reads_the_trace_can_be_a_tasks_headline_measure():
+    stork = get_task("stork")
+    assert stork.measure_name == "seconds standing on the purple (left) leg per episode"
+    assert [m.name for m in stork.measures] == [stork.measure_name]
+    measured = tasks.measure_all(lambda obs: np.zeros((len(obs), 6)), stork, episodes=1)
+    assert measured == {stork.measure_name: [0.0]}  # a limp walker falls over
+    with pytest.raises(ValueError, match="differs from its Measure's name"):
+        tasks.Task(
+            name="x",
+            env_id="CartPole-v1",
+            instruction="?",
+            behaviour_reward=None,
+            measure=tasks.Measure("a", lambda episode: 0.0),
+            measure_name="b",
+        )
+    with pytest.raises(ValueError, match="name what its measure counts"):
+        tasks.Task(
+            name="x",
+            env_id="CartPole-v1",
+            instruction="?",
+            behaviour_reward=None,
+            measure=lambda env, rewards: 0.0,
+        )
+
+
+def test_a_short_stork_run_goes_end_to_end_and_is_measured(tmp_path):
+    config = TrainConfig(
+        task="stork",
+        steps=1024,
+        labels=6,
+        backend="inprocess",
+        num_evals=1,
+        eval_episodes=1,
+        ppo={"num_steps": 512},
+        reward_model={"epochs_per_round": 2, "min_steps_per_round": 5},
+    )
+    summary = train(config, tmp_path / "run", progress=False, video=False)
+    assert summary["labels_used"] == 6 and summary["env_steps"] >= 1024
+    played = play(tmp_path / "run", episodes=1, out=tmp_path / "stork.mp4", max_frames=50)
+    seconds = played["seconds standing on the purple (left) leg per episode"]
+    assert seconds == [0.0] * 5  # play measures 5 episodes; 1024 steps teach no standing yet
+    assert (tmp_path / "stork.mp4").stat().st_size > 0
+
+
 def test_a_task_brings_its_own_budgets_unless_told_otherwise():
     from prefrl.cli import build_parser
 
     assert (TrainConfig(task="backflip").labels, TrainConfig(task="backflip").steps) == (900, 1_000_000)
-    assert (TrainConfig(task="right").labels, TrainConfig(task="right").steps) == (400, 300_000)
+    assert (TrainConfig(task="right").labels, TrainConfig(task="right").steps) == (400, 600_000)
+    assert TrainConfig(task="right").ppo == {"gamma": 0.99}
+    assert (TrainConfig(task="stork").labels, TrainConfig(task="stork").steps) == (500, 500_000)
     assert (TrainConfig(env_id="CartPole-v1").labels, TrainConfig(env_id="CartPole-v1").steps) == (
         100,
         100_000,
@@ -225,7 +333,7 @@ def test_a_task_brings_its_own_budgets_unless_told_otherwise():
 
 
 def test_unknown_task_names_the_known_ones_and_how_to_add_one():
-    with pytest.raises(ValueError, match=r"unknown task 'nope'.*backflip, right, spin.*FILE\.py:NAME"):
+    with pytest.raises(ValueError, match=r"unknown task 'nope'.*backflip, right, spin, stork.*FILE\.py:NAME"):
         get_task("nope")
 
 
@@ -245,6 +353,7 @@ TASK_FILE = """
         obs_extras=(ObsExtra("cart right of the centre", cart_right, 0.0, 1.0),),
         trace=lambda env: (cart_right(env.unwrapped),),
         more_measures=(Measure("steps right of the centre", lambda episode: float(episode.states[:, 0].sum())),),
+        ppo=(("gamma", 0.97),),
     ))
 """
 
@@ -262,6 +371,22 @@ def test_a_task_from_a_file_errors_clearly(tmp_path):
         get_task(f"{path}:other")
     with pytest.raises(ValueError, match=r"task file .*missing\.py not found"):
         get_task(f"{tmp_path / 'missing.py'}:x")
+
+
+def test_a_tasks_ppo_settings_are_its_runs_and_its_references_unless_told_otherwise(tmp_path):
+    from prefrl.baseline import BaselineSettings
+
+    path = write_task_file(tmp_path, "leanppo")
+    trust_task_file(path)
+    assert TrainConfig(env_id="CartPole-v1").ppo_config().gamma == 0.98  # the env's own
+    config = TrainConfig(task=f"{path}:leanppo")
+    assert config.ppo == {"gamma": 0.97} and config.ppo_config().gamma == 0.97
+    told = TrainConfig(task=f"{path}:leanppo", ppo={"gamma": 0.9, "num_envs": 2})
+    assert told.ppo == {"gamma": 0.9, "num_envs": 2}
+    # PPO on the scripted person's reward: the task's settings, then --ppo
+    reference = BaselineSettings(env_id="prefrl/CartPoleLeanppo-v0")
+    assert reference.ppo_config().gamma == 0.97 and reference.ppo_config({"gamma": 0.9}).gamma == 0.9
+    assert BaselineSettings(env_id="CartPole-v1").ppo_config().gamma == 0.98
 
 
 def test_a_task_from_a_file_runs_and_is_found_again_in_a_fresh_process(tmp_path, monkeypatch):

@@ -186,6 +186,7 @@ class TrainConfig:
             if self.env_id not in (task.gym_id, task.env_id, ""):
                 raise ConfigError(f"--task {self.task}: the task runs on {task.env_id}, not {self.env_id}")
             self.env_id = task.gym_id
+            self.ppo = {**dict(task.ppo), **self.ppo}
             env_defaults = preference_defaults(task.env_id)
             defaults: dict[str, Any] = {
                 "clip_length": task.clip_length,
