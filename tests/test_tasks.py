@@ -277,23 +277,11 @@ def test_a_measure_that_reads_the_trace_can_be_a_tasks_headline_measure():
     assert [m.name for m in stork.measures] == [stork.measure_name]
     measured = tasks.measure_all(lambda obs: np.zeros((len(obs), 6)), stork, episodes=1)
     assert measured == {stork.measure_name: [0.0]}  # a limp walker falls over
+    bare = dict(name="x", env_id="CartPole-v1", instruction="?", behaviour_reward=None)
     with pytest.raises(ValueError, match="differs from its Measure's name"):
-        tasks.Task(
-            name="x",
-            env_id="CartPole-v1",
-            instruction="?",
-            behaviour_reward=None,
-            measure=tasks.Measure("a", lambda episode: 0.0),
-            measure_name="b",
-        )
+        tasks.Task(**bare, measure=tasks.Measure("a", lambda episode: 0.0), measure_name="b")
     with pytest.raises(ValueError, match="name what its measure counts"):
-        tasks.Task(
-            name="x",
-            env_id="CartPole-v1",
-            instruction="?",
-            behaviour_reward=None,
-            measure=lambda env, rewards: 0.0,
-        )
+        tasks.Task(**bare, measure=lambda env, rewards: 0.0)
 
 
 def test_a_short_stork_run_goes_end_to_end_and_is_measured(tmp_path):
