@@ -138,10 +138,10 @@ def hopper_backflip_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs:
     return turning + 5.0 * math.cos(float(data.qpos[2])) + 5.0 * (float(data.qpos[1]) - 1.25)
 
 
-def hopper_backflips(env: gym.Env, rewards: list[float]) -> float:
-    # full backward rotations of the torso since the start (its hinge is not limited)
-    data = env.unwrapped.data  # type: ignore[attr-defined]
-    return float(max(0.0, -float(data.qpos[2])) / (2 * math.pi))
+def hopper_fallen(inner: Any) -> bool:
+    # lying or kneeling: the torso low (standing, it is 1.25 m high) or a part other than
+    # the foot on the floor
+    return float(inner.data.qpos[1]) < 0.6 or on_floor(inner, HOPPER_GEOMS[:3])
 
 
 def hopper_trace(env: gym.Env) -> tuple[float, float, float]:

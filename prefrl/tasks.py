@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -58,7 +59,6 @@ from prefrl.task_library import (
     cartpole_right_reward,
     count_clean_flips,
     hopper_backflip_reward,
-    hopper_backflips,
     hopper_foot_down,
     hopper_touching,
     hopper_trace,
@@ -86,11 +86,21 @@ class EpisodeTrace:
         rewards: the behaviour reward of each step, ``[steps]``.
         states: ``[steps, k]``: the task's ``trace(env)`` after each step (``k`` = 0 for a
             task without a trace).
+        restarted: ``[steps]`` whether the task restarted the env at that step
+            (:attr:`Task.restart_when`; that step's state is the fresh one); None: never.
     """
 
     env: gym.Env
     rewards: list[float]
     states: np.ndarray
+    restarted: np.ndarray | None = None
+
+    def stretches(self) -> list[slice]:
+        """The episode's steps between restarts, each stretch starting where a restart
+        left the env (the first one where the episode began)."""
+        starts = [0] if self.restarted is None else [0, *np.flatnonzero(self.restarted)]
+        ends = [*starts[1:], len(self.rewards)]
+        return [slice(a, b) for a, b in zip(starts, ends, strict=True) if b > a]
 
 
 @dataclass(frozen=True)
@@ -147,6 +157,11 @@ class Task:
             episode, for ``more_measures`` (e.g. the torso's angle, its height, foot contact).
         more_measures: measures reported next to ``measure`` (:class:`Measure`), each
             reading an :class:`EpisodeTrace`.
+        restart_when: ``(unwrapped env) -> bool``, a state the task does not leave the
+            agent in (a hopper lying on the floor): once it has held for ``restart_after``
+            steps in a row, the env is reset within the episode, which keeps its fixed
+            length. A try that fails then costs a moment, not the rest of the episode.
+            The step that restarts returns the fresh observation and ``info["restarted"]``.
     """
 
     name: str
@@ -165,6 +180,8 @@ class Task:
     obs_extras: tuple[ObsExtra, ...] = ()
     trace: Callable[[gym.Env], Sequence[float]] | None = None
     more_measures: tuple[Measure, ...] = ()
+    restart_when: Callable[[Any], bool] | None = None
+    restart_after: int = 50
 
     def __post_init__(self) -> None:
         if isinstance(self.measure, Measure):
@@ -176,6 +193,8 @@ class Task:
             object.__setattr__(self, "measure_name", self.measure.name)  # frozen
         elif not self.measure_name:
             raise ValueError(f"task {self.name!r}: name what its measure counts (measure_name)")
+        if self.restart_after < 1:
+            raise ValueError(f"task {self.name!r}: restart_after must be at least 1 step")
 
     @property
     def gym_id(self) -> str:
@@ -211,6 +230,30 @@ class BehaviourReward(gym.Wrapper):
         self._obs = obs
         info["env_reward"] = env_reward
         return obs, reward, terminated, truncated, info
+
+
+class RestartWhen(gym.Wrapper):
+    """Resets the env within the episode once ``down(env.unwrapped)`` has held for
+    ``after`` steps in a row (:attr:`Task.restart_when`). The restarting step returns
+    the fresh observation, not terminated, with ``info["restarted"] = True``."""
+
+    def __init__(self, env: gym.Env, down: Callable[[Any], bool], after: int):
+        super().__init__(env)
+        self.down, self.after = down, after
+        self._down_steps = 0
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        self._down_steps = 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._down_steps = self._down_steps + 1 if self.down(self.env.unwrapped) else 0
+        if self._down_steps >= self.after and not (terminated or truncated):
+            obs, _ = self.env.reset()  # the env's own random stream: seeded by the episode's
+            self._down_steps = 0
+            info["restarted"] = True
+        return obs, float(reward), terminated, truncated, info
 
 
 class AnglesAsCosSin(gym.ObservationWrapper):
@@ -260,8 +303,18 @@ class ObservationExtras(gym.ObservationWrapper):
 
 # ----------------------------------------------------------------------- tasks
 def _hopper_clean_flips(episode: EpisodeTrace) -> float:
-    angle, height, foot_down = episode.states.T
-    return float(count_clean_flips(angle, height, foot_down > 0.5))
+    flips = 0
+    for stretch in episode.stretches():
+        angle, height, foot_down = episode.states[stretch].T
+        flips += count_clean_flips(angle, height, foot_down > 0.5)
+    return float(flips)
+
+
+def _hopper_backward_turns(episode: EpisodeTrace) -> float:
+    # the torso's hinge is not limited: its angle at a stretch's end is the net turn since
+    # the stretch began (a restart stands it up at about 0 again)
+    angle = episode.states[:, 0]
+    return float(sum(max(0.0, -angle[s][-1]) for s in episode.stretches()) / (2 * math.pi))
 
 
 def _walker_seconds_on_left_leg(episode: EpisodeTrace) -> float:
@@ -297,6 +350,8 @@ def _make_task_env(task_name: str, render_mode: str | None = None, **kwargs: Any
     env: gym.Env = gym.make(
         task.env_id, render_mode=render_mode, **{**dict(task.env_kwargs), **kwargs}
     ).unwrapped
+    if task.restart_when is not None:
+        env = RestartWhen(env, task.restart_when, task.restart_after)
     if task.angle_obs:
         env = AnglesAsCosSin(env, task.angle_obs)
     if task.obs_extras:
@@ -324,8 +379,7 @@ register_task(
         env_id="Hopper-v5",
         instruction="Which one is closer to a backflip?",
         behaviour_reward=hopper_backflip_reward,
-        measure=hopper_backflips,
-        measure_name="backward turns per episode",
+        measure=Measure("backward turns per episode", _hopper_backward_turns),
         horizon=1000,
         clip_length=64,
         env_kwargs=(("terminate_when_unhealthy", False),),
@@ -537,14 +591,18 @@ def measure_all(
         obs, _ = env.reset(seed=seed + episode)
         rewards: list[float] = []
         states: list[Sequence[float]] = []
+        restarted: list[bool] = []
         done = False
         while not done:
             obs, _, terminated, truncated, info = env.step(act(obs[None])[0])
             rewards.append(info["true_reward"])
+            restarted.append(bool(info.get("restarted", False)))
             if task.trace is not None:
                 states.append(task.trace(env))
             done = terminated or truncated
-        trace = EpisodeTrace(env, rewards, np.asarray(states, dtype=float).reshape(len(rewards), -1))
+        trace = EpisodeTrace(
+            env, rewards, np.asarray(states, dtype=float).reshape(len(rewards), -1), np.asarray(restarted)
+        )
         for m in measures:
             out[m.name].append(float(m.of(trace)))
     env.close()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
 import sys
 import textwrap
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -118,7 +120,8 @@ def test_backflip_sees_the_torso_angle_as_cos_and_sin_so_a_full_turn_looks_the_s
     angle = float(data.qpos[2])
     np.testing.assert_allclose(turned[-5:-3], [math.cos(angle), math.sin(angle)], atol=1e-6)
     # and the measure counts that turn
-    assert backflip.measure(env, []) == pytest.approx(1.0, abs=0.05)
+    episode = tasks.EpisodeTrace(env, [0.0], np.array([backflip.trace(env)]))
+    assert backflip.measures[0].of(episode) == pytest.approx(1.0, abs=0.05)
 
 
 # Hand-made hopper trajectories, one step per row: (torso angle in rad, height in m, foot down)
@@ -207,6 +210,47 @@ def test_backflip_reports_clean_flips_next_to_backward_turns():
     assert measured["backward turns per episode"] == tasks.measure_behaviour(
         lambda obs: np.zeros((len(obs), 3)), backflip, episodes=2
     )
+
+
+def test_a_hopper_lying_on_the_floor_is_stood_up_again_within_the_episode():
+    env = tasks.RestartWhen(
+        gym.make("Hopper-v5", terminate_when_unhealthy=False).unwrapped, task_library.hopper_fallen, after=5
+    )
+    env.reset(seed=0)
+    fresh = env.unwrapped.init_qpos[1]
+    hopper_at(env, 0.1, math.pi)  # on its head
+    assert task_library.hopper_fallen(env.unwrapped)
+    infos = [env.step(np.zeros(3))[4] for _ in range(5)]
+    assert [info.get("restarted", False) for info in infos] == [False] * 4 + [True]
+    assert env.unwrapped.data.qpos[1] == pytest.approx(fresh, abs=0.01)  # standing again
+    assert not task_library.hopper_fallen(env.unwrapped)
+    # steps down count in a row: a hopper up again in between starts the count anew
+    hopper_at(env, 0.1, math.pi)
+    env.step(np.zeros(3))
+    env.step(np.zeros(3))
+    hopper_at(env, 1.25, 0.0)
+    env.step(np.zeros(3))
+    hopper_at(env, 0.1, math.pi)
+    assert [env.step(np.zeros(3))[4].get("restarted", False) for _ in range(5)] == [False] * 4 + [True]
+    with pytest.raises(ValueError, match="restart_after"):
+        dataclasses.replace(get_task("backflip"), restart_after=0)
+
+
+def test_a_restarted_episode_is_measured_stretch_by_stretch():
+    backflip = get_task("backflip")
+    env = make_env(backflip.gym_id, fixed_length=True)
+    lying = [(FULL + 1.2, 0.2, False)] * 50  # a flip short by 1.2 rad, on its back
+    rows = stand(10) + flight(60, 0.0, FULL) + stand(30, FULL) + flight(40, FULL, FULL + 1.2) + lying
+    rows += stand(10) + flight(60, 0.0, FULL) + stand(30, FULL)  # restarted: up at 0 again
+    restarted = np.zeros(len(rows), dtype=bool)
+    restarted[len(rows) - 100] = True
+    episode = tasks.EpisodeTrace(env, [0.0] * len(rows), np.array(rows, dtype=float), restarted)
+    assert episode.stretches() == [slice(0, len(rows) - 100), slice(len(rows) - 100, len(rows))]
+    turns = (2 * math.pi - 1.2 + 2 * math.pi) / (2 * math.pi)  # what each stretch turned
+    assert [m.of(episode) for m in backflip.measures] == [pytest.approx(turns), 2.0]
+    unsplit = tasks.EpisodeTrace(env, episode.rewards, episode.states)
+    assert unsplit.stretches() == [slice(0, len(rows))]
+    assert backflip.measures[0].of(unsplit) == pytest.approx(1.0)  # only the last angle
 
 
 def walker_at(env, height, angle=0.0, speed=0.0, left_thigh=0.0):
