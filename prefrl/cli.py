@@ -127,7 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train PPO from scratch on the true reward, a constant one, or a run's learned reward "
         "(frozen), and evaluate it on the true reward.",
     )
-    p.add_argument("env_id", help="gymnasium env id, e.g. CartPole-v1, Pendulum-v1, Hopper-v5")
+    p.add_argument(
+        "env_id",
+        help="gymnasium env id, e.g. CartPole-v1, Pendulum-v1, Hopper-v5; keyword arguments for "
+        "gymnasium.make in parentheses: 'Hopper-v5(ctrl_cost_weight=0.01)'",
+    )
     p.add_argument(
         "--steps",
         type=int,
@@ -149,7 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="learn from preferences: agent, labeler and reward trainer in parallel")
     p.add_argument(
-        "env_id", nargs="?", default=None, help="gymnasium env id (default Pendulum-v1, or the task's)"
+        "env_id",
+        nargs="?",
+        default=None,
+        help="gymnasium env id (default Pendulum-v1, or the task's); keyword arguments for "
+        "gymnasium.make in parentheses: 'ALE/Pong-v5(repeat_action_probability=0.25)'",
     )
     p.add_argument(
         "--task",

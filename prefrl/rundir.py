@@ -21,6 +21,7 @@ import errno
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -81,7 +82,8 @@ class RunDir:
         """Make a new run directory (default ``runs/<kind>-<env>-s<seed>-<time>``)."""
         if path is None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            path = Path("runs") / f"{kind}-{env_id.replace('/', '_')}-s{seed}-{stamp}"
+            name = re.sub(r"[^\w.=-]+", "_", env_id).strip("_")  # "Hopper-v5(a=1)": "Hopper-v5_a=1"
+            path = Path("runs") / f"{kind}-{name}-s{seed}-{stamp}"
         run = cls(path)
         try:
             run.path.mkdir(parents=True, exist_ok=True)

@@ -45,6 +45,13 @@ def test_unknown_env_id_is_a_clear_error_and_writes_nothing(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_an_env_keyword_argument_the_env_does_not_take_is_a_clear_error(tmp_path, capsys):
+    code = main(["baseline", "Hopper-v5(gravity=1.0)", "--run-dir", str(tmp_path / "r"), "--quiet"])
+    assert code == 2
+    assert "Hopper-v5 does not take the keyword arguments ['gravity']" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
 def test_bad_ppo_override_is_a_clear_error(tmp_path, capsys):
     code = main(["baseline", "CartPole-v1", "--run-dir", str(tmp_path / "r"), "--ppo", "lr=1", "--quiet"])
     assert code == 2

@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from prefrl.envs import EnvError, FixedLengthEpisodes, make_env
-from prefrl.envs.make import check_spaces
+from prefrl.envs.make import base_env_id, check_spaces, is_mujoco_id, split_env_kwargs
 
 CLASSIC = ["CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0"]
 MUJOCO = ["Hopper-v5", "HalfCheetah-v5", "Walker2d-v5"]
@@ -164,3 +165,35 @@ def test_missing_gl_library_names_the_fix():
         pytest.skip("this machine has OSMesa: the failure cannot be provoked")
     assert "EnvError" in out.stderr and "MUJOCO_GL=osmesa" in out.stderr
     assert "apt-get install -y libegl1 libegl-mesa0 libgl1-mesa-dri" in out.stderr
+
+
+def test_an_env_id_may_carry_keyword_arguments_for_gymnasium_make():
+    assert split_env_kwargs("Pendulum-v1") == ("Pendulum-v1", {})
+    assert split_env_kwargs("ALE/Pong-v5(repeat_action_probability=0.25, full_action_space=True)") == (
+        "ALE/Pong-v5",
+        {"repeat_action_probability": 0.25, "full_action_space": True},
+    )
+    assert make_env("Pendulum-v1(g=2.0)").unwrapped.g == 2.0
+    assert make_env("Pendulum-v1(g=2.0)", g=3.0).unwrapped.g == 3.0  # an explicit argument wins
+    hopper = make_env("Hopper-v5(ctrl_cost_weight=0.5)", fixed_length=True)
+    assert hopper.unwrapped._ctrl_cost_weight == 0.5
+    assert hopper.unwrapped._terminate_when_unhealthy is False  # fixed length still applies
+    # per-env defaults follow the id without its arguments
+    assert base_env_id("Hopper-v5(ctrl_cost_weight=0.5)") == "Hopper-v5"
+    assert is_mujoco_id("Hopper-v5(ctrl_cost_weight=0.5)")
+
+
+@pytest.mark.parametrize(
+    "env_id, says",
+    [
+        ("Pendulum-v1(g=2.0", "NAME=VALUE pairs of Python literals"),
+        ("Pendulum-v1(2.0)", "NAME=VALUE pairs of Python literals"),
+        ("Pendulum-v1(g=len('x'))", "NAME=VALUE pairs of Python literals"),  # never run
+        ("Pendulum-v1(g=1)(h=2)", "NAME=VALUE pairs of Python literals"),
+        ("Hopper-v5(gravity=1.0)", "Hopper-v5 does not take the keyword arguments ['gravity']"),
+        ("Pendulm-v1(g=2.0)", "Unknown env id 'Pendulm-v1'"),
+    ],
+)
+def test_bad_env_keyword_arguments_are_a_clear_error(env_id, says):
+    with pytest.raises(EnvError, match=re.escape(says)):
+        make_env(env_id)

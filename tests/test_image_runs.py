@@ -52,3 +52,10 @@ def test_minatar_run_from_pixels(tmp_path, backend):
     summary = train(config, tmp_path / "run", progress=False, video=True)
     _check_run(tmp_path / "run", summary, "MinAtar/Breakout-v1")
     assert (tmp_path / "run" / "videos" / "final_policy.mp4").exists()
+
+
+def test_an_atari_run_with_sticky_actions_named_in_its_env_id(tmp_path):
+    env_id = "ALE/Pong-v5(repeat_action_probability=0.25)"  # ALE v5's own default
+    config = TrainConfig(env_id=env_id, backend="multiprocess", fixed_length=256, **TINY)
+    summary = train(config, tmp_path / "run", progress=False, video=False)
+    _check_run(tmp_path / "run", summary, env_id)

@@ -9,6 +9,7 @@ does not use the step reward at all: it hands whole rollouts to a reward source 
 
 from __future__ import annotations
 
+import ast
 import difflib
 import functools
 import os
@@ -69,13 +70,46 @@ def _ensure_registered(env_id: str) -> None:
     )
 
 
-def base_env_id(env_id: str) -> str:
-    """The gymnasium env a behaviour task's id (``prefrl/...``) is built on
-    (:func:`register_base_env`); else ``env_id``.
+ENV_KWARGS_EXAMPLE = "ALE/Pong-v5(repeat_action_probability=0.25)"
+
+
+def split_env_kwargs(env_id: str) -> tuple[str, dict[str, Any]]:
+    """An env id may carry keyword arguments for ``gymnasium.make`` in parentheses, as
+    Python literals: ``"Hopper-v5(ctrl_cost_weight=0.01)"`` gives ``("Hopper-v5",
+    {"ctrl_cost_weight": 0.01})``; a plain id gives ``(env_id, {})``. Such an id goes
+    wherever an env id does (``prefrl train``, a run's config.json, a benchmark's TOML).
 
     Raises:
-        EnvError: a ``prefrl/...`` id nobody registered (prefrl.tasks not imported).
+        EnvError: the parentheses hold anything but ``NAME=LITERAL`` pairs.
     """
+    base, paren, inside = env_id.partition("(")
+    if not paren:
+        return env_id, {}
+    try:
+        call = ast.parse(f"f({inside}", mode="eval").body
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)) or call.args:
+            raise ValueError("not only NAME=VALUE pairs")
+        kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg is not None}
+        if len(kwargs) != len(call.keywords):
+            raise ValueError("** arguments")
+    except (SyntaxError, ValueError) as err:
+        raise EnvError(
+            f"{env_id!r}: the keyword arguments in parentheses must be NAME=VALUE pairs of Python "
+            f"literals, e.g. {ENV_KWARGS_EXAMPLE!r} ({err})"
+        ) from err
+    return base.strip(), kwargs
+
+
+def base_env_id(env_id: str) -> str:
+    """The gymnasium env a behaviour task's id (``prefrl/...``) is built on
+    (:func:`register_base_env`), or an id's without its keyword arguments
+    (:func:`split_env_kwargs`); else ``env_id``.
+
+    Raises:
+        EnvError: a ``prefrl/...`` id nobody registered (prefrl.tasks not imported), or
+            malformed keyword arguments.
+    """
+    env_id = split_env_kwargs(env_id)[0]
     if env_id.startswith("prefrl/") and env_id not in _BASE_ENV_IDS:
         _ensure_registered(env_id)  # unknown: say so, rather than give the wrong env's defaults
     return _BASE_ENV_IDS.get(env_id, env_id)
@@ -176,7 +210,9 @@ def make_env(
     """Build ``env_id`` for prefrl.
 
     Args:
-        env_id: any registered gymnasium id, e.g. ``"CartPole-v1"``, ``"Hopper-v5"``.
+        env_id: any registered gymnasium id, e.g. ``"CartPole-v1"``, ``"Hopper-v5"``, with
+            keyword arguments for ``gymnasium.make`` if wanted
+            (``"ALE/Pong-v5(repeat_action_probability=0.25)"``, :func:`split_env_kwargs`).
         render_mode: ``"rgb_array"`` to render frames (only needed for clips someone sees).
             Atari ids give the paper's observations (:mod:`prefrl.envs.atari`); with
             ``obs_type="ram"``, the 128 bytes of RAM.
@@ -185,12 +221,14 @@ def make_env(
             See :class:`~prefrl.envs.wrappers.FixedLengthEpisodes` for when it matters.
         reward_fn: optional ``(obs[B, ...], actions[B, ...]) -> rewards[B]``; when given,
             the step reward is its output and the true reward only travels in ``info``.
-        **env_kwargs: passed to ``gymnasium.make``.
+        **env_kwargs: passed to ``gymnasium.make`` (over the id's own).
 
     Raises:
-        EnvError: unknown id, missing MuJoCo/GL library, or spaces prefrl cannot handle;
-            the message names the fix.
+        EnvError: unknown id, a keyword argument the env does not take, missing MuJoCo/GL
+            library, or spaces prefrl cannot handle; the message names the fix.
     """
+    env_id, id_kwargs = split_env_kwargs(env_id)
+    env_kwargs = {**id_kwargs, **env_kwargs}
     _ensure_registered(env_id)
     mujoco = is_mujoco_id(env_id)
     atari = is_atari_id(env_id) and env_kwargs.get("obs_type", "rgb") != "ram"
@@ -215,7 +253,7 @@ def make_env(
         else:
             env = gym.make(env_id, render_mode=render_mode, **env_kwargs)
     except Exception as err:
-        error = _build_error(env_id, mujoco, err)
+        error = _build_error(env_id, mujoco, err, env_kwargs)
         if error is None:
             raise
         raise error from err
@@ -229,8 +267,14 @@ def make_env(
     return RewardFromSource(env, reward_fn)
 
 
-def _build_error(env_id: str, mujoco: bool, err: Exception) -> EnvError | None:
+def _build_error(env_id: str, mujoco: bool, err: Exception, env_kwargs: dict[str, Any]) -> EnvError | None:
     """An :class:`EnvError` naming the fix for a failure to build ``env_id``, if there is one."""
+    if isinstance(err, TypeError) and "keyword argument" in str(err) and env_kwargs:
+        return EnvError(
+            f"{env_id} does not take the keyword arguments {sorted(env_kwargs)}: {err}. Fix: pass "
+            "only arguments its constructor (or gymnasium.make) takes, e.g. "
+            f"{ENV_KWARGS_EXAMPLE!r}."
+        )
     if mujoco:
         if isinstance(err, ModuleNotFoundError) and (err.name or "").split(".")[0] == "mujoco":
             return EnvError(f"{env_id} needs MuJoCo, which is not installed. Fix: {MUJOCO_INSTALL_FIX}")
