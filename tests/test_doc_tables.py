@@ -36,3 +36,9 @@ def test_ray_grid_table_is_its_csv() -> None:
     printed = table_of("scripts/bench_ray_grid.py", "docs/benchmarks/data/ray_grid.csv")
     assert printed.count("\n") >= 3
     assert printed in (ROOT / "docs/ray.md").read_text()
+
+
+def test_time_to_score_table_is_its_csv() -> None:
+    printed = table_of("scripts/bench_time_to_score.py", "docs/benchmarks/data/time_to_score.csv")
+    assert printed.count("\n") == 8  # header, rule, 4 targets, run length, final return, steps
+    assert printed in (ROOT / "docs/benchmarks/atari_speed.md").read_text()
