@@ -54,6 +54,7 @@ import gymnasium as gym
 import numpy as np
 
 from prefrl.envs.make import make_env, register_base_env
+from prefrl.envs.wrappers import RestartWhen
 from prefrl.errors import ConfigError, PrefrlError
 from prefrl.task_library import (
     cartpole_right_reward,
@@ -230,30 +231,6 @@ class BehaviourReward(gym.Wrapper):
         self._obs = obs
         info["env_reward"] = env_reward
         return obs, reward, terminated, truncated, info
-
-
-class RestartWhen(gym.Wrapper):
-    """Resets the env within the episode once ``down(env.unwrapped)`` has held for
-    ``after`` steps in a row (:attr:`Task.restart_when`). The restarting step returns
-    the fresh observation, not terminated, with ``info["restarted"] = True``."""
-
-    def __init__(self, env: gym.Env, down: Callable[[Any], bool], after: int):
-        super().__init__(env)
-        self.down, self.after = down, after
-        self._down_steps = 0
-
-    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        self._down_steps = 0
-        return self.env.reset(**kwargs)
-
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        self._down_steps = self._down_steps + 1 if self.down(self.env.unwrapped) else 0
-        if self._down_steps >= self.after and not (terminated or truncated):
-            obs, _ = self.env.reset()  # the env's own random stream: seeded by the episode's
-            self._down_steps = 0
-            info["restarted"] = True
-        return obs, float(reward), terminated, truncated, info
 
 
 class AnglesAsCosSin(gym.ObservationWrapper):

@@ -16,6 +16,7 @@ import torch
 
 from prefrl import task_library, tasks
 from prefrl.envs.make import make_env
+from prefrl.envs.wrappers import RestartWhen
 from prefrl.play import play
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.run import train
@@ -213,7 +214,7 @@ def test_backflip_reports_clean_flips_next_to_backward_turns():
 
 
 def test_a_hopper_lying_on_the_floor_is_stood_up_again_within_the_episode():
-    env = tasks.RestartWhen(
+    env = RestartWhen(
         gym.make("Hopper-v5", terminate_when_unhealthy=False).unwrapped, task_library.hopper_fallen, after=5
     )
     env.reset(seed=0)

@@ -8,6 +8,8 @@
   appendix A) and the ``seals`` package remove variable-length episodes for this reason.
 - :class:`RewardFromSource` replaces the step reward by a reward function of
   (observation, action) and keeps the true reward in ``info["true_reward"]``.
+- :class:`RestartWhen` resets the env within an episode once it has been in a given
+  state for a while (a behaviour task's fallen hopper, ``Task.restart_when``).
 """
 
 from __future__ import annotations
@@ -105,3 +107,27 @@ class RewardFromSource(gym.Wrapper):
             reward = float(self.reward_fn(batch_obs, batch_act)[0])
         self._obs = obs
         return obs, reward, terminated, truncated, info
+
+
+class RestartWhen(gym.Wrapper):
+    """Resets the env within the episode once ``down(env.unwrapped)`` has held for
+    ``after`` steps in a row (``prefrl.tasks.Task.restart_when``). The restarting step returns
+    the fresh observation, not terminated, with ``info["restarted"] = True``."""
+
+    def __init__(self, env: gym.Env, down: Callable[[Any], bool], after: int):
+        super().__init__(env)
+        self.down, self.after = down, after
+        self._down_steps = 0
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        self._down_steps = 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._down_steps = self._down_steps + 1 if self.down(self.env.unwrapped) else 0
+        if self._down_steps >= self.after and not (terminated or truncated):
+            obs, _ = self.env.reset()  # the env's own random stream: seeded by the episode's
+            self._down_steps = 0
+            info["restarted"] = True
+        return obs, float(reward), terminated, truncated, info
