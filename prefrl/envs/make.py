@@ -13,6 +13,7 @@ import ast
 import difflib
 import functools
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -269,11 +270,11 @@ def make_env(
 
 def _build_error(env_id: str, mujoco: bool, err: Exception, env_kwargs: dict[str, Any]) -> EnvError | None:
     """An :class:`EnvError` naming the fix for a failure to build ``env_id``, if there is one."""
-    if isinstance(err, TypeError) and "keyword argument" in str(err) and env_kwargs:
+    unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(err))
+    if isinstance(err, TypeError) and unexpected and unexpected[1] in env_kwargs:
         return EnvError(
-            f"{env_id} does not take the keyword arguments {sorted(env_kwargs)}: {err}. Fix: pass "
-            "only arguments its constructor (or gymnasium.make) takes, e.g. "
-            f"{ENV_KWARGS_EXAMPLE!r}."
+            f"{env_id} takes no keyword argument {unexpected[1]!r} ({err}). Fix: pass only "
+            f"arguments its constructor (or gymnasium.make) takes, e.g. {ENV_KWARGS_EXAMPLE!r}."
         )
     if mujoco:
         if isinstance(err, ModuleNotFoundError) and (err.name or "").split(".")[0] == "mujoco":
