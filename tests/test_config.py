@@ -331,6 +331,21 @@ def test_image_envs_take_the_papers_atari_settings():
     assert TrainConfig(env_id="Acrobot-v1").reward_model_config().use_actions is True
 
 
+@pytest.mark.parametrize(
+    "env_id, clip_length, fixed_length",
+    [
+        ("HalfCheetah-v5", 30, True),  # 20 frames/s: 1.5 s; a time limit of 1,000 steps
+        ("Reacher-v5", 50, True),  # 50 frames/s would give 75 steps: no more than its 50-step episodes
+        ("FrozenLake-v1", 6, True),  # 4 frames/s
+        ("FrozenLake-v1(max_episode_steps=4)", 4, True),
+        ("CliffWalking-v1", 6, False),  # no time limit of its own to make a horizon of
+    ],
+)
+def test_other_envs_get_clips_of_a_second_and_a_half(env_id, clip_length, fixed_length):
+    config = TrainConfig(env_id=env_id)
+    assert (config.clip_length, config.fixed_length) == (clip_length, fixed_length)
+
+
 def test_an_unknown_env_id_is_a_config_error():
     with pytest.raises(ConfigError, match="Unknown env id 'Pongg-v0'"):
         TrainConfig(env_id="Pongg-v0")

@@ -85,10 +85,60 @@ def test_unsupported_spaces_name_the_fix():
         observation_space = gym.spaces.Box(-1, 1, (2,))
         action_space = gym.spaces.MultiDiscrete([2, 3])
 
-    with pytest.raises(EnvError, match="FlattenObservation"):
+    with pytest.raises(EnvError, match="flatten into a vector"):
         check_spaces(DictObs())
     with pytest.raises(EnvError, match="Discrete"):
         check_spaces(MultiDiscreteAct())
+
+
+def test_discrete_and_composite_observations_become_flat_vectors():
+    lake = make_env("FrozenLake-v1")
+    obs, _ = lake.reset(seed=0)
+    assert lake.observation_space == gym.spaces.Box(0, 1, (16,), np.float32)
+    np.testing.assert_array_equal(obs, np.eye(16, dtype=np.float32)[0])  # the start: state 0
+    obs, *_ = lake.step(2)  # right, on the non-slippery part of the map or not: a one-hot state
+    assert obs.dtype == np.float32 and obs.sum() == 1.0 and lake.observation_space.contains(obs)
+
+    blackjack = make_env("Blackjack-v1")
+    obs, _ = blackjack.reset(seed=0)
+    inner = blackjack.unwrapped
+    hand, dealer = sum(inner.player), inner.dealer[0]
+    assert blackjack.observation_space.shape == (32 + 11 + 2,)
+    assert obs[hand] == 1.0 and obs[32 + dealer] == 1.0 and obs.sum() == 3.0
+
+
+def test_an_observation_space_that_cannot_be_flattened_is_refused():
+    class GraphObs(gym.Env):
+        observation_space = gym.spaces.Dict({"graph": gym.spaces.Graph(gym.spaces.Box(0, 1, (2,)), None)})
+        action_space = gym.spaces.Discrete(2)
+
+        def __init__(self, render_mode=None):
+            pass
+
+    gym.register("test/GraphObs-v0", entry_point=GraphObs)
+    try:
+        with pytest.raises(EnvError, match=r"needs a Box observation space.*Graph"):
+            make_env("test/GraphObs-v0")
+    finally:
+        del gym.registry["test/GraphObs-v0"]
+
+
+def test_an_env_without_a_time_limit_gets_one():
+    env = make_env(
+        "CliffWalking-v1"
+    )  # registered without one: a policy that never reaches the goal walks forever
+    assert env.spec.max_episode_steps == 1000
+    env.reset(seed=0)
+    steps, truncated = 0, False
+    while not truncated:
+        *_, terminated, truncated, _ = env.step(3)  # left, into the wall: never terminates
+        assert not terminated
+        steps += 1
+    assert steps == 1000
+    assert make_env("CliffWalking-v1(max_episode_steps=30)").spec.max_episode_steps == 30
+    fixed = make_env("CliffWalking-v1", fixed_length=True)
+    assert isinstance(fixed.env, FixedLengthEpisodes) and fixed.env.horizon == 1000
+    assert make_env("CartPole-v1").spec.max_episode_steps == 500  # a registered limit stays
 
 
 def test_atari_gives_frames_or_ram():

@@ -11,6 +11,9 @@ ENV_IDS = [
     "MountainCar-v0",
     "MountainCarContinuous-v0",
     "Hopper-v5",
+    "FrozenLake-v1",
+    "CliffWalking-v1",
+    "Taxi-v4",
 ]
 
 

@@ -23,7 +23,8 @@ import numpy as np
 from prefrl.envs.atari import DEFAULT_HORIZON as ATARI_HORIZON
 from prefrl.envs.atari import is_atari_id, make_atari
 from prefrl.envs.errors import EnvError
-from prefrl.envs.wrappers import AfterTermination, FixedLengthEpisodes, RewardFromSource
+from prefrl.envs.snapshot import can_snapshot
+from prefrl.envs.wrappers import AfterTermination, FixedLengthEpisodes, FlatObservations, RewardFromSource
 
 # Headless rendering: EGL (Mesa's llvmpipe on a CPU machine) unless the user chose otherwise.
 # It must be decided before MuJoCo creates its first GL context.
@@ -122,6 +123,33 @@ def is_mujoco_id(env_id: str) -> bool:
     return "mujoco" in entry
 
 
+DEFAULT_TIME_LIMIT = 1000
+"""steps after which an episode of an env registered without a time limit is truncated"""
+
+
+def own_time_limit(env_id: str) -> int | None:
+    """The time limit ``env_id`` comes with: a ``max_episode_steps`` in its keyword
+    arguments, else its registered one; None if it has neither.
+
+    Raises:
+        EnvError: an unknown id, or malformed keyword arguments.
+    """
+    plain, kwargs = split_env_kwargs(env_id)
+    if "max_episode_steps" in kwargs:
+        return int(kwargs["max_episode_steps"])
+    _ensure_registered(plain)
+    registered = gym.registry[plain].max_episode_steps
+    return None if registered is None else int(registered)
+
+
+def time_limit(env_id: str) -> int:
+    """The steps after which an episode of ``env_id`` is truncated: its own time limit
+    (:func:`own_time_limit`), else :data:`DEFAULT_TIME_LIMIT`, so that every episode
+    prefrl runs (evaluation, videos, fixed-length episodes) ends."""
+    own = own_time_limit(env_id)
+    return DEFAULT_TIME_LIMIT if own is None else own
+
+
 def _accepts_kwarg(env_id: str, name: str) -> bool:
     import inspect
 
@@ -136,14 +164,36 @@ def _accepts_kwarg(env_id: str, name: str) -> bool:
     return name in inspect.signature(target).parameters
 
 
+FLATTENED_SPACES = (
+    gym.spaces.Discrete,
+    gym.spaces.MultiDiscrete,
+    gym.spaces.MultiBinary,
+    gym.spaces.Tuple,
+    gym.spaces.Dict,
+)
+
+
+def flatten_if_composite(env: gym.Env) -> gym.Env:
+    """``env`` with :class:`~prefrl.envs.wrappers.FlatObservations` if its observations are
+    discrete or composite and can be flattened; else ``env`` as it is (:func:`check_spaces`
+    then says what is wrong)."""
+    if not isinstance(env.observation_space, FLATTENED_SPACES):
+        return env
+    try:
+        return FlatObservations(env)
+    except (ValueError, NotImplementedError, TypeError):
+        return env
+
+
 def check_spaces(env: gym.Env) -> None:
     """Raise :class:`EnvError` unless prefrl can learn on ``env``'s spaces."""
     obs_space, act_space = env.observation_space, env.action_space
     if not isinstance(obs_space, gym.spaces.Box):
         raise EnvError(
-            f"prefrl needs a Box observation space; {env.spec.id if env.spec else env} has "
-            f"{obs_space}. Wrap the env, e.g. gymnasium.wrappers.FlattenObservation for Dict/Tuple "
-            "spaces, before handing it to prefrl."
+            f"prefrl needs a Box observation space, or one it can flatten into a vector (Discrete, "
+            f"MultiDiscrete, MultiBinary, and Tuple or Dict of these and Box); "
+            f"{env.spec.id if env.spec else env} has {obs_space}. Fix: wrap the env so its "
+            "observations are a Box before handing it to prefrl."
         )
     if len(obs_space.shape) != 1 and not is_image_space(obs_space):
         env_id = env.spec.id if env.spec else type(env.unwrapped).__name__
@@ -186,6 +236,15 @@ def is_image_space(space: gym.Space) -> bool:
 
 
 @functools.lru_cache(maxsize=64)
+def _probe(env_id: str) -> tuple[bool, float | None, bool]:
+    env = make_env(env_id)
+    try:
+        fps = env.metadata.get("render_fps")
+        return is_image_space(env.observation_space), (float(fps) if fps else None), can_snapshot(env)
+    finally:
+        env.close()
+
+
 def observes_images(env_id: str) -> bool:
     """Whether ``make_env(env_id)`` gives image observations (:func:`is_image_space`); the
     env is built once to tell.
@@ -193,11 +252,27 @@ def observes_images(env_id: str) -> bool:
     Raises:
         EnvError: as :func:`make_env`.
     """
-    env = make_env(env_id)
-    try:
-        return is_image_space(env.observation_space)
-    finally:
-        env.close()
+    return _probe(env_id)[0]
+
+
+def snapshots_supported(env_id: str) -> bool:
+    """Whether prefrl can snapshot ``env_id``'s steps (:mod:`prefrl.envs.snapshot`), and so
+    re-render its clips for a person; the env is built once to tell.
+
+    Raises:
+        EnvError: as :func:`make_env`.
+    """
+    return _probe(env_id)[2]
+
+
+def frame_rate(env_id: str) -> float | None:
+    """The frames per second ``env_id``'s renderer shows (its ``render_fps``), None if it
+    does not say; the env is built once to tell.
+
+    Raises:
+        EnvError: as :func:`make_env`.
+    """
+    return _probe(env_id)[1]
 
 
 def make_env(
@@ -218,7 +293,9 @@ def make_env(
             Atari ids give the paper's observations (:mod:`prefrl.envs.atari`); with
             ``obs_type="ram"``, the 128 bytes of RAM.
         fixed_length: ``True`` for fixed-length episodes of the env's usual time limit, an
-            ``int`` for a horizon of that many steps, ``False`` for the env as registered.
+            ``int`` for a horizon of that many steps, ``False`` for the env as registered
+            (an env registered without a time limit gets one of
+            :data:`DEFAULT_TIME_LIMIT` steps either way: :func:`time_limit`).
             See :class:`~prefrl.envs.wrappers.FixedLengthEpisodes` for when it matters.
         reward_fn: optional ``(obs[B, ...], actions[B, ...]) -> rewards[B]``; when given,
             the step reward is its output and the true reward only travels in ``info``.
@@ -235,12 +312,18 @@ def make_env(
     atari = is_atari_id(env_id) and env_kwargs.get("obs_type", "rgb") != "ram"
     horizon: int | None = None
     after: AfterTermination = "absorb"
+    if not is_atari_id(env_id):  # ALE ends its games itself
+        env_kwargs.setdefault("max_episode_steps", time_limit(env_id))
     if fixed_length:
-        default = ATARI_HORIZON if atari else gym.registry[env_id].max_episode_steps
-        horizon = default if fixed_length is True else int(fixed_length)
-        if horizon is None:
+        if fixed_length is not True:
+            horizon = int(fixed_length)
+        elif atari:
+            horizon = ATARI_HORIZON
+        elif "max_episode_steps" in env_kwargs:
+            horizon = int(env_kwargs["max_episode_steps"])
+        else:
             raise EnvError(f"{env_id} has no time limit; pass fixed_length=<steps> to choose the horizon.")
-        env_kwargs.setdefault("max_episode_steps", horizon)
+        env_kwargs["max_episode_steps"] = horizon
         # MuJoCo walkers keep simulating after a fall. Every other env absorbs: CartPole too,
         # where a simulation kept running lets the pole spin freely and the cart drift off,
         # observations grow without bound and drown the upright states' differences in the
@@ -258,6 +341,7 @@ def make_env(
         if error is None:
             raise
         raise error from err
+    env = flatten_if_composite(env)
     check_spaces(env)
     if mujoco and render_mode is not None:
         _check_mujoco_render(env, env_id)

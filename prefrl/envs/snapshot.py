@@ -12,7 +12,9 @@ Each env family knows what its renderer reads:
 - Atari: the serialised ALE state before the step's last frame, with that frame's action
   (see :mod:`prefrl.envs.atari`);
 - MinAtar: the observation's object channels (what is drawn; the game cannot be resumed
-  from it).
+  from it);
+- toy text grids (FrozenLake, CliffWalking, Taxi): the state index ``s``, the last action
+  (the agent is drawn facing it) and Taxi's orientation.
 """
 
 from __future__ import annotations
@@ -155,10 +157,33 @@ class MinAtarSnapshotter(Snapshotter):
         inner.shown = np.asarray(snapshot).reshape(self.shape).astype(np.uint8)
 
 
+class ToyTextGridSnapshotter(Snapshotter):
+    """A grid world's state index ``s``, ``lastaction`` and (Taxi) ``taxi_orientation``;
+    ``NaN`` stands for None or an attribute the env does not have."""
+
+    FIELDS = ("s", "lastaction", "taxi_orientation")
+
+    def capture(self, env: gym.Env) -> np.ndarray:
+        inner = env.unwrapped
+        values = (getattr(inner, name, None) for name in self.FIELDS)
+        return np.array([np.nan if v is None else float(v) for v in values])
+
+    def restore(self, env: gym.Env, snapshot: np.ndarray) -> None:
+        inner = env.unwrapped
+        for name, value in zip(self.FIELDS, np.asarray(snapshot, dtype=np.float64), strict=True):
+            if hasattr(inner, name):
+                setattr(inner, name, None if math.isnan(value) else int(value))
+
+
 def env_family(env: gym.Env) -> str:
-    """The family of ``env``: ``"classic_control"``, ``"mujoco"``, ``"atari"``, ``"minatar"``
-    or ``"other"``."""
+    """The family of ``env``: ``"classic_control"``, ``"mujoco"``, ``"atari"``, ``"minatar"``,
+    ``"toy_text"`` (the grid worlds with a state index) or ``"other"``."""
     module = type(env.unwrapped).__module__
+    if module.startswith("gymnasium.envs.toy_text"):
+        from gymnasium.envs.toy_text import CliffWalkingEnv, FrozenLakeEnv, TaxiEnv
+
+        if isinstance(env.unwrapped, (CliffWalkingEnv, FrozenLakeEnv, TaxiEnv)):
+            return "toy_text"
     if module.startswith("gymnasium.envs.classic_control"):
         return "classic_control"
     if module.startswith("gymnasium.envs.mujoco"):
@@ -168,6 +193,11 @@ def env_family(env: gym.Env) -> str:
     if module == "prefrl.envs.minatar":
         return "minatar"
     return "other"
+
+
+def can_snapshot(env: gym.Env) -> bool:
+    """Whether :func:`snapshotter_for` has a :class:`Snapshotter` for ``env``."""
+    return env_family(env) != "other"
 
 
 def snapshotter_for(env: gym.Env) -> Snapshotter:
@@ -185,6 +215,8 @@ def snapshotter_for(env: gym.Env) -> Snapshotter:
         return AtariSnapshotter(env)
     if family == "minatar":
         return MinAtarSnapshotter(env)
+    if family == "toy_text":
+        return ToyTextGridSnapshotter()
     raise EnvError(
         f"prefrl cannot snapshot {type(env.unwrapped).__name__} ({family} family), so its clips "
         "cannot be re-rendered for a human. Use a synthetic oracle (which needs no video), "

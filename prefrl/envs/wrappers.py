@@ -10,6 +10,9 @@
   (observation, action) and keeps the true reward in ``info["true_reward"]``.
 - :class:`RestartWhen` resets the env within an episode once it has been in a given
   state for a while (a behaviour task's fallen hopper, ``Task.restart_when``).
+- :class:`FlatObservations` turns discrete and composite observations (``Discrete``,
+  ``MultiDiscrete``, ``MultiBinary``, ``Tuple``, ``Dict``) into one flat float32 vector:
+  a discrete value becomes a one-hot vector (FrozenLake, Taxi, Blackjack).
 """
 
 from __future__ import annotations
@@ -131,3 +134,25 @@ class RestartWhen(gym.Wrapper):
             self._down_steps = 0
             info["restarted"] = True
         return obs, float(reward), terminated, truncated, info
+
+
+class FlatObservations(gym.ObservationWrapper):
+    """Observations as ``gymnasium.spaces.flatten`` gives them (one-hot for a discrete
+    value, parts concatenated for ``Tuple``/``Dict``), as float32.
+
+    Raises:
+        ValueError: the observation space cannot be flattened (e.g. it holds ``Text``).
+    """
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self._inner_space = env.observation_space
+        flat = gym.spaces.flatten_space(env.observation_space)
+        if not isinstance(flat, gym.spaces.Box):  # Graph and Sequence parts flatten to themselves
+            raise ValueError(f"{env.observation_space} does not flatten into a vector")
+        self.observation_space = gym.spaces.Box(
+            flat.low.astype(np.float32), flat.high.astype(np.float32), dtype=np.float32
+        )
+
+    def observation(self, observation: Any) -> np.ndarray:
+        return np.asarray(gym.spaces.flatten(self._inner_space, observation), dtype=np.float32)

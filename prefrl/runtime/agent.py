@@ -12,7 +12,7 @@ import torch
 from prefrl.agent.evaluate import evaluate_both
 from prefrl.agent.hyperparams import resolve_ppo_config
 from prefrl.agent.ppo import PPOAgent, PPOConfig, Rollout, RolloutCollector
-from prefrl.envs.make import make_env
+from prefrl.envs.make import make_env, snapshots_supported
 from prefrl.envs.vector import VecEnv
 from prefrl.interfaces import RewardSource
 from prefrl.prefs.clips import Answer, ClipCutter
@@ -61,7 +61,10 @@ class AgentRole(Role):
         # scales it (CartPole's table turns scaling off for the true reward; with a learned
         # one it lost a seed in three without it).
         self.ppo_config = resolve_ppo_config(env_id, {"norm_reward": True, **config.ppo})
-        self.envs = _agent_envs(config, self.ppo_config)
+        # Every step is snapshotted where the env family allows, so that any clip can be
+        # shown later (a run a person labels needs that: prefrl.runtime.run checks it).
+        self.snapshots = snapshots_supported(env_id)
+        self.envs = _agent_envs(config, self.ppo_config, self.snapshots)
         self.agent = PPOAgent(self.envs, self.ppo_config, total_steps=config.steps, seed=config.seed)
         self.cutter = ClipCutter(env_id, config.clip_length, self.ppo_config.num_envs)
         self.initial_clips_wanted = 2 * config.schedule().initial_labels
@@ -96,14 +99,14 @@ class AgentRole(Role):
         started, steps_before = time.perf_counter(), self.agent.env_steps
         if self.model is None:
             if self.entropy is not None:  # explore while the first model is trained
-                rollout = self.agent.collect(capture_snapshots=True)
+                rollout = self.agent.collect(capture_snapshots=self.snapshots)
                 self.agent.train(rollout, self._reward_source())
                 self._send_clips(rollout)
                 self._count_busy(started, steps_before)
                 return True
             if self.clips_sent >= self.initial_clips_wanted:
                 return False  # waiting for the first reward model
-            self._send_clips(self.agent.collect(capture_snapshots=True))
+            self._send_clips(self.agent.collect(capture_snapshots=self.snapshots))
             self._count_busy(started, steps_before)
             return True
 
@@ -112,7 +115,7 @@ class AgentRole(Role):
             if not was_waiting:  # tell the run once per wait, so its status line can say so
                 self.status.put(Status(self.name, "metrics", self.agent.env_steps, {"pace/waiting": 1}))
             return False
-        rollout = self.agent.collect(capture_snapshots=True)
+        rollout = self.agent.collect(capture_snapshots=self.snapshots)
         stats = self.agent.train(rollout, self._reward_source())
         self._send_clips(rollout)
         self._count_busy(started, steps_before)
@@ -252,11 +255,13 @@ class AgentRole(Role):
             self._store.close()
 
 
-def _agent_envs(config: TrainConfig, ppo: PPOConfig) -> VecEnv | RolloutCollector:
+def _agent_envs(config: TrainConfig, ppo: PPOConfig, snapshots: bool) -> VecEnv | RolloutCollector:
     """The agent's envs: stepped here, or spread over ``config.workers`` rollout workers."""
     if config.workers:
         from prefrl.runtime.rollout_workers import RolloutWorkers
 
-        return RolloutWorkers(config.to_dict(), ppo, config.workers, seed=config.seed, capture_snapshots=True)
+        return RolloutWorkers(
+            config.to_dict(), ppo, config.workers, seed=config.seed, capture_snapshots=snapshots
+        )
     make = lambda: make_env(config.env_id, fixed_length=config.fixed_length or False)  # noqa: E731
-    return VecEnv([make] * ppo.num_envs, capture_snapshots=True)
+    return VecEnv([make] * ppo.num_envs, capture_snapshots=snapshots)

@@ -10,7 +10,7 @@ from typing import Any
 from prefrl.agent.hyperparams import default_steps, resolve_ppo_config
 from prefrl.agent.ppo import PPOConfig
 from prefrl.envs.errors import EnvError
-from prefrl.envs.make import base_env_id, observes_images
+from prefrl.envs.make import base_env_id, frame_rate, observes_images, own_time_limit, time_limit
 from prefrl.errors import ConfigError
 from prefrl.oracles import make_oracle, parse_teacher
 from prefrl.prefs.schedule import LabelSchedule
@@ -51,7 +51,9 @@ PREFERENCE_DEFAULTS: dict[str, dict[str, Any]] = {
     "Walker2d-v5":              dict(clip_length=64, fixed_length=True),
 }
 # fmt: on
-_FALLBACK: dict[str, Any] = dict(clip_length=50, fixed_length=False)
+# Any other env: clips of 1.5 s at its frame rate (at most an episode), and fixed-length
+# episodes where the env has a time limit of its own to give the horizon.
+CLIP_SECONDS = 1.5
 _IMAGES: dict[str, Any] = dict(
     clip_length=25,
     fixed_length=True,
@@ -72,10 +74,16 @@ def preference_defaults(env_id: str) -> dict[str, Any]:
     if base in PREFERENCE_DEFAULTS:
         return PREFERENCE_DEFAULTS[base]
     try:
-        images = observes_images(env_id)
+        if observes_images(env_id):
+            return _IMAGES
+        fps = frame_rate(env_id)
     except EnvError as err:
         raise ConfigError(str(err)) from None
-    return _IMAGES if images else _FALLBACK
+    clip_length = round(CLIP_SECONDS * fps) if fps else 50
+    return dict(
+        clip_length=max(1, min(clip_length, time_limit(env_id))),
+        fixed_length=own_time_limit(env_id) is not None,
+    )
 
 
 """the label budget of a run on a plain env (a task brings its own)"""

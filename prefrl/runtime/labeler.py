@@ -136,7 +136,9 @@ class LabelerRole(Role):
         elif self.final and len(self.pool) < 2 and not self.store.pending_queries():
             reason = (
                 f"the agent finished with {len(self.pool)} clip(s) to compare, too few for a pair; "
-                f"{self.answered} of {self.cfg.labels} labels were given. Give the run more --steps"
+                f"{self.answered} of {self.cfg.labels} labels were given. Give the run more --steps; "
+                f"if its episodes end before a clip of {self.cfg.clip_length} steps is complete, a "
+                "shorter --clip-length, or --fixed-length STEPS (episodes of that many steps)"
             )
         else:
             return

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from prefrl import __version__
+from prefrl.envs.errors import EnvError
 from prefrl.envs.make import make_env
+from prefrl.envs.snapshot import snapshotter_for
 from prefrl.errors import ConfigError, RunKindError
 from prefrl.oracles import Oracle
 from prefrl.plotting import plot_learning_curve
@@ -128,12 +130,22 @@ def resume(
 
 def _check(config: TrainConfig) -> None:
     """Fail before anything is written: an env that cannot be built, clips longer than an
-    episode (the config checked everything else when it was made)."""
+    episode, clips to be seen of an env whose steps cannot be re-rendered (the config
+    checked everything else when it was made)."""
     if config.backend == "ray":
         check_ready(config.ray_address)
     env = make_env(config.env_id, fixed_length=config.fixed_length or False)
     horizon = env.spec.max_episode_steps if env.spec else None
-    env.close()
+    shown = (
+        "--oracle human" if config.oracle == "human" else "--query-videos" if config.query_videos else None
+    )
+    try:
+        if shown:
+            snapshotter_for(env)
+    except EnvError as err:
+        raise ConfigError(f"{shown}: clips must be shown, and {err}") from None
+    finally:
+        env.close()
     if horizon is not None and config.clip_length > horizon:
         raise ConfigError(
             f"--clip-length {config.clip_length}: longer than an episode of {config.env_id} ({horizon} steps), "
@@ -221,7 +233,30 @@ def _execute(
     run.write_summary(summary)
     if not end.complete:
         print(f"prefrl: the run ended short of its budget: {end.reason}", flush=True)
+    for warning in summary["warnings"]:
+        print(f"prefrl: warning: {warning}", flush=True)
     return {"run_dir": str(run.path), **summary}
+
+
+FEW_INFORMATIVE = 0.1
+"""below this share of answers that say one clip is better, a run's summary warns"""
+
+
+def label_warnings(counts: dict[str, int]) -> list[str]:
+    """What a run's answers (``counts`` per :class:`~prefrl.prefs.clips.Answer` value) say
+    is wrong with its labels: almost none of them said one clip was better, so the reward
+    model had (almost) nothing to learn from."""
+    answered = sum(counts.values())
+    informative = counts.get("left", 0) + counts.get("right", 0)
+    if answered < 10 or informative >= FEW_INFORMATIVE * answered:
+        return []
+    return [
+        f"only {informative} of {answered} answers said one clip was better than the other (the rest: "
+        f"{counts.get('equal', 0)} equally good, {counts.get('cant_tell', 0)} can't tell, "
+        f"{counts.get('skipped', 0)} skipped), so the reward model had almost nothing to learn from. "
+        "If the clips rarely show what is wanted (a sparse task), explore first "
+        "(--explore-labels N and --selection diverse: docs/benchmarks/sparse.md), or give more labels"
+    ]
 
 
 class PersonWatch:
@@ -274,6 +309,7 @@ def summarize(config: TrainConfig, run: RunDir, monitor: Monitor, end: RunEnd) -
         "seed": config.seed,
         "backend": config.backend,
         "answers": counts,
+        "warnings": label_warnings(counts),
         "env_steps": monitor.agent_step,
         "final_train_return": done.get("final_train_return"),
         "final_eval_return": done.get("final_eval_return"),
