@@ -42,6 +42,7 @@ from torch import nn
 from prefrl.agent.cnn import small_trunk
 from prefrl.agent.hyperparams import resolve_ppo_config
 from prefrl.agent.ppo import PPOAgent
+from prefrl.cli import parse_overrides
 from prefrl.envs.make import make_env
 from prefrl.envs.vector import VecEnv
 from prefrl.reward import TrueReward
@@ -77,10 +78,12 @@ def clocked_env_fns(env_id: str, n: int, log: list, counter: list[int], start: l
     return [lambda: EpisodeClock(make_env(env_id), log, counter, start)] * n
 
 
-def run_prefrl(env_id: str, steps: int, seed: int) -> tuple[list[tuple[float, int, float]], int]:
+def run_prefrl(
+    env_id: str, steps: int, seed: int, overrides: dict[str, Any] | None = None
+) -> tuple[list[tuple[float, int, float]], int]:
     log: list[tuple[float, int, float]] = []
     counter, start = [0], [0.0]
-    cfg = resolve_ppo_config(env_id)
+    cfg = resolve_ppo_config(env_id, overrides)
     envs = VecEnv(clocked_env_fns(env_id, cfg.num_envs, log, counter, start))
     agent = PPOAgent(envs, cfg, total_steps=steps, seed=seed)
     start[0] = time.perf_counter()
@@ -164,6 +167,29 @@ def table(runs: list[dict[str, Any]], window: int) -> str:
     return "\n".join(lines)
 
 
+def curve(episodes: list[dict[str, Any]], bucket: int) -> str:
+    """A table of the mean return of each run's episodes (rows of an ``--episodes-csv``:
+    a run is a library, its overrides and a seed) that ended in each ``bucket`` env steps."""
+    runs: dict[tuple[str, str, str], list[tuple[int, float]]] = {}
+    for e in episodes:
+        key = (e["library"], e.get("overrides") or "defaults", e["seed"])
+        runs.setdefault(key, []).append((int(e["env_steps"]), float(e["return"])))
+    # runs end a rollout past their budget: no column for those last few steps
+    width = max(1, round(max(steps for points in runs.values() for steps, _ in points) / bucket))
+    head = [f"{(i + 1) * bucket // 1000}k" for i in range(width)]
+    lines = [
+        "| library | settings | seed | " + " | ".join(f"to {h}" for h in head) + " |",
+        "|---|---|---:|" + "---:|" * width,
+    ]
+    for (library, overrides, seed), points in runs.items():
+        cells = []
+        for i in range(width):
+            returns = [r for steps, r in points if i * bucket <= steps < (i + 1) * bucket]
+            cells.append(f"{np.mean(returns):.2f}" if returns else "")
+        lines.append(f"| {library} | {overrides} | {seed} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -177,25 +203,57 @@ def main() -> None:
     parser.add_argument("--csv", type=Path, default=DATA / "time_to_score.csv")
     parser.add_argument("--episodes-csv", type=Path, default=DATA / "time_to_score_episodes.csv")
     parser.add_argument("--table", type=Path, help="print the table of a --csv written before, and stop")
+    parser.add_argument(
+        "--curve",
+        type=Path,
+        metavar="EPISODES_CSV",
+        help="print the mean return per --bucket env steps of each run in an --episodes-csv, and stop",
+    )
+    parser.add_argument("--bucket", type=int, default=100_000, help="env steps per column of --curve")
+    parser.add_argument(
+        "--prefrl-ppo",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a prefrl PPO setting instead of its default (repeatable)",
+    )
+    parser.add_argument(
+        "--libraries", nargs="+", choices=["prefrl", "sb3"], default=["prefrl", "sb3"], help="the arms to run"
+    )
     args = parser.parse_args()
     if args.table:
         with args.table.open() as f:
             print(table(list(csv.DictReader(f)), args.window))
+        return
+    if args.curve:
+        with args.curve.open() as f:
+            print(curve(list(csv.DictReader(f)), args.bucket))
         return
     torch.set_num_threads(1)
 
     runs: list[dict[str, Any]] = []
     episodes: list[dict[str, Any]] = []
     params: dict[str, int] = {}
+    overrides = parse_overrides(args.prefrl_ppo)
+    arms = {
+        "prefrl": (lambda env, steps, seed: run_prefrl(env, steps, seed, overrides), args.prefrl_steps),
+        "sb3": (run_sb3, args.sb3_steps),
+    }
     for seed in args.seeds:
-        for library, run, steps in (
-            ("prefrl", run_prefrl, args.prefrl_steps),
-            ("sb3", run_sb3, args.sb3_steps),
-        ):
+        for library in args.libraries:
+            run, steps = arms[library]
             load_before = os.getloadavg()[0]
             log, params[library] = run(args.env, steps, seed)
+            settings = " ".join(args.prefrl_ppo) if library == "prefrl" else ""
             episodes += [
-                {"library": library, "seed": seed, "seconds": round(s, 2), "env_steps": n, "return": r}
+                {
+                    "library": library,
+                    "seed": seed,
+                    "overrides": settings,
+                    "seconds": round(s, 2),
+                    "env_steps": n,
+                    "return": r,
+                }
                 for s, n, r in log
             ]
             last = np.array([r for _, _, r in log[-args.window :]])
@@ -204,6 +262,7 @@ def main() -> None:
                 "library": library,
                 "seed": seed,
                 "steps": steps,
+                "overrides": settings,
                 "seconds": round(log[-1][0], 1) if log else None,
                 "final_mean_return": round(float(last.mean()), 2) if len(last) else None,
                 "load_avg_1min": f"{load_before:.2f}/{os.getloadavg()[0]:.2f}",
@@ -222,8 +281,9 @@ def main() -> None:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-    print()
-    print(table(runs, args.window))
+    if set(args.libraries) == set(arms):
+        print()
+        print(table(runs, args.window))
     print(f"\nrows: {args.csv}, episodes: {args.episodes_csv}")
 
 
