@@ -237,10 +237,15 @@ def test_escape_closes_the_window_and_every_process_it_started(tmp_path, display
         assert store.undone_answers() == [(1, Answer.LEFT, "human")]
 
 
-def test_a_person_labels_atari_clips_in_the_window(tmp_path, display):
-    """`prefrl label` on a run from pixels: the window draws Pong's colour frames from their
-    snapshots, and keys answer, undo and answer again as on any env."""
-    run = run_with_two_pairs(tmp_path / "run", "ALE/Pong-v5", fixed_length=256)
+@pytest.mark.parametrize(
+    "env_id, fixed_length",
+    [("ALE/Pong-v5", 256), ("FrozenLake-v1", 100)],  # from pixels; a grid world of discrete states
+)
+def test_a_person_labels_clips_drawn_from_snapshots_in_the_window(tmp_path, display, env_id, fixed_length):
+    """`prefrl label` on a run of an env with a snapshotter of its own: the window draws its
+    frames from their snapshots (Pong's colour frames, FrozenLake's grid), and keys answer,
+    undo and answer again as on any env."""
+    run = run_with_two_pairs(tmp_path / "run", env_id, fixed_length=fixed_length)
     events = tmp_path / "events.jsonl"
     proc, env = open_window(["prefrl.cli", "label", str(run.path)], display, events)
     try:
