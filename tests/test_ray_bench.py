@@ -290,7 +290,12 @@ def test_stop_cancels_a_running_cell_and_leaves_its_directory_as_it_was(grid_fil
     assert cells.run(ppo, run_dir, ppo.spec, "start") is None  # stopped: starts no more
 
 
-def test_ctrl_c_keeps_the_finished_cell_and_cancels_the_others(grid_file, private_cluster, tmp_path):
+def test_ctrl_c_keeps_the_finished_cell_and_cancels_the_others(private_cluster, tmp_path):
+    # The trained cells are made long (minutes) so that none of them can finish in the
+    # moment between the random cell's report and the cancel: on the tiny grid the PPO
+    # cell could end within a second of the random one.
+    grid_file = tmp_path / "tiny.toml"
+    grid_file.write_text(GRID.replace("steps = 2048", "steps = 500000"))
     lines: list[str] = []
 
     def echo(line: str) -> None:  # Ctrl-C as the first cell is reported
