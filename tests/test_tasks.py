@@ -8,6 +8,7 @@ import math
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -21,6 +22,8 @@ from prefrl.play import play
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.run import train
 from prefrl.tasks import get_task, trust_task_file
+
+REPO = Path(__file__).resolve().parent.parent
 
 torch.set_num_threads(1)
 
@@ -193,6 +196,24 @@ def test_a_flip_turns_a_full_turn_less_the_upright_lean_in_the_air():
 def test_count_clean_flips_wants_one_row_per_step():
     with pytest.raises(ValueError, match=r"must be \[steps\] each"):
         tasks.count_clean_flips(np.zeros(3), np.zeros(3), np.zeros(2, dtype=bool))
+
+
+def test_the_published_open_loop_flip_is_a_clean_flip_when_played_again():
+    # docs/benchmarks/data/hopper_flip_search: the actions scripts/hopper_flip_search.py found
+    published = REPO / "docs" / "benchmarks" / "data" / "hopper_flip_search"
+    actions = np.loadtxt(published / "actions.csv", delimiter=",", skiprows=1)
+    env = gym.make("Hopper-v5", terminate_when_unhealthy=False)
+    env.reset(seed=0)
+    rows = []
+    for action in actions:
+        env.step(action)
+        data = env.unwrapped.data  # type: ignore[attr-defined]
+        rows.append((float(data.qpos[2]), float(data.qpos[1]), task_library.hopper_foot_down(env.unwrapped)))
+    angle, height, foot = np.array(rows).T
+    assert task_library.count_clean_flips(angle, height, foot > 0.5) == 1
+    trajectory = np.loadtxt(published / "trajectory.csv", delimiter=",", skiprows=1)
+    flip = slice(0, 120)  # take-off to standing after the landing (the rest is a fall)
+    np.testing.assert_allclose(trajectory[flip, 1], np.round(angle[flip] / (2 * math.pi), 4), atol=1e-3)
 
 
 def test_backflip_reports_clean_flips_next_to_backward_turns():
