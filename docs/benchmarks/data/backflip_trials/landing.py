@@ -162,3 +162,19 @@ register_task(
         obs_extras=(*backflip.obs_extras, *extras(Fade(100, upright=True))),
     )
 )
+
+# exploration held longer: each action held for 8 physics steps instead of Hopper's 4
+# (MuJoCo's frame_skip; 62.5 steps a second, an 8 s episode of 500 steps), so that PPO's
+# noise per step moves the body in coarser, longer pushes; stood up after 25 steps (0.4 s)
+for name in ("land40", "upland80_w4"):
+    task = get_task(name)
+    register_task(
+        dataclasses.replace(
+            task,
+            name=f"{name}_skip8",
+            env_kwargs=(*task.env_kwargs, ("frame_skip", 8)),
+            horizon=500,
+            clip_length=32,
+            restart_after=25,
+        )
+    )
