@@ -18,9 +18,9 @@ mass's height, foot and any contact with the floor) and ``flip.png`` (every 10th
 
 ``--replay TASK ...`` instead plays the flip of ``--out`` in each backflip task's env
 (``FILE.py:NAME`` for a task in a file) and prints its scripted person's return per step
-over the flip and the stand after it (``--replay-steps``, 130; also to ``replay.csv`` in
-``--out``): what that person pays
-for a clean flip, to set beside what PPO's policy on that reward earns per step.
+over the flip and the stand after it (``--replay-steps``, 130), also to ``replay.csv`` in
+``--out``: what that person pays for a clean flip, to set beside what PPO's policy on
+that reward earns per step.
 
     python scripts/hopper_flip_search.py --out docs/benchmarks/data/hopper_flip_search
     python scripts/hopper_flip_search.py --out docs/benchmarks/data/hopper_flip_search --replay backflip
