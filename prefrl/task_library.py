@@ -49,7 +49,23 @@ def count_clean_flips(
     lean = np.abs((angle + math.pi) % (2 * math.pi) - math.pi)
     upright = (lean <= math.radians(upright_deg)) & (height >= min_height)
     full_turn = 2 * math.pi - math.radians(upright_deg)
-    flips, t, steps = 0, 0, len(angle)
+    flips = 0
+    for start, landing in flights(down):
+        take_off = angle[start - 1] if start > 0 else angle[start]
+        if (
+            take_off - angle[landing] >= full_turn
+            and upright[landing : landing + hold_steps].sum() == hold_steps
+        ):
+            flips += 1
+    return flips
+
+
+def flights(down: np.ndarray) -> list[tuple[int, int]]:
+    """``(first step in the air, landing step)`` of every run of steps with ``down``
+    ([steps] booleans: on the floor) false that ends on the floor; a flight still in the
+    air at the end is left out."""
+    down = np.asarray(down, dtype=bool)
+    result, t, steps = [], 0, len(down)
     while t < steps:
         if down[t]:
             t += 1
@@ -57,16 +73,9 @@ def count_clean_flips(
         start = t
         while t < steps and not down[t]:
             t += 1
-        if t == steps:
-            break  # still in the air when the episode ends
-        take_off = angle[start - 1] if start > 0 else angle[start]
-        landing = t
-        if (
-            take_off - angle[landing] >= full_turn
-            and upright[landing : landing + hold_steps].sum() == hold_steps
-        ):
-            flips += 1
-    return flips
+        if t < steps:
+            result.append((start, t))
+    return result
 
 
 def pendulum_spin_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs: np.ndarray) -> float:

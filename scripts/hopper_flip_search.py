@@ -41,7 +41,7 @@ import numpy as np
 
 import prefrl.envs.make  # noqa: F401  (sets MUJOCO_GL for rendering without a display)
 from prefrl.render.frames import follow_the_body
-from prefrl.task_library import count_clean_flips, hopper_foot_down, hopper_touching
+from prefrl.task_library import count_clean_flips, flights, hopper_foot_down, hopper_touching
 from prefrl.tasks import get_task, trust_task
 
 HOLD_STEPS = 25
@@ -78,16 +78,8 @@ def play(env: gym.Env, actions: np.ndarray, render: bool = False) -> tuple[np.nd
 
 def score(trace: np.ndarray) -> float:
     angle, height, _, foot, touching = trace.T
-    steps, best, t = len(angle), -math.inf, 0
-    while t < steps:
-        if touching[t]:
-            t += 1
-            continue
-        start = t
-        while t < steps and not touching[t]:
-            t += 1
-        if t == steps:
-            break
+    best = -math.inf
+    for start, t in flights(touching > 0.5):
         turned = min(
             max(((angle[start - 1] if start else angle[start]) - angle[t]) / (2 * math.pi), 0.0), 1.0
         )
