@@ -193,6 +193,13 @@ def test_a_flip_turns_a_full_turn_less_the_upright_lean_in_the_air():
     assert flips(stand(10), flight(60, 0.0, -FULL), stand(30, -FULL)) == 0
 
 
+def test_flights_are_the_stretches_off_the_floor_that_end_on_it():
+    down = np.array([1, 0, 0, 1, 1, 0, 1, 0], dtype=bool)
+    assert task_library.flights(down) == [(1, 3), (5, 6)]  # the last, still in the air, is left out
+    assert task_library.flights(np.array([0, 0, 1], dtype=bool)) == [(0, 2)]
+    assert task_library.flights(np.ones(4, dtype=bool)) == []
+
+
 def test_count_clean_flips_wants_one_row_per_step():
     with pytest.raises(ValueError, match=r"must be \[steps\] each"):
         tasks.count_clean_flips(np.zeros(3), np.zeros(3), np.zeros(2, dtype=bool))
