@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from prefrl.agent.noise import NoiseStream
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -96,13 +98,14 @@ class NumpyActor:
     Log-probabilities and values match :meth:`ActorCritic.evaluate` to float32 rounding.
     """
 
-    def __init__(self, policy: ActorCritic, seed: int):
+    def __init__(self, policy: ActorCritic, seed: int, noise_beta: float = 0.0):
         self.discrete = policy.discrete
         self.actor = _numpy_layers(policy.actor)
         self.critic = _numpy_layers(policy.critic)
         self.act_fn = _NUMPY_ACTIVATIONS[type(policy.actor[1]).__name__] if len(policy.actor) > 1 else None
         self.log_std = policy.log_std.detach().numpy()
         self.rng = np.random.default_rng(seed)
+        self.noise = NoiseStream(noise_beta, self.rng)
 
     def _forward(self, layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
         for i, (w_t, b) in enumerate(layers):
@@ -121,19 +124,23 @@ class NumpyActor:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sample actions; returns ``(actions, log_probs (B,), values (B,))``.
 
-        ``rng``: the noise's generator (default: the actor's own, which training draws on).
+        ``rng``: the noise's generator; default: the actor's own noise stream, which
+        training draws on, coloured in time as asked (:mod:`prefrl.agent.noise`), one step
+        per call. A given ``rng`` draws white noise.
         """
-        rng = self.rng if rng is None else rng
         out = self._forward(self.actor, obs)
         if self.discrete:
             shifted = out - out.max(axis=1, keepdims=True)
             log_probs_all = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
             # Gumbel-max: argmax(log p + Gumbel noise) is a sample from p.
-            gumbel = -np.log(-np.log(rng.random(out.shape, dtype=np.float32)))
+            gumbel = -np.log(-np.log((rng or self.rng).random(out.shape, dtype=np.float32)))
             actions = (log_probs_all + gumbel).argmax(axis=1)
             log_prob = np.take_along_axis(log_probs_all, actions[:, None], axis=1)[:, 0]
         else:
-            noise = rng.standard_normal(out.shape, dtype=np.float32)
+            if rng is None:
+                noise = self.noise.draw(out.shape)
+            else:
+                noise = rng.standard_normal(out.shape, dtype=np.float32)
             actions = out + np.exp(self.log_std) * noise
             log_prob = (-0.5 * noise**2 - self.log_std - _LOG_SQRT_2PI).sum(axis=1)
         return actions, log_prob.astype(np.float32), self.value(obs)

@@ -31,6 +31,7 @@ from prefrl.agent.normalize import ObsNormalizer, RewardScaler
 from prefrl.agent.policies import ActorCritic, NumpyActor
 from prefrl.envs.make import is_image_space
 from prefrl.envs.vector import Episode, VecEnv
+from prefrl.errors import ConfigError
 from prefrl.interfaces import RewardSource
 from prefrl.utils.checkpoint import load_checkpoint, save_checkpoint
 from prefrl.utils.device import torch_device
@@ -87,6 +88,8 @@ class PPOConfig:
     """tanh or relu"""
     log_std_init: float = 0.0
     """initial log standard deviation of Gaussian actions"""
+    noise_beta: float = field(default=0.0, metadata={"min": 0, "max": 2})
+    """colour of the Gaussian action noise in time, power spectrum 1/f^beta: 0 white (each step its own), 1 pink, 2 red (prefrl.agent.noise)"""
     ortho_init: bool = True
     """orthogonal weight initialisation"""
     cnn: CnnKind = "auto"
@@ -230,6 +233,14 @@ def build_policy(
             fit the image size.
     """
     device = torch_device(config.device, shown=f"device={config.device!r}")
+    if config.noise_beta and (
+        is_image_space(observation_space) or not isinstance(action_space, gym.spaces.Box)
+    ):
+        raise ConfigError(
+            f"noise_beta={config.noise_beta} colours Gaussian action noise, which only an MLP policy "
+            f"with continuous actions has (this env: {action_space}, {observation_space.shape} observations); "
+            "leave noise_beta at 0"
+        )
     if is_image_space(observation_space):
         cnn = CnnActorCritic(observation_space, action_space, config.cnn, config.channels_last).to(device)
         return cnn, TorchActor(cnn, seed)
@@ -243,7 +254,7 @@ def build_policy(
         config.log_std_init,
         config.ortho_init,
     )
-    return mlp, NumpyActor(mlp, seed)  # NumpyActor reads CPU memory: MLPs stay on the CPU
+    return mlp, NumpyActor(mlp, seed, config.noise_beta)  # NumpyActor reads CPU memory: MLPs stay on the CPU
 
 
 def obs_normalizer(config: PPOConfig, observation_space: gym.Space) -> ObsNormalizer:
