@@ -118,7 +118,9 @@ def hopper_turning_rate(inner: Any) -> float:
 
 
 def hopper_backflip_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs: np.ndarray) -> float:
-    # Three terms a person watching the video judges, each read off what the reward model
+    # The built-in backflip's person until it was given a landing's credit
+    # (hopper_flip_reward); the tried persons in docs/benchmarks/data/backflip_trials
+    # build on it. Three terms a person watching the video judges, each read off what the reward model
     # sees (obs_extras and the angle's cos/sin), so that it can fit them from clip
     # comparisons:
     # - turning backwards (rad/s, the observed turning rate) pays only while no part of
@@ -151,6 +153,107 @@ def hopper_fallen(inner: Any) -> bool:
     # lying or kneeling: the torso low (standing, it is 1.25 m high) or a part other than
     # the foot on the floor
     return float(inner.data.qpos[1]) < 0.6 or on_floor(inner, HOPPER_GEOMS[:3])
+
+
+FULL_TURN = 2 * math.pi
+# a flight counts as a whole flip from this turn on: a full turn less the 30 degrees an
+# upright torso may lean at take-off or landing, as count_clean_flips counts it
+WHOLE_FLIP = 1.0 - 30.0 / 360.0
+LANDING_BONUS = 80.0  # per step, times the credit
+CREDIT_STEPS = 100  # a landing's credit fades to nothing over these steps
+UPRIGHT_COS = math.cos(math.radians(30.0))
+
+
+class HopperFlight:
+    """What a person watching a hopper remembers of its flights: the backward turn of the
+    flight under way (rad), and the credit of the last landing and the steps since.
+
+    It lives on the unwrapped env (:func:`hopper_flight`), is advanced once per step of
+    simulated time however often it is read, and begins afresh when the simulation's
+    time goes back (a reset, or a restart within the episode).
+    """
+
+    def __init__(self, angle: float):
+        self.time, self.angle = 0.0, angle
+        self.flying, self.turn = False, 0.0
+        self.credit, self.since = 0.0, 0
+
+    def advance(self, inner: Any) -> None:
+        data = inner.data
+        self.time, angle = float(data.time), float(data.qpos[2])
+        backwards, self.angle = self.angle - angle, angle
+        if not hopper_touching(inner):
+            if not self.flying:
+                self.flying, self.turn = True, 0.0
+            self.turn += backwards
+        elif self.flying:
+            self.flying = False
+            turned = min(max(self.turn / FULL_TURN, 0.0), 1.0)
+            if turned < WHOLE_FLIP:
+                turned *= 0.5
+            if hopper_foot_down(inner) and not hopper_fallen(inner):
+                self.credit, self.since = turned * hopper_standing(inner), 0
+        self.since += 1
+        if hopper_fallen(inner) or math.cos(angle) < UPRIGHT_COS:
+            self.credit = 0.0
+
+    def credit_now(self) -> float:
+        return self.credit * max(0.0, 1.0 - self.since / CREDIT_STEPS)
+
+
+def hopper_flight(inner: Any) -> HopperFlight:
+    """The env's :class:`HopperFlight`, advanced to the simulation's present."""
+    now = float(inner.data.time)
+    flight: HopperFlight | None = getattr(inner, "_prefrl_flight", None)
+    if flight is None or now < flight.time or (now == 0.0 and flight.time > 0.0):
+        flight = inner._prefrl_flight = HopperFlight(float(inner.data.qpos[2]))
+    elif now > flight.time:
+        flight.advance(inner)
+    return flight
+
+
+def hopper_standing(inner: Any) -> float:
+    """How well the hopper stands, 0 to 1: cos of the torso's lean (0 past 90 degrees)
+    times its height from 0.3 m (0) to 1.25 m (1, standing)."""
+    data = inner.data
+    height = min(max((float(data.qpos[1]) - 0.3) / 0.95, 0.0), 1.0)
+    return max(math.cos(float(data.qpos[2])), 0.0) * height
+
+
+def hopper_flight_turn(inner: Any) -> float:
+    """The backward turn of the flight under way, in turns (0 on the floor)."""
+    flight = hopper_flight(inner)
+    return flight.turn / FULL_TURN if flight.flying else 0.0
+
+
+def hopper_landing_credit(inner: Any) -> float:
+    """The last landing's credit as it fades, 0 to 1."""
+    return hopper_flight(inner).credit_now()
+
+
+def hopper_flip_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs: np.ndarray) -> float:
+    # The built-in backflip's person: a flip that lands pays, and what pays is read off
+    # what the reward model sees (the angle's cos/sin, the turning rate, the floor
+    # contacts, the flight's turn so far and the landing credit as observation extras):
+    # - turning backwards in the air pays (rad/s), up to a whole turn within one flight, so
+    #   a tumble past the landing earns nothing more; turning forwards costs, half on the
+    #   floor (hopper_backflip_reward says why);
+    # - uprightness and height, 4 (cos(angle) + height - 1.25 m);
+    # - a landing on the foot, not fallen, earns a credit: the flight's turn (at most one;
+    #   half for a flight short of a whole flip, WHOLE_FLIP) times how well the hopper
+    #   stands at the landing. It is paid 80 times per step, fading to nothing over 100
+    #   steps, and lost at a fall or a lean over 30 degrees: a flip that lands and stands.
+    # docs/benchmarks/tasks.md has the persons tried before this one and what PPO did.
+    inner: Any = env.unwrapped
+    data = inner.data
+    flight = hopper_flight(inner)
+    backwards = -float(data.qvel[2])
+    if hopper_touching(inner):
+        turning = 0.5 * min(backwards, 0.0)
+    else:
+        turning = backwards if flight.turn < FULL_TURN else min(backwards, 0.0)
+    upright = 4.0 * math.cos(float(data.qpos[2])) + 4.0 * (float(data.qpos[1]) - 1.25)
+    return turning + upright + LANDING_BONUS * flight.credit_now()
 
 
 def hopper_trace(env: gym.Env) -> tuple[float, float, float]:

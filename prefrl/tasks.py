@@ -41,6 +41,7 @@ processes through the environment variable ``PREFRL_TRUSTED_TASK_FILES``.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import math
@@ -60,7 +61,11 @@ from prefrl.task_library import (
     cartpole_right_reward,
     count_clean_flips,
     hopper_backflip_reward,
+    hopper_fallen,
+    hopper_flight_turn,
+    hopper_flip_reward,
     hopper_foot_down,
+    hopper_landing_credit,
     hopper_touching,
     hopper_trace,
     hopper_turning_rate,
@@ -350,26 +355,46 @@ register_task(
         steps=200_000,
     )
 )
+HOPPER_CONTACT_EXTRAS = (
+    ObsExtra("foot on the floor", hopper_foot_down, 0.0, 1.0),
+    ObsExtra("touching the floor", hopper_touching, 0.0, 1.0),
+    ObsExtra("torso turning rate", hopper_turning_rate),
+)
+# The backflip as it was before a landing was paid (commit 046d2a3): not registered, kept
+# for the persons in docs/benchmarks/data/backflip_trials that build on it.
+BACKFLIP_TUMBLING = Task(
+    name="backflip_tumbling",
+    env_id="Hopper-v5",
+    instruction="Which one is closer to a backflip?",
+    behaviour_reward=hopper_backflip_reward,
+    measure=Measure("backward turns per episode", _hopper_backward_turns),
+    horizon=1000,
+    clip_length=64,
+    env_kwargs=(("terminate_when_unhealthy", False),),
+    labels=900,  # as many as the paper's human gave for its backflip
+    steps=1_000_000,
+    angle_obs=(1,),  # the torso angle
+    obs_extras=HOPPER_CONTACT_EXTRAS,
+    trace=hopper_trace,
+    more_measures=(Measure("clean flips per episode", _hopper_clean_flips),),
+)
 register_task(
-    Task(
+    dataclasses.replace(
+        BACKFLIP_TUMBLING,
         name="backflip",
-        env_id="Hopper-v5",
-        instruction="Which one is closer to a backflip?",
-        behaviour_reward=hopper_backflip_reward,
-        measure=Measure("backward turns per episode", _hopper_backward_turns),
-        horizon=1000,
-        clip_length=64,
-        env_kwargs=(("terminate_when_unhealthy", False),),
-        labels=900,  # as many as the paper's human gave for its backflip
-        steps=1_000_000,
-        angle_obs=(1,),  # the torso angle
+        behaviour_reward=hopper_flip_reward,
         obs_extras=(
-            ObsExtra("foot on the floor", hopper_foot_down, 0.0, 1.0),
-            ObsExtra("touching the floor", hopper_touching, 0.0, 1.0),
-            ObsExtra("torso turning rate", hopper_turning_rate),
+            *HOPPER_CONTACT_EXTRAS,
+            ObsExtra("turned in this flight (turns)", hopper_flight_turn),
+            ObsExtra("landing credit", hopper_landing_credit, 0.0, 1.0),
         ),
-        trace=hopper_trace,
-        more_measures=(Measure("clean flips per episode", _hopper_clean_flips),),
+        # a hopper lying on the floor is stood up again: a failed flip costs a moment, not
+        # the rest of the episode
+        restart_when=hopper_fallen,
+        restart_after=50,
+        # PPO's per-step noise did not find the lean, jump and tuck of a flip; pink noise,
+        # correlated over tens of steps, did (docs/benchmarks/tasks.md)
+        ppo=(("noise_beta", 1.0),),
     )
 )
 register_task(

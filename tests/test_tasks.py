@@ -82,13 +82,17 @@ def test_backflip_reads_foot_and_floor_contact_from_mujoco():
         flags.append([extra.read(env.unwrapped) for extra in backflip.obs_extras])
         assert backflip.trace(env) == (angle, height, flags[-1][0])
     names = ["foot on the floor", "touching the floor", "torso turning rate"]
+    names += ["turned in this flight (turns)", "landing credit"]
     assert [e.name for e in backflip.obs_extras] == names
-    assert flags == [[1.0, 1.0, -12.5], [0.0, 0.0, -12.5], [0.0, 1.0, -12.5]]
+    # no simulated time passed: no flight, no landing
+    assert flags == [[1.0, 1.0, -12.5, 0.0, 0.0], [0.0, 0.0, -12.5, 0.0, 0.0], [0.0, 1.0, -12.5, 0.0, 0.0]]
 
 
-def test_backflip_pays_for_turning_in_the_air_uprightness_and_height():
-    backflip = get_task("backflip")
-    env = make_env(backflip.gym_id, fixed_length=True)
+def test_the_tumbling_backflip_pays_for_turning_in_the_air_uprightness_and_height():
+    # the built-in backflip's person before landings were paid, which the tried persons in
+    # docs/benchmarks/data/backflip_trials build on
+    backflip = tasks.BACKFLIP_TUMBLING
+    env = make_env(get_task("backflip").gym_id, fixed_length=True)
     env.reset(seed=0)
     reward = lambda: backflip.behaviour_reward(env, None, None, None)  # noqa: E731
     hopper_at(env, 2.25, 0.0, turn_rate=-3.0)  # 1 m up, upright, turning backwards at 3 rad/s
@@ -103,12 +107,90 @@ def test_backflip_pays_for_turning_in_the_air_uprightness_and_height():
     assert reward() == pytest.approx(-1.5 - 5.0 + 5.0 * (0.1 - 1.25))
 
 
+def fly(env, angles, height=2.25):
+    """One step of simulated time per angle, the hopper at ``height`` m (in the air unless
+    low enough to stand); the backflip's person reads each step once."""
+    backflip = get_task("backflip")
+    rewards = []
+    for angle in angles:
+        env.unwrapped.data.time += env.unwrapped.dt
+        hopper_at(env, height, angle)
+        rewards.append(backflip.behaviour_reward(env, None, None, None))
+    return rewards
+
+
+def test_backflip_pays_a_landing_after_a_whole_flip_fading_and_lost_at_a_lean():
+    backflip = get_task("backflip")
+    env = make_env(backflip.gym_id, fixed_length=True)
+    env.reset(seed=0)
+    credit = lambda: backflip.obs_extras[4].read(env.unwrapped)  # noqa: E731
+    turned = lambda: backflip.obs_extras[3].read(env.unwrapped)  # noqa: E731
+    fly(env, [0.0], height=1.2)  # standing on the foot
+    rewards = fly(env, np.linspace(0.0, FULL, 61)[1:])  # a whole backward turn in 60 steps
+    assert turned() == pytest.approx(1.0)
+    # in the air, upright at the end: 4 cos + 4 (2.25 - 1.25), no turning rate set
+    assert rewards[-1] == pytest.approx(4.0 + 4.0)
+    standing = (1.2 - 0.3) / 0.95  # upright, torso at 1.2 m
+    landing = fly(env, [FULL] * 3, height=1.2)
+    upright = 4.0 + 4.0 * (1.2 - 1.25)
+    # the credit (1 whole turn times how well it stands) is paid 80 times, fading over 100 steps
+    assert landing == [pytest.approx(upright + 80.0 * standing * (1 - k / 100)) for k in (1, 2, 3)]
+    assert (turned(), credit()) == (0.0, pytest.approx(standing * 0.97))
+    # leaning back 40 degrees loses it
+    fly(env, [FULL - math.radians(40.0)], height=1.2)
+    assert credit() == 0.0
+
+
+def test_backflip_pays_half_for_a_flight_short_of_a_whole_flip():
+    backflip = get_task("backflip")
+    env = make_env(backflip.gym_id, fixed_length=True)
+    env.reset(seed=0)
+    credit = lambda: backflip.obs_extras[4].read(env.unwrapped)  # noqa: E731
+    fly(env, [0.0], height=1.2)
+    short = -0.8 * 2 * math.pi  # four fifths of a turn from upright, down leaning 72 degrees
+    fly(env, np.linspace(0.0, short, 41)[1:])
+    fly(env, [short], height=1.1)
+    assert credit() == 0.0  # lost at once: the landing leans over 30 degrees
+    # a take-off leaning back 0.5 rad, 0.85 of a turn in the air, a landing leaning 25
+    # degrees forwards: half of 0.85 times how well it stands
+    fly(env, [-0.5], height=1.1)
+    landed = -0.5 - 0.85 * 2 * math.pi
+    fly(env, np.linspace(-0.5, landed, 41)[1:])
+    fly(env, [landed], height=1.1)
+    standing = math.cos(landed) * (1.1 - 0.3) / 0.95
+    assert credit() == pytest.approx(0.5 * 0.85 * standing * 0.99)
+
+
+def test_the_built_in_backflip_is_the_published_landing_person():
+    # docs/benchmarks/tasks.md measured it as landing.py:upland80_w4_pink_whole: the same
+    # rewards, observations and PPO settings, step for step, through a flip and random steps
+    landing = REPO / "docs" / "benchmarks" / "data" / "backflip_trials" / "landing.py"
+    trust_task_file(landing)
+    trial, built_in = get_task(f"{landing}:upland80_w4_pink_whole"), get_task("backflip")
+    assert trial.ppo == built_in.ppo == (("noise_beta", 1.0),)
+    assert (trial.restart_when, trial.restart_after) == (built_in.restart_when, built_in.restart_after)
+    actions = np.loadtxt(
+        REPO / "docs" / "benchmarks" / "data" / "hopper_flip_search" / "actions.csv", delimiter=",", skiprows=1
+    )
+    actions = np.concatenate([actions, np.random.default_rng(0).uniform(-1, 1, (300, 3))])
+    envs = [make_env(task.gym_id, fixed_length=True) for task in (trial, built_in)]
+    first = [env.reset(seed=0)[0] for env in envs]
+    np.testing.assert_array_equal(first[0], first[1])
+    credits = []
+    for action in actions:
+        (obs_a, r_a, *_, info_a), (obs_b, r_b, *_, info_b) = (env.step(action) for env in envs)
+        np.testing.assert_array_equal(obs_a, obs_b)
+        assert r_a == r_b and info_a.get("restarted") == info_b.get("restarted")
+        credits.append(obs_b[-1])
+    assert max(credits) > 0.5  # the flip landed and was paid
+
+
 def test_backflip_sees_the_torso_angle_as_cos_and_sin_so_a_full_turn_looks_the_same():
     backflip = get_task("backflip")
     env = make_env(backflip.gym_id, fixed_length=True)
-    # Hopper's 11, the angle replaced by its cos and sin, then foot and floor contact and
-    # the turning rate
-    assert env.observation_space.shape == (15,)
+    # Hopper's 11, the angle replaced by its cos and sin, then foot and floor contact, the
+    # turning rate, the flight's turn and the landing credit
+    assert env.observation_space.shape == (17,)
     env.reset(seed=0)
     data = env.unwrapped.data
     inner = env.unwrapped
@@ -120,9 +202,10 @@ def test_backflip_sees_the_torso_angle_as_cos_and_sin_so_a_full_turn_looks_the_s
     qpos[2] -= 2 * math.pi  # one full backward turn later
     inner.set_state(qpos, qvel)
     turned = env.step(np.zeros(3))[0]
-    np.testing.assert_allclose(turned, same, atol=1e-6)
+    # all but the flight's memory, which counts the jump of 2 pi in the air as a turn
+    np.testing.assert_allclose(turned[:-2], same[:-2], atol=1e-6)
     angle = float(data.qpos[2])
-    np.testing.assert_allclose(turned[-5:-3], [math.cos(angle), math.sin(angle)], atol=1e-6)
+    np.testing.assert_allclose(turned[-7:-5], [math.cos(angle), math.sin(angle)], atol=1e-6)
     # and the measure counts that turn
     episode = tasks.EpisodeTrace(env, [0.0], np.array([backflip.trace(env)]))
     assert backflip.measures[0].of(episode) == pytest.approx(1.0, abs=0.05)

@@ -7,7 +7,7 @@ import dataclasses
 import math
 
 from prefrl.task_library import hopper_touching
-from prefrl.tasks import get_task, register_task
+from prefrl.tasks import BACKFLIP_TUMBLING, register_task
 
 
 def reward(env, obs, action, next_obs):
@@ -17,4 +17,4 @@ def reward(env, obs, action, next_obs):
     return turning + 2.5 * math.cos(float(data.qpos[2])) + 2.5 * (float(data.qpos[1]) - 1.25)
 
 
-register_task(dataclasses.replace(get_task("backflip"), name="flip25", behaviour_reward=reward))
+register_task(dataclasses.replace(BACKFLIP_TUMBLING, name="flip25", behaviour_reward=reward))

@@ -14,7 +14,7 @@ import dataclasses
 import math
 
 from prefrl.task_library import hopper_fallen, hopper_foot_down, hopper_touching
-from prefrl.tasks import ObsExtra, get_task, register_task
+from prefrl.tasks import BACKFLIP_TUMBLING, ObsExtra, get_task, register_task
 
 FULL_TURN = 2 * math.pi
 
@@ -47,6 +47,8 @@ def flight(inner, fade):
     elif state.flying:
         state.flying = False
         turned = min(max(state.turn / FULL_TURN, 0.0), 1.0)
+        if turned < fade.whole:
+            turned *= 0.5
         if fade.at_touch or (fade.upright and hopper_foot_down(inner) and not hopper_fallen(inner)):
             state.credit, state.since = turned * standing(inner), 0
         elif hopper_foot_down(inner) and (fade.graded or not hopper_fallen(inner)):
@@ -54,7 +56,7 @@ def flight(inner, fade):
     state.since += 1
     if hopper_fallen(inner) and not (fade.graded or fade.at_touch):
         state.credit = 0.0
-    if fade.upright and math.cos(float(data.qpos[2])) < 0.5:  # leaning over 60 degrees
+    if fade.upright and math.cos(float(data.qpos[2])) < math.cos(math.radians(fade.max_lean)):
         state.credit = 0.0
     return state
 
@@ -66,10 +68,12 @@ class Fade:
     fall. ``at_touch``: the credit is set at the first touch of any part after a flight,
     in proportion to how well the hopper stands at that moment, and kept through a fall.
     ``upright``: the credit of a landing on the foot is in proportion to how well the
-    hopper stands at the landing, and is lost at a fall or a lean of over 60 degrees."""
+    hopper stands at the landing, and is lost at a fall or a lean of over ``max_lean``
+    degrees. ``whole``: a flight that turned less than this (in turns) earns half."""
 
-    def __init__(self, steps, graded=False, at_touch=False, upright=False):
+    def __init__(self, steps, graded=False, at_touch=False, upright=False, max_lean=60.0, whole=0.0):
         self.steps, self.graded, self.at_touch, self.upright = steps, graded, at_touch, upright
+        self.max_lean, self.whole = max_lean, whole
 
 
 def standing(inner):
@@ -115,7 +119,7 @@ def extras(fade):
     )
 
 
-backflip = get_task("backflip")
+backflip = BACKFLIP_TUMBLING
 for name, bonus, fade, air_height, *air_com in (
     ("land20", 20.0, Fade(100), 0.0),
     ("land40", 40.0, Fade(100), 0.0),
@@ -178,3 +182,32 @@ for name in ("land40", "upland80_w4"):
             restart_after=25,
         )
     )
+
+# exploration correlated in time: PPO's action noise coloured (prefrl.agent.noise), pink
+# (beta 1) or red (beta 2), instead of drawn afresh at every step
+for name, beta in (("upland80_w4_pink", 1.0), ("upland80_w4_red", 2.0)):
+    register_task(dataclasses.replace(get_task("upland80_w4"), name=name, ppo=(("noise_beta", beta),)))
+
+# pink noise found flips that land on the foot and then rock back 42 degrees and fall
+# (upland80_w4_pink, seed 0): the credit lost at a lean over 30 degrees, the measure's
+# upright
+register_task(
+    dataclasses.replace(
+        get_task("upland80_w4_pink"),
+        name="upland80_w4_pink_lean30",
+        behaviour_reward=person(80.0, Fade(100, upright=True, max_lean=30.0), weight=4.0),
+        obs_extras=(*backflip.obs_extras, *extras(Fade(100, upright=True, max_lean=30.0))),
+    )
+)
+
+# the flips of upland80_w4_pink_lean30 (seed 0) turn 0.90 of a turn in the air, just short
+# of the measure's whole turn (330 degrees): a flight short of it earns half the credit
+WHOLE = Fade(100, upright=True, max_lean=30.0, whole=330 / 360)
+register_task(
+    dataclasses.replace(
+        get_task("upland80_w4_pink"),
+        name="upland80_w4_pink_whole",
+        behaviour_reward=person(80.0, WHOLE, weight=4.0),
+        obs_extras=(*backflip.obs_extras, *extras(WHOLE)),
+    )
+)

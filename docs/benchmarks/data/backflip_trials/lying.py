@@ -7,7 +7,7 @@ import dataclasses
 import math
 
 from prefrl.task_library import hopper_fallen, hopper_touching
-from prefrl.tasks import ObsExtra, get_task, register_task
+from prefrl.tasks import BACKFLIP_TUMBLING, ObsExtra, register_task
 
 
 def person(cost):
@@ -22,7 +22,7 @@ def person(cost):
     return reward
 
 
-backflip = get_task("backflip")
+backflip = BACKFLIP_TUMBLING
 for name, cost in (("lie5", 5.0), ("lie10", 10.0)):
     register_task(
         dataclasses.replace(

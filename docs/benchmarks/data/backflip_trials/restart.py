@@ -10,7 +10,7 @@ import dataclasses
 import math
 
 from prefrl.task_library import hopper_fallen, hopper_touching
-from prefrl.tasks import get_task, register_task
+from prefrl.tasks import BACKFLIP_TUMBLING, register_task
 
 
 def weighted(upright, height=None):
@@ -35,7 +35,7 @@ for name, reward, after in (
 ):
     register_task(
         dataclasses.replace(
-            get_task("backflip"),
+            BACKFLIP_TUMBLING,
             name=name,
             behaviour_reward=reward,
             restart_when=hopper_fallen,
