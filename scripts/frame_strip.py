@@ -22,7 +22,9 @@ from prefrl.tasks import get_task, trust_task
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("run_dir", type=Path)
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--task", help="the run's task (NAME or FILE.py:NAME)")

@@ -170,7 +170,9 @@ def test_the_built_in_backflip_is_the_published_landing_person():
     assert trial.ppo == built_in.ppo == (("noise_beta", 1.0),)
     assert (trial.restart_when, trial.restart_after) == (built_in.restart_when, built_in.restart_after)
     actions = np.loadtxt(
-        REPO / "docs" / "benchmarks" / "data" / "hopper_flip_search" / "actions.csv", delimiter=",", skiprows=1
+        REPO / "docs" / "benchmarks" / "data" / "hopper_flip_search" / "actions.csv",
+        delimiter=",",
+        skiprows=1,
     )
     actions = np.concatenate([actions, np.random.default_rng(0).uniform(-1, 1, (300, 3))])
     envs = [make_env(task.gym_id, fixed_length=True) for task in (trial, built_in)]
