@@ -62,7 +62,7 @@ class NoiseStream:
         """The next step's noise for ``shape = (envs, action dims)``, float32."""
         if self.beta == 0.0:
             return self.rng.standard_normal(shape, dtype=np.float32)
-        if self._chunk is None or self._chunk.shape[:2] != shape or self._t == self.length:
+        if self._chunk is None or self._chunk.shape[:-1] != shape or self._t == self.length:
             self._chunk = coloured_noise(self.beta, int(np.prod(shape)), self.length, self.rng).reshape(
                 *shape, self.length
             )
