@@ -180,8 +180,8 @@ def bad_reward_cases(tmp_path: Path) -> list[tuple[str, str]]:
             str(tmp_path / "bad-ppo"),
             f"--reward {tmp_path}/bad-ppo: its config.json's ppo lr=1: no PPO setting lr; known: activation, "
             "anneal_clip, anneal_lr, channels_last, clip_coef, clip_obs, clip_reward, clip_vloss, cnn, "
-            "device, ent_coef, gae_lambda, gamma, hidden_sizes, learning_rate, log_std_init, max_grad_norm, minibatch_size, norm_adv, "
-            "norm_obs, norm_reward, num_envs, num_steps, ortho_init, target_kl, update_epochs, vf_coef",
+            "device, ent_coef, gae_lambda, gamma, hidden_sizes, learning_rate, log_std_init, max_grad_norm, minibatch_size, noise_beta, "
+            "norm_adv, norm_obs, norm_reward, num_envs, num_steps, ortho_init, target_kl, update_epochs, vf_coef",
         ),
     ]
 
