@@ -248,6 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of labels asked about the untrained policy before RL starts (default 0.25)",
     )
     p.add_argument(
+        "--decay-fraction",
+        type=float,
+        default=0.1,
+        help="after that the label rate falls as c / (T + c), c = this times --steps: larger "
+        "spreads the labels further into the run (default 0.1)",
+    )
+    p.add_argument(
         "--reward-model",
         action="append",
         default=[],
@@ -408,6 +415,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         clip_length=args.clip_length,
         fixed_length=args.fixed_length,
         initial_fraction=args.initial_fraction,
+        decay_fraction=args.decay_fraction,
         explore_labels=args.explore_labels,
         query_videos=args.query_videos,
         ppo=parse_overrides(args.ppo),

@@ -52,6 +52,7 @@ BAD_TRAIN_FLAGS = [
         "at least 2048, or make a rollout shorter with --ppo num_steps=N (or --ppo num_envs=N)",
     ),
     (["--initial-fraction", "1.5"], "--initial-fraction 1.5: must be in [0, 1]"),
+    (["--decay-fraction", "0"], "--decay-fraction 0.0: must be above 0"),
     (["--seed", "-1"], "--seed -1: must be at least 0"),
     (
         ["--teacher", "mistake:eps"],

@@ -104,6 +104,7 @@ CLI_FLAGS: dict[str, str] = {
     "clip_length": "--clip-length",
     "fixed_length": "--fixed-length",
     "initial_fraction": "--initial-fraction",
+    "decay_fraction": "--decay-fraction",
     "query_videos": "--query-videos",
     "pace": "--pace",
     "labels_from": "--labels-from",
