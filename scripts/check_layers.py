@@ -43,6 +43,7 @@ LAYERS: dict[str, int] = {
     "prefrl.oracles": 3,
     "prefrl.render": 3,
     "prefrl.task_library": 2,  # the built-in tasks' scripted persons and measures
+    "prefrl.task_spec": 2,  # what a task is: Task, its measures, its env's wrappers
     "prefrl.tasks": 3,  # a behaviour task: an env wrapper plus a scripted person's taste
     "prefrl.plotting": 3,  # learning curves from metrics.csv
     # 4: the three roles and the backends that run them
