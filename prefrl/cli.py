@@ -244,15 +244,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--initial-fraction",
         type=float,
-        default=0.25,
-        help="share of labels asked about the untrained policy before RL starts (default 0.25)",
+        help="share of labels asked about the untrained policy before RL starts (default: "
+        "the task's, else 0.25)",
     )
     p.add_argument(
         "--decay-fraction",
         type=float,
-        default=0.1,
         help="after that the label rate falls as c / (T + c), c = this times --steps: larger "
-        "spreads the labels further into the run (default 0.1)",
+        "spreads the labels further into the run (default: the task's, else 0.1)",
     )
     p.add_argument(
         "--reward-model",

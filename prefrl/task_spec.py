@@ -89,6 +89,10 @@ class Task:
         labels, steps: the budgets a run of the task takes unless told otherwise (steps 0:
             the env's default), enough for the scripted person to teach it
             (docs/benchmarks/tasks.md).
+        initial_fraction, decay_fraction: the label schedule a run of the task takes
+            unless told otherwise (``--initial-fraction``, ``--decay-fraction``; None: the
+            run's defaults): the share of the labels asked before RL starts, and how far
+            into the run the rest are spread.
         ppo: PPO settings (``--ppo KEY=VALUE`` pairs) a run of the task takes unless told
             otherwise, and so does PPO on the scripted person's own reward (``prefrl
             baseline`` on the task's id), so that the two are compared at the same settings.
@@ -119,6 +123,8 @@ class Task:
     env_kwargs: tuple[tuple[str, Any], ...] = ()
     labels: int = 100
     steps: int = 0
+    initial_fraction: float | None = None
+    decay_fraction: float | None = None
     ppo: tuple[tuple[str, Any], ...] = ()
     angle_obs: tuple[int, ...] = ()
     obs_extras: tuple[ObsExtra, ...] = ()
@@ -139,6 +145,10 @@ class Task:
             raise ValueError(f"task {self.name!r}: name what its measure counts (measure_name)")
         if self.restart_after < 1:
             raise ValueError(f"task {self.name!r}: restart_after must be at least 1 step")
+        if self.initial_fraction is not None and not 0.0 <= self.initial_fraction <= 1.0:
+            raise ValueError(f"task {self.name!r}: initial_fraction must be in [0, 1]")
+        if self.decay_fraction is not None and not self.decay_fraction > 0.0:
+            raise ValueError(f"task {self.name!r}: decay_fraction must be above 0")
 
     @property
     def gym_id(self) -> str:

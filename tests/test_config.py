@@ -1,6 +1,7 @@
 """Settings are checked once, in the parent, before any file is written: each bad value is
 one line naming the flag and what it accepts; a bug keeps its traceback."""
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from prefrl.errors import (
 from prefrl.runtime.choices import BACKENDS, ORACLES, SELECTIONS
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunFailed
+from prefrl.tasks import TASKS
 from prefrl.utils.settings import check_settings, override, unset
 
 # --- the command line: one line, exit 2, no run directory -------------------------------
@@ -169,6 +171,22 @@ def test_unset_budgets_become_the_defaults_and_stored_configs_read_back():
     assert TrainConfig.from_dict(config.to_dict()) == config
     task = TrainConfig(task="spin")
     assert (task.steps, task.labels, task.fixed_length) == (200_000, 200, True)
+
+
+def test_a_task_carries_its_label_schedule_and_the_flags_override_it(monkeypatch):
+    plain = TrainConfig(task="spin")
+    assert (plain.initial_fraction, plain.decay_fraction) == (0.25, 0.1)
+    monkeypatch.setitem(
+        TASKS, "spin", dataclasses.replace(TASKS["spin"], initial_fraction=0.1, decay_fraction=1.0)
+    )
+    spread = TrainConfig(task="spin")
+    assert (spread.initial_fraction, spread.decay_fraction) == (0.1, 1.0)
+    assert (spread.schedule().initial_labels, spread.schedule().labels_wanted(100_000)) == (20, 125)
+    assert TrainConfig.from_dict(spread.to_dict()) == spread
+    given = TrainConfig(task="spin", initial_fraction=0.5, decay_fraction=0.2)
+    assert (given.initial_fraction, given.decay_fraction) == (0.5, 0.2)
+    zero = TrainConfig(task="spin", initial_fraction=0.0)
+    assert (zero.initial_fraction, zero.decay_fraction) == (0.0, 1.0)
 
 
 # --- the CLI's error mapping: user errors one line, bugs keep their traceback --------------

@@ -348,6 +348,10 @@ def test_a_hopper_lying_on_the_floor_is_stood_up_again_within_the_episode():
     assert [env.step(np.zeros(3))[4].get("restarted", False) for _ in range(5)] == [False] * 4 + [True]
     with pytest.raises(ValueError, match="restart_after"):
         dataclasses.replace(get_task("backflip"), restart_after=0)
+    with pytest.raises(ValueError, match=r"initial_fraction must be in \[0, 1\]"):
+        dataclasses.replace(get_task("backflip"), initial_fraction=1.5)
+    with pytest.raises(ValueError, match="decay_fraction must be above 0"):
+        dataclasses.replace(get_task("backflip"), decay_fraction=0.0)
 
 
 def test_a_restarted_episode_is_measured_stretch_by_stretch():

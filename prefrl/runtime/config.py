@@ -161,9 +161,9 @@ class TrainConfig:
     """hide termination: True (the env's time limit), a number of steps, False (None: per-env default)"""
     task: str | None = None
     """a behaviour task (backflip, spin, right, ...): its env, instruction and scripted oracle"""
-    initial_fraction: float = field(default=0.25, metadata={"min": 0, "max": 1})
+    initial_fraction: float = unset("the task's, else 0.25", min=0, max=1)
     """share of the labels asked about the untrained policy before RL starts"""
-    decay_fraction: float = field(default=0.1, metadata={"above": 0})
+    decay_fraction: float = unset("the task's, else 0.1", above=0)
     """label rate ~ c / (T + c) with c = decay_fraction * steps"""
     pool_size: int = field(default=400, metadata={"min": 2, "hint": "pairs are drawn from at least 2 clips"})
     """recent clips the labeler chooses pairs from"""
@@ -202,6 +202,14 @@ class TrainConfig:
                 "fixed_length": True,
                 "labels": task.labels,
                 "steps": task.steps,
+                **{
+                    key: value
+                    for key, value in (
+                        ("initial_fraction", task.initial_fraction),
+                        ("decay_fraction", task.decay_fraction),
+                    )
+                    if value is not None
+                },
             }
         else:
             env_defaults = defaults = preference_defaults(self.env_id)
@@ -210,6 +218,10 @@ class TrainConfig:
             self.steps = int(defaults.get("steps") or default_steps(self.env_id))
         if self.labels is None:
             self.labels = int(defaults.get("labels", DEFAULT_LABELS))
+        if self.initial_fraction is None:
+            self.initial_fraction = float(defaults.get("initial_fraction", LabelSchedule.initial_fraction))
+        if self.decay_fraction is None:
+            self.decay_fraction = float(defaults.get("decay_fraction", LabelSchedule.decay_fraction))
         if self.labels_from is not None:
             self.labels_from = str(Path(self.labels_from).resolve())  # the run may be resumed elsewhere
         if self.labels < 2 and not (self.labels == 0 and self.labels_from):
