@@ -25,6 +25,8 @@ class RunStatus:
         labels_answered, labels_wanted, labels_total: answers the run has seen, answers
             its schedule wants by now, and the label budget.
         reward_version: version of the newest reward model (0: not trained yet).
+        agent_waiting: the agent has stopped to wait for answers that lag behind the
+            label schedule (``--pace wait``): the person is who it waits for.
         updated_at: Unix time (s) of the write.
         pid: the process that runs the run (the backend's).
         role_pids: the roles' process ids (multiprocess backend).
@@ -40,6 +42,7 @@ class RunStatus:
     labels_wanted: int | None = None
     labels_total: int | None = None
     reward_version: int | None = None
+    agent_waiting: bool | None = None
     updated_at: float | None = None
     pid: int | None = None
     role_pids: dict[str, int] | None = None
@@ -68,6 +71,7 @@ class RunStatus:
             labels_wanted=_int(data.get("labels_wanted")),
             labels_total=_int(data.get("labels_total")),
             reward_version=_int(data.get("reward_version")),
+            agent_waiting=data["agent_waiting"] if isinstance(data.get("agent_waiting"), bool) else None,
             updated_at=_float(data.get("updated_at")),
             pid=data["pid"] if _is_pid(data.get("pid")) else None,
             role_pids=(

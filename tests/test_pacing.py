@@ -51,13 +51,14 @@ class SlowPerson(threading.Thread):
     """Answers the queries waiting in a run's store, one every ``delay`` seconds, as the
     perfect oracle would (what a person in the labelling window does). After ``stall_after``
     answers they stop until the run's status.json shows the answers lagging the schedule
-    by more than the allowed lag, then for another second: however fast the machine, a
-    pacing agent has waited for them then."""
+    by more than the allowed lag and, with ``until_agent_waits``, the agent waiting for
+    them: however fast or loaded the machine, a pacing agent has waited for them then."""
 
-    def __init__(self, run_dir, delay, stall_after=5, budget=20):
+    def __init__(self, run_dir, delay, stall_after=5, budget=20, until_agent_waits=False):
         super().__init__(daemon=True)
         self.run_dir, self.delay = run_dir, delay
         self.stall_after, self.budget = stall_after, budget
+        self.until_agent_waits = until_agent_waits
         self.stop = threading.Event()
         self.error: BaseException | None = None
 
@@ -78,10 +79,9 @@ class SlowPerson(threading.Thread):
             if time.monotonic() > deadline:
                 raise TimeoutError("the run did not finish within 300 s")
             if answered == self.stall_after:
-                if not self._lagging():
+                if not self._stalled_long_enough():
                     self.stop.wait(0.05)
                     continue
-                self.stop.wait(1.0)
                 answered += 1  # stalled once
             try:
                 store = PreferenceStore(db) if db.exists() else None
@@ -100,16 +100,16 @@ class SlowPerson(threading.Thread):
                         continue
             self.stop.wait(0.05)
 
-    def _lagging(self):
+    def _stalled_long_enough(self):
         status = read_status_json(RunDir(self.run_dir).status_path) or {}
         lag = status.get("labels_wanted", 0) - status.get("labels_answered", 0)
-        return lag > allowed_lag(self.budget)
+        return lag > allowed_lag(self.budget) and (status.get("agent_waiting") or not self.until_agent_waits)
 
 
 @pytest.mark.parametrize("pace", ["wait", "free"])
 def test_a_slow_person_gives_the_whole_budget_and_only_a_waiting_agent_waits(tmp_path, pace):
     run_dir = tmp_path / "r"
-    person = SlowPerson(run_dir, delay=0.25)
+    person = SlowPerson(run_dir, delay=0.25, until_agent_waits=pace == "wait")
     person.start()
     try:
         config = small(oracle="human", pace=pace, steps=8192, labels=20)

@@ -1,6 +1,7 @@
 """The labelling session without a window: a real preference store, a fake renderer that
 renders when told to, and inputs in plain terms. No pygame, no display, no env."""
 
+import dataclasses
 import json
 import math
 import os
@@ -369,6 +370,10 @@ def test_the_status_line(tmp_path):
         ("Labels 7 given / 13 wanted now (budget 20)", "Agent 8,192 / 20,000 env steps", "Reward model v5")
     )
     assert status_line(live, 15, run).startswith("Labels 15 given / 15 wanted now")  # ahead of schedule
+    waits = RunState(live=True, known=True, status=dataclasses.replace(status, agent_waiting=True))
+    assert (
+        status_line(waits, 7, run).split(sep)[1] == "Agent 8,192 / 20,000 env steps, waiting for your labels"
+    )
     stopped = RunState(
         live=False, known=True, status=RunStatus(running=False, agent_step=12_288, total_steps=20_000)
     )
@@ -422,6 +427,7 @@ def test_run_status_reads_what_the_monitor_writes_and_tolerates_older_files(tmp_
         labels_wanted=2,
         labels_total=3,
         reward_version=4,
+        agent_waiting=True,
         updated_at=5.5,
         pid=6,
         role_pids={"agent": 7},
@@ -434,6 +440,7 @@ def test_run_status_reads_what_the_monitor_writes_and_tolerates_older_files(tmp_
     newer = RunStatus.from_dict({"running": False, "heartbeat": {"agent": 1.0}})
     assert newer.extra == {"heartbeat": {"agent": 1.0}} and newer.to_dict()["heartbeat"] == {"agent": 1.0}
     assert RunStatus.from_dict({}) == RunStatus()
+    assert RunStatus.from_dict({"agent_waiting": 1}).agent_waiting is None  # only a JSON bool
 
     run = RunDir(tmp_path)
     assert read_run_status(run.status_path) is None

@@ -88,6 +88,7 @@ class Monitor:
             labels_wanted=int(labeler.get("labels/wanted", 0)),
             labels_total=self.total_labels,
             reward_version=int(trainer.get("reward/version", 0)),
+            agent_waiting=running and self.agent_waiting,
             updated_at=time.time(),
             pid=os.getpid(),
             role_pids=dict(self.pids),

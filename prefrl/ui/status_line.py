@@ -38,6 +38,8 @@ def status_line(state: RunState, given: int, run: LabelingRun, pace: str | None 
     if state.known and state.live:
         wanted = status.labels_wanted if status.labels_wanted is not None else budget
         steps = f"Agent {status.agent_step or 0:,} / {status.total_steps or run.total_steps:,} env steps"
+        if status.agent_waiting:
+            steps += ", waiting for your labels"
         labels = f"Labels {given} given / {max(wanted, given)} wanted now (budget {budget})"
     elif state.live:
         steps = "Run starting"
