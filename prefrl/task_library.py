@@ -246,14 +246,17 @@ def hopper_flip_reward(env: gym.Env, obs: np.ndarray, action: Any, next_obs: np.
     # docs/benchmarks/tasks.md has the persons tried before this one and what PPO did.
     inner: Any = env.unwrapped
     data = inner.data
-    flight = hopper_flight(inner)
-    backwards = -float(data.qvel[2])
-    if hopper_touching(inner):
-        turning = 0.5 * min(backwards, 0.0)
-    else:
-        turning = backwards if flight.turn < FULL_TURN else min(backwards, 0.0)
     upright = 4.0 * math.cos(float(data.qpos[2])) + 4.0 * (float(data.qpos[1]) - 1.25)
-    return turning + upright + LANDING_BONUS * flight.credit_now()
+    return hopper_flip_turning(inner) + upright + LANDING_BONUS * hopper_flight(inner).credit_now()
+
+
+def hopper_flip_turning(inner: Any) -> float:
+    """The backflip person's pay for turning now (rad/s): backward turning in the air up
+    to a whole turn within the flight; turning forwards costs, half on the floor."""
+    backwards = -float(inner.data.qvel[2])
+    if hopper_touching(inner):
+        return 0.5 * min(backwards, 0.0)
+    return backwards if hopper_flight(inner).turn < FULL_TURN else min(backwards, 0.0)
 
 
 def hopper_trace(env: gym.Env) -> tuple[float, float, float]:
