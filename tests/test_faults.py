@@ -3,7 +3,8 @@ short runs. Every run must still finish with its whole label budget, trained on,
 every answer given before a kill.
 
 The kill moments come from a seeded generator; a failure names the seed, and
-``PREFRL_FAULT_SEED=S`` replays it. ``PREFRL_FAULT_RUNS`` sets the runs per role (default 20).
+``PREFRL_FAULT_SEED=S`` replays it. ``PREFRL_FAULT_RUNS`` sets the runs per role (default
+10; every run of the suite draws new moments).
 """
 
 import json
@@ -20,7 +21,7 @@ from test_runtime import small
 from prefrl.prefs.store import PreferenceStore, StoreError
 from prefrl.runtime.run import train
 
-RUNS = int(os.environ.get("PREFRL_FAULT_RUNS", "20"))
+RUNS = int(os.environ.get("PREFRL_FAULT_RUNS", "10"))
 BASE_SEED = int(os.environ.get("PREFRL_FAULT_SEED", random.randrange(10**6)))
 MAX_KILLS = 3  # the default restart limit of the multiprocess and ray backends
 
