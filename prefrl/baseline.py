@@ -37,7 +37,14 @@ from prefrl.reward.sources import (
     true_reward_correlation,
 )
 from prefrl.rundir import MetricsLogger, RunDir, RunFileError, RunFormatError
-from prefrl.tasks import task_for_env  # importing it registers the tasks' env ids (prefrl/...)
+from prefrl.tasks import (  # importing it registers the built-in tasks' env ids (prefrl/...)
+    UntrustedTaskFile,
+    get_task,
+    portable_task_name,
+    task_for_env,
+    trust_run_task,
+    trust_task,
+)
 from prefrl.utils.checkpoint import CheckpointError
 from prefrl.utils.progress import Progress
 from prefrl.utils.settings import check_settings
@@ -64,6 +71,7 @@ BASELINE_FLAGS = {
     "seed": "--seed",
     "reward": "--reward",
     "fixed_length": "--fixed-length",
+    "task": "--task",
 }
 """the flags of ``prefrl baseline`` that set a field: errors name a setting as it was typed"""
 
@@ -79,12 +87,12 @@ class LearnedRewardRun:
     """the run's ``config.json`` (empty for a bare ``reward_model.pt`` or a directory without one)"""
 
 
-def open_learned_reward(reward: str, env_id: str) -> LearnedRewardRun:
-    """The learned reward ``--reward`` names, checked against ``env_id``.
+def open_learned_reward(reward: str) -> LearnedRewardRun:
+    """The learned reward ``--reward`` names: a run directory or a ``reward_model.pt``.
 
     Raises:
-        ConfigError: no such path, no reward model there, an unreadable one, or a reward
-            learned on another env (the run's ``config.json``); names ``--reward``.
+        ConfigError: no such path, no reward model there, or an unreadable one; names
+            ``--reward``.
     """
     head = f"--reward {reward}: "
     not_one = head + "not 'true', 'constant' or a run directory with a reward model: "
@@ -112,12 +120,6 @@ def open_learned_reward(reward: str, env_id: str) -> LearnedRewardRun:
         model = RewardModel.load(file)
     except CheckpointError as err:
         raise ConfigError(not_one + str(err)) from None
-    run_env = config.get("env_id")
-    if run_env is not None and run_env != env_id:
-        raise ConfigError(
-            f"{head}its reward was learned on {run_env} (config.json), not on {env_id}: "
-            f"pass {run_env} as ENV_ID, or a run of {env_id}"
-        )
     return LearnedRewardRun(path, model, config)
 
 
@@ -130,25 +132,45 @@ class BaselineSettings:
     at least :data:`LEARNED_MIN_GAMMA` (see :meth:`ppo_config`).
     """
 
-    env_id: str
+    env_id: str = ""
+    """gymnasium env id (empty: the task's, else the learned reward's run's)"""
     steps: int | None = field(default=None, metadata={"min": 1})
     """env steps (None: the env's default budget, see prefrl/agent/hyperparams.py)"""
     seed: int = field(default=0, metadata={"min": 0})
     reward: str = "true"
     """true, constant, or a run directory (or reward_model.pt) whose learned reward PPO learns from"""
     fixed_length: bool | int | None = field(default=None, metadata={"min": 1})
-    """hide termination (None: the learned reward's run's setting, else False)"""
+    """hide termination (None: the learned reward's run's setting, else true for a task, else False)"""
     eval_episodes: int = field(default=10, metadata={"min": 1})
     num_evals: int = field(default=10, metadata={"min": 1})
+    task: str | None = None
+    """a behaviour task (``NAME`` or ``FILE.py:NAME``): PPO on its env, whose reward is the
+    task's scripted person's; with a learned reward of a task's run, that task named again
+    (which trusts its file). Becomes the portable name of the task the baseline runs on."""
+    trust_task_file: bool = False
+    """load the task file the learned reward's run names (it is Python: loading it runs it)"""
 
     def __post_init__(self) -> None:
         check_settings(self, flags=BASELINE_FLAGS)
         self.learned: LearnedRewardRun | None = None  # None for true and constant
         if self.reward not in REWARDS:
-            self.learned = open_learned_reward(self.reward, self.env_id)
+            self.learned = open_learned_reward(self.reward)
+        self._open_task()
+        run_env = self.learned.config.get("env_id") if self.learned else None
+        if run_env is not None and self.env_id and run_env != self.env_id:
+            raise ConfigError(
+                f"--reward {self.reward}: its reward was learned on {run_env} (config.json), not on "
+                f"{self.env_id}: pass {run_env} as ENV_ID, or a run of {self.env_id}"
+            )
+        self.env_id = self.env_id or str(run_env or "")
+        if not self.env_id:
+            raise ConfigError(
+                "no env: give ENV_ID (a gymnasium env id, e.g. Hopper-v5), --task NAME, or --reward RUN_DIR of a run"
+            )
         if self.fixed_length is None:
             run_fixed = self.learned.config.get("fixed_length") if self.learned else None
-            self.fixed_length = run_fixed if isinstance(run_fixed, (bool, int)) else False
+            # a task runs fixed-length episodes, as its preference runs do
+            self.fixed_length = run_fixed if isinstance(run_fixed, (bool, int)) else self.task is not None
         if self.learned is not None:
             env = make_env(self.env_id, fixed_length=self.fixed_length)
             try:
@@ -158,6 +180,31 @@ class BaselineSettings:
             finally:
                 env.close()
             self.ppo_config()  # the run's own ppo overrides, checked now
+
+    def _open_task(self) -> None:
+        """Load the task the baseline runs on (registering its env id): the learned
+        reward's run's, if trusted (``trust_task_file``, or named again as ``task``), else
+        ``task``; the env id becomes the task's."""
+        run_task = self.learned.config.get("task") if self.learned else None
+        if run_task:
+            assert self.learned is not None
+            trust_run_task(
+                str(run_task), named=self.task, trust=self.trust_task_file, run_dir=self.learned.path
+            )
+            self.task = str(run_task)
+        elif self.task is not None:
+            trust_task(self.task)  # the user named the file: loading it is what they asked for
+        if self.task is None:
+            return
+        try:
+            task = get_task(self.task)
+        except UntrustedTaskFile as err:
+            raise err.for_run(self.learned.path) if self.learned else err from None
+        except ConfigError as err:  # unknown task, task file not found
+            raise ConfigError(f"--task {self.task}: {err}") from None
+        if self.env_id not in (task.gym_id, task.env_id, ""):
+            raise ConfigError(f"--task {self.task}: the task runs on {task.env_id}, not {self.env_id}")
+        self.env_id, self.task = task.gym_id, portable_task_name(self.task)
 
     @property
     def kind(self) -> str:
@@ -187,9 +234,11 @@ class BaselineSettings:
 
 
 def run_baseline(
-    env_id: str,
+    env_id: str = "",
     steps: int | None = None,
     *,
+    task: str | None = None,
+    trust_task_file: bool = False,
     seed: int = 0,
     run_dir: str | Path | None = None,
     reward: str | Path = "true",
@@ -204,10 +253,14 @@ def run_baseline(
 
     ``reward``: ``"true"``, ``"constant"``, or a run directory (or ``reward_model.pt``)
     whose learned reward, frozen, PPO learns from (see :class:`BaselineSettings` for the
-    settings it carries over). ``steps``: None for the env's default budget;
-    ``fixed_length``: None for the learned reward's run's, else False. The policy is
-    always evaluated on the env's true reward. Every setting is checked before any file
-    is written: a bad one raises a ConfigError naming its flag.
+    settings it carries over). ``task``: a behaviour task (``NAME`` or ``FILE.py:NAME``)
+    whose env, and scripted person's reward, PPO trains on; ``env_id`` may then be empty.
+    A learned reward's run of a task file loads that file only if trusted
+    (``trust_task_file``, or the same task again as ``task``). ``steps``: None for the
+    task's budget, else the env's default; ``fixed_length``: None for the learned
+    reward's run's, else true on a task, else False. The policy is always evaluated on
+    the env's true reward. Every setting is checked before any file is written: a bad
+    one raises a ConfigError naming its flag.
 
     Returns the summary (also written to ``summary.json``).
     """
@@ -219,8 +272,15 @@ def run_baseline(
         fixed_length=fixed_length,
         eval_episodes=eval_episodes,
         num_evals=num_evals,
+        task=task,
+        trust_task_file=trust_task_file,
     )
-    steps = settings.steps if settings.steps is not None else default_steps(env_id)
+    env_id = settings.env_id
+    behaviour = task_for_env(env_id)
+    if settings.steps is not None:
+        steps = settings.steps
+    else:  # the task's budget (a preference run's default), else the env's
+        steps = behaviour.steps if behaviour and behaviour.steps else default_steps(env_id)
     fixed_length = settings.fixed_length or False
     kind, learned = settings.kind, settings.learned
     torch.set_num_threads(1)
@@ -246,6 +306,7 @@ def run_baseline(
             "steps": steps,
             "seed": seed,
             **about_reward,
+            "task": settings.task,
             "fixed_length": fixed_length,
             "ppo": dataclasses.asdict(config),
             "prefrl_version": __version__,

@@ -129,14 +129,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "env_id",
+        nargs="?",
+        default="",
         help="gymnasium env id, e.g. CartPole-v1, Pendulum-v1, Hopper-v5; keyword arguments for "
-        "gymnasium.make in parentheses: 'Hopper-v5(ctrl_cost_weight=0.01)'",
+        "gymnasium.make in parentheses: 'Hopper-v5(ctrl_cost_weight=0.01)' (default: the task's, "
+        "or the --reward run's)",
+    )
+    p.add_argument(
+        "--task",
+        default=None,
+        metavar="NAME|FILE.py:NAME",
+        help="a behaviour task: PPO on its scripted person's reward (the reference of its preference "
+        "runs); with --reward RUN_DIR, the run's task named again, which trusts its task file",
+    )
+    p.add_argument(
+        "--trust-task-file",
+        action="store_true",
+        help="with --reward RUN_DIR: load the task file the run's config.json names (it is Python: "
+        "loading it runs it)",
     )
     p.add_argument(
         "--steps",
         type=int,
         default=None,
-        help="env steps (default: per env, see prefrl/agent/hyperparams.py)",
+        help="env steps (default: the task's, else per env, see prefrl/agent/hyperparams.py)",
     )
     p.add_argument(
         "--reward",
@@ -148,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         "directory also the run's --fixed-length (the default) and --ppo overrides (--ppo still "
         "overrides). The summary reports the true return",
     )
-    add_env_options(p, fixed_length_default="false; with --reward RUN_DIR, the run's")
+    add_env_options(p, fixed_length_default="false; with --task, true; with --reward RUN_DIR, the run's")
     p.set_defaults(func=cmd_baseline)
 
     p = sub.add_parser("train", help="learn from preferences: agent, labeler and reward trainer in parallel")
@@ -520,6 +536,8 @@ def cmd_baseline(args: argparse.Namespace) -> dict[str, Any]:
     return run_baseline(
         args.env_id,
         args.steps,
+        task=args.task,
+        trust_task_file=args.trust_task_file,
         seed=args.seed,
         run_dir=args.run_dir,
         reward=args.reward,

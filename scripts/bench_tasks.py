@@ -168,8 +168,8 @@ def main() -> None:
         ref_dir = out / f"{name}-scripted-reward-s{args.seed}"
         if args.scripted_reward_steps and not args.no_train and not (ref_dir / "summary.json").exists():
             run_baseline(
-                task.gym_id,
-                args.scripted_reward_steps,
+                task=source,
+                steps=args.scripted_reward_steps,
                 seed=args.seed,
                 run_dir=ref_dir,
                 fixed_length=True,

@@ -161,7 +161,7 @@ def test_a_person_labels_a_live_run_in_the_window(tmp_path, display, backend):
                 opened = [e["query_id"] for e in window_events(events) if e["kind"] == "open"]
                 return next((qid for qid in opened if qid not in expected), None)
 
-            query_id = wait_for(f"pair {k + 1} on screen, answers open", next_pair, 150, proc)
+            query_id = wait_for(f"pair {k + 1} on screen, answers open", next_pair, 600, proc)
             with PreferenceStore(store_path) as store:
                 query = next(q for q in store.pending_queries() if q.query_id == query_id)
                 clips = store.get_clips([query.left_clip_id, query.right_clip_id])

@@ -539,6 +539,54 @@ def test_a_tasks_ppo_settings_are_its_runs_and_its_references_unless_told_otherw
     assert BaselineSettings(env_id="CartPole-v1").ppo_config().gamma == 0.98
 
 
+def test_baseline_trains_on_a_task_file_and_retrains_on_its_runs_learned_reward_only_when_trusted(
+    tmp_path, capsys
+):
+    """``prefrl baseline --task FILE.py:NAME``: PPO on the scripted person's reward (the
+    task's reference); ``--reward RUN_DIR`` of a run of a task file loads that file only
+    if the user trusts it, and trains on the task's env."""
+    from prefrl.cli import main
+    from prefrl.reward.model import RewardModel
+    from prefrl.rundir import RunDir
+
+    small = ["--steps", "512", "--ppo", "num_envs=2", "--ppo", "num_steps=256", "--quiet", "--no-video"]
+    path = write_task_file(tmp_path, "leanref")
+    assert main(["baseline", "--task", f"{path}:leanref", "--run-dir", str(tmp_path / "ref"), *small]) == 0
+    assert json.loads(capsys.readouterr().out)["env_steps"] == 512
+    config = json.loads((tmp_path / "ref" / "config.json").read_text())
+    assert config["env_id"] == "prefrl/CartPoleLeanref-v0" and config["task"] == f"{path.resolve()}:leanref"
+    assert config["fixed_length"] is True and config["ppo"]["gamma"] == 0.97  # the task's settings
+    assert main(["baseline", "Pendulum-v1", "--task", f"{path}:leanref", *small]) == 2
+    assert capsys.readouterr().err.endswith("the task runs on CartPole-v1, not Pendulum-v1\n")
+    assert main(["baseline", *small]) == 2
+    assert "no env: give ENV_ID" in capsys.readouterr().err
+
+    their = write_task_file(tmp_path, "leanlearned")  # another file: not loaded in this process yet
+    env = make_env("prefrl/CartPoleLeanref-v0")  # the same spaces as leanlearned's env
+    run = RunDir(tmp_path / "their-run")
+    RewardModel(env.observation_space.shape, env.action_space, seed=0).save(run.reward_checkpoint)
+    task = f"{their.resolve()}:leanlearned"
+    run.write_config({"kind": "train", "env_id": "prefrl/CartPoleLeanlearned-v0", "task": task, "ppo": {}})
+    out = tmp_path / "retrained"
+    retrain = ["baseline", "--reward", str(run.path), "--run-dir", str(out), *small]
+    assert main(retrain) == 2
+    assert capsys.readouterr().err == (
+        f"prefrl baseline: error: config.json of {run.path} names the task file {their.resolve()}, which runs "
+        f"code when loaded; run it only if you trust it: add --trust-task-file (or pass --task {task} again)\n"
+    )
+    assert main([*retrain, "--task", f"{path}:leanref"]) == 2
+    assert "is not the task of" in capsys.readouterr().err
+    assert not out.exists()
+    assert main([*retrain, "--trust-task-file"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert (config["env_id"], config["task"], config["reward"]) == (
+        "prefrl/CartPoleLeanlearned-v0",
+        task,
+        "learned",
+    )
+    assert config["fixed_length"] is True  # none in the run's config.json: a task's episodes are fixed-length
+
+
 def test_a_task_from_a_file_runs_and_is_found_again_in_a_fresh_process(tmp_path, monkeypatch):
     path = write_task_file(tmp_path, "leanrun")
     monkeypatch.chdir(tmp_path)
