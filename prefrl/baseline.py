@@ -38,11 +38,10 @@ from prefrl.reward.sources import (
 )
 from prefrl.rundir import MetricsLogger, RunDir, RunFileError, RunFormatError
 from prefrl.tasks import (  # importing it registers the built-in tasks' env ids (prefrl/...)
-    UntrustedTaskFile,
     get_task,
+    open_run_task,
     portable_task_name,
     task_for_env,
-    trust_run_task,
     trust_task,
 )
 from prefrl.utils.checkpoint import CheckpointError
@@ -188,20 +187,19 @@ class BaselineSettings:
         run_task = self.learned.config.get("task") if self.learned else None
         if run_task:
             assert self.learned is not None
-            trust_run_task(
+            task = open_run_task(
                 str(run_task), named=self.task, trust=self.trust_task_file, run_dir=self.learned.path
             )
             self.task = str(run_task)
         elif self.task is not None:
             trust_task(self.task)  # the user named the file: loading it is what they asked for
-        if self.task is None:
+            try:
+                task = get_task(self.task)
+            except ConfigError as err:  # unknown task, task file not found
+                raise ConfigError(f"--task {self.task}: {err}") from None
+        else:
             return
-        try:
-            task = get_task(self.task)
-        except UntrustedTaskFile as err:
-            raise err.for_run(self.learned.path) if self.learned else err from None
-        except ConfigError as err:  # unknown task, task file not found
-            raise ConfigError(f"--task {self.task}: {err}") from None
+        assert task is not None
         if self.env_id not in (task.gym_id, task.env_id, ""):
             raise ConfigError(f"--task {self.task}: the task runs on {task.env_id}, not {self.env_id}")
         self.env_id, self.task = task.gym_id, portable_task_name(self.task)

@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train, fixed_length=None)
 
     p = sub.add_parser("label", help="open the labelling window on a preference run (running or paused)")
-    from prefrl.ui.cli import add_label_arguments
+    from prefrl.ui.cli import add_label_arguments, add_task_trust_options
 
     add_label_arguments(p)
     p.set_defaults(func=cmd_label)
@@ -367,6 +367,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a reward-model setting (default: the source run's settings, else the env's)",
     )
+    add_task_trust_options(
+        p,
+        task_help="the source run's task, named again, which trusts its task file like --trust-task-file; "
+        "for a store or an export of a task's labels, that task",
+    )
     p.set_defaults(func=cmd_fit_reward)
 
     p = sub.add_parser("resume", help="continue a stopped or crashed preference run")
@@ -388,20 +393,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_upgrade)
     return parser
-
-
-def add_task_trust_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--trust-task-file",
-        action="store_true",
-        help="load the task file the run's config.json names (it is Python: loading it runs it)",
-    )
-    p.add_argument(
-        "--task",
-        default=None,
-        metavar="FILE.py:NAME",
-        help="the run's task, named again: trusts its task file like --trust-task-file",
-    )
 
 
 # Each command imports what it runs when it runs, so `prefrl --help` loads no torch.
@@ -557,6 +548,8 @@ def cmd_fit_reward(args: argparse.Namespace) -> dict[str, Any]:
         seed=args.seed,
         rounds=DEFAULT_ROUNDS if args.rounds is None else args.rounds,
         reward_model=parse_overrides(args.reward_model),
+        task=args.task,
+        trust_task_file=args.trust_task_file,
     )
 
 

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import torch
 
-import prefrl.tasks  # noqa: F401 - registers the behaviour tasks' env ids (prefrl/...)
 from prefrl import __version__
 from prefrl.envs.make import base_env_id, make_env
 from prefrl.errors import ConfigError
@@ -33,6 +32,13 @@ from prefrl.reward.model import RewardModel, RewardModelConfig
 from prefrl.reward.trainer import PreferenceTrainer
 from prefrl.rundir import MetricsLogger, RunDir
 from prefrl.runtime.config import PREFERENCE_DEFAULTS
+from prefrl.tasks import (  # importing it registers the built-in tasks' env ids (prefrl/...)
+    Task,
+    get_task,
+    open_run_task,
+    portable_task_name,
+    trust_task,
+)
 
 DEFAULT_ROUNDS = 50
 """training rounds of an offline fit (a 25-label Pendulum run's trainer makes about as many)"""
@@ -45,19 +51,27 @@ def fit_reward(
     seed: int = 0,
     rounds: int = DEFAULT_ROUNDS,
     reward_model: dict[str, Any] | None = None,
+    task: str | None = None,
+    trust_task_file: bool = False,
 ) -> dict[str, Any]:
     """Fit a reward model on the labels of ``source`` and write it to a new run directory.
 
     ``reward_model``: setting overrides (``--reward-model KEY=VALUE``) on top of the
     source run's own settings (when ``source`` is a run directory), else the env's defaults.
+    The labels of a behaviour task's env need the task loaded (its env id registered): a
+    run directory's own task, whose file is loaded only if trusted (``trust_task_file``, or
+    named again as ``task``); for a store or an export, the task named by ``task``. The
+    new run's ``config.json`` names the task, as a preference run's does.
 
     Returns the summary (also written to ``summary.json``): the labels trained on, the
     ensemble's accuracy on its held-out labels and on all of them, and, as a diagnostic
     that training never sees, the correlation of predicted and true clip returns.
 
     Raises:
-        ConfigError: a bad setting, or no label to train on; StoreError: ``source`` holds
-            no labels or cannot be read. Nothing is written then.
+        ConfigError: a bad setting, no label to train on, or a task whose env is not the
+            labels'; StoreError: ``source`` holds no labels or cannot be read;
+            UntrustedTaskFile: the source run's task file is not trusted. Nothing is
+            written then.
     """
     if rounds < 1:
         raise ConfigError(f"--rounds {rounds}: must be at least 1")
@@ -65,6 +79,7 @@ def fit_reward(
         raise ConfigError(f"--seed {seed}: must be at least 0")
     torch.set_num_threads(1)
     source_config = _run_config(Path(source))
+    behaviour, task = _open_labels_task(source, source_config, task, trust_task_file)
     with tempfile.TemporaryDirectory(prefix="prefrl-") as scratch:
         gathered = gather_labels(source, Path(scratch) / "prefs.sqlite")
         if gathered.trainable == 0:
@@ -73,6 +88,10 @@ def fit_reward(
                 "learns from left, right and equally-good answers)"
             )
         env_id = gathered.env_id
+        if behaviour is not None and behaviour.gym_id != env_id:
+            raise ConfigError(
+                f"--task {task}: the task runs on {behaviour.gym_id}, the labels of {source} on {env_id}"
+            )
         settings = {
             **PREFERENCE_DEFAULTS.get(base_env_id(env_id), {}).get("reward_model", {}),
             **source_config.get("reward_model", {}),
@@ -92,6 +111,7 @@ def fit_reward(
             "seed": seed,
             "source": str(Path(source).resolve()),
             "rounds": rounds,
+            "task": task,
             "reward_model": settings,
             # what the labels were given on: `prefrl baseline --reward` trains with the same
             "fixed_length": source_config.get("fixed_length"),
@@ -131,6 +151,23 @@ def fit_reward(
     }
     run.write_summary({k: _plain(v) for k, v in summary.items()})
     return {"run_dir": str(run.path), **summary}
+
+
+def _open_labels_task(
+    source: str | Path, source_config: dict[str, Any], task: str | None, trust_task_file: bool
+) -> tuple[Task | None, str | None]:
+    """The behaviour task of ``source``'s labels, loaded, and its portable name (both None
+    for labels of a plain env): a run's own task, else the one ``task`` names."""
+    run_task = source_config.get("task")
+    if run_task:
+        return open_run_task(str(run_task), named=task, trust=trust_task_file, run_dir=source), str(run_task)
+    if task is None:
+        return None, None
+    trust_task(task)  # the user named the file: loading it is what they asked for
+    try:
+        return get_task(task), portable_task_name(task)
+    except ConfigError as err:  # unknown task, task file not found
+        raise ConfigError(f"--task {task}: {err}") from None
 
 
 def _run_config(source: Path) -> dict[str, Any]:

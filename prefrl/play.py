@@ -7,7 +7,7 @@ from typing import Any
 
 from prefrl.rundir import RunDir
 from prefrl.runtime.videos import record_run_policy
-from prefrl.tasks import UntrustedTaskFile, get_task, measure_all, task_for_env, trust_run_task
+from prefrl.tasks import measure_all, open_run_task, task_for_env
 
 
 def play(
@@ -36,13 +36,8 @@ def play(
     """
     run = RunDir(run_dir)
     config = run.read_config()
-    if config.get("task") or task is not None:
-        run_task = str(config["task"]) if config.get("task") else None
-        trust_run_task(run_task, named=task, trust=trust_task_file, run_dir=run.path)
-        try:
-            get_task(str(run_task))  # a task from the user's file: loading it registers its env
-        except UntrustedTaskFile as err:
-            raise err.for_run(run.path) from None
+    # a task from the user's file: loading it registers its env
+    open_run_task(config.get("task") or None, named=task, trust=trust_task_file, run_dir=run.path)
     path = Path(out) if out else run.videos / "play.mp4"
     returns, policy = record_run_policy(
         run.path, path, episodes=episodes, seed=seed, max_frames=max_frames, gif=gif

@@ -310,6 +310,29 @@ def trust_run_task(
         trust_task(run_task)
 
 
+def open_run_task(
+    run_task: str | None, *, named: str | None = None, trust: bool = False, run_dir: str | Path = ""
+) -> Task | None:
+    """The task a run's ``config.json`` names (``run_task``; None for a run without one),
+    loaded so that its env id is registered in this process; a task file only if the user
+    trusts it (see :func:`trust_run_task`).
+
+    Raises:
+        UntrustedTaskFile: the file is not trusted (naming ``run_dir``).
+        TaskMismatch: ``named`` is not the run's task.
+        ConfigError: the task is unknown to this prefrl, or its file is gone.
+    """
+    trust_run_task(run_task, named=named, trust=trust, run_dir=run_dir)
+    if not run_task:
+        return None
+    try:
+        return get_task(run_task)
+    except UntrustedTaskFile as err:
+        raise err.for_run(run_dir) from None
+    except ConfigError as err:
+        raise ConfigError(f"config.json of {run_dir} names the task {run_task}: {err}") from None
+
+
 def get_task(name: str) -> Task:
     """The task ``name``: a registered one, or ``FILE.py:NAME`` / ``MODULE:NAME``, a task
     that file or module registers (loaded once per process, on first use).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import subprocess
 import sys
 import textwrap
@@ -626,3 +627,78 @@ def test_a_task_from_a_file_runs_and_is_found_again_in_a_fresh_process(tmp_path,
     )
     assert out.stdout.strip() == "prefrl/CartPoleLeanrun-v0"
     assert json.loads((tmp_path / "run" / "config.json").read_text())["task"] == config.task
+
+
+def test_the_labels_and_the_window_of_a_task_file_run_open_elsewhere_only_when_trusted(tmp_path, capsys):
+    """``prefrl fit-reward`` and ``prefrl label`` on a run of a task file, from a fresh
+    process: refused, naming the flag, until the user trusts the file; then the fit's run
+    names the task, so that ``prefrl baseline --reward`` trains on the task's env."""
+    from prefrl.baseline import run_baseline
+    from prefrl.cli import main
+    from prefrl.ui.run_info import open_run
+
+    path = write_task_file(tmp_path, "leanfit")
+    name = f"{path.resolve()}:leanfit"
+    trust_task_file(path)  # what `prefrl train --task` does
+    config = TrainConfig(
+        task=name,
+        steps=512,
+        labels=4,
+        backend="inprocess",
+        num_evals=1,
+        eval_episodes=1,
+        ppo={"num_envs": 2, "num_steps": 128},
+        reward_model={"epochs_per_round": 2, "min_steps_per_round": 5},
+    )
+    run = tmp_path / "run"
+    assert train(config, run, progress=False, video=False)["labels_used"] == 4
+    human = tmp_path / "human"  # a run a person labels, of the same task
+    human.mkdir()
+    (human / "config.json").write_text(
+        json.dumps({**json.loads((run / "config.json").read_text()), "oracle": "human"})
+    )
+
+    fresh = {k: v for k, v in os.environ.items() if k != tasks.TRUSTED_TASK_FILES_ENV}
+    untrusted = f"names the task file {path.resolve()}, which runs code when loaded; run it only if you trust it: add --trust-task-file"
+    for command in (["fit-reward", str(run), "--run-dir", str(tmp_path / "nofit")], ["label", str(human)]):
+        out = subprocess.run(
+            [sys.executable, "-m", "prefrl.cli", *command], env=fresh, capture_output=True, text=True
+        )
+        assert out.returncode == 2 and untrusted in out.stderr, out.stderr
+    assert not (tmp_path / "nofit").exists()
+
+    assert (
+        main(
+            ["fit-reward", str(run), "--run-dir", str(tmp_path / "fit"), "--rounds", "1", "--trust-task-file"]
+        )
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["labels"] >= 1
+    assert json.loads((tmp_path / "fit" / "config.json").read_text())["task"] == name
+    # the store alone names no task: --task says which; another task's env is refused
+    store = str(run / "prefs.sqlite")
+    assert (
+        main(["fit-reward", store, "--run-dir", str(tmp_path / "fit2"), "--rounds", "1", "--task", name]) == 0
+    )
+    assert json.loads((tmp_path / "fit2" / "config.json").read_text())["task"] == name
+    assert main(["fit-reward", store, "--run-dir", str(tmp_path / "fit3"), "--task", "spin"]) == 2
+    assert capsys.readouterr().err.endswith(
+        f"--task spin: the task runs on prefrl/PendulumSpin-v0, the labels of {store} on prefrl/CartPoleLeanfit-v0\n"
+    )
+    summary = run_baseline(
+        reward=tmp_path / "fit",
+        steps=256,
+        run_dir=tmp_path / "retrained",
+        trust_task_file=True,
+        ppo_overrides={"num_envs": 2, "num_steps": 128},
+        progress=False,
+        video=False,
+    )
+    assert summary["env_steps"] == 256
+    assert (
+        json.loads((tmp_path / "retrained" / "config.json").read_text())["env_id"]
+        == "prefrl/CartPoleLeanfit-v0"
+    )
+    assert open_run(human, trust_task_file=True).instruction == "Which pole leans to the right?"
+    with pytest.raises(tasks.TaskMismatch, match="is not the task of"):
+        open_run(human, task="spin")

@@ -64,7 +64,10 @@ def _ensure_registered(env_id: str) -> None:
     close = difflib.get_close_matches(env_id, known, n=3, cutoff=0.6)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     if env_id.startswith("prefrl/"):
-        hint += " Behaviour tasks' ids are registered by importing prefrl.tasks (or use --task NAME)."
+        hint += (
+            " A behaviour task's id is registered by loading its task: --task NAME for a built-in"
+            " one (or import prefrl.tasks), --task FILE.py:NAME for one of a task file."
+        )
     raise EnvError(
         f"Unknown env id {env_id!r}.{hint} prefrl builds any id registered with gymnasium "
         '(list them with `python -c "import gymnasium; gymnasium.pprint_registry()"`); '

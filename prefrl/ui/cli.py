@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prefrl.errors import PrefrlError
 from prefrl.ui.errors import NoDisplayError
 from prefrl.ui.render_ahead import BACKENDS, RenderError
 
@@ -45,6 +46,7 @@ def add_label_arguments(p: argparse.ArgumentParser) -> None:
         help="window size in pixels (default 1280x720, or the screen if smaller)",
     )
     add_min_view_argument(p)
+    add_task_trust_options(p)
     p.add_argument(
         "--stop-with-run",
         action="store_true",
@@ -55,6 +57,25 @@ def add_label_arguments(p: argparse.ArgumentParser) -> None:
         choices=BACKENDS,
         default="process",
         help="render the next pairs in a separate process (default) or a thread of the window",
+    )
+
+
+def add_task_trust_options(
+    p: argparse.ArgumentParser,
+    task_help: str = "the run's task, named again: trusts its task file like --trust-task-file",
+) -> None:
+    """``--trust-task-file`` and ``--task``: of the commands that open a run of a task file
+    (``prefrl label``, ``play``, ``resume``, ``fit-reward``)."""
+    p.add_argument(
+        "--trust-task-file",
+        action="store_true",
+        help="load the task file the run's config.json names (it is Python: loading it runs it)",
+    )
+    p.add_argument(
+        "--task",
+        default=None,
+        metavar="FILE.py:NAME",
+        help=task_help,
     )
 
 
@@ -90,6 +111,8 @@ def cmd_label(args: argparse.Namespace) -> dict[str, Any]:
         stop_with_run=args.stop_with_run,
         on_event=event_log(Path(log)) if log else None,
         min_view_s=getattr(args, "min_view", None),
+        trust_task_file=args.trust_task_file,
+        task=args.task,
     )
     return {"run_dir": str(args.run_dir), "answers_given": answers}
 
@@ -165,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = cmd_label(args)
-    except (ValueError, FileNotFoundError, NoDisplayError, RenderError) as err:
+    except (PrefrlError, ValueError, FileNotFoundError, NoDisplayError, RenderError) as err:
         print(f"prefrl label: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -17,7 +17,7 @@ from prefrl.errors import MissingFileError, RunKindError
 from prefrl.prefs.store import PreferenceStore, Query
 from prefrl.rundir import RunDir, read_run_status
 from prefrl.status import RunStatus
-from prefrl.tasks import UntrustedTaskFile, get_task, instruction_for
+from prefrl.tasks import instruction_for, open_run_task
 
 STATUS_STALE_S = 30.0
 """a ``status.json`` saying ``running`` but older than this is from a run that died"""
@@ -43,7 +43,7 @@ class LabelingRun:
         budget: the label budget (``labels`` in ``config.json``).
         total_steps: the agent's env-step budget.
         instruction: the question shown above the clips.
-        task: the run's behaviour task (``--task``) when it could be loaded here, else None.
+        task: the run's behaviour task (``--task``), None for a run without one.
     """
 
     path: Path
@@ -91,13 +91,19 @@ class RunState:
         return agent_step is not None and agent_step >= (total_steps or 1)
 
 
-def open_run(run_dir: str | Path) -> LabelingRun:
+def open_run(run_dir: str | Path, *, trust_task_file: bool = False, task: str | None = None) -> LabelingRun:
     """Check that ``run_dir`` is a preference run a person labels, and read its settings.
+
+    The task file its ``config.json`` names is loaded (run) only if trusted: by
+    ``trust_task_file``, by naming the same task again as ``task``, or earlier in this
+    process or its parent (``prefrl train --task FILE.py:NAME --oracle human``).
 
     Raises:
         FileNotFoundError: ``run_dir`` does not exist, or holds no ``config.json``.
         ValueError: it is not a preference run (e.g. a ``prefrl baseline`` run), or its
             labels come from a synthetic oracle, or its ``config.json`` is not readable.
+        prefrl.tasks.UntrustedTaskFile, prefrl.tasks.TaskMismatch, ConfigError: the run's
+            task file is not trusted, ``task`` is another task, the task is not known.
     """
     path = Path(run_dir)
     if not path.is_dir():
@@ -122,14 +128,11 @@ def open_run(run_dir: str | Path) -> LabelingRun:
             "Start a run you label yourself with `prefrl train ENV --oracle human`."
         )
     env_id = str(config["env_id"])
-    instruction = instruction_for(env_id)
-    task = config.get("task")
-    if task:
-        try:
-            instruction = get_task(str(task)).instruction
-        except (ValueError, UntrustedTaskFile):
-            task = None  # a task this prefrl does not know, or an untrusted task file (never
-            # run just to read its question): the env's default question still applies
+    run_task = str(config["task"]) if config.get("task") else None
+    # the clips of a task's env are rendered in this process and its renderer's: its env
+    # id must be registered, so an untrusted task file is refused before the window opens
+    behaviour = open_run_task(run_task, named=task, trust=trust_task_file, run_dir=path)
+    instruction = behaviour.instruction if behaviour else instruction_for(env_id)
     return LabelingRun(
         path=path,
         env_id=env_id,
@@ -137,7 +140,7 @@ def open_run(run_dir: str | Path) -> LabelingRun:
         budget=int(config.get("labels", 0)),
         total_steps=int(config.get("steps", 0)),
         instruction=instruction,
-        task=str(task) if task else None,
+        task=run_task,
     )
 
 

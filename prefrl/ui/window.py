@@ -65,6 +65,8 @@ def run_labeling(
     stop_with_run: bool = False,
     finish_linger_s: float = FINISH_LINGER_S,
     min_view_s: float | None = None,
+    trust_task_file: bool = False,
+    task: str | None = None,
 ) -> int:
     """Open the labelling window on the run in ``run_dir`` and let a person answer its queries.
 
@@ -85,6 +87,8 @@ def run_labeling(
             more to ask.
         min_view_s: seconds a pair must be on screen before an answer counts (None: one
             full play of the shorter clip; 0: at once).
+        trust_task_file, task: load the task file the run's ``config.json`` names (see
+            :func:`prefrl.ui.run_info.open_run`).
 
     SIGTERM and SIGHUP close the window as Escape does (its renderer with it), when called
     from the main thread.
@@ -99,8 +103,9 @@ def run_labeling(
             (or its label budget is spent).
         NoDisplayError: no display to open the window on.
         RenderError: the clips cannot be rendered.
+        prefrl.tasks.UntrustedTaskFile: the run's task file is not trusted.
     """
-    run = open_run(run_dir)
+    run = open_run(run_dir, trust_task_file=trust_task_file, task=task)
     check_something_to_label(run)
     with _closed_by_signals():
         window = LabelingWindow(run, size=size, backend=backend, on_event=on_event, min_view_s=min_view_s)
