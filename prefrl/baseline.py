@@ -218,8 +218,7 @@ class BaselineSettings:
         :data:`LEARNED_MIN_GAMMA`, then the run's own ``ppo`` overrides, then ``overrides``.
         """
         if self.learned is None:
-            task = task_for_env(self.env_id)
-            return resolve_ppo_config(self.env_id, {**dict(task.ppo if task else ()), **(overrides or {})})
+            return reference_ppo_config(self.env_id, overrides)
         run_ppo = self.learned.config.get("ppo") or {}
         try:
             resolve_ppo_config(self.env_id, run_ppo, flag="ppo")
@@ -229,6 +228,13 @@ class BaselineSettings:
         return resolve_ppo_config(
             self.env_id, {"norm_reward": True, "gamma": gamma, **run_ppo, **(overrides or {})}
         )
+
+
+def reference_ppo_config(env_id: str, overrides: dict[str, Any] | None = None) -> PPOConfig:
+    """PPO's settings on ``env_id``'s own reward (true or constant): the env's, on a
+    behaviour task's id the task's own ``ppo`` settings over them, then ``overrides``."""
+    task = task_for_env(env_id)
+    return resolve_ppo_config(env_id, {**dict(task.ppo if task else ()), **(overrides or {})})
 
 
 def run_baseline(

@@ -275,6 +275,12 @@ def trust_task_file(path: str | Path) -> None:
     os.environ[TRUSTED_TASK_FILES_ENV] = os.pathsep.join(sorted(_trusted_files()))
 
 
+def trusted_task_files() -> list[str]:
+    """The task files this process trusts: what a process that does not inherit its
+    environment (a Ray actor on a cluster started elsewhere) is given to trust."""
+    return sorted(_trusted_files())
+
+
 def trust_task(name: str) -> None:
     """Trust the file of a task named ``FILE.py:NAME`` (other names load no file)."""
     source = name.rpartition(":")[0]

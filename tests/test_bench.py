@@ -338,6 +338,53 @@ def test_env_tables_override_and_merge_grid_defaults():
     ]
 
 
+def test_a_grid_of_a_task_file_runs_its_baselines_on_the_tasks_env_and_finds_them_again(tmp_path):
+    """Each cell is a fresh process: the random policy and PPO on the scripted person's
+    reward load the task file the grid names (its env exists only then), PPO with the
+    task's own settings, and the next bench finds those runs to be the grid's."""
+    from test_tasks import write_task_file
+
+    path = write_task_file(tmp_path, "leanbench")
+    grid = tmp_path / "task.toml"
+    grid.write_text(
+        f"""
+        [grid]
+        seeds = [0]
+        teachers = ["perfect"]
+        selections = ["random"]
+        backend = "inprocess"
+        num_evals = 1
+        [envs.CartPole-v1]
+        task = "{path}:leanbench"
+        steps = 512
+        budgets = [4]
+        ppo = {{ num_envs = 2, num_steps = 256 }}
+        reward_model = {{ epochs_per_round = 2, min_steps_per_round = 5 }}
+        """
+    )
+    out, lines = tmp_path / "out", []
+    bench(grid, out, jobs=1, echo=lines.append)
+    runs = out / "runs" / "CartPole-v1"
+    assert sorted(p.name for p in runs.iterdir()) == [
+        "ppo_true-s0",
+        "prefrl-b4-perfect-random-s0",
+        "random-s0",
+    ]
+    reference = json.loads((runs / "ppo_true-s0" / "config.json").read_text())
+    assert (reference["env_id"], reference["task"]) == (
+        "prefrl/CartPoleLeanbench-v0",
+        f"{path.resolve()}:leanbench",
+    )
+    assert reference["ppo"]["gamma"] == 0.97  # the task's, as in its preference runs
+    assert (
+        json.loads((runs / "random-s0" / "config.json").read_text())["env_id"]
+        == "prefrl/CartPoleLeanbench-v0"
+    )
+    lines.clear()
+    bench(grid, out, jobs=1, echo=lines.append)
+    assert any("3 of 3 cells finished (3 before, 0 now)" in line for line in lines), lines
+
+
 def test_peer_runs_join_the_table_normalised_against_the_same_baselines(tmp_path):
     from prefrl.bench.results import collect_peer_rows, normalize
     from prefrl.rundir import RunDir

@@ -110,6 +110,26 @@ def test_a_ray_run_with_two_rollout_workers_gets_its_whole_budget(cluster, tmp_p
         assert store.pending_queries() == [] and store.num_answered() == 8
 
 
+def test_a_ray_run_of_a_task_file_runs_on_a_cluster_started_before_the_file_was_trusted(
+    cluster, tmp_path, capsys
+):
+    """The cluster's workers were started before this process trusted the file (as on a
+    cluster started elsewhere, whose workers never see our environment): the actors and
+    the rollout workers are told which task files the run trusts."""
+    from test_tasks import write_task_file
+
+    from prefrl.tasks import TRUSTED_TASK_FILES_ENV
+
+    path = write_task_file(tmp_path, "leanray")
+    assert str(path.resolve()) not in os.environ.get(TRUSTED_TASK_FILES_ENV, "")
+    run_dir = tmp_path / "run"
+    argv = ["train", "--task", f"{path}:leanray", "--steps", "1024", "--labels", "6", "--backend", "ray"]
+    argv += ["--workers", "1", "--ppo", "num_envs=2", "--ppo", "num_steps=256"]
+    assert main([*argv, "--run-dir", str(run_dir), "--quiet", "--no-video"]) == 0, capsys.readouterr().err
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["complete"] is True and summary["labels_used"] == 6 and summary["env_steps"] == 1024
+
+
 @pytest.mark.faults
 @pytest.mark.parametrize("role", ["agent", "labeler", "reward_trainer"])
 def test_a_role_actor_killed_at_random_moments_never_costs_a_label(cluster, tmp_path, role, capsys):

@@ -316,7 +316,7 @@ def test_ctrl_c_keeps_the_finished_cell_and_cancels_the_others(private_cluster, 
 
 
 def test_a_node_with_another_prefrl_refuses_the_cell():
-    returncode, files, output, _ = run_cell_task({"kind": "random"}, "random-s0", None, "0.0.1-other")
+    returncode, files, output, _ = run_cell_task({"kind": "random"}, "random-s0", None, "0.0.1-other", [])
     assert (returncode, files) == (VERSION_MISMATCH_EXIT, b"")
     assert output.startswith(f"this Ray node has prefrl {prefrl.__version__}, the driver 0.0.1-other")
 

@@ -29,6 +29,7 @@ from prefrl.rundir import MetricsLogger, RunDir
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunInterrupted
 from prefrl.runtime.run import resume, train
+from prefrl.tasks import get_task
 
 RANDOM_EVAL_SEED = 10_000
 """First episode seed of the random policy's evaluation: the same starts every trained
@@ -115,7 +116,9 @@ def run_spec(run_dir: str | Path, spec: dict[str, Any]) -> dict[str, Any]:
         args = {k: v for k, v in spec.items() if k not in ("kind", "env_id", "steps")}
         return run_baseline(spec["env_id"], spec["steps"], run_dir=run_dir, progress=False, **args)
     if kind == "random":
-        args = {k: v for k, v in spec.items() if k != "kind"}
+        args = {k: v for k, v in spec.items() if k not in ("kind", "task")}
+        if spec.get("task"):
+            get_task(spec["task"])  # registers its env id here (the grid named it: trusted)
         return run_random_policy(run_dir=run_dir, **args)
     raise ValueError(f"unknown cell kind {kind!r}")
 

@@ -391,6 +391,7 @@ def _baseline_cell(env: EnvSettings, arm: str, seed: int, video: bool) -> Cell:
         spec = {
             "kind": "random",
             "env_id": env.env_id,
+            "task": env.task,
             "seed": seed,
             "steps": env.steps,
             "fixed_length": env.fixed_length,
@@ -400,6 +401,7 @@ def _baseline_cell(env: EnvSettings, arm: str, seed: int, video: bool) -> Cell:
         spec = {
             "kind": "baseline",
             "env_id": env.env_id,
+            "task": env.task,
             "steps": env.steps,
             "seed": seed,
             "reward": arm.removeprefix("ppo_"),

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from prefrl.agent.hyperparams import resolve_ppo_config
+from prefrl.baseline import reference_ppo_config
 from prefrl.bench.grid import Cell
 from prefrl.rundir import RunDir
 from prefrl.runtime.config import TrainConfig
@@ -66,7 +66,7 @@ def expected_config(cell: Cell) -> dict[str, Any]:
         config = _jsonable(TrainConfig.from_dict(spec["config"]).to_dict())
         return {k: v for k, v in config.items() if k not in _IRRELEVANT_TRAIN_FIELDS}
     if spec["kind"] == "baseline":
-        ppo = dataclasses.asdict(resolve_ppo_config(spec["env_id"], spec["ppo_overrides"]))
+        ppo = dataclasses.asdict(reference_ppo_config(spec["env_id"], spec["ppo_overrides"]))
         keys = ("env_id", "steps", "seed", "reward", "fixed_length")
         return {**{k: spec[k] for k in keys}, "ppo": _jsonable(ppo)}
     return {

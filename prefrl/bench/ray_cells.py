@@ -32,6 +32,7 @@ from prefrl import __version__
 from prefrl.bench.grid import INTERRUPTED_EXIT, Cell, Grid
 from prefrl.bench.runner import LOG_NAME, cell_command, child_env, clear_run_dir
 from prefrl.errors import ConfigError
+from prefrl.tasks import trust_task_file, trusted_task_files
 
 MAX_RETRIES = 3
 """times Ray reruns a cell whose worker process or node died (not one that failed)"""
@@ -82,7 +83,9 @@ class RayCells:
         with self.lock:
             if self.stopped:
                 return None
-            ref = self.task.options(**self.options(cell)).remote(spec, cell.name, payload, __version__)
+            ref = self.task.options(**self.options(cell)).remote(
+                spec, cell.name, payload, __version__, trusted_task_files()
+            )
             self.refs[cell.key] = ref
         shown = cell_command(Path("<tmp>") / cell.name, spec)
         with log.open("a") as f:
@@ -153,7 +156,7 @@ def ray_failure(err: Exception, ray: ModuleType, max_retries: int) -> str:
 
 
 def run_cell_task(
-    spec: dict[str, Any], name: str, payload: bytes | None, version: str
+    spec: dict[str, Any], name: str, payload: bytes | None, version: str, trusted: list[str]
 ) -> tuple[int, bytes, str, str]:
     """The Ray task: run one cell on this node in a temporary directory.
 
@@ -162,6 +165,8 @@ def run_cell_task(
         name: the run directory's name.
         payload: a tar of the run directory to continue (a resume), else None.
         version: the driver's prefrl version; another one here refuses the cell.
+        trusted: the task files the driver trusts (the grid names them); this node's
+            worker, started by a cluster of its own, has not the driver's environment.
 
     Returns:
         ``(exit status, tar of the run directory, its output, "host (ip)")``.
@@ -173,6 +178,8 @@ def run_cell_task(
             "install the same prefrl on every node\n"
         )
         return VERSION_MISMATCH_EXIT, b"", message, node
+    for path in trusted:  # the cell's process inherits it (child_env)
+        trust_task_file(path)
     sweep_orphans(Path(tempfile.gettempdir()))
     with tempfile.TemporaryDirectory(prefix=TMP_PREFIX) as tmp:
         (Path(tmp) / OWNER_FILE).write_text(str(os.getpid()))

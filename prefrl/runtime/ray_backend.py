@@ -56,9 +56,14 @@ RETRY_S = 0.2
 class RoleHost:
     """A Ray actor's body: one role, running in a thread on its ends of two pipes."""
 
-    def __init__(self, role: str, config: dict[str, Any], run_dir: str):
+    def __init__(self, role: str, config: dict[str, Any], run_dir: str, trusted: list[str]):
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         import torch
+
+        from prefrl.tasks import trust_task_file
+
+        for path in trusted:  # a cluster started elsewhere: its workers have not our environment
+            trust_task_file(path)
 
         torch.set_num_threads(1)
         self.incarnation = uuid.uuid4().hex
@@ -127,9 +132,11 @@ class _Hub:
         self.killed: dict[str, str | None] = dict.fromkeys(ROLES)  # the incarnation last killed
 
     def start(self) -> None:
-        cfg = self.config.to_dict()
+        from prefrl.tasks import trusted_task_files
+
+        cfg, trusted = self.config.to_dict(), trusted_task_files()
         for role in ROLES:
-            self.actors[role] = self.actor_class.remote(role, cfg, str(self.run_dir))
+            self.actors[role] = self.actor_class.remote(role, cfg, str(self.run_dir), trusted)
 
     def receive(self, timeout: float) -> None:
         """Handle every exchange that returns within ``timeout`` seconds; call again."""

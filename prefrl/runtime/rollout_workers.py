@@ -24,6 +24,7 @@ import numpy as np
 
 from prefrl.agent.ppo import PPOAgent, PPOConfig, Rollout
 from prefrl.envs.vector import Episode
+from prefrl.tasks import trust_task_file, trusted_task_files
 
 WORKER_CPUS = 1
 """CPUs each rollout worker asks of the cluster"""
@@ -34,7 +35,14 @@ class RolloutWorker:
     agent that acts in them with the copy of the run's policy it is sent."""
 
     def __init__(
-        self, config: dict[str, Any], ppo: PPOConfig, first: int, count: int, seed: int, capture: bool
+        self,
+        config: dict[str, Any],
+        ppo: PPOConfig,
+        first: int,
+        count: int,
+        seed: int,
+        capture: bool,
+        trusted: list[str],
     ):
         import torch
 
@@ -43,6 +51,8 @@ class RolloutWorker:
         from prefrl.runtime.config import TrainConfig
 
         torch.set_num_threads(1)
+        for path in trusted:  # the task files the run trusts (a worker has not its environment)
+            trust_task_file(path)
         cfg = TrainConfig.from_dict(config)  # registers the run's task env, if any
         make = lambda: make_env(cfg.env_id, fixed_length=cfg.fixed_length or False)  # noqa: E731
         envs = VecEnv([make] * count, capture_snapshots=capture)
@@ -91,8 +101,9 @@ class RolloutWorkers:
         counts = [len(part) for part in np.array_split(np.arange(self.num_envs), workers)]
         firsts = np.cumsum([0, *counts[:-1]])
         actor: Any = ray.remote(num_cpus=WORKER_CPUS, scheduling_strategy="SPREAD")(RolloutWorker)
+        trusted = trusted_task_files()
         self.workers: list[Any] = [
-            actor.remote(config, ppo, int(first), count, seed, capture_snapshots)
+            actor.remote(config, ppo, int(first), count, seed, capture_snapshots, trusted)
             for first, count in zip(firsts, counts, strict=True)
         ]
         self.observation_space, self.action_space = ray.get(self.workers[0].spaces.remote())
