@@ -130,6 +130,24 @@ def test_a_ray_run_of_a_task_file_runs_on_a_cluster_started_before_the_file_was_
     assert summary["complete"] is True and summary["labels_used"] == 6 and summary["env_steps"] == 1024
 
 
+def test_a_run_whose_actors_have_not_started_after_a_minute_says_so_once(capsys):
+    from prefrl.runtime import ray_backend
+
+    hub = ray_backend._Hub.__new__(ray_backend._Hub)  # its notice alone: no cluster
+    hub.incarnation = {"agent": "a1", "labeler": None, "reward_trainer": None}
+    hub.started, hub.start_notice_given = time.monotonic() - ray_backend.START_NOTICE_S + 5, False
+    hub._notice_slow_start()
+    assert capsys.readouterr().out == ""  # not yet
+    hub.started -= 5
+    hub._notice_slow_start()
+    hub._notice_slow_start()
+    assert capsys.readouterr().out == (
+        "prefrl: after 60 s Ray has not started the run's labeler and reward_trainer actors yet: the cluster "
+        "may be busy or short of CPUs (`ray status` shows it). The run goes on waiting; Ctrl-C stops it, "
+        "every label kept\n"
+    )
+
+
 @pytest.mark.faults
 @pytest.mark.parametrize("role", ["agent", "labeler", "reward_trainer"])
 def test_a_role_actor_killed_at_random_moments_never_costs_a_label(cluster, tmp_path, role, capsys):

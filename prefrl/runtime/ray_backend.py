@@ -51,6 +51,8 @@ EXCHANGE_WAIT_S = 0.1
 """how long an actor's ``exchange`` waits for its role to send something"""
 RETRY_S = 0.2
 """pause before asking an actor that Ray is restarting again"""
+START_NOTICE_S = 60.0
+"""seconds after which a run whose actors have not all answered says what it waits for"""
 
 
 class RoleHost:
@@ -130,6 +132,8 @@ class _Hub:
         self.ended: set[str] = set()  # roles whose job is done
         self.memory = RunMemory(config.pool_size)  # its weights: [a reference to the newest]
         self.killed: dict[str, str | None] = dict.fromkeys(ROLES)  # the incarnation last killed
+        self.started = time.monotonic()
+        self.start_notice_given = False
 
     def start(self) -> None:
         from prefrl.tasks import trusted_task_files
@@ -156,6 +160,21 @@ class _Hub:
                 self._handle(role, reply, statuses)
         self.monitor.consume(statuses)
         self._call_idle()
+        self._notice_slow_start()
+
+    def _notice_slow_start(self) -> None:
+        """Say once, after :data:`START_NOTICE_S`, which actors have not answered yet (a busy
+        cluster, or one short of CPUs, can keep them from starting for a long time)."""
+        waiting = [role for role in ROLES if self.incarnation[role] is None]
+        if not waiting or self.start_notice_given or time.monotonic() - self.started < START_NOTICE_S:
+            return
+        self.start_notice_given = True
+        print(
+            f"prefrl: after {START_NOTICE_S:.0f} s Ray has not started the run's {' and '.join(waiting)} "
+            f"actor{'s' if len(waiting) > 1 else ''} yet: the cluster may be busy or short of CPUs (`ray status` shows it). The run goes on "
+            "waiting; Ctrl-C stops it, every label kept",
+            flush=True,
+        )
 
     def _call_idle(self) -> None:
         busy = {role for role, _ in self.calls.values()}
