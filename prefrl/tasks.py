@@ -268,10 +268,10 @@ class TaskMismatch(PrefrlError):
     """``--task`` names another task than the run's."""
 
 
-def trust_task_file(path: str | Path) -> None:
-    """Let :func:`get_task` load the task file ``path`` in this process and in the
-    processes it starts from now on (the user said they trust it)."""
-    _TRUSTED.add(str(Path(path).resolve()))
+def trust_task_file(*paths: str | Path) -> None:
+    """Let :func:`get_task` load the task files ``paths`` in this process and in the
+    processes it starts from now on (the user said they trust them)."""
+    _TRUSTED.update(str(Path(path).resolve()) for path in paths)
     os.environ[TRUSTED_TASK_FILES_ENV] = os.pathsep.join(sorted(_trusted_files()))
 
 

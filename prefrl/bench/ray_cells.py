@@ -178,8 +178,7 @@ def run_cell_task(
             "install the same prefrl on every node\n"
         )
         return VERSION_MISMATCH_EXIT, b"", message, node
-    for path in trusted:  # the cell's process inherits it (child_env)
-        trust_task_file(path)
+    trust_task_file(*trusted)  # the cell's process inherits it (child_env)
     sweep_orphans(Path(tempfile.gettempdir()))
     with tempfile.TemporaryDirectory(prefix=TMP_PREFIX) as tmp:
         (Path(tmp) / OWNER_FILE).write_text(str(os.getpid()))

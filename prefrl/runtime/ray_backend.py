@@ -64,8 +64,7 @@ class RoleHost:
 
         from prefrl.tasks import trust_task_file
 
-        for path in trusted:  # a cluster started elsewhere: its workers have not our environment
-            trust_task_file(path)
+        trust_task_file(*trusted)  # a cluster started elsewhere: its workers have not our environment
 
         torch.set_num_threads(1)
         self.incarnation = uuid.uuid4().hex

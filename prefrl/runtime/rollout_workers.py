@@ -51,8 +51,7 @@ class RolloutWorker:
         from prefrl.runtime.config import TrainConfig
 
         torch.set_num_threads(1)
-        for path in trusted:  # the task files the run trusts (a worker has not its environment)
-            trust_task_file(path)
+        trust_task_file(*trusted)  # the task files the run trusts (a worker has not its environment)
         cfg = TrainConfig.from_dict(config)  # registers the run's task env, if any
         make = lambda: make_env(cfg.env_id, fixed_length=cfg.fixed_length or False)  # noqa: E731
         envs = VecEnv([make] * count, capture_snapshots=capture)
