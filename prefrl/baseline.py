@@ -38,11 +38,10 @@ from prefrl.reward.sources import (
 )
 from prefrl.rundir import MetricsLogger, RunDir, RunFileError, RunFormatError
 from prefrl.tasks import (  # importing it registers the built-in tasks' env ids (prefrl/...)
-    get_task,
+    open_named_task,
     open_run_task,
     portable_task_name,
     task_for_env,
-    trust_task,
 )
 from prefrl.utils.checkpoint import CheckpointError
 from prefrl.utils.progress import Progress
@@ -192,11 +191,7 @@ class BaselineSettings:
             )
             self.task = str(run_task)
         elif self.task is not None:
-            trust_task(self.task)  # the user named the file: loading it is what they asked for
-            try:
-                task = get_task(self.task)
-            except ConfigError as err:  # unknown task, task file not found
-                raise ConfigError(f"--task {self.task}: {err}") from None
+            task = open_named_task(self.task)
         else:
             return
         assert task is not None

@@ -494,25 +494,24 @@ def cmd_import(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_resume(args: argparse.Namespace) -> dict[str, Any]:
     from prefrl.rundir import RunDir
     from prefrl.runtime.run import resume
-    from prefrl.tasks import UntrustedTaskFile, trust_run_task
+    from prefrl.tasks import open_run_task
     from prefrl.ui import LabelingWindowProcess
     from prefrl.upgrade import check_run_checkpoints
 
     config = RunDir(args.run_dir).read_config()
-    task = str(config["task"]) if config.get("task") else None
-    trust_run_task(task, named=args.task, trust=args.trust_task_file, run_dir=args.run_dir)
+    # its task, loaded here (a task file only if trusted); the run's processes inherit the trust
+    open_run_task(
+        config.get("task") or None, named=args.task, trust=args.trust_task_file, run_dir=args.run_dir
+    )
     check_run_checkpoints(args.run_dir)  # an old or unsafe checkpoint: refused here, not in a child
-    try:
-        return resume(
-            args.run_dir,
-            steps=args.steps,
-            labels=args.labels,
-            progress=not args.quiet,
-            video=not args.no_video,
-            labeling_window=LabelingWindowProcess(),
-        )
-    except UntrustedTaskFile as err:
-        raise err.for_run(args.run_dir) from None
+    return resume(
+        args.run_dir,
+        steps=args.steps,
+        labels=args.labels,
+        progress=not args.quiet,
+        video=not args.no_video,
+        labeling_window=LabelingWindowProcess(),
+    )
 
 
 def cmd_upgrade(args: argparse.Namespace) -> dict[str, Any]:

@@ -34,10 +34,9 @@ from prefrl.rundir import MetricsLogger, RunDir
 from prefrl.runtime.config import PREFERENCE_DEFAULTS
 from prefrl.tasks import (  # importing it registers the built-in tasks' env ids (prefrl/...)
     Task,
-    get_task,
+    open_named_task,
     open_run_task,
     portable_task_name,
-    trust_task,
 )
 
 DEFAULT_ROUNDS = 50
@@ -163,11 +162,7 @@ def _open_labels_task(
         return open_run_task(str(run_task), named=task, trust=trust_task_file, run_dir=source), str(run_task)
     if task is None:
         return None, None
-    trust_task(task)  # the user named the file: loading it is what they asked for
-    try:
-        return get_task(task), portable_task_name(task)
-    except ConfigError as err:  # unknown task, task file not found
-        raise ConfigError(f"--task {task}: {err}") from None
+    return open_named_task(task), portable_task_name(task)
 
 
 def _run_config(source: Path) -> dict[str, Any]:

@@ -339,6 +339,20 @@ def open_run_task(
         raise ConfigError(f"config.json of {run_dir} names the task {run_task}: {err}") from None
 
 
+def open_named_task(name: str) -> Task:
+    """The task the user named with ``--task`` (``NAME`` or ``FILE.py:NAME``), loaded:
+    naming a file says they trust it.
+
+    Raises:
+        ConfigError: no such task or file, naming ``--task``.
+    """
+    trust_task(name)
+    try:
+        return get_task(name)
+    except ConfigError as err:
+        raise ConfigError(f"--task {name}: {err}") from None
+
+
 def get_task(name: str) -> Task:
     """The task ``name``: a registered one, or ``FILE.py:NAME`` / ``MODULE:NAME``, a task
     that file or module registers (loaded once per process, on first use).
