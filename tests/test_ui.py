@@ -241,6 +241,34 @@ def test_answers_land_in_the_store_and_train_the_reward_model(tmp_path, clips):
         trainer.close()
 
 
+def test_an_answer_given_while_the_labeler_counts_never_asks_past_the_budget(tmp_path, clips):
+    """The person answers the last waiting query just after the labeler has counted the
+    answers: the labeler must not take that query for answered and gone at once."""
+    run = make_human_run(tmp_path / "run", ENV, labels=2, **SMALL)
+    config = TrainConfig.from_dict(json.loads(run.config_path.read_text()))
+    queue = LocalClipQueue()
+    queue.put(ClipBatch(list(clips), agent_step=config.steps, final=True))  # the whole budget is due
+    role = LabelerRole(config, run.path, queue, LocalWeights(), LocalStatus())
+    try:
+        role.step()  # asks the budget's 2
+        first, second = role.store.pending_queries()
+        role.store.record_answer(first.query_id, Answer.LEFT, oracle="person")
+        counted = role.store.num_answered
+
+        def counted_then_answered():
+            number = counted()
+            role.store.record_answer(second.query_id, Answer.RIGHT, oracle="person")  # the person, meanwhile
+            return number
+
+        role.store.num_answered = counted_then_answered
+        role.step()
+        role.store.num_answered = counted
+        assert role.store.pending_queries() == [] and role.store.num_answered() == 2
+        assert len(role.store.labels()) == 2  # no third query
+    finally:
+        role.close()
+
+
 def test_a_live_run_keeps_asking_until_its_budget_is_spent(tmp_path, clips):
     """The run's real labeler keeps 3 queries pending; the window answers them as they come."""
     labels = 6

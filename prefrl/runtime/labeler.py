@@ -152,6 +152,10 @@ class LabelerRole(Role):
         self.status.put(Status(self.name, "done", self.agent_step, values))
 
     def _queue_for_human(self) -> bool:
+        # the waiting queries before the answers: one the person answers in between then
+        # counts twice (one query fewer now, asked next time), never zero times (one query
+        # past the budget)
+        waiting = len(self.store.pending_queries())
         answered = self.store.num_answered()
         changed = answered != self.answered
         self.answered = answered
@@ -159,7 +163,6 @@ class LabelerRole(Role):
             self._videos_of_human_answers()
         if self.answered >= self.cfg.labels:
             return changed
-        waiting = len(self.store.pending_queries())
         wanted = self._wanted()
         num = min(self.human_queue - waiting, wanted - self.answered - waiting)
         if num > 0 and len(self.pool) >= 2:
