@@ -313,16 +313,30 @@ class Tour:
         task_file = self.root / "evil_task.py"
         task_file.write_text(f"open({str(marker)!r}, 'w').close()\n")
         data = json.loads((run / "config.json").read_text())
-        (run / "config.json").write_text(json.dumps({**data, "task": f"{task_file}:x"}))
-        result = self.prefrl("play", str(run))
-        self.record(
-            "config.json names a task file someone else wrote",
-            "prefrl play RUN",
-            result,
-            labels=None,
-            kept_every_label=True,
-            outcome="refused without --trust-task-file" if not marker.exists() else "RAN CODE",
-        )
+        # a run labelled by a person (as `prefrl label` needs) of a task in a file someone wrote
+        (run / "config.json").write_text(json.dumps({**data, "task": f"{task_file}:x", "oracle": "human"}))
+        # every command that opens a run's task
+        for command in (
+            ["play", "RUN"],
+            ["resume", "RUN"],
+            ["label", "RUN"],
+            ["fit-reward", "RUN", "--run-dir", str(self.root / "fit")],
+            ["baseline", "--reward", "RUN", "--run-dir", str(self.root / "retrain")],
+        ):
+            result = self.prefrl(*(str(run) if arg == "RUN" else arg for arg in command))
+            refused = result.returncode == 2 and "--trust-task-file" in result.stderr
+            self.record(
+                "config.json names a task file someone else wrote",
+                " ".join(["prefrl", *command[: command.index("RUN") + 1]]),
+                result,
+                labels=None,
+                kept_every_label=True,
+                outcome="RAN CODE"
+                if marker.exists()
+                else "refused without --trust-task-file"
+                if refused
+                else "FAILED",
+            )
         (run / "config.json").write_text(json.dumps(data))
 
     def disk_full(self) -> None:
@@ -413,10 +427,38 @@ def tmpfs(size: str) -> Iterator[Path | None]:
             mount.rmdir()
 
 
+def merged_rows(path: Path, new: list[dict]) -> list[dict]:
+    """The rows of ``path`` (an earlier tour) with ``new`` in place of those of the same
+    fault and command; a new row without an old one goes after the new row before it."""
+    try:
+        with path.open(newline="") as f:
+            rows: list[dict] = list(csv.DictReader(f))
+    except FileNotFoundError:
+        return new
+    at = {(row["fault"], row["command"]): i for i, row in enumerate(rows)}
+    after = len(rows) - 1
+    for row in new:
+        key = (row["fault"], row["command"])
+        if key in at:
+            after = at[key]
+            rows[after] = row
+        else:
+            after += 1
+            rows.insert(after, row)
+            at = {(r["fault"], r["command"]): i for i, r in enumerate(rows)}
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="docs/reliability")
-    parser.add_argument("--only", nargs="*", default=None, help="run only these faults (method names)")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        help="run only these faults (method names); their rows replace those of the same fault and "
+        "command in --out's faults.csv, whose other rows are kept",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     os.environ.update(SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy", PYTHONUNBUFFERED="1")
@@ -441,18 +483,25 @@ def main() -> int:
                 fault(tour)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {
+            **row,
+            "told": re.sub(r"/tmp/prefrl-tmpfs-\w+", "/small", str(row["told"]).replace(root, "/tmp/RUNS")),
+            "labels": "" if not row.get("labels") else "{}/{}".format(*row["labels"]),
+        }
+        for row in tour.rows
+    ]
+    if args.only is not None:
+        rows = merged_rows(out / "faults.csv", rows)
     with (out / "faults.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
-        for row in tour.rows:
-            told = re.sub(r"/tmp/prefrl-tmpfs-\w+", "/small", str(row["told"]).replace(root, "/tmp/RUNS"))
-            labels = row.get("labels")
-            writer.writerow({**row, "told": told, "labels": "" if not labels else f"{labels[0]}/{labels[1]}"})
-    print("\n| fault | exit | labels | kept every label | outcome |\n| --- | --- | --- | --- | --- |")
-    for row in tour.rows:
-        labels = row.get("labels")
+        writer.writerows(rows)
+    print("\n| fault | command | exit | labels | kept every label | outcome |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for row in rows:
         print(
-            f"| {row['fault']} | {row['exit_code']} | {'' if not labels else f'{labels[0]}/{labels[1]}'} "
+            f"| {row['fault']} | {row['command']} | {row['exit_code']} | {row['labels']} "
             f"| {row['kept_every_label']} | {row['outcome']} |"
         )
     print(f"\nwrote {out / 'faults.csv'}")
