@@ -38,6 +38,7 @@ from prefrl.reward.sources import (
 )
 from prefrl.rundir import MetricsLogger, RunDir, RunFileError, RunFormatError
 from prefrl.tasks import (  # importing it registers the built-in tasks' env ids (prefrl/...)
+    locate_run_task,
     open_named_task,
     open_run_task,
     portable_task_name,
@@ -183,13 +184,15 @@ class BaselineSettings:
         """Load the task the baseline runs on (registering its env id): the learned
         reward's run's, if trusted (``trust_task_file``, or named again as ``task``), else
         ``task``; the env id becomes the task's."""
-        run_task = self.learned.config.get("task") if self.learned else None
+        run_task = (
+            locate_run_task(self.learned.config.get("task") or None, self.task) if self.learned else None
+        )
         if run_task:
             assert self.learned is not None
             task = open_run_task(
-                str(run_task), named=self.task, trust=self.trust_task_file, run_dir=self.learned.path
+                run_task, named=self.task, trust=self.trust_task_file, run_dir=self.learned.path
             )
-            self.task = str(run_task)
+            self.task = run_task
         elif self.task is not None:
             task = open_named_task(self.task)
         else:

@@ -494,16 +494,18 @@ def cmd_import(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_resume(args: argparse.Namespace) -> dict[str, Any]:
     from prefrl.rundir import RunDir
     from prefrl.runtime.run import resume
-    from prefrl.tasks import open_run_task
+    from prefrl.tasks import locate_run_task, open_run_task
     from prefrl.ui import LabelingWindowProcess
     from prefrl.upgrade import check_run_checkpoints
 
-    config = RunDir(args.run_dir).read_config()
+    run = RunDir(args.run_dir)
+    config = run.read_config()
     # its task, loaded here (a task file only if trusted); the run's processes inherit the trust
-    open_run_task(
-        config.get("task") or None, named=args.task, trust=args.trust_task_file, run_dir=args.run_dir
-    )
+    run_task = locate_run_task(config.get("task") or None, args.task)
+    open_run_task(run_task, named=args.task, trust=args.trust_task_file, run_dir=args.run_dir)
     check_run_checkpoints(args.run_dir)  # an old or unsafe checkpoint: refused here, not in a child
+    if run_task != (config.get("task") or None):  # a run made elsewhere: its task file is the user's copy
+        run.write_config({**config, "task": run_task})
     return resume(
         args.run_dir,
         steps=args.steps,

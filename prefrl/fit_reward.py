@@ -34,6 +34,7 @@ from prefrl.rundir import MetricsLogger, RunDir
 from prefrl.runtime.config import PREFERENCE_DEFAULTS
 from prefrl.tasks import (  # importing it registers the built-in tasks' env ids (prefrl/...)
     Task,
+    locate_run_task,
     open_named_task,
     open_run_task,
     portable_task_name,
@@ -157,9 +158,9 @@ def _open_labels_task(
 ) -> tuple[Task | None, str | None]:
     """The behaviour task of ``source``'s labels, loaded, and its portable name (both None
     for labels of a plain env): a run's own task, else the one ``task`` names."""
-    run_task = source_config.get("task")
+    run_task = locate_run_task(source_config.get("task") or None, task)
     if run_task:
-        return open_run_task(str(run_task), named=task, trust=trust_task_file, run_dir=source), str(run_task)
+        return open_run_task(run_task, named=task, trust=trust_task_file, run_dir=source), run_task
     if task is None:
         return None, None
     return open_named_task(task), portable_task_name(task)

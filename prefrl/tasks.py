@@ -308,6 +308,9 @@ def trust_run_task(
     """
     if named is not None:
         if not run_task or portable_task_name(named) != run_task:
+            named_source = named.rpartition(":")[0]
+            if named_source.endswith(".py") and not Path(named_source).is_file():
+                raise ConfigError(f"--task {named}: task file {named_source} not found")
             raise TaskMismatch(
                 f"--task {named} is not the task of {run_dir or 'the run'} ({run_task or 'none'}); "
                 "pass the task its config.json names, or --trust-task-file"
@@ -321,13 +324,15 @@ def open_run_task(
 ) -> Task | None:
     """The task a run's ``config.json`` names (``run_task``; None for a run without one),
     loaded so that its env id is registered in this process; a task file only if the user
-    trusts it (see :func:`trust_run_task`).
+    trusts it (see :func:`trust_run_task`), and from the user's copy (``named``) if the
+    file is not where the run recorded it (:func:`locate_run_task`).
 
     Raises:
         UntrustedTaskFile: the file is not trusted (naming ``run_dir``).
         TaskMismatch: ``named`` is not the run's task.
         ConfigError: the task is unknown to this prefrl, or its file is gone.
     """
+    run_task = locate_run_task(run_task, named)
     trust_run_task(run_task, named=named, trust=trust, run_dir=run_dir)
     if not run_task:
         return None
@@ -336,7 +341,34 @@ def open_run_task(
     except UntrustedTaskFile as err:
         raise err.for_run(run_dir) from None
     except ConfigError as err:
+        source, _, short = run_task.rpartition(":")
+        if source.endswith(".py") and not Path(source).is_file():
+            raise ConfigError(
+                f"config.json of {run_dir} names the task file {source}, which is not on this machine "
+                f"(the run was made or moved elsewhere): pass --task FILE.py:{short} with your copy of "
+                "that file"
+            ) from None
         raise ConfigError(f"config.json of {run_dir} names the task {run_task}: {err}") from None
+
+
+def locate_run_task(run_task: str | None, named: str | None) -> str | None:
+    """The name under which this machine finds a run's task: ``run_task`` (its
+    ``config.json``'s), or, where that names a task file that is not here (a run made
+    on another machine, or moved), ``named`` (``--task``) if it names the same task in a
+    file that is here: the user's copy of the file."""
+    if not run_task or named is None:
+        return run_task
+    source, _, short = run_task.rpartition(":")
+    named_source, _, named_short = named.rpartition(":")
+    if (
+        source.endswith(".py")
+        and not Path(source).is_file()
+        and named_short == short
+        and named_source.endswith(".py")
+        and Path(named_source).is_file()
+    ):
+        return portable_task_name(named)
+    return run_task
 
 
 def open_named_task(name: str) -> Task:

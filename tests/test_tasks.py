@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -702,3 +703,67 @@ def test_the_labels_and_the_window_of_a_task_file_run_open_elsewhere_only_when_t
     assert open_run(human, trust_task_file=True).instruction == "Which pole leans to the right?"
     with pytest.raises(tasks.TaskMismatch, match="is not the task of"):
         open_run(human, task="spin")
+
+
+def test_a_task_file_run_made_elsewhere_opens_with_the_users_copy_of_the_file(tmp_path):
+    """A run of a task file, shared with someone whose copy of the file is elsewhere (its
+    config.json names a path that is not on their machine): every command says so and
+    asks for ``--task COPY.py:NAME``; given that, it opens with the copy, and ``prefrl
+    resume`` records the copy in config.json."""
+    from prefrl.ui.run_info import open_run
+
+    alice = tmp_path / "alice"
+    alice.mkdir()
+    original = write_task_file(alice, "leanmoved")
+    trust_task_file(original)
+    config = TrainConfig(
+        task=f"{original.resolve()}:leanmoved",
+        steps=512,
+        labels=4,
+        backend="inprocess",
+        num_evals=1,
+        eval_episodes=1,
+        ppo={"num_envs": 2, "num_steps": 128},
+        reward_model={"epochs_per_round": 2, "min_steps_per_round": 5},
+    )
+    assert train(config, alice / "run", progress=False, video=False)["labels_used"] == 4
+    bob = tmp_path / "bob"  # the run and a copy of the file, on a machine without Alice's
+    shutil.copytree(alice / "run", bob / "run")
+    copy = bob / "my_copy.py"
+    shutil.copy(original, copy)
+    original.unlink()
+    run, mine = bob / "run", f"{copy.resolve()}:leanmoved"
+    human = bob / "human"  # a run of the same task that a person labels
+    human.mkdir()
+    (human / "config.json").write_text(
+        json.dumps({**json.loads((run / "config.json").read_text()), "oracle": "human"})
+    )
+
+    def prefrl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "prefrl.cli", *args], capture_output=True, text=True)
+
+    out = prefrl("play", str(run), "--trust-task-file", "--out", str(bob / "a.mp4"))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.endswith(
+        f"names the task file {original.resolve()}, which is not on this machine (the run was made or "
+        "moved elsewhere): pass --task FILE.py:leanmoved with your copy of that file\n"
+    )
+    out = prefrl("play", str(run), "--task", f"{bob / 'nothere.py'}:leanmoved")
+    assert out.returncode == 2 and f"task file {bob / 'nothere.py'} not found" in out.stderr, out.stderr
+    assert (
+        prefrl("play", str(run), "--task", str(copy) + ":leanmoved", "--out", str(bob / "b.mp4")).returncode
+        == 0
+    )
+    assert open_run(human, task=str(copy) + ":leanmoved").task == mine  # the window renders with the copy
+    fit = prefrl(
+        "fit-reward", str(run), "--task", f"{copy}:leanmoved", "--rounds", "1", "--run-dir", str(bob / "fit")
+    )
+    assert fit.returncode == 0, fit.stderr
+    assert json.loads((bob / "fit" / "config.json").read_text())["task"] == mine
+    resumed = prefrl(
+        "resume", str(run), "--task", f"{copy}:leanmoved", "--steps", "768", "--no-video", "--quiet"
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run / "config.json").read_text())["task"] == mine
+    assert json.loads((run / "summary.json").read_text())["env_steps"] >= 768
+    assert prefrl("play", str(run), "--trust-task-file", "--out", str(bob / "c.mp4")).returncode == 0

@@ -17,7 +17,7 @@ from prefrl.errors import MissingFileError, RunKindError
 from prefrl.prefs.store import PreferenceStore, Query
 from prefrl.rundir import RunDir, read_run_status
 from prefrl.status import RunStatus
-from prefrl.tasks import instruction_for, open_run_task
+from prefrl.tasks import instruction_for, locate_run_task, open_run_task
 
 STATUS_STALE_S = 30.0
 """a ``status.json`` saying ``running`` but older than this is from a run that died"""
@@ -128,7 +128,7 @@ def open_run(run_dir: str | Path, *, trust_task_file: bool = False, task: str | 
             "Start a run you label yourself with `prefrl train ENV --oracle human`."
         )
     env_id = str(config["env_id"])
-    run_task = str(config["task"]) if config.get("task") else None
+    run_task = locate_run_task(str(config["task"]) if config.get("task") else None, task)
     # the clips of a task's env are rendered in this process and its renderer's: its env
     # id must be registered, so an untrusted task file is refused before the window opens
     behaviour = open_run_task(run_task, named=task, trust=trust_task_file, run_dir=path)
