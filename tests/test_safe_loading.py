@@ -326,8 +326,11 @@ def test_a_run_dirs_task_file_runs_only_when_trusted(tmp_path, capsys):
     assert capsys.readouterr().err == expected
     assert main(["resume", str(run)]) == 2
     assert capsys.readouterr().err == expected.replace("prefrl play", "prefrl resume")
+    (tmp_path / "other.py").write_text("")  # another file, naming the same task
     assert main(["play", str(run), "--task", f"{tmp_path / 'other.py'}:safeplay"]) == 2
     assert "is not the task of" in capsys.readouterr().err
+    assert main(["play", str(run), "--task", f"{tmp_path / 'none.py'}:safeplay"]) == 2
+    assert capsys.readouterr().err.endswith(f"task file {tmp_path / 'none.py'} not found\n")
     assert not marker.exists()
     assert tasks.TRUSTED_TASK_FILES_ENV not in os.environ
 

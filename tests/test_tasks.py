@@ -516,6 +516,20 @@ def write_task_file(tmp_path, name):
     return path
 
 
+def small_task_run(task: str, steps: int = 512, labels: int = 4) -> TrainConfig:
+    """A run of ``task`` small enough for a test: in-process, a few labels, short rollouts."""
+    return TrainConfig(
+        task=task,
+        steps=steps,
+        labels=labels,
+        backend="inprocess",
+        num_evals=1,
+        eval_episodes=1,
+        ppo={"num_envs": 2, "num_steps": 128},
+        reward_model={"epochs_per_round": 2, "min_steps_per_round": 5},
+    )
+
+
 def test_a_task_from_a_file_errors_clearly(tmp_path):
     path = write_task_file(tmp_path, "leanerr")
     trust_task_file(path)
@@ -593,16 +607,7 @@ def test_a_task_from_a_file_runs_and_is_found_again_in_a_fresh_process(tmp_path,
     path = write_task_file(tmp_path, "leanrun")
     monkeypatch.chdir(tmp_path)
     trust_task_file(path.name)  # what `prefrl train --task` does; the fresh process inherits it
-    config = TrainConfig(
-        task=f"{path.name}:leanrun",  # relative to the working directory
-        steps=1024,
-        labels=6,
-        backend="inprocess",
-        num_evals=1,
-        eval_episodes=1,
-        ppo={"num_envs": 2, "num_steps": 128},
-        reward_model={"epochs_per_round": 2, "min_steps_per_round": 5},
-    )
+    config = small_task_run(f"{path.name}:leanrun", steps=1024, labels=6)  # relative to the working directory
     assert config.task == f"{path.resolve()}:leanrun" and config.env_id == "prefrl/CartPoleLeanrun-v0"
     assert config.fixed_length is True and config.clip_length == 25
     summary = train(config, tmp_path / "run", progress=False, video=False)
@@ -641,16 +646,7 @@ def test_the_labels_and_the_window_of_a_task_file_run_open_elsewhere_only_when_t
     path = write_task_file(tmp_path, "leanfit")
     name = f"{path.resolve()}:leanfit"
     trust_task_file(path)  # what `prefrl train --task` does
-    config = TrainConfig(
-        task=name,
-        steps=512,
-        labels=4,
-        backend="inprocess",
-        num_evals=1,
-        eval_episodes=1,
-        ppo={"num_envs": 2, "num_steps": 128},
-        reward_model={"epochs_per_round": 2, "min_steps_per_round": 5},
-    )
+    config = small_task_run(name)
     run = tmp_path / "run"
     assert train(config, run, progress=False, video=False)["labels_used"] == 4
     human = tmp_path / "human"  # a run a person labels, of the same task
@@ -716,16 +712,7 @@ def test_a_task_file_run_made_elsewhere_opens_with_the_users_copy_of_the_file(tm
     alice.mkdir()
     original = write_task_file(alice, "leanmoved")
     trust_task_file(original)
-    config = TrainConfig(
-        task=f"{original.resolve()}:leanmoved",
-        steps=512,
-        labels=4,
-        backend="inprocess",
-        num_evals=1,
-        eval_episodes=1,
-        ppo={"num_envs": 2, "num_steps": 128},
-        reward_model={"epochs_per_round": 2, "min_steps_per_round": 5},
-    )
+    config = small_task_run(f"{original.resolve()}:leanmoved")
     assert train(config, alice / "run", progress=False, video=False)["labels_used"] == 4
     bob = tmp_path / "bob"  # the run and a copy of the file, on a machine without Alice's
     shutil.copytree(alice / "run", bob / "run")
