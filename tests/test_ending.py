@@ -4,6 +4,7 @@ import pytest
 from test_runtime import small
 
 from prefrl.errors import ConfigError
+from prefrl.prefs.store import PreferenceStore
 from prefrl.runtime.ending import RunEnd, end_of_run
 from prefrl.runtime.run import train
 
@@ -66,3 +67,27 @@ def test_a_budget_below_two_labels_is_refused_before_anything_is_written(tmp_pat
             match=rf"^--labels {labels}: must be at least 2 \(a pair needs 2; PPO without any label",
         ):
             small(labels=labels)
+
+
+def test_a_pair_is_never_asked_twice_and_a_run_out_of_new_pairs_ends_short(tmp_path):
+    # CartPole's early episodes end before most clips of 50 steps are complete: a handful
+    # of clips, fewer pairs than the 20 labels asked for
+    config = small(
+        backend="inprocess",
+        env_id="CartPole-v1",
+        fixed_length=False,
+        clip_length=50,
+        steps=2048,
+        labels=20,
+        ppo={"num_envs": 4, "num_steps": 256},
+    )
+    summary = train(config, tmp_path / "r", progress=False, video=False)
+    with PreferenceStore(tmp_path / "r" / "prefs.sqlite") as store:
+        pairs = [frozenset(pair) for pair in store.asked_pairs()]
+        clips = len(store.recent_clips(1000))
+    assert 2 <= clips and len(set(pairs)) == len(pairs) == clips * (clips - 1) // 2 < 20
+    assert summary["complete"] is False and summary["labels_used"] == len(pairs)
+    assert summary["incomplete_reason"].startswith(
+        f"the agent finished with {clips} clip(s) to compare, and every pair of them was asked; "
+        f"{len(pairs)} of 20 labels were given"
+    )

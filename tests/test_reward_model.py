@@ -7,7 +7,7 @@ import torch
 
 from prefrl.envs import VecEnv, make_env
 from prefrl.prefs.clips import Clip, ClipCutter
-from prefrl.prefs.selection import disagreement_scores, random_pairs, select_pairs
+from prefrl.prefs.selection import SELECTIONS, disagreement_scores, select_pairs, unasked_pairs
 from prefrl.reward import LearnedRewardWrapper, RewardModel, RewardModelConfig, load_reward_model
 from prefrl.reward.trainer import PreferenceTrainer, adapt_l2, bootstrap_counts, preference_loss
 
@@ -74,9 +74,28 @@ def test_disagreement_picks_the_most_disputed_pair():
     assert np.allclose(disagreement_scores(agree, clips, pairs), 0.0)
 
 
-def test_random_pairs_are_distinct_clips():
-    pairs = random_pairs(3, 1000, np.random.default_rng(0))
-    assert (pairs[:, 0] != pairs[:, 1]).all() and set(pairs.ravel()) == {0, 1, 2}
+def test_no_pair_is_asked_twice_by_any_selection():
+    clips = [make_clip([float(i), float(i)]) for i in range(4)]  # 6 pairs
+    ids = [c.clip_id for c in clips]
+    model = linear_model([1.0, -1.0, 0.0])
+
+    def unordered(pairs):
+        return sorted(tuple(sorted(p)) for p in pairs.tolist())
+
+    every = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    asked = {(ids[0], ids[1]), (ids[3], ids[2])}  # the second one asked the other way round
+    for selection in SELECTIONS:
+        pairs, _ = select_pairs(clips, 100, np.random.default_rng(0), selection, model)
+        assert unordered(pairs) == every, selection  # each pair once, however many are wanted
+        pairs, _ = select_pairs(clips, 100, np.random.default_rng(0), selection, model, asked=asked)
+        assert unordered(pairs) == [(0, 2), (0, 3), (1, 2), (1, 3)], selection
+        all_asked = {(ids[i], ids[j]) for i, j in every}
+        pairs, scores = select_pairs(clips, 3, np.random.default_rng(0), selection, model, asked=all_asked)
+        assert pairs.shape == (0, 2) and scores is None, selection
+    assert unasked_pairs(clips[:1]).shape == (0, 2)
+    # either clip is shown on the left
+    shown = np.concatenate([select_pairs(clips, 6, np.random.default_rng(s))[0] for s in range(5)])
+    assert (shown[:, 0] < shown[:, 1]).any() and (shown[:, 0] > shown[:, 1]).any()
 
 
 def test_output_normalization_and_round_trip(tmp_path):

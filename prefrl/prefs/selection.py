@@ -1,6 +1,10 @@
 """Choosing which pairs of clips to ask about.
 
 - ``random``: uniformly random pairs of distinct recent clips (the paper's baseline).
+
+Every way draws from the pairs not asked before (``asked``, the clip ids of the store's
+queries, either way round) and never the same pair twice at once: a pair asked again
+costs a label and teaches nothing new.
 - ``disagreement``: sample ``oversample`` times more random candidate pairs than needed
   and ask about those on which the ensemble members disagree most: the highest
   variance across members of the predicted probability that the left clip is preferred.
@@ -16,7 +20,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Literal, Protocol, get_args
 
 import numpy as np
@@ -41,14 +45,25 @@ class PreferenceModel(Protocol):
         ...
 
 
-def random_pairs(num_clips: int, num_pairs: int, rng: np.random.Generator) -> np.ndarray:
-    """``(num_pairs, 2)`` indices of distinct clips, uniformly at random."""
-    if num_clips < 2:
-        raise ValueError(f"need at least 2 clips to make a pair, have {num_clips}")
-    first = rng.integers(num_clips, size=num_pairs)
-    # an offset in [1, n-1] guarantees the second index differs from the first
-    second = (first + rng.integers(1, num_clips, size=num_pairs)) % num_clips
-    return np.stack([first, second], axis=1)
+def unasked_pairs(clips: Sequence[Clip], asked: Collection[tuple[str, str]] = ()) -> np.ndarray:
+    """``(P, 2)`` indices ``i < j`` of every pair of distinct ``clips`` whose clip ids are
+    not a pair of ``asked`` (either way round), in index order."""
+    index = {clip.clip_id: k for k, clip in enumerate(clips)}
+    fresh = np.triu(np.ones((len(clips), len(clips)), dtype=bool), k=1)
+    for a, b in asked:
+        i, j = index.get(a), index.get(b)
+        if i is not None and j is not None:
+            fresh[min(i, j), max(i, j)] = False
+    return np.argwhere(fresh)
+
+
+def random_pairs(fresh: np.ndarray, num_pairs: int, rng: np.random.Generator) -> np.ndarray:
+    """``min(num_pairs, P)`` of the pairs ``fresh`` ``(P, 2)``, uniformly at random without
+    repeats, each shown either way round at random."""
+    picked = fresh[rng.choice(len(fresh), size=min(num_pairs, len(fresh)), replace=False)]
+    swap = rng.random(len(picked)) < 0.5
+    picked[swap] = picked[swap][:, ::-1]
+    return picked
 
 
 def disagreement_scores(model: PreferenceModel, clips: Sequence[Clip], pairs: np.ndarray) -> np.ndarray:
@@ -105,8 +120,10 @@ def select_pairs(
     selection: str = "random",
     model: PreferenceModel | None = None,
     oversample: int = 10,
+    asked: Collection[tuple[str, str]] = (),
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Pick ``num_pairs`` pairs of ``clips``; returns ``(pairs (P, 2), scores (P,) or None)``.
+    """Pick up to ``num_pairs`` pairs of ``clips`` that are not in ``asked`` (clip ids);
+    returns ``(pairs (P, 2), scores (P,) or None)``, fewer pairs when fewer are left.
 
     ``disagreement`` falls back to ``random`` until a trained model exists (version 0),
     and always returns pairs in decreasing order of disagreement. ``diverse`` scores
@@ -114,12 +131,15 @@ def select_pairs(
     """
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, not {selection!r}")
+    fresh = unasked_pairs(clips, asked)
+    if len(fresh) == 0 or num_pairs <= 0:
+        return np.zeros((0, 2), dtype=np.int64), None
     if selection == "diverse":
-        candidates = random_pairs(len(clips), num_pairs * oversample, rng)
+        candidates = random_pairs(fresh, num_pairs * oversample, rng)
         return diverse_pairs(clip_features(clips), candidates, num_pairs)
     if selection == "random" or model is None or model.version == 0:
-        return random_pairs(len(clips), num_pairs, rng), None
-    candidates = random_pairs(len(clips), num_pairs * oversample, rng)
+        return random_pairs(fresh, num_pairs, rng), None
+    candidates = random_pairs(fresh, num_pairs * oversample, rng)
     scores = disagreement_scores(model, clips, candidates)
     order = np.argsort(-scores, kind="stable")[:num_pairs]
     return candidates[order], scores[order]

@@ -398,6 +398,12 @@ class PreferenceStore:
         )
         return [Query(*row) for row in rows]
 
+    def asked_pairs(self) -> set[tuple[str, str]]:
+        """The clip ids ``(left, right)`` of every query, answered or not; set-aside queries
+        left out."""
+        rows = self._conn.execute(f"SELECT left_clip, right_clip FROM queries WHERE {IN_USE}")
+        return {(str(left), str(right)) for left, right in rows}
+
     def num_answered(self) -> int:
         """Number of answers, of every kind: ``cant_tell`` and ``skipped`` cost the labeler's
         time as well, so they count toward the label budget. Answers to set-aside queries do

@@ -12,7 +12,7 @@ import numpy as np
 
 from prefrl.oracles import Oracle, make_oracle, parse_teacher
 from prefrl.prefs.clips import Answer, Clip
-from prefrl.prefs.selection import select_pairs
+from prefrl.prefs.selection import select_pairs, unasked_pairs
 from prefrl.prefs.store import PreferenceStore
 from prefrl.render.frames import SnapshotRenderer
 from prefrl.render.pair import render_pair_video
@@ -79,6 +79,7 @@ class LabelerRole(Role):
         self.rng = np.random.default_rng([config.seed, 7])
         self.max_queries_per_step = max_queries_per_step
         self.answered = self.store.num_answered()
+        self.asked = self.store.asked_pairs()  # never asked again: a label that teaches nothing new
         self.reused_trainable = reused_trainable_labels(self.rundir)
         self.final = False  # the agent has finished: ask for the whole budget
 
@@ -110,7 +111,8 @@ class LabelerRole(Role):
         wanted = self._wanted()
         if self.answered >= wanted or len(self.pool) < 2:
             return False
-        self._add_queries(min(wanted - self.answered, self.max_queries_per_step), ask=True)
+        if not self._add_queries(min(wanted - self.answered, self.max_queries_per_step), ask=True):
+            return False  # every pair of the pool was asked: new clips will come
         self._report()
         return True
 
@@ -133,9 +135,12 @@ class LabelerRole(Role):
                     f"none of the {self.answered} answers can be trained on (every one was skipped or "
                     "can't tell), so the reward model never trained; a larger --labels budget asks more"
                 )
-        elif self.final and len(self.pool) < 2 and not self.store.pending_queries():
+        elif (
+            self.final and not self.store.pending_queries() and not len(unasked_pairs(self.pool, self.asked))
+        ):
+            few = "too few for a pair" if len(self.pool) < 2 else "and every pair of them was asked"
             reason = (
-                f"the agent finished with {len(self.pool)} clip(s) to compare, too few for a pair; "
+                f"the agent finished with {len(self.pool)} clip(s) to compare, {few}; "
                 f"{self.answered} of {self.cfg.labels} labels were given. Give the run more --steps; "
                 f"if its episodes end before a clip of {self.cfg.clip_length} steps is complete, a "
                 "shorter --clip-length, or --fixed-length STEPS (episodes of that many steps)"
@@ -165,18 +170,22 @@ class LabelerRole(Role):
             return changed
         wanted = self._wanted()
         num = min(self.human_queue - waiting, wanted - self.answered - waiting)
-        if num > 0 and len(self.pool) >= 2:
-            self._add_queries(num, ask=False)
+        if num > 0 and len(self.pool) >= 2 and self._add_queries(num, ask=False):
             changed = True
         if changed:
             self._report()
         return changed
 
-    def _add_queries(self, num: int, ask: bool) -> None:
+    def _add_queries(self, num: int, ask: bool) -> int:
+        """Add (and with ``ask``, ask) up to ``num`` queries of pairs never asked before;
+        returns how many."""
         pool = list(self.pool)
-        pairs, scores = select_pairs(pool, num, self.rng, self.cfg.selection, self.model, self.cfg.oversample)
+        pairs, scores = select_pairs(
+            pool, num, self.rng, self.cfg.selection, self.model, self.cfg.oversample, asked=self.asked
+        )
         for k, (i, j) in enumerate(pairs):
             left, right = pool[i], pool[j]
+            self.asked.add((left.clip_id, right.clip_id))
             query_id = self.store.add_query(
                 left,
                 right,
@@ -187,6 +196,7 @@ class LabelerRole(Role):
             )
             if ask:
                 self._ask(query_id, left, right)
+        return len(pairs)
 
     def _ask(self, query_id: int, left: Clip, right: Clip) -> None:
         assert self.oracle is not None
