@@ -206,6 +206,28 @@ def test_resume_after_a_stopped_run_keeps_every_label(tmp_path, how):
         assert store.pending_queries() == []
 
 
+def test_a_run_whose_store_or_agent_checkpoint_is_gone_is_not_resumed_in_silence(tmp_path, capsys):
+    run = RunDir(tmp_path / "r")
+    train(small(backend="inprocess"), run.path, progress=False, video=False)
+    run.store_path.rename(tmp_path / "kept.sqlite")
+    for extra in run.path.glob("prefs.sqlite-*"):
+        extra.unlink()
+    with pytest.raises(FileNotFoundError, match=r"prefs.sqlite is missing, but the run had 12 answers"):
+        resume(run.path, steps=8192, progress=False, video=False)
+    assert not run.store_path.exists()  # no new store was started
+    assert json.loads(run.config_path.read_text())["steps"] == 4096  # nor the budget changed
+    (tmp_path / "kept.sqlite").rename(run.store_path)
+    run.agent_checkpoint.unlink()
+    capsys.readouterr()
+    summary = resume(run.path, steps=8192, progress=False, video=False)
+    out = capsys.readouterr().out
+    assert (
+        f"warning: no agent checkpoint ({run.agent_checkpoint}), though the agent had reached step 4096"
+        in out
+    )
+    assert summary["labels_used"] == 12 and summary["complete"] is True
+
+
 def test_a_finished_run_trains_further_with_a_larger_budget(tmp_path):
     run = tmp_path / "r"
     first = train(small(backend="inprocess"), run, progress=False, video=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import shutil
 import subprocess
 import tempfile
@@ -13,14 +14,14 @@ from prefrl import __version__
 from prefrl.envs.errors import EnvError
 from prefrl.envs.make import make_env
 from prefrl.envs.snapshot import snapshotter_for
-from prefrl.errors import ConfigError, RunKindError
+from prefrl.errors import ConfigError, MissingFileError, RunKindError
 from prefrl.oracles import Oracle
 from prefrl.plotting import plot_learning_curve
 from prefrl.prefs.errors import StoreError
 from prefrl.prefs.exchange import gather_labels
 from prefrl.prefs.schema import REUSED_STORE_NAME
 from prefrl.prefs.store import PreferenceStore
-from prefrl.rundir import RunDir, mark_stopped_if_dead, window_open
+from prefrl.rundir import RunDir, column, mark_stopped_if_dead, read_metrics, read_run_status, window_open
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.ending import RunEnd
 from prefrl.runtime.errors import RunExistsError, RunInterrupted
@@ -100,6 +101,7 @@ def resume(
         ValueError: not a preference run, or a budget smaller than the run's.
         RunBusyError: a live process is running it.
         RunDirError: the run directory cannot be written (read-only, disk full, ...).
+        MissingFileError: its preference store is gone, though the run had answers.
     """
     run = RunDir(run_dir)
     mark_stopped_if_dead(run.path)  # killed: its status.json said running
@@ -111,6 +113,15 @@ def resume(
             f"{run.path} is a {data.get('kind')} run; only preference runs (prefrl train) can be resumed"
         )
     config = TrainConfig.from_dict(data)
+    answered, steps_taken = _progress_so_far(run)
+    if answered and not run.store_path.exists():  # a new store would ask every label again
+        raise MissingFileError(
+            f"{run.store_path} is missing, but the run had {answered} answers (its status.json and "
+            "metrics.csv say so): resuming would ask every label again. Put the file back (with its "
+            f"-wal file, if any), or restore the labels with `prefrl import {run.path} EXPORT_DIR|COPY.sqlite` "
+            "(an export written by `prefrl export`, or a copy of the store); to go on without them, "
+            "start a new run (prefrl train)"
+        )
     for name, new, old in (("steps", steps, config.steps), ("labels", labels, config.labels)):
         if new is not None and new < old:
             raise ConfigError(f"--{name} {new}: below the run's budget of {old}; a budget can only grow")
@@ -125,7 +136,28 @@ def resume(
         config.steps, config.labels = steps or config.steps, labels or config.labels
         run.write_config({**data, "steps": config.steps, "labels": config.labels})
         run.summary_path.unlink(missing_ok=True)  # not finished any more
+    if steps_taken and not run.agent_checkpoint.exists():
+        print(
+            f"prefrl: warning: no agent checkpoint ({run.agent_checkpoint}), though the agent had reached "
+            f"step {steps_taken} (stopped before its first checkpoint, or the file was removed): it starts "
+            "again from step 0; every label is kept",
+            flush=True,
+        )
     return _execute(config, run, progress=progress, video=video, oracle=None, window=labeling_window)
+
+
+def _progress_so_far(run: RunDir) -> tuple[int, int]:
+    """``(answers, agent steps)`` the run had reached, as its status.json and metrics.csv
+    record them (0 where neither does)."""
+    status = read_run_status(run.status_path)
+    answered, steps = (status.labels_answered or 0, status.agent_step or 0) if status else (0, 0)
+    try:
+        rows = read_metrics(run.metrics_path) if run.metrics_path.exists() else []
+    except (OSError, ValueError, csv.Error):  # unreadable: status.json alone tells
+        rows = []
+    answered = max([answered, *column(rows, "labels/answered")[1]])
+    steps = max([steps, *column(rows, "global_step")[1]])
+    return int(answered), int(steps)
 
 
 def _check(config: TrainConfig) -> None:
