@@ -46,3 +46,16 @@ def test_answer_targets():
     assert [a.mu for a in Answer] == [1.0, 0.0, 0.5, None, None]
     with pytest.raises(ValueError):
         ClipCutter("test", 0, 1)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_reward_that_is_not_a_number_is_refused_with_the_env_and_step(bad):
+    cutter = ClipCutter("MyEnv-v0", clip_length=2, num_envs=2)
+    obs, act, rew, starts, snaps = rollout(4, 2, [(0, 0), (0, 1)])
+    rew[2, 1] = bad
+    with pytest.raises(
+        ValueError,
+        match=rf"^MyEnv-v0 gave a reward of {bad} in the rollout that ended at agent step 8: clips are "
+        "compared by their true rewards, which must be numbers",
+    ):
+        cutter.cut(obs, act, rew, starts, snaps, agent_step=8)

@@ -98,7 +98,19 @@ class ClipCutter:
         snapshots: np.ndarray | None,
         agent_step: int,
     ) -> list[Clip]:
+        """Raises:
+        ValueError: a true reward is not a number (NaN or infinite): clips are compared
+            by their true rewards, and the store keeps only numbers.
+        """
         T, N = true_rewards.shape
+        bad = np.flatnonzero(~np.isfinite(true_rewards).all(axis=1))
+        if len(bad):
+            t = int(bad[0])
+            raise ValueError(
+                f"{self.env_id} gave a reward of {true_rewards[t][~np.isfinite(true_rewards[t])][0]} in the "
+                f"rollout that ended at agent step {agent_step}: clips are compared by their true rewards, which must be "
+                "numbers; fix the env's reward (or the task's behaviour_reward)"
+            )
         clips: list[Clip] = []
         for i in range(N):
             starts = np.flatnonzero(episode_starts[:, i])
