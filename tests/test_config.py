@@ -11,6 +11,7 @@ import pytest
 import prefrl.runtime.run
 from prefrl import cli
 from prefrl.baseline import REWARDS, BaselineSettings, RewardKind
+from prefrl.envs.make import make_env
 from prefrl.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -363,6 +364,14 @@ def test_image_envs_take_the_papers_atari_settings():
 def test_other_envs_get_clips_of_a_second_and_a_half(env_id, clip_length, fixed_length):
     config = TrainConfig(env_id=env_id)
     assert (config.clip_length, config.fixed_length) == (clip_length, fixed_length)
+
+
+def test_a_time_limit_in_the_env_id_wins_over_the_envs_usual_horizon():
+    # CartPole's runs have episodes of 200 steps; the id asks for 50, a flag for 100
+    assert TrainConfig(env_id="CartPole-v1").fixed_length == 200
+    assert TrainConfig(env_id="CartPole-v1(max_episode_steps=50)").fixed_length is True
+    assert TrainConfig(env_id="CartPole-v1(max_episode_steps=50)", fixed_length=100).fixed_length == 100
+    assert make_env("CartPole-v1(max_episode_steps=50)", fixed_length=True).spec.max_episode_steps == 50
 
 
 def test_an_unknown_env_id_is_a_config_error():

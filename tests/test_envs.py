@@ -242,6 +242,11 @@ def test_an_env_id_may_carry_keyword_arguments_for_gymnasium_make():
         ("Pendulum-v1(g=1)(h=2)", "NAME=VALUE pairs of Python literals"),
         ("Hopper-v5(gravity=1.0)", "Hopper-v5 takes no keyword argument 'gravity'"),
         ("Pendulm-v1(g=2.0)", "Unknown env id 'Pendulm-v1'"),
+        # a value the env cannot take: named, not taken for a missing OpenGL library
+        ("Reacher-v5(frame_skip=0)", "Reacher-v5(frame_skip=0) cannot be built: ZeroDivisionError"),
+        ("Hopper-v5(xml_file='no.xml')", "Hopper-v5(xml_file='no.xml') cannot be built: OSError: File "),
+        ("CartPole-v1(max_episode_steps='x')", "max_episode_steps='x': must be a whole number of steps"),
+        ("CartPole-v1(max_episode_steps=0)", "max_episode_steps=0: must be a whole number of steps"),
     ],
 )
 def test_bad_env_keyword_arguments_are_a_clear_error(env_id, says):

@@ -310,6 +310,10 @@ def make_env(
     """
     env_id, id_kwargs = split_env_kwargs(env_id)
     env_kwargs = {**id_kwargs, **env_kwargs}
+    given = dict(env_kwargs)  # the caller's, before prefrl adds its own
+    limit = env_kwargs.get("max_episode_steps")
+    if limit is not None and (type(limit) is not int or limit < 1):
+        raise EnvError(f"{env_id}: max_episode_steps={limit!r}: must be a whole number of steps, at least 1")
     _ensure_registered(env_id)
     mujoco = is_mujoco_id(env_id)
     atari = is_atari_id(env_id) and env_kwargs.get("obs_type", "rgb") != "ram"
@@ -340,7 +344,7 @@ def make_env(
         else:
             env = gym.make(env_id, render_mode=render_mode, **env_kwargs)
     except Exception as err:
-        error = _build_error(env_id, mujoco, err, env_kwargs)
+        error = _build_error(env_id, mujoco, err, given)
         if error is None:
             raise
         raise error from err
@@ -356,16 +360,17 @@ def make_env(
 
 
 def _build_error(env_id: str, mujoco: bool, err: Exception, env_kwargs: dict[str, Any]) -> EnvError | None:
-    """An :class:`EnvError` naming the fix for a failure to build ``env_id``, if there is one."""
+    """An :class:`EnvError` naming the fix for a failure to build ``env_id`` with the
+    caller's ``env_kwargs``, if there is one."""
     unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(err))
     if isinstance(err, TypeError) and unexpected and unexpected[1] in env_kwargs:
         return EnvError(
             f"{env_id} takes no keyword argument {unexpected[1]!r} ({err}). Fix: pass only "
             f"arguments its constructor (or gymnasium.make) takes, e.g. {ENV_KWARGS_EXAMPLE!r}."
         )
-    if mujoco:
-        if isinstance(err, ModuleNotFoundError) and (err.name or "").split(".")[0] == "mujoco":
-            return EnvError(f"{env_id} needs MuJoCo, which is not installed. Fix: {MUJOCO_INSTALL_FIX}")
+    if mujoco and isinstance(err, ModuleNotFoundError) and (err.name or "").split(".")[0] == "mujoco":
+        return EnvError(f"{env_id} needs MuJoCo, which is not installed. Fix: {MUJOCO_INSTALL_FIX}")
+    if mujoco and isinstance(err, (ImportError, AttributeError, RuntimeError)):
         # mujoco imports its OpenGL backend (MUJOCO_GL) on import: a missing GL library
         # surfaces here as ImportError, AttributeError or RuntimeError.
         backend = os.environ.get("MUJOCO_GL")
@@ -375,6 +380,12 @@ def _build_error(env_id: str, mujoco: bool, err: Exception, env_kwargs: dict[str
         )
     if isinstance(err, (gym.error.DependencyNotInstalled, ImportError)):
         return EnvError(f"{env_id} cannot be built: {err}. Fix: pip install the package the message names.")
+    if env_kwargs:  # most likely a value the env does not take
+        given = ", ".join(f"{key}={value!r}" for key, value in env_kwargs.items())
+        return EnvError(
+            f"{env_id}({given}) cannot be built: {type(err).__name__}: {err}. Fix: check the values of "
+            "these keyword arguments against the env's documentation."
+        )
     return None
 
 

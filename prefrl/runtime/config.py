@@ -10,7 +10,14 @@ from typing import Any
 from prefrl.agent.hyperparams import default_steps, resolve_ppo_config
 from prefrl.agent.ppo import PPOConfig
 from prefrl.envs.errors import EnvError
-from prefrl.envs.make import base_env_id, frame_rate, observes_images, own_time_limit, time_limit
+from prefrl.envs.make import (
+    base_env_id,
+    frame_rate,
+    observes_images,
+    own_time_limit,
+    split_env_kwargs,
+    time_limit,
+)
 from prefrl.errors import ConfigError
 from prefrl.oracles import make_oracle, parse_teacher
 from prefrl.prefs.schedule import LabelSchedule
@@ -234,6 +241,8 @@ class TrainConfig:
             self.clip_length = int(defaults["clip_length"])
         if self.fixed_length is None:
             self.fixed_length = defaults["fixed_length"]
+            if type(self.fixed_length) is int and "max_episode_steps" in split_env_kwargs(self.env_id)[1]:
+                self.fixed_length = True  # the time limit the id asks for, not the env's usual horizon
         if self.pace is None:
             self.pace = "wait" if self.oracle == "human" else "free"
         if self.backend != "ray" and (self.workers or self.ray_address is not None):
