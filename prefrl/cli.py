@@ -84,6 +84,17 @@ def _fixed_length(value: str) -> bool | int:
     return steps
 
 
+def _at_least_one(value: str) -> int:
+    """A whole number, at least 1 (argparse names the flag)."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a whole number, at least 1")
+    return number
+
+
 def add_env_options(p: argparse.ArgumentParser, fixed_length_default: str | None = None) -> None:
     """The options every command that trains shares; ``fixed_length_default`` words the
     default of ``--fixed-length`` in its help (None: not said)."""
@@ -293,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("play", help="record videos of a run's current policy")
     p.add_argument("run_dir", help="a run directory (of prefrl train or prefrl baseline)")
-    p.add_argument("--episodes", type=int, default=1, help="episodes to record (default 1)")
+    p.add_argument("--episodes", type=_at_least_one, default=1, help="episodes to record (default 1)")
     p.add_argument("--out", default=None, help="mp4 path (default RUN_DIR/videos/play.mp4)")
     p.add_argument("--gif", action="store_true", help="also write a gif beside the mp4")
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode")

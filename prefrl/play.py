@@ -39,6 +39,7 @@ def play(
     # a task from the user's file: loading it registers its env
     open_run_task(config.get("task") or None, named=task, trust=trust_task_file, run_dir=run.path)
     path = Path(out) if out else run.videos / "play.mp4"
+    gif = gif and path.suffix.lower() != ".gif"  # --out X.gif: the video is the gif
     returns, policy = record_run_policy(
         run.path, path, episodes=episodes, seed=seed, max_frames=max_frames, gif=gif
     )

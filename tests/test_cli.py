@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from prefrl.cli import main, parse_overrides
 from prefrl.rundir import column, read_metrics
 
@@ -35,6 +37,14 @@ def test_baseline_writes_a_complete_run_directory(tmp_path, capsys):
     assert (run_dir / "learning_curve.png").stat().st_size > 10_000
     assert (run_dir / "videos" / "final_policy.mp4").stat().st_size > 1_000
     assert (run_dir / "checkpoints" / "agent.pt").exists()
+    # its policy played: a gif named with --out is the video; no episodes is no video
+    assert main(["play", str(run_dir), "--out", str(tmp_path / "p.gif"), "--gif"]) == 0
+    played = json.loads(capsys.readouterr().out)
+    assert played["video"] == str(tmp_path / "p.gif") and "gif" not in played
+    assert (tmp_path / "p.gif").read_bytes()[:3] == b"GIF"
+    with pytest.raises(SystemExit):
+        main(["play", str(run_dir), "--episodes", "0"])
+    assert "argument --episodes: '0': give a whole number, at least 1" in capsys.readouterr().err
 
 
 def test_unknown_env_id_is_a_clear_error_and_writes_nothing(tmp_path, capsys):
