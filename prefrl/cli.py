@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -598,7 +597,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"prefrl {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     if isinstance(result, dict):
-        print(json.dumps(result, indent=2))
+        from prefrl.rundir import json_text
+
+        print(json_text(result))
         if result.get("complete") is False:  # the run said why when it ended; say it last, too
             print(f"prefrl {args.command}: ended short: {result.get('incomplete_reason')}", file=sys.stderr)
             return EXIT_SHORT

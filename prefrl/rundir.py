@@ -205,7 +205,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
         RunDirError: the OS refused (disk full, read-only, ...): the message names the file.
     """
     tmp = path.with_suffix(path.suffix + ".tmp")
-    text = json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n"
+    text = json_text(data) + "\n"
     try:
         tmp.write_text(text)
         tmp.replace(path)
@@ -441,6 +441,24 @@ def mark_stopped_if_dead(run_dir: str | Path) -> bool:
     except OSError:
         pass  # read-only: the staleness of status.json still tells
     return True
+
+
+def json_text(data: Any) -> str:
+    """``data`` as indented, strict JSON: arrays as lists, paths as strings, and a number
+    that is not finite (NaN: nothing measured) as null, which every JSON reader takes."""
+    return json.dumps(_finite(data), indent=2, allow_nan=False, default=_json_default)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return _finite(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _json_default(value: Any) -> Any:

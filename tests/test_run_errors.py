@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from prefrl.cli import main
@@ -306,6 +307,17 @@ def test_config_truncated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     line = one_line(capsys)
     assert line.startswith(f"prefrl play: error: {run.config_path} is not valid JSON (")
     assert line.endswith(f"; cut short or edited?): {FIX}")
+
+
+def test_a_summary_with_nothing_measured_is_strict_json(tmp_path: Path) -> None:
+    # NaN (e.g. the accuracy of a reward model with no validation pair) is not JSON: null is
+    run = RunDir(tmp_path)
+    run.write_summary({"reward_val_accuracy": float("nan"), "returns": np.array([1.0, np.inf])})
+    text = run.summary_path.read_text()
+    assert json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in summary.json")) == {
+        "reward_val_accuracy": None,
+        "returns": [1.0, None],
+    }
 
 
 def test_summary_not_json(tmp_path: Path) -> None:
