@@ -174,10 +174,11 @@ ARGS = [
 ]
 
 
-@pytest.mark.parametrize("how", ["kill", "ctrl-c"])
+@pytest.mark.parametrize("how", ["kill", "ctrl-c", "sigterm-inprocess"])
 def test_resume_after_a_stopped_run_keeps_every_label(tmp_path, how):
     run = tmp_path / "run"
-    proc = cli("train", *ARGS, "--run-dir", str(run), stderr=subprocess.PIPE, text=True)
+    backend = ["--backend", "inprocess"] if how == "sigterm-inprocess" else []
+    proc = cli("train", *ARGS, *backend, "--run-dir", str(run), stderr=subprocess.PIPE, text=True)
     before = wait_for_labels(run, 12)
     if how == "kill":
         children = child_pids(proc.pid)
@@ -191,7 +192,10 @@ def test_resume_after_a_stopped_run_keeps_every_label(tmp_path, how):
         _, err = proc.communicate(timeout=30)
         assert "leaked" not in err, err  # no semaphore (or shared memory) was left behind
     else:
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+        else:
+            proc.send_signal(signal.SIGTERM)  # what a scheduler sends
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 1, err
         assert f"prefrl resume {run}" in err

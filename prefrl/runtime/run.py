@@ -28,7 +28,7 @@ from prefrl.runtime.errors import RunExistsError, RunInterrupted
 from prefrl.runtime.inprocess import run_inprocess
 from prefrl.runtime.labeler import reused_trainable_labels
 from prefrl.runtime.monitor import Monitor
-from prefrl.runtime.multiprocess import run_multiprocess
+from prefrl.runtime.multiprocess import run_multiprocess, sigterm_as_ctrl_c
 from prefrl.runtime.ray_backend import run_ray
 from prefrl.runtime.videos import record_run_policy
 from prefrl.utils.ray_cluster import check_ready
@@ -239,7 +239,8 @@ def _execute(
         process = window.start(run.path)  # closes by itself when the run stops
     try:
         if config.backend == "inprocess":
-            end = run_inprocess(config, run.path, monitor, oracle=oracle)
+            with sigterm_as_ctrl_c():  # the other backends stop on SIGTERM by themselves
+                end = run_inprocess(config, run.path, monitor, oracle=oracle)
         else:
             present = None if process is None else PersonWatch(process, run, config)
             backend = run_ray if config.backend == "ray" else run_multiprocess
