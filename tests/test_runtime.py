@@ -219,6 +219,10 @@ def test_a_run_whose_store_or_agent_checkpoint_is_gone_is_not_resumed_in_silence
     with pytest.raises(FileNotFoundError, match=r"prefs.sqlite is missing, but the run had 12 answers"):
         resume(run.path, steps=8192, progress=False, video=False)
     assert not run.store_path.exists()  # no new store was started
+    run.store_path.touch()  # emptied
+    with pytest.raises(FileNotFoundError, match=r"prefs.sqlite is empty, but the run had 12 answers"):
+        resume(run.path, steps=8192, progress=False, video=False)
+    assert run.store_path.stat().st_size == 0
     assert json.loads(run.config_path.read_text())["steps"] == 4096  # nor the budget changed
     (tmp_path / "kept.sqlite").rename(run.store_path)
     run.agent_checkpoint.unlink()

@@ -49,6 +49,7 @@ from prefrl.prefs.schema import (
     check_file,
     open_schema,
     read_meta,
+    recovery_hint,
 )
 
 __all__ = [
@@ -98,7 +99,10 @@ class PreferenceStore:
         try:
             # Refuse another program's database before anything (even the journal mode) is written.
             if read_meta(conn, self.path) is None and env_id is None:
-                raise StoreError(f"{self.path} holds no preference store yet; pass env_id to create one")
+                raise StoreError(
+                    f"{self.path} holds no labels: it is an empty database (the run stopped while its "
+                    f"store was being made, or the file was emptied). {recovery_hint(self.path)}"
+                )
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StoreError(

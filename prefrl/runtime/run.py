@@ -114,9 +114,12 @@ def resume(
         )
     config = TrainConfig.from_dict(data)
     answered, steps_taken = _progress_so_far(run)
-    if answered and not run.store_path.exists():  # a new store would ask every label again
+    emptied = run.store_path.exists() and run.store_path.stat().st_size == 0
+    if emptied and not answered:  # stopped as the labeler made it: nothing in it to keep
+        run.store_path.unlink()
+    if answered and (emptied or not run.store_path.exists()):  # a new store would ask every label again
         raise MissingFileError(
-            f"{run.store_path} is missing, but the run had {answered} answers (its status.json and "
+            f"{run.store_path} is {'empty' if emptied else 'missing'}, but the run had {answered} answers (its status.json and "
             "metrics.csv say so): resuming would ask every label again. Put the file back (with its "
             f"-wal file, if any), or restore the labels with `prefrl import {run.path} EXPORT_DIR|COPY.sqlite` "
             "(an export written by `prefrl export`, or a copy of the store); to go on without them, "
