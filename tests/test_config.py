@@ -359,6 +359,9 @@ def test_image_envs_take_the_papers_atari_settings():
         ("FrozenLake-v1", 6, True),  # 4 frames/s
         ("FrozenLake-v1(max_episode_steps=4)", 4, True),
         ("CliffWalking-v1", 6, False),  # no time limit of its own to make a horizon of
+        # no time limit either, and a hand of 1-3 steps: clips no longer than a random policy's
+        # median episode, or none could be cut
+        ("Blackjack-v1", 1, False),
     ],
 )
 def test_other_envs_get_clips_of_a_second_and_a_half(env_id, clip_length, fixed_length):

@@ -41,8 +41,9 @@ def test_evaluation_ends_on_an_env_without_a_time_limit(tmp_path):
 
 
 def test_an_env_that_cannot_be_snapshotted_learns_from_a_synthetic_oracle(tmp_path):
-    # Blackjack's hands are 1-3 steps long: clips of one step
-    config = TrainConfig(env_id="Blackjack-v1", clip_length=1, **TINY)
+    # Blackjack's hands are 1-3 steps long, with no time limit: its derived clips are of one step
+    config = TrainConfig(env_id="Blackjack-v1", **TINY)
+    assert config.clip_length == 1
     summary = train(config, tmp_path / "r", progress=False, video=True)
     assert summary["complete"] and summary["labels_used"] == 6
     assert (tmp_path / "r" / "videos" / "final_policy.mp4").stat().st_size > 0  # rendered live, no snapshot
@@ -53,9 +54,7 @@ def test_an_env_that_cannot_be_snapshotted_learns_from_a_synthetic_oracle(tmp_pa
 
 @pytest.mark.parametrize("changes", [dict(oracle="human"), dict(query_videos=True)])
 def test_clips_of_an_env_that_cannot_be_snapshotted_cannot_be_shown(tmp_path, changes):
-    config = TrainConfig(
-        env_id="Blackjack-v1", clip_length=1, **{**TINY, "backend": "multiprocess", **changes}
-    )
+    config = TrainConfig(env_id="Blackjack-v1", **{**TINY, "backend": "multiprocess", **changes})
     flag = "--oracle human" if changes.get("oracle") else "--query-videos"
     with pytest.raises(
         ConfigError, match=rf"^{flag}: clips must be shown, and prefrl cannot snapshot BlackjackEnv"

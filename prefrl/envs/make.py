@@ -278,6 +278,30 @@ def frame_rate(env_id: str) -> float | None:
     return _probe(env_id)[1]
 
 
+@functools.lru_cache(maxsize=64)
+def random_episode_length(env_id: str, episodes: int = 10, seed: int = 0) -> int:
+    """The median length of ``episodes`` episodes of ``env_id`` under random actions
+    (each at most its :func:`time_limit`): how long an episode of a new policy lasts.
+
+    Raises:
+        EnvError: as :func:`make_env`.
+    """
+    env = make_env(env_id)
+    env.action_space.seed(seed)
+    lengths = []
+    try:
+        for episode in range(episodes):
+            env.reset(seed=seed + episode)
+            steps, done = 0, False
+            while not done:
+                _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+                steps, done = steps + 1, terminated or truncated
+            lengths.append(steps)
+    finally:
+        env.close()
+    return int(np.median(lengths))
+
+
 def make_env(
     env_id: str,
     *,

@@ -15,6 +15,7 @@ from prefrl.envs.make import (
     frame_rate,
     observes_images,
     own_time_limit,
+    random_episode_length,
     split_env_kwargs,
     time_limit,
 )
@@ -86,11 +87,16 @@ def preference_defaults(env_id: str) -> dict[str, Any]:
         fps = frame_rate(env_id)
     except EnvError as err:
         raise ConfigError(str(err)) from None
-    clip_length = round(CLIP_SECONDS * fps) if fps else 50
-    return dict(
-        clip_length=max(1, min(clip_length, time_limit(env_id))),
-        fixed_length=own_time_limit(env_id) is not None,
-    )
+    clip_length = max(1, min(round(CLIP_SECONDS * fps) if fps else 50, time_limit(env_id)))
+    fixed_length = own_time_limit(env_id) is not None
+    if not fixed_length:
+        # episodes end when the env says (no horizon to fix): a clip never spans two, so one
+        # longer than a new policy's episodes could never be cut (Blackjack: a hand, 1-3 steps)
+        try:
+            clip_length = max(1, min(clip_length, random_episode_length(env_id)))
+        except EnvError as err:
+            raise ConfigError(str(err)) from None
+    return dict(clip_length=clip_length, fixed_length=fixed_length)
 
 
 """the label budget of a run on a plain env (a task brings its own)"""
