@@ -533,8 +533,8 @@ def column(rows: list[dict[str, str]], key: str) -> tuple[list[float], list[floa
     """``(global_steps, values)`` of the rows where ``key`` has a value."""
     xs, ys = [], []
     for row in rows:
-        value = row.get(key, "")
-        if value != "":
+        value = row.get(key)
+        if value not in ("", None) and row.get("global_step") not in ("", None):  # None: a row cut short
             xs.append(float(row["global_step"]))
             ys.append(float(value))
     return xs, ys

@@ -52,12 +52,22 @@ def test_labels_left_when_the_agent_finishes_are_still_asked_and_trained_on(tmp_
 
 
 @pytest.mark.parametrize("backend", ["inprocess", "multiprocess"])
-def test_a_run_whose_every_answer_is_skipped_ends_short_and_says_why(tmp_path, backend):
-    # every clip pair falls below the threshold of a teacher whose range is far above any return
-    config = small(backend=backend, labels=6, teacher="skip:eps_skip=1.0,return_range=1e6..2e6")
+@pytest.mark.parametrize("labels, initial_fraction", [(6, 0.25), (12, 0.1)])
+def test_a_run_whose_every_answer_is_skipped_ends_short_and_says_why(
+    tmp_path, backend, labels, initial_fraction
+):
+    # every clip pair falls below the threshold of a teacher whose range is far above any return;
+    # with 12 labels, the one pair of the 2 initial clips is asked, and the agent waiting for a
+    # first model must send more clips for the rest (a pair is never asked twice)
+    config = small(
+        backend=backend,
+        labels=labels,
+        initial_fraction=initial_fraction,
+        teacher="skip:eps_skip=1.0,return_range=1e6..2e6",
+    )
     summary = train(config, tmp_path / "r", progress=False, video=False)
-    assert summary["complete"] is False and summary["labels_used"] == 6
-    assert summary["incomplete_reason"].startswith("none of the 6 answers can be trained on")
+    assert summary["complete"] is False and summary["labels_used"] == labels
+    assert summary["incomplete_reason"].startswith(f"none of the {labels} answers can be trained on")
 
 
 def test_a_budget_below_two_labels_is_refused_before_anything_is_written(tmp_path):

@@ -404,11 +404,14 @@ def _build_error(env_id: str, mujoco: bool, err: Exception, env_kwargs: dict[str
         )
     if isinstance(err, (gym.error.DependencyNotInstalled, ImportError)):
         return EnvError(f"{env_id} cannot be built: {err}. Fix: pip install the package the message names.")
-    if env_kwargs:  # most likely a value the env does not take
+    if env_kwargs and isinstance(
+        err, (TypeError, ValueError, ArithmeticError, LookupError, OSError, AssertionError)
+    ):
+        # what a value the env cannot take raises
         given = ", ".join(f"{key}={value!r}" for key, value in env_kwargs.items())
         return EnvError(
-            f"{env_id}({given}) cannot be built: {type(err).__name__}: {err}. Fix: check the values of "
-            "these keyword arguments against the env's documentation."
+            f"{env_id}({given}) cannot be built: {type(err).__name__}: {err}. Fix: most likely one of "
+            "these values; check them against the env's documentation."
         )
     return None
 

@@ -402,6 +402,13 @@ class PreferenceStore:
         )
         return [Query(*row) for row in rows]
 
+    def num_clips(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0])
+
+    def num_queries(self) -> int:
+        """Queries asked, answered or not; set-aside queries left out."""
+        return int(self._conn.execute(f"SELECT COUNT(*) FROM queries WHERE {IN_USE}").fetchone()[0])
+
     def asked_pairs(self) -> set[tuple[str, str]]:
         """The clip ids ``(left, right)`` of every query, answered or not; set-aside queries
         left out."""

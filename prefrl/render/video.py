@@ -16,21 +16,28 @@ def write_video(frames: Sequence[np.ndarray] | np.ndarray, path: str | Path, fps
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    existed = path.exists()
     path.open("ab").close()  # a path that cannot be written fails here, as an OSError naming it
     clip = ImageSequenceClip([np.asarray(f) for f in frames], fps=fps)
-    if path.suffix == ".gif":
-        clip.write_gif(str(path), fps=fps, logger=None)
-    else:
-        # yuv420p and even sizes: plays in browsers and common players
-        clip.write_videofile(
-            str(path),
-            fps=fps,
-            codec="libx264",
-            audio=False,
-            logger=None,
-            ffmpeg_params=["-pix_fmt", "yuv420p", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"],
-        )
-    clip.close()
+    try:
+        if path.suffix.lower() == ".gif":
+            clip.write_gif(str(path), fps=fps, logger=None)
+        else:
+            # yuv420p and even sizes: plays in browsers and common players
+            clip.write_videofile(
+                str(path),
+                fps=fps,
+                codec="libx264",
+                audio=False,
+                logger=None,
+                ffmpeg_params=["-pix_fmt", "yuv420p", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"],
+            )
+    except BaseException:
+        if not existed:  # no empty or half-written video left behind
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        clip.close()
     return path
 
 

@@ -104,14 +104,14 @@ class AgentRole(Role):
                 self._send_clips(rollout)
                 self._count_busy(started, steps_before)
                 return True
-            if self.clips_sent >= self.initial_clips_wanted:
+            if self.clips_sent >= self.initial_clips_wanted and not self._labeler_out_of_pairs():
                 return False  # waiting for the first reward model
             self._send_clips(self.agent.collect(capture_snapshots=self.snapshots))
             self._count_busy(started, steps_before)
             return True
 
         was_waiting = self.pacer.waiting
-        if self.pacer.must_wait(self.agent.env_steps, self._answered):
+        if self.pacer.must_wait(self.agent.env_steps, self._answered) and not self._labeler_out_of_pairs():
             if not was_waiting:  # tell the run once per wait, so its status line can say so
                 self.status.put(Status(self.name, "metrics", self.agent.env_steps, {"pace/waiting": 1}))
             return False
@@ -227,6 +227,17 @@ class AgentRole(Role):
         """Answers in the store now (0 before the labeler has created it)."""
         store = self._open_store()
         return 0 if store is None else store.num_answered()
+
+    def _labeler_out_of_pairs(self) -> bool:
+        """Whether every pair of the labeler's pool has been asked and none waits for an
+        answer (a pair is never asked twice): waiting for answers would then wait forever,
+        and new clips let the labeler go on. Counted over the whole store, so it may say
+        so early, never late."""
+        store = self._open_store()
+        if store is None:
+            return False
+        clips = min(store.num_clips(), self.cfg.pool_size)
+        return store.num_queries() >= clips * (clips - 1) // 2 and not store.pending_queries()
 
     def _informative(self) -> int:
         """Answers in the store that said one clip is better (ties and skips do not count)."""

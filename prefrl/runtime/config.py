@@ -87,16 +87,28 @@ def preference_defaults(env_id: str) -> dict[str, Any]:
         fps = frame_rate(env_id)
     except EnvError as err:
         raise ConfigError(str(err)) from None
-    clip_length = max(1, min(round(CLIP_SECONDS * fps) if fps else 50, time_limit(env_id)))
-    fixed_length = own_time_limit(env_id) is not None
-    if not fixed_length:
-        # episodes end when the env says (no horizon to fix): a clip never spans two, so one
-        # longer than a new policy's episodes could never be cut (Blackjack: a hand, 1-3 steps)
+    clip_length = round(CLIP_SECONDS * fps) if fps else 50
+    return dict(
+        clip_length=max(1, min(clip_length, time_limit(env_id))),
+        fixed_length=own_time_limit(env_id) is not None,
+        derived=True,
+    )
+
+
+def default_clip_length(env_id: str, defaults: dict[str, Any], fixed_length: bool | int) -> int:
+    """The clip length of ``defaults`` for a run of ``env_id`` whose episodes are
+    ``fixed_length``: no longer than an episode's horizon, and for episodes that end when
+    the env says, on an env without settings of its own, no longer than a random policy's
+    median episode: a clip never spans two episodes, so a longer one could never be cut
+    (Blackjack's hands of 1-3 steps)."""
+    horizon = fixed_length if type(fixed_length) is int else time_limit(env_id)
+    clip_length = max(1, min(int(defaults["clip_length"]), horizon))
+    if fixed_length is False and defaults.get("derived"):
         try:
             clip_length = max(1, min(clip_length, random_episode_length(env_id)))
         except EnvError as err:
             raise ConfigError(str(err)) from None
-    return dict(clip_length=clip_length, fixed_length=fixed_length)
+    return clip_length
 
 
 """the label budget of a run on a plain env (a task brings its own)"""
@@ -243,12 +255,12 @@ class TrainConfig:
                 "prefrl baseline ENV --reward constant; 0 with --labels-from, to train on another run's "
                 "labels alone)"
             )
-        if self.clip_length is None:
-            self.clip_length = int(defaults["clip_length"])
         if self.fixed_length is None:
             self.fixed_length = defaults["fixed_length"]
             if type(self.fixed_length) is int and "max_episode_steps" in split_env_kwargs(self.env_id)[1]:
                 self.fixed_length = True  # the time limit the id asks for, not the env's usual horizon
+        if self.clip_length is None:
+            self.clip_length = default_clip_length(self.env_id, defaults, self.fixed_length)
         if self.pace is None:
             self.pace = "wait" if self.oracle == "human" else "free"
         if self.backend != "ray" and (self.workers or self.ray_address is not None):

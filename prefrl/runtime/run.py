@@ -119,8 +119,8 @@ def resume(
         run.store_path.unlink()
     if answered and (emptied or not run.store_path.exists()):  # a new store would ask every label again
         raise MissingFileError(
-            f"{run.store_path} is {'empty' if emptied else 'missing'}, but the run had {answered} answers (its status.json and "
-            "metrics.csv say so): resuming would ask every label again. Put the file back (with its "
+            f"{run.store_path} is {'empty' if emptied else 'missing'}, but the run had {answered} answers (as its status.json or "
+            "metrics.csv records): resuming would ask every label again. Put the file back (with its "
             f"-wal file, if any), or restore the labels with `prefrl import {run.path} EXPORT_DIR|COPY.sqlite` "
             "(an export written by `prefrl export`, or a copy of the store); to go on without them, "
             "start a new run (prefrl train)"
@@ -158,9 +158,8 @@ def _progress_so_far(run: RunDir) -> tuple[int, int]:
         rows = read_metrics(run.metrics_path) if run.metrics_path.exists() else []
     except (OSError, ValueError, csv.Error):  # unreadable: status.json alone tells
         rows = []
-    answered = max([answered, *column(rows, "labels/answered")[1]])
-    steps = max([steps, *column(rows, "global_step")[1]])
-    return int(answered), int(steps)
+    logged_answers, logged_steps = column(rows, "labels/answered")[1], column(rows, "global_step")[1]
+    return int(max([answered, *logged_answers])), int(max([steps, *logged_steps]))
 
 
 def _check(config: TrainConfig) -> None:
