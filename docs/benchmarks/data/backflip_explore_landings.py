@@ -3,14 +3,17 @@ upright (docs/benchmarks/tasks.md, "Exploring first, pairs chosen to differ"). R
 the repository root:
 
     python docs/benchmarks/data/backflip_explore_landings.py > docs/benchmarks/data/backflip_explore_landings.csv
+    python docs/benchmarks/data/backflip_explore_landings.py backflip docs/benchmarks/data/backflip_explore_builtin_runs/backflip-s* > docs/benchmarks/data/backflip_explore_builtin_landings.csv
 
-For each run in backflip_explore_runs, one fixed-length episode (seed 10000) of its final
+(the second: the task and runs to trace; the first traces the counted task's explore runs).
+For each run, one fixed-length episode (seed 10000) of its final
 policy; for each flight (the foot off the floor) that turns more than half a turn either
 way: its first step, its steps in the air, its backward turns in the air (negative:
 forwards), and the steps upright after it lands (torso within 30 degrees of vertical and
 at least 0.8 m high, the clean-flip measure's pose, which asks for 25)."""
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +25,11 @@ from prefrl.tasks import get_task, trust_task
 
 torch.set_num_threads(1)
 TASK = "docs/benchmarks/data/backflip_trials/counted.py:backflip_counted"
+RUNS = [Path(f"docs/benchmarks/data/backflip_explore_runs/backflip_counted-s{s}") for s in range(3)]
+if len(sys.argv) > 2:
+    TASK, RUNS = sys.argv[1], [Path(run) for run in sys.argv[2:]]
 trust_task(TASK)
 task = get_task(TASK)
-RUNS = [Path(f"docs/benchmarks/data/backflip_explore_runs/backflip_counted-s{s}") for s in range(3)]
 print("run,flight_start,steps_in_air,turns_in_air,upright_steps_after")
 for run in RUNS:
     env = make_env(task.gym_id, fixed_length=True)
