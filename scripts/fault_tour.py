@@ -288,6 +288,47 @@ class Tour:
         )
         config.write_text(text)
 
+    def lost_files(self) -> None:
+        run = self.run_dir("lost")
+        self.prefrl("train", *RUN, "--backend", "inprocess", "--run-dir", str(run))
+        before = self.answered(run)
+        kept = self.root / "kept.sqlite"
+        (run / "prefs.sqlite").rename(kept)
+        result = self.prefrl("resume", str(run), "--labels", "24", "--quiet", "--no-video")
+        self.record(
+            "prefs.sqlite deleted, then prefrl resume",
+            "prefrl resume RUN --labels 24",
+            result,
+            labels=None,
+            kept_every_label=not (run / "prefs.sqlite").exists(),
+            outcome="refused; names the answers and prefrl import"
+            if "prefrl import" in result.stderr
+            else "FAILED",
+        )
+        restore = self.prefrl("import", str(run), str(kept))
+        result = self.prefrl("resume", str(run), "--labels", "24", "--quiet", "--no-video")
+        self.record(
+            "... then prefrl import of a copy, resume",
+            "prefrl import RUN COPY.sqlite; prefrl resume RUN --labels 24",
+            result,
+            labels=self.labels(run),
+            kept_every_label=restore.returncode == 0 and before <= self.answered(run),
+            outcome="completed" if result.returncode == 0 else "FAILED",
+        )
+        (run / "checkpoints" / "agent.pt").unlink()
+        result = self.prefrl("resume", str(run), "--steps", "16384", "--quiet", "--no-video")
+        said = "no agent checkpoint" in result.stdout
+        self.record(
+            "checkpoints/agent.pt deleted, then prefrl resume --steps 16384",
+            "prefrl resume RUN --steps 16384",
+            result,
+            labels=self.labels(run),
+            kept_every_label=before <= self.answered(run),
+            outcome="says the agent starts again from step 0; completed"
+            if said and result.returncode == 0
+            else "FAILED",
+        )
+
     def crafted_files(self) -> None:
         run = self.run_dir("damaged")
         marker = self.root / "crafted-ran"
@@ -472,6 +513,7 @@ def main() -> int:
         ("no_labels_to_train_on", Tour.no_labels_to_train_on),
         ("bad_values", Tour.bad_values),
         ("damaged_files", Tour.damaged_files),
+        ("lost_files", Tour.lost_files),
         ("crafted_files", Tour.crafted_files),
         ("disk_full", Tour.disk_full),
         ("read_only", Tour.read_only),
