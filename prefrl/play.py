@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefrl.rundir import RunDir
+from prefrl.errors import os_refusal
+from prefrl.rundir import RunDir, RunDirError
 from prefrl.runtime.videos import record_run_policy
 from prefrl.tasks import measure_all, open_run_task, task_for_env
 
@@ -39,6 +40,7 @@ def play(
     # a task from the user's file: loading it registers its env
     open_run_task(config.get("task") or None, named=task, trust=trust_task_file, run_dir=run.path)
     path = Path(out) if out else run.videos / "play.mp4"
+    _check_writable(path)
     gif = gif and path.suffix.lower() != ".gif"  # --out X.gif: the video is the gif
     returns, policy = record_run_policy(
         run.path, path, episodes=episodes, seed=seed, max_frames=max_frames, gif=gif
@@ -50,3 +52,27 @@ def play(
     if behaviour is not None:
         result.update(measure_all(policy.act, behaviour, episodes=max(episodes, 5), seed=seed))
     return result
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before any episode is played when the video cannot be written where asked (a
+    run on a read-only disk).
+
+    Raises:
+        RunDirError: the OS refused; the message says to pass ``--out``.
+    """
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.open("ab").close()
+    except OSError as err:
+        words = os_refusal(err)
+        if words is None:
+            raise
+        raise RunDirError(
+            f"cannot write the video {path}: {words}; pass --out with a path on a writable disk",
+            err.errno,
+            path,
+        ) from None
+    if not existed:
+        path.unlink()

@@ -31,6 +31,7 @@ from prefrl.rundir import (
 )
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunFailed
+from prefrl.runtime.run import train
 from prefrl.utils.io import atomic_torch_save
 
 
@@ -223,6 +224,35 @@ def test_resume_read_only_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         f"{run.store_path}: copy the run directory to a writable disk and continue with: prefrl resume the copy"
     )
     assert no_run == []
+
+
+def test_a_run_on_a_read_only_medium_is_exported_and_played_elsewhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a shared or archived run: its store is read as it is (no WAL files can be made there)
+    with tmpfs(tmp_path / "disk", "size=20m") as disk:
+        config = TrainConfig(
+            env_id="Pendulum-v1",
+            steps=1024,
+            labels=4,
+            clip_length=25,
+            backend="inprocess",
+            ppo={"num_envs": 2, "num_steps": 256},
+            reward_model={"epochs_per_round": 1, "min_steps_per_round": 2},
+        )
+        train(config, disk / "run", progress=False, video=False)
+        remount_ro(disk)
+        assert main(["export", str(disk / "run"), str(tmp_path / "export")]) == 0
+        assert json.loads(capsys.readouterr().out)["answers"] == 4
+        assert main(["play", str(disk / "run")]) == EXIT_FAILED
+        assert one_line(capsys) == (
+            f"prefrl play: cannot write the video {disk / 'run' / 'videos' / 'play.mp4'}: read-only file "
+            "system; pass --out with a path on a writable disk"
+        )
+        assert main(["play", str(disk / "run"), "--out", str(tmp_path / "play.mp4")]) == 0
+        assert sorted(p.name for p in (disk / "run").iterdir() if p.name.startswith("prefs")) == [
+            "prefs.sqlite"
+        ]
 
 
 def test_resume_read_only_simulated(

@@ -33,7 +33,9 @@ def test_run_dir_config_round_trip_and_clear_error(tmp_path):
 
 def test_a_metrics_row_cut_short_by_a_kill_is_skipped_by_column(tmp_path):
     path = tmp_path / "metrics.csv"
-    path.write_text("global_step,wall_time,labels/answered\n100,1.0,3\n200,2.0,5\n300,3")  # the last cut short
+    path.write_text(
+        "global_step,wall_time,labels/answered\n100,1.0,3\n200,2.0,5\n300,3"
+    )  # the last cut short
     rows = read_metrics(path)
     assert column(rows, "labels/answered") == ([100.0, 200.0], [3.0, 5.0])
     assert column(rows, "wall_time") == ([100.0, 200.0, 300.0], [1.0, 2.0, 3.0])

@@ -124,6 +124,18 @@ def recovery_hint(path: Path) -> str:
     )
 
 
+def read_only_uri(path: Path) -> str:
+    """The URI of a read-only connection to the store file ``path``. On a medium that
+    cannot be written (a read-only mount, an archive) SQLite cannot make the shared-memory
+    file a WAL database is read through, so a store with no WAL file beside it (closed
+    cleanly: everything is in the file) is opened as immutable."""
+    uri = "file:" + urllib.parse.quote(path.resolve().as_posix()) + "?mode=ro"
+    wal = path.with_name(path.name + "-wal")
+    if not os.access(path.parent, os.W_OK) and not (wal.exists() and wal.stat().st_size > 0):
+        uri += "&immutable=1"
+    return uri
+
+
 def check_file(path: Path, pragma: str = "quick_check") -> None:
     """Refuse a file that is not an intact SQLite database, without writing to it.
 
@@ -139,9 +151,8 @@ def check_file(path: Path, pragma: str = "quick_check") -> None:
         )
     # A read-only connection never writes to the database file (it cannot even checkpoint
     # the WAL into it), so a damaged file stays exactly as it was found.
-    uri = "file:" + urllib.parse.quote(path.resolve().as_posix()) + "?mode=ro"
     try:
-        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S)
+        conn = sqlite3.connect(read_only_uri(path), uri=True, timeout=BUSY_TIMEOUT_S)
     except sqlite3.OperationalError as e:
         raise StoreError(f"cannot open the preference store {path}: {e}") from None
     try:

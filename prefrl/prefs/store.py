@@ -49,6 +49,7 @@ from prefrl.prefs.schema import (
     check_file,
     open_schema,
     read_meta,
+    read_only_uri,
     recovery_hint,
 )
 
@@ -95,7 +96,13 @@ class PreferenceStore:
             raise StoreError(f"cannot create a preference store in {self.path.parent}: no such directory")
         if exists and self.path.stat().st_size > 0:
             check_file(self.path)
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        # a store on a medium that cannot be written (a shared or archived run) is read as it is
+        writable = not exists or os.access(self.path.parent, os.W_OK)
+        if writable:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        else:
+            uri = read_only_uri(self.path)
+            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             # Refuse another program's database before anything (even the journal mode) is written.
             if read_meta(conn, self.path) is None and env_id is None:
@@ -103,8 +110,10 @@ class PreferenceStore:
                     f"{self.path} holds no labels: it is an empty database (the run stopped while its "
                     f"store was being made, or the file was emptied). {recovery_hint(self.path)}"
                 )
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
+            mode = conn.execute(
+                "PRAGMA journal_mode = WAL" if writable else "PRAGMA journal_mode"
+            ).fetchone()[0]
+            if writable and str(mode).lower() != "wal":
                 raise StoreError(
                     f"{self.path}: SQLite could not use its WAL journal here (journal_mode={mode}); "
                     "put the run directory on a local file system"

@@ -17,7 +17,6 @@ def write_video(frames: Sequence[np.ndarray] | np.ndarray, path: str | Path, fps
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     existed = path.exists()
-    path.open("ab").close()  # a path that cannot be written fails here, as an OSError naming it
     clip = ImageSequenceClip([np.asarray(f) for f in frames], fps=fps)
     try:
         if path.suffix.lower() == ".gif":
