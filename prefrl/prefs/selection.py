@@ -1,10 +1,6 @@
 """Choosing which pairs of clips to ask about.
 
 - ``random``: uniformly random pairs of distinct recent clips (the paper's baseline).
-
-Every way draws from the pairs not asked before (``asked``, the clip ids of the store's
-queries, either way round) and never the same pair twice at once: a pair asked again
-costs a label and teaches nothing new.
 - ``disagreement``: sample ``oversample`` times more random candidate pairs than needed
   and ask about those on which the ensemble members disagree most: the highest
   variance across members of the predicted probability that the left clip is preferred.
@@ -16,6 +12,10 @@ costs a label and teaches nothing new.
   each next pair is the one farthest from every pair already picked. Clips are compared
   by a summary of their observations (per-dimension mean, minimum and maximum, each
   scaled by its spread over the candidates). It needs no model.
+
+Every way draws from the pairs not asked before (``asked``, the clip ids of the store's
+queries, either way round) and never the same pair twice at once: a pair asked again
+costs a label and teaches nothing new.
 """
 
 from __future__ import annotations

@@ -72,6 +72,8 @@ class PreferenceStore:
     does not exist (``env_id`` is then required and recorded). An existing store is checked
     before use (``PRAGMA quick_check``) and never recreated or overwritten; a store of an
     older schema is migrated in place (see :func:`prefrl.prefs.schema.open_schema`).
+    A store in a directory this process cannot write (a read-only mount, another
+    person's run) is opened read-only: it can be read, and a write to it fails.
 
     One object holds one SQLite connection: use it from the thread that opened it, and let
     each process open its own object. Every write method commits (durably) before it

@@ -74,6 +74,7 @@ _IMAGES: dict[str, Any] = dict(
     },
 )
 DEFAULT_LABELS = 100
+"""the label budget of a run on a plain env (a task brings its own)"""
 
 
 def preference_defaults(env_id: str) -> dict[str, Any]:
@@ -109,9 +110,6 @@ def default_clip_length(env_id: str, defaults: dict[str, Any], fixed_length: boo
         except EnvError as err:
             raise ConfigError(str(err)) from None
     return clip_length
-
-
-"""the label budget of a run on a plain env (a task brings its own)"""
 
 
 CLI_FLAGS: dict[str, str] = {

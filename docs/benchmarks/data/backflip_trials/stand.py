@@ -12,7 +12,9 @@ pays is one observation extra, "landing credit, held", which replaces the built-
 built-in backflip's.
 
 Tried on 2026-12-01: its go / no-go fails on all three seeds (PPO on this person's own
-reward, 1M steps: 0 clean flips; backflip_stand.csv).
+reward, 1M steps: 0 clean flips; backflip_stand.csv). ``backflip_stand_on_top`` keeps the
+built-in person's pay for a landing at once, and pays the credit a second time from the
+25th upright step on (both credits observed).
 """
 
 import dataclasses
@@ -49,5 +51,21 @@ register_task(
             *backflip.obs_extras[:-1],
             ObsExtra("landing credit, held", landing_credit_held, 0.0, 1.0),
         ),
+    )
+)
+
+
+def reward_on_top(env, obs, action, next_obs):
+    """The built-in person's pay, and the landing's credit once more from the 25th upright step."""
+    inner = env.unwrapped
+    return backflip.behaviour_reward(env, obs, action, next_obs) + LANDING_BONUS * landing_credit_held(inner)
+
+
+register_task(
+    dataclasses.replace(
+        backflip,
+        name="backflip_stand_on_top",
+        behaviour_reward=reward_on_top,
+        obs_extras=(*backflip.obs_extras, ObsExtra("landing credit, held", landing_credit_held, 0.0, 1.0)),
     )
 )
