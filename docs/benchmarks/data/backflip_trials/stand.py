@@ -14,7 +14,8 @@ built-in backflip's.
 Tried on 2026-12-01: its go / no-go fails on all three seeds (PPO on this person's own
 reward, 1M steps: 0 clean flips; backflip_stand.csv). ``backflip_stand_on_top`` keeps the
 built-in person's pay for a landing at once, and pays the credit a second time from the
-25th upright step on (both credits observed).
+25th upright step on (both credits observed); its go / no-go fails on seeds 0 and 1
+(0, 0 and 5.8 clean flips).
 """
 
 import dataclasses
