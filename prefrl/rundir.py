@@ -325,11 +325,8 @@ def check_config_fields(config: dict[str, Any], path: str | Path) -> None:
     """Refuse a ``config.json`` field of the wrong JSON type (``"steps": "lots"``).
 
     Raises:
-        RunFileError: names the file, the field, its value and the type it needs; or says
-            that the file has no ``env_id`` (every run has one).
+        RunFileError: names the file, the field, its value and the type it needs.
     """
-    if "env_id" not in config:
-        raise RunFileError(f'{path}: no "env_id" (the env the run was made on): repair it or start a new run')
     for name, types in CONFIG_FIELD_TYPES.items():
         if name not in config:
             continue

@@ -317,16 +317,14 @@ def test_config_field_of_the_wrong_type(
     )
 
 
-@pytest.mark.parametrize("command", ["resume", "play"])
-def test_config_without_an_env_id(tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str) -> None:
+def test_config_without_an_env_id_is_not_played(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = make_run(tmp_path / "run")
     config = json.loads(run.config_path.read_text())
     del config["env_id"]
     run.config_path.write_text(json.dumps(config))
-    assert main([command, str(run.path)]) == EXIT_USAGE
+    assert main(["play", str(run.path)]) == EXIT_USAGE
     assert one_line(capsys) == (
-        f'prefrl {command}: error: {run.config_path}: no "env_id" (the env the run was made on): '
-        "repair it or start a new run"
+        f'prefrl play: error: {run.config_path}: no "env_id" (the env the run was made on): repair it'
     )
 
 

@@ -236,8 +236,8 @@ class AgentRole(Role):
         store = self._open_store()
         if store is None:
             return False
-        clips = min(store.num_clips(), self.cfg.pool_size)
-        return store.num_queries() >= clips * (clips - 1) // 2 and not store.pending_queries()
+        clips = min(store.num_clips(), self.cfg.pool_size)  # under 2: nothing paired yet
+        return clips >= 2 and store.num_queries() >= clips * (clips - 1) // 2 and not store.pending_queries()
 
     def _informative(self) -> int:
         """Answers in the store that said one clip is better (ties and skips do not count)."""

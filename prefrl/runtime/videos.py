@@ -8,7 +8,7 @@ from pathlib import Path
 from prefrl.agent.checkpoint import TrainedPolicy, load_policy
 from prefrl.envs.make import make_env
 from prefrl.render.video import record_policy
-from prefrl.rundir import RunDir
+from prefrl.rundir import RunDir, RunFileError
 
 
 def record_run_policy(
@@ -25,10 +25,15 @@ def record_run_policy(
     the policy.
 
     The run's env id must be known in this process (a behaviour task: its task loaded).
+
+    Raises:
+        RunFileError: the run's config.json names no env.
     """
     run = RunDir(run_dir)
     config = run.read_config()
-    env_id, fixed_length = config["env_id"], config.get("fixed_length") or False
+    env_id, fixed_length = config.get("env_id"), config.get("fixed_length") or False
+    if not env_id:
+        raise RunFileError(f'{run.config_path}: no "env_id" (the env the run was made on): repair it')
     env = make_env(env_id, fixed_length=fixed_length)
     policy = load_policy(run.path, env)
     env.close()
