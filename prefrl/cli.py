@@ -75,12 +75,11 @@ def _fixed_length(value: str) -> bool | int:
     if value.lower() in ("false", "no", "off", "0"):
         return False
     try:
-        steps = int(value)
-    except ValueError:
-        steps = -1
-    if steps < 1:
-        raise argparse.ArgumentTypeError(f"{value!r}: choose true, false or a number of steps (at least 1)")
-    return steps
+        return _at_least_one(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: choose true, false or a number of steps (at least 1)"
+        ) from None
 
 
 def _at_least_one(value: str) -> int:
