@@ -16,7 +16,7 @@ from conftest import InterruptAfter
 from prefrl.bench import BenchBusy, BenchIncomplete, GridError, bench, load_grid, parse_grid, run_grid
 from prefrl.bench.outdir import cell_state
 from prefrl.bench.results import COLUMNS, read_results
-from prefrl.bench.runner import GridOutcome
+from prefrl.bench.runner import GridOutcome, command_line
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunInterrupted
 from prefrl.runtime.run import train
@@ -416,3 +416,16 @@ def test_peer_runs_join_the_table_normalised_against_the_same_baselines(tmp_path
     ]
     normalize(rows)
     assert rows[0]["normalized_return"] == pytest.approx(0.5)  # (-700 + 1200) / (-200 + 1200)
+
+
+def test_the_command_line_is_written_as_the_user_typed_it():
+    assert command_line(["/venv/bin/prefrl", "bench", "my grid.toml"]) == "prefrl bench 'my grid.toml'"
+    assert (
+        command_line(["/src/prefrl/cli/__main__.py", "bench", "g.toml"])
+        == "python -m prefrl.cli bench g.toml"
+    )
+    assert (
+        command_line(["/src/prefrl/bench/__main__.py", "run", "g.toml"])
+        == "python -m prefrl.bench run g.toml"
+    )
+    assert command_line(["tool.py", "x"]) == "tool.py x"

@@ -226,13 +226,13 @@ def test_main_maps_user_errors_to_their_exit_codes(monkeypatch, capsys, error, c
     def raising(args: Any) -> None:
         raise error
 
-    monkeypatch.setattr(cli, "cmd_train", raising)
+    monkeypatch.setattr(cli.parser, "cmd_train", raising)
     assert cli.main(["train"]) == code
     assert capsys.readouterr().err == line + "\n"
 
 
 def test_main_exits_3_when_a_run_ends_short(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "cmd_train", lambda args: {"complete": False, "incomplete_reason": "why"})
+    monkeypatch.setattr(cli.parser, "cmd_train", lambda args: {"complete": False, "incomplete_reason": "why"})
     assert cli.main(["train"]) == EXIT_SHORT
     assert capsys.readouterr().err == "prefrl train: ended short: why\n"
 

@@ -477,7 +477,7 @@ def command_line(argv: list[str] | None = None) -> str:
     first = Path(argv[0]) if argv else Path("prefrl")
     if first.name == "prefrl":
         head = ["prefrl"]
-    elif first.name == "cli.py" and first.parent.name == "prefrl":
+    elif first.name == "__main__.py" and first.parent.name == "cli":
         head = ["python", "-m", "prefrl.cli"]
     elif first.name == "__main__.py" and first.parent.name == "bench":
         head = ["python", "-m", "prefrl.bench"]

@@ -1,37 +1,28 @@
-"""The ``prefrl`` command line."""
+"""The ``prefrl`` command line's flags: one subcommand per command of
+:mod:`prefrl.cli.commands`, and the option groups they share."""
 
 from __future__ import annotations
 
 import argparse
-import ast
-import sqlite3
-import sys
-from collections.abc import Sequence
-from typing import Any
 
-from prefrl.errors import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_SHORT,
-    EXIT_USAGE,
-    PrefrlError,
-    os_refusal,
+from prefrl.cli.commands import (
+    cmd_baseline,
+    cmd_bench,
+    cmd_export,
+    cmd_fit_reward,
+    cmd_import,
+    cmd_label,
+    cmd_play,
+    cmd_repair,
+    cmd_report,
+    cmd_resume,
+    cmd_train,
+    cmd_upgrade,
 )
 
 BASELINE_REWARDS = ("true", "constant")
 """``prefrl baseline --reward``'s names: the env's reward, or 1 every step
 (prefrl.baseline.REWARDS); any other value is a run directory with a learned reward"""
-
-SQLITE_REFUSALS = {
-    "database or disk is full": "no space left on device (or the database is full)",
-    "attempt to write a readonly database": "read-only (file system or permissions)",
-}
-"""SQLite's messages of the OS refusing a write, in plain words"""
-
-
-class UserError(PrefrlError):
-    """A mistake in what the user asked for; printed without a traceback."""
 
 
 def add_ray_options(p: argparse.ArgumentParser) -> None:
@@ -52,20 +43,6 @@ def add_ray_options(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="with --ray: CPUs each cell's task reserves (default 1)",
     )
-
-
-def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    """``["learning_rate=1e-3", "hidden_sizes=(128,128)"]`` -> ``{...}`` (Python literals)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"expected KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            out[key.strip()] = value.strip()  # a bare word, e.g. activation=relu
-    return out
 
 
 def _fixed_length(value: str) -> bool | int:
@@ -402,208 +379,3 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_upgrade)
     return parser
-
-
-# Each command imports what it runs when it runs, so `prefrl --help` loads no torch.
-def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
-    from prefrl.runtime.config import TrainConfig
-    from prefrl.runtime.run import train
-    from prefrl.tasks import trust_task
-    from prefrl.ui import LabelingWindowProcess
-
-    if args.task:
-        trust_task(args.task)  # the user named the file: loading it is what they asked for
-    config = TrainConfig(
-        env_id=args.env_id or ("" if args.task else "Pendulum-v1"),
-        task=args.task,
-        steps=args.steps,
-        labels=args.labels,
-        labels_from=args.labels_from,
-        oracle=args.oracle,
-        pace=args.pace,
-        teacher=args.teacher,
-        selection=args.selection,
-        seed=args.seed,
-        backend=args.backend,
-        workers=args.workers,
-        ray_address=args.ray_address,
-        clip_length=args.clip_length,
-        fixed_length=args.fixed_length,
-        initial_fraction=args.initial_fraction,
-        decay_fraction=args.decay_fraction,
-        explore_labels=args.explore_labels,
-        query_videos=args.query_videos,
-        ppo=parse_overrides(args.ppo),
-        reward_model=parse_overrides(args.reward_model),
-    )
-    return train(
-        config,
-        args.run_dir,
-        progress=not args.quiet,
-        video=not args.no_video,
-        # --oracle human: the window, as a process of its own
-        labeling_window=LabelingWindowProcess(min_view_s=args.min_view),
-    )
-
-
-def cmd_label(args: argparse.Namespace) -> dict[str, Any]:
-    from prefrl.ui.cli import cmd_label as label
-
-    return label(args)
-
-
-def cmd_play(args: argparse.Namespace) -> dict[str, Any]:
-    from prefrl.play import play
-    from prefrl.rundir import mark_stopped_if_dead
-
-    mark_stopped_if_dead(args.run_dir)  # a killed run's status.json says so from now on
-    return play(
-        args.run_dir,
-        episodes=args.episodes,
-        out=args.out,
-        gif=args.gif,
-        seed=args.seed,
-        trust_task_file=args.trust_task_file,
-        task=args.task,
-    )
-
-
-def cmd_bench(args: argparse.Namespace) -> dict[str, Any]:
-    from prefrl.bench import bench
-
-    return bench(args.config, args.out, jobs=args.jobs, ray=args.ray, cpus_per_cell=args.cpus_per_cell)
-
-
-def cmd_report(args: argparse.Namespace) -> dict[str, Any]:
-    from prefrl.bench import report
-
-    result = report(args.out)
-    result.pop("rows", None)  # the table is in report.md
-    return result
-
-
-def cmd_repair(args: argparse.Namespace) -> dict[str, Any]:
-    from prefrl.prefs.repair import repair_store
-
-    return repair_store(args.run_dir)
-
-
-def cmd_export(args: argparse.Namespace) -> dict[str, Any]:
-    from prefrl.prefs.exchange import export_run
-
-    return export_run(args.run_dir, args.out)
-
-
-def cmd_import(args: argparse.Namespace) -> dict[str, Any]:
-    from prefrl.prefs.exchange import import_run
-
-    return import_run(args.run_dir, args.source)
-
-
-def cmd_resume(args: argparse.Namespace) -> dict[str, Any]:
-    from prefrl.rundir import RunDir
-    from prefrl.runtime.run import resume
-    from prefrl.tasks import locate_run_task, open_run_task
-    from prefrl.ui import LabelingWindowProcess
-    from prefrl.upgrade import check_run_checkpoints
-
-    run = RunDir(args.run_dir)
-    config = run.read_config()
-    # its task, loaded here (a task file only if trusted); the run's processes inherit the trust
-    run_task = locate_run_task(config.get("task") or None, args.task)
-    open_run_task(run_task, named=args.task, trust=args.trust_task_file, run_dir=args.run_dir)
-    check_run_checkpoints(args.run_dir)  # an old or unsafe checkpoint: refused here, not in a child
-    if run_task != (config.get("task") or None):  # a run made elsewhere: its task file is the user's copy
-        run.write_config({**config, "task": run_task})
-    return resume(
-        args.run_dir,
-        steps=args.steps,
-        labels=args.labels,
-        progress=not args.quiet,
-        video=not args.no_video,
-        labeling_window=LabelingWindowProcess(),
-    )
-
-
-def cmd_upgrade(args: argparse.Namespace) -> dict[str, Any]:
-    from prefrl.upgrade import upgrade
-
-    return upgrade(args.path)
-
-
-def cmd_baseline(args: argparse.Namespace) -> dict[str, Any]:
-    from prefrl.baseline import run_baseline
-
-    return run_baseline(
-        args.env_id,
-        args.steps,
-        task=args.task,
-        trust_task_file=args.trust_task_file,
-        seed=args.seed,
-        run_dir=args.run_dir,
-        reward=args.reward,
-        fixed_length=args.fixed_length,
-        ppo_overrides=parse_overrides(args.ppo),
-        video=not args.no_video,
-        progress=not args.quiet,
-    )
-
-
-def cmd_fit_reward(args: argparse.Namespace) -> dict[str, Any]:
-    from prefrl.fit_reward import DEFAULT_ROUNDS, fit_reward
-
-    return fit_reward(
-        args.source,
-        args.run_dir,
-        seed=args.seed,
-        rounds=DEFAULT_ROUNDS if args.rounds is None else args.rounds,
-        reward_model=parse_overrides(args.reward_model),
-        task=args.task,
-        trust_task_file=args.trust_task_file,
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        result = args.func(args)
-    except PrefrlError as err:  # the message says what happened and how to go on
-        prefix = "error: " if err.exit_code == EXIT_USAGE else ""
-        print(f"prefrl {args.command}: {prefix}{err}", file=sys.stderr)
-        return err.exit_code
-    except OSError as err:  # disk full, read-only, permissions...: the user's to fix, in one line
-        words = os_refusal(err)
-        if words is None:
-            raise  # anything else is a bug: keep its traceback
-        where, hint = "", ""
-        if err.filename is not None:
-            from prefrl.rundir import run_of
-
-            where, run = f"{err.filename}: ", run_of(str(err.filename))
-            if run is not None and (run / "prefs.sqlite").exists():
-                hint = f"; every label given so far is in {run / 'prefs.sqlite'}: once fixed, continue with: prefrl resume {run}"
-        print(f"prefrl {args.command}: error: {where}{words}{hint}", file=sys.stderr)
-        return EXIT_FAILED
-    except sqlite3.OperationalError as err:  # the preference store on a full or read-only disk
-        if str(err) not in SQLITE_REFUSALS:
-            raise
-        run_dir = getattr(args, "run_dir", None)
-        store = f"{run_dir}/prefs.sqlite" if run_dir else "the preference store"
-        print(f"prefrl {args.command}: error: {store}: {SQLITE_REFUSALS[str(err)]}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        print(f"prefrl {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    if isinstance(result, dict):
-        from prefrl.rundir import json_text
-
-        print(json_text(result))
-        if result.get("complete") is False:  # the run said why when it ended; say it last, too
-            print(f"prefrl {args.command}: ended short: {result.get('incomplete_reason')}", file=sys.stderr)
-            return EXIT_SHORT
-    return EXIT_OK
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
