@@ -6,7 +6,8 @@ out) come from a mix of policies: random, and a scripted paddle that follows the
 compares random pairs of training clips by their true score (``--non-tie``: only pairs
 whose scores differ; ``--balanced``: those too, each pair of scores as often as the
 others; ``--tie-share F``: a share F of the pairs with equal scores, labelled equal, the
-rest pairs whose scores differ); the reward model (prefrl's
+rest pairs whose scores differ; ``--within-policy``: both clips of a pair played by one
+policy); the reward model (prefrl's
 image defaults: the paper's CNN ensemble) is trained on those labels, one pass over them
 per round. After every round, on clips it never saw:
 
@@ -177,6 +178,12 @@ def main() -> None:
         "none/lost) as often as the others",
     )
     parser.add_argument(
+        "--within-policy",
+        action="store_true",
+        help="label only pairs of two clips of one policy (as a run's pairs mostly are), so that "
+        "what tells the policies apart cannot stand in for the score",
+    )
+    parser.add_argument(
         "--reward-model",
         action="append",
         default=[],
@@ -235,7 +242,9 @@ def main() -> None:
         score: np.flatnonzero([c.true_return == score for c in train])
         for score in sorted({c.true_return for c in train})
     }
-    for key in range(args.labels):
+    train_policies = [origins[i]["policy"] for i in order[n_test:]]
+
+    def draw() -> tuple[int, int]:
         i, j = rng.choice(len(train), size=2, replace=False)
         if args.balanced:
             a, b = rng.choice(list(by_score), size=2, replace=False)
@@ -244,6 +253,12 @@ def main() -> None:
             tie = rng.random() < args.tie_share
             while (train[i].true_return == train[j].true_return) != tie:
                 i, j = rng.choice(len(train), size=2, replace=False)
+        return i, j
+
+    for key in range(args.labels):
+        i, j = draw()
+        while args.within_policy and train_policies[i] != train_policies[j]:
+            i, j = draw()
         trainer.add(key, train[i], train[j], label(train[i], train[j]))
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -262,6 +277,7 @@ def main() -> None:
                 labels=args.labels,
                 pairs=pairs,
                 mix=args.mix,
+                within_policy=args.within_policy,
                 overrides=" ".join(args.reward_model),
                 train_minutes=round(minutes, 2),
                 val_accuracy=round(stats["reward/val_accuracy"], 4),
