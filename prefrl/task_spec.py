@@ -152,7 +152,12 @@ class Task:
 
     @property
     def gym_id(self) -> str:
-        return f"prefrl/{self.env_id.split('-')[0]}{self.name.capitalize()}-v0"
+        """The gymnasium id the task is registered as: ``prefrl/`` + the env's name without
+        its version + the task's name, e.g. ``prefrl/HopperBackflip-v0``; a namespaced env's
+        namespace joins its name (``MinAtar/Breakout-v1``: ``prefrl/MinAtarBreakout...``),
+        as gymnasium allows one namespace per id."""
+        env_name = self.env_id.split("-")[0].replace("/", "")
+        return f"prefrl/{env_name}{self.name.capitalize()}-v0"
 
     @property
     def measures(self) -> tuple[Measure, ...]:

@@ -53,7 +53,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from prefrl.envs.make import make_env, register_base_env
+from prefrl.envs.make import make_env, own_time_limit, register_base_env
 from prefrl.envs.wrappers import RestartWhen
 from prefrl.errors import ConfigError, PrefrlError
 from prefrl.task_library import (
@@ -134,6 +134,9 @@ def register_task(task: Task) -> Task:
 
 def _make_task_env(task_name: str, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
     task = TASKS[task_name]
+    # own_time_limit registers a namespace gymnasium learns of on first use (MinAtar/,
+    # ALE/), and names an unknown env id in one line
+    own_time_limit(task.env_id)
     env: gym.Env = gym.make(
         task.env_id, render_mode=render_mode, **{**dict(task.env_kwargs), **kwargs}
     ).unwrapped

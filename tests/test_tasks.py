@@ -448,6 +448,26 @@ def test_a_measure_that_reads_the_trace_can_be_a_tasks_headline_measure():
         tasks.Task(**bare, measure=lambda env, rewards: 0.0)
 
 
+def test_a_task_on_a_namespaced_env_registers_and_makes_its_env():
+    task = tasks.register_task(
+        tasks.Task(
+            name="nsbreakout",
+            env_id="MinAtar/Breakout-v1",
+            instruction="?",
+            behaviour_reward=lambda env, obs, action, next_obs: 1.0,
+            measure=lambda env, rewards: float(sum(rewards)),
+            measure_name="steps",
+            horizon=20,
+        )
+    )
+    assert task.gym_id == "prefrl/MinAtarBreakoutNsbreakout-v0"
+    assert get_task("backflip").gym_id == "prefrl/HopperBackflip-v0"
+    env = make_env(task.gym_id, fixed_length=True)
+    env.reset(seed=0)
+    assert env.step(0)[1] == 1.0  # the behaviour reward
+    env.close()
+
+
 def test_a_short_stork_run_goes_end_to_end_and_is_measured(tmp_path):
     config = TrainConfig(
         task="stork",
