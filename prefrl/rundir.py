@@ -41,6 +41,10 @@ class RunFormatError(PrefrlError):
     """A run directory written by a newer prefrl."""
 
 
+class RunExistsError(PrefrlError, ValueError):
+    """The run directory a new run was to use already holds one."""
+
+
 class RunDirError(PrefrlError, OSError):
     """The OS refused to read or write a file of a run directory (disk full, read-only file
     system, permissions, a file in the way); the message names the path, the reason in
@@ -79,12 +83,30 @@ class RunDir:
 
     @classmethod
     def create(cls, path: str | Path | None, kind: str, env_id: str, seed: int) -> RunDir:
-        """Make a new run directory (default ``runs/<kind>-<env>-s<seed>-<time>``)."""
+        """Make a new run directory (default ``runs/<kind>-<env>-s<seed>-<time>``).
+
+        Raises:
+            RunExistsError: ``path`` already holds a run (its ``config.json``), which a new
+                run must not overwrite.
+        """
         if path is None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             name = re.sub(r"[^\w.=-]+", "_", env_id).strip("_")  # "Hopper-v5(a=1)": "Hopper-v5_a=1"
             path = Path("runs") / f"{kind}-{name}-s{seed}-{stamp}"
         run = cls(path)
+        if run.config_path.is_file():
+            try:
+                kind = str(json.loads(run.config_path.read_text()).get("kind", ""))
+            except (OSError, ValueError, AttributeError):
+                kind = ""
+            if kind == "train":
+                raise RunExistsError(
+                    f"{run.path} already holds a run; continue it with: prefrl resume {run.path}"
+                )
+            raise RunExistsError(
+                f"{run.path} already holds a {kind or 'prefrl'} run; choose another --run-dir "
+                "(or remove that directory to make this run there)"
+            )
         try:
             run.path.mkdir(parents=True, exist_ok=True)
             run.checkpoints.mkdir(exist_ok=True)
@@ -118,6 +140,8 @@ class RunDir:
     trainer_checkpoint = property(lambda self: self.checkpoints / "reward_trainer.pt")
     status_path = property(lambda self: self.path / "status.json")
     window_path = property(lambda self: self.path / "window.json")
+    errors_path = property(lambda self: self.path / "errors.log")
+    """the tracebacks of the roles' errors (each also said in one line as it happened)"""
 
     def write_config(self, config: dict[str, Any]) -> None:
         """Write ``config.json``, stamped with the run-directory format version."""

@@ -154,3 +154,30 @@ def test_fit_reward_from_the_command_line(source_run, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["labels"] == trainable(source_run)
     assert main(["fit-reward", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err.startswith("prefrl fit-reward: error: ")
+
+
+def test_no_command_overwrites_a_run_directory_that_holds_a_run(source_run, tmp_path, capsys):
+    files = {p: p.read_bytes() for p in source_run.rglob("*") if p.is_file()}
+    tiny = ["--steps", "64", "--ppo", "num_steps=8", "--no-video", "--quiet"]
+    commands = {
+        "fit-reward": ["fit-reward", str(source_run), "--rounds", "1"],
+        "baseline": ["baseline", "Pendulum-v1", *tiny],
+        "baseline --reward": ["baseline", "Pendulum-v1", "--reward", str(source_run), *tiny],
+        "train": ["train", "Pendulum-v1", "--labels", "2", *tiny],
+    }
+    for name, argv in commands.items():
+        assert main([*argv, "--run-dir", str(source_run)]) == 2, name
+        err = capsys.readouterr().err
+        assert err.endswith(
+            f"error: {source_run} already holds a run; continue it with: prefrl resume {source_run}\n"
+        )
+    assert {p: p.read_bytes() for p in source_run.rglob("*") if p.is_file()} == files
+    # a run of another kind is no more overwritten, and cannot be resumed
+    other = tmp_path / "baseline"
+    assert main(["baseline", "Pendulum-v1", *tiny, "--run-dir", str(other)]) == 0
+    capsys.readouterr()
+    assert main(["fit-reward", str(source_run), "--rounds", "1", "--run-dir", str(other)]) == 2
+    assert capsys.readouterr().err == (
+        f"prefrl fit-reward: error: {other} already holds a baseline run; choose another --run-dir "
+        "(or remove that directory to make this run there)\n"
+    )

@@ -22,7 +22,3 @@ class RunFailed(RunError):
 
 class RunStuck(RunError):
     """No role can make progress any more (in-process: nothing would ever change)."""
-
-
-class RunExistsError(PrefrlError, ValueError):
-    """The run directory a new run was to use already holds one (``prefrl resume`` it)."""

@@ -24,7 +24,7 @@ from prefrl.prefs.store import PreferenceStore
 from prefrl.rundir import RunDir, column, mark_stopped_if_dead, read_metrics, read_run_status, window_open
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.ending import RunEnd
-from prefrl.runtime.errors import RunExistsError, RunInterrupted
+from prefrl.runtime.errors import RunInterrupted
 from prefrl.runtime.inprocess import run_inprocess
 from prefrl.runtime.labeler import reused_trainable_labels
 from prefrl.runtime.monitor import Monitor
@@ -72,10 +72,6 @@ def train(
     with tempfile.TemporaryDirectory(prefix="prefrl-") as scratch:
         reused = _gather_reused_labels(config, Path(scratch))  # checked before the run is made
         run = RunDir.create(run_dir, "train", config.env_id, config.seed)
-        if run.config_path.exists():
-            raise RunExistsError(
-                f"{run.path} already holds a run; continue it with: prefrl resume {run.path}"
-            )
         if reused is not None:
             shutil.move(reused, run.reused_store_path)
     run.write_config({"kind": "train", **config.to_dict(), "prefrl_version": __version__})

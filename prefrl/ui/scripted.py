@@ -89,11 +89,9 @@ def make_human_run(run_dir: str | Path, env_id: str, *, labels: int = 100, **con
         env_id, labels, config: :class:`~prefrl.runtime.config.TrainConfig` fields.
 
     Raises:
-        ValueError: the directory already holds a run.
+        RunExistsError: the directory already holds a run (a ValueError).
     """
     run = RunDir.create(run_dir, "train", env_id, 0)
-    if run.config_path.exists():
-        raise ValueError(f"{run.path} already holds a run")
     cfg = TrainConfig(env_id=env_id, labels=labels, oracle="human", **config)
     run.write_config({"kind": "train", **cfg.to_dict(), "prefrl_version": __version__})
     PreferenceStore(run.store_path, env_id=env_id).close()
