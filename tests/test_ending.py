@@ -5,8 +5,9 @@ from test_runtime import small
 
 from prefrl.errors import ConfigError
 from prefrl.prefs.store import PreferenceStore
+from prefrl.rundir import RunDir
 from prefrl.runtime.ending import RunEnd, end_of_run
-from prefrl.runtime.run import train
+from prefrl.runtime.run import PersonWatch, train
 
 DONE = {"complete": True, "reason": None, "labels/trainable": 10}
 
@@ -101,3 +102,30 @@ def test_a_pair_is_never_asked_twice_and_a_run_out_of_new_pairs_ends_short(tmp_p
         f"the agent finished with {clips} clip(s) to compare, and every pair of them was asked; "
         f"{len(pairs)} of 20 labels were given"
     )
+
+
+@pytest.mark.parametrize(
+    ("pace", "explore_labels", "model", "then"),
+    [
+        ("wait", 0, True, "waits for your labels"),
+        ("free", 0, True, "goes on"),
+        ("free", 0, False, "waits for your labels"),  # no reward to learn from before the first answers
+        ("free", 4, False, "goes on"),  # it explores meanwhile
+    ],
+)
+def test_a_closed_window_says_whether_the_run_waits_for_the_person(
+    tmp_path, capsys, pace, explore_labels, model, then
+):
+    class Closed:
+        def poll(self):
+            return 0
+
+    run = RunDir.create(tmp_path / "run", "train", "Pendulum-v1", 0)
+    if model:
+        run.reward_checkpoint.write_bytes(b"")
+    watch = PersonWatch(Closed(), run, small(oracle="human", pace=pace, explore_labels=explore_labels))
+    assert watch() is False
+    assert capsys.readouterr().out == (
+        f"prefrl: the labelling window is closed; the run {then}. Reopen it with: prefrl label {run.path}\n"
+    )
+    assert watch() is False and capsys.readouterr().out == ""  # said once

@@ -106,6 +106,20 @@ class SlowPerson(threading.Thread):
         return lag > allowed_lag(self.budget) and (status.get("agent_waiting") or not self.until_agent_waits)
 
 
+def test_a_free_paced_agent_says_it_waits_for_the_first_answers(tmp_path):
+    # at either pace the agent has no reward to learn from before the first answers: a
+    # person who has not given them yet sees it waiting (status.json and the status line)
+    run_dir = tmp_path / "r"
+    person = SlowPerson(run_dir, delay=0.0, stall_after=0, until_agent_waits=True)
+    person.start()
+    try:
+        summary = train(small(oracle="human", pace="free", labels=20), run_dir, progress=False, video=False)
+    finally:
+        person.stop.set()
+    assert person.error is None
+    assert (summary["complete"], summary["labels_used"]) == (True, 20)
+
+
 @pytest.mark.parametrize("pace", ["wait", "free"])
 def test_a_slow_person_gives_the_whole_budget_and_only_a_waiting_agent_waits(tmp_path, pace):
     run_dir = tmp_path / "r"

@@ -78,6 +78,7 @@ class AgentRole(Role):
         self.busy_time = 0.0  # seconds spent acting and learning (not evaluating, not waiting)
         self.busy_steps = 0
         self.pacer = Pacer(config.schedule(), enabled=config.pace == "wait")
+        self.told_waiting = False  # the run has been told the agent waits for answers
         self._store: PreferenceStore | None = None  # opened once the labeler has made it
         self.entropy = KnnStateEntropy(seed=config.seed) if config.explore_labels > 0 else None
         self.informative = 0  # answers that said one clip is better, read with each new model
@@ -105,16 +106,13 @@ class AgentRole(Role):
                 self._count_busy(started, steps_before)
                 return True
             if self.clips_sent >= self.initial_clips_wanted and not self._labeler_out_of_pairs():
-                return False  # waiting for the first reward model
+                return self._wait()  # for the first reward model
             self._send_clips(self.agent.collect(capture_snapshots=self.snapshots))
             self._count_busy(started, steps_before)
             return True
 
-        was_waiting = self.pacer.waiting
         if self.pacer.must_wait(self.agent.env_steps, self._answered) and not self._labeler_out_of_pairs():
-            if not was_waiting:  # tell the run once per wait, so its status line can say so
-                self.status.put(Status(self.name, "metrics", self.agent.env_steps, {"pace/waiting": 1}))
-            return False
+            return self._wait()
         rollout = self.agent.collect(capture_snapshots=self.snapshots)
         stats = self.agent.train(rollout, self._reward_source())
         self._send_clips(rollout)
@@ -125,6 +123,14 @@ class AgentRole(Role):
         if self.agent.env_steps >= self.cfg.steps:
             self._finish()
         return True
+
+    def _wait(self) -> bool:
+        """Take no step: answers are awaited. Tells the run once per wait, so that its
+        status line and status.json can say so (the next report clears it)."""
+        if not self.told_waiting:
+            self.status.put(Status(self.name, "metrics", self.agent.env_steps, {"pace/waiting": 1}))
+            self.told_waiting = True
+        return False
 
     def _count_busy(self, started: float, steps_before: int) -> None:
         self.busy_time += time.perf_counter() - started
@@ -188,6 +194,7 @@ class AgentRole(Role):
         values["charts/wait_share"] = self.pacer.wait_share()
         values["charts/explore_weight"] = self.exploration_weight()
         values["pace/waiting"] = 0
+        self.told_waiting = False
         if self.agent.env_steps >= self.next_eval or self.agent.env_steps >= self.cfg.steps:
             self._evaluate()
             values["eval/mean_return"] = float(np.mean(self.last_eval))

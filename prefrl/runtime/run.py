@@ -304,7 +304,10 @@ class PersonWatch:
         if not self.present and present:
             print("prefrl: a labelling window is open again", flush=True)
         if self.present and not present:
-            then = "waits for your labels" if self.config.pace == "wait" else "goes on"
+            # the agent waits for answers: at its pace, or for the first reward model, which
+            # the first answers train (unless it explores meanwhile)
+            first = not self.config.explore_labels and not self.run.reward_checkpoint.exists()
+            then = "waits for your labels" if self.config.pace == "wait" or first else "goes on"
             print(
                 f"prefrl: the labelling window is closed; the run {then}. Reopen it with: prefrl label {self.run.path}",
                 flush=True,
