@@ -192,3 +192,16 @@ def test_the_heartbeat_goes_on_while_a_progress_video_is_recorded(tmp_path, monk
     release.set()
     monitor.close()
     assert recorded == [100]
+
+
+def test_a_roles_error_is_one_line_and_its_traceback_goes_to_errors_log(tmp_path):
+    run = RunDir.create(tmp_path / "run", "train", "Pendulum-v1", 0)
+    monitor = Monitor(run, total_steps=100, total_labels=10, progress=False)
+    trace = 'Traceback (most recent call last):\n  File "my_task.py", line 7, in reward\nValueError: bored\n'
+    monitor.consume([Status("agent", "error", 0, {"error": "ValueError: bored", "traceback": trace})])
+    assert monitor.errors["agent"] == f"ValueError: bored; its traceback is in {run.path / 'errors.log'}"
+    monitor.consume([Status("labeler", "error", 0, {"error": "KeyError: 0"})])  # none sent: none logged
+    assert monitor.errors["labeler"] == "KeyError: 0"
+    log = (run.path / "errors.log").read_text()
+    assert log.startswith("--- ") and log.count("--- ") == 1
+    assert log.endswith(f": the agent failed near agent step 0\n{trace}\n")

@@ -53,11 +53,28 @@ class Monitor:
                 self.latest["labeler"]["labels/answered"] = store.num_answered()
         self.bar = Progress(total_steps, "train", enabled=progress)
 
+    def _error(self, status: Status) -> str:
+        """A role's error in one line; its traceback, if sent, is appended to the run's
+        ``errors.log`` (a bug of prefrl's or of the user's task code needs its file and line)."""
+        error = str(status.values.get("error", "unknown error"))
+        trace = status.values.get("traceback")
+        if not trace:
+            return error
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        try:
+            with self.run.errors_path.open("a") as log:
+                log.write(
+                    f"--- {stamp}: the {status.role} failed near agent step {self.agent_step}\n{trace}\n"
+                )
+        except OSError:  # e.g. the disk is full: the one line is all there is
+            return error
+        return f"{error}; its traceback is in {self.run.errors_path}"
+
     def consume(self, statuses: list[Status]) -> None:
         for status in statuses:
             self.agent_step = max(self.agent_step, status.agent_step)
             if status.kind == "error":
-                self.errors[status.role] = str(status.values.get("error", "unknown error"))
+                self.errors[status.role] = self._error(status)
                 continue
             if status.kind == "done":
                 self.finished[status.role] = dict(status.values)
