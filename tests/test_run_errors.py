@@ -16,8 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.envs.classic_control.pendulum import PendulumEnv
 
 from prefrl.cli import main
 from prefrl.errors import EXIT_FAILED, EXIT_USAGE
@@ -486,3 +488,37 @@ def test_play_and_label_mark_a_killed_run(tmp_path: Path, command: str) -> None:
     write_status(run, pid=pid)
     main([command, str(run.path)])  # fails later (no checkpoint, no display): not the point here
     assert json.loads(run.status_path.read_text())["running"] is False
+
+
+# ------------------------------------------------------------------ an env that draws nothing
+class BlindPendulum(PendulumEnv):
+    def render(self) -> None:
+        return None
+
+
+def test_an_env_that_draws_no_frames_ends_its_run_without_a_video_and_play_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gym.register("test/BlindPendulum-v0", entry_point=BlindPendulum, max_episode_steps=200)
+    try:
+        config = TrainConfig(
+            env_id="test/BlindPendulum-v0",
+            steps=1024,
+            labels=4,
+            clip_length=25,
+            num_evals=1,
+            eval_episodes=1,
+            backend="inprocess",
+            ppo={"num_envs": 2, "num_steps": 256},
+            reward_model={"epochs_per_round": 1, "min_steps_per_round": 5},
+        )
+        summary = train(config, tmp_path / "run", progress=False, video=True)
+        why = "test/BlindPendulum-v0 cannot draw frames: its render() with render_mode='rgb_array' gave NoneType, not an image array [height, width, 3]"
+        assert summary["complete"] and (tmp_path / "run" / "summary.json").exists()
+        assert f"prefrl: no final video: {why} (--no-video skips it)\n" in capsys.readouterr().out
+        assert not list((tmp_path / "run" / "videos").iterdir())
+        assert main(["play", str(tmp_path / "run"), "--out", str(tmp_path / "play.mp4")]) == EXIT_FAILED
+        assert capsys.readouterr().err == f"prefrl play: {why}\n"
+        assert not (tmp_path / "play.mp4").exists()
+    finally:
+        del gym.registry["test/BlindPendulum-v0"]

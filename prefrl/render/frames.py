@@ -10,6 +10,7 @@ import numpy as np
 
 from prefrl.envs.make import make_env
 from prefrl.envs.snapshot import Snapshotter, env_family, snapshotter_for
+from prefrl.errors import EXIT_FAILED, PrefrlError
 
 # What the user asked SDL for, before prefrl touched it (the labelling window reads it to
 # tell a real display from none).
@@ -112,10 +113,30 @@ def render_fps(env: gym.Env) -> float:
     return float(env.metadata.get("render_fps") or 30)
 
 
+class RenderError(PrefrlError, RuntimeError):
+    """Frames cannot be drawn: the env cannot render an rgb_array frame, or the render env
+    failed to build or to render."""
+
+    exit_code = EXIT_FAILED
+
+
 def render_frame(env: gym.Env) -> np.ndarray:
-    frame = env.render()
-    if not isinstance(frame, np.ndarray):
-        raise RuntimeError(f"{env} rendered {type(frame).__name__}, not an rgb_array frame")
+    """``env``'s frame now, ``[H, W, 3]`` uint8.
+
+    Raises:
+        RenderError: the env draws no rgb_array frames (none among its render modes, or its
+            ``render()`` gave something else).
+    """
+    name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+    try:
+        frame = env.render()
+    except AssertionError as err:  # gymnasium's checker: rgb_array is not among its render modes
+        raise RenderError(f"{name} cannot draw frames: {err}") from None
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3:
+        raise RenderError(
+            f"{name} cannot draw frames: its render() with render_mode='rgb_array' gave "
+            f"{type(frame).__name__}, not an image array [height, width, 3]"
+        )
     return frame
 
 

@@ -21,6 +21,7 @@ from prefrl.prefs.errors import StoreError
 from prefrl.prefs.exchange import gather_labels
 from prefrl.prefs.schema import REUSED_STORE_NAME
 from prefrl.prefs.store import PreferenceStore
+from prefrl.render.frames import RenderError
 from prefrl.rundir import RunDir, column, mark_stopped_if_dead, read_metrics, read_run_status, window_open
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.ending import RunEnd
@@ -361,4 +362,7 @@ def summarize(config: TrainConfig, run: RunDir, monitor: Monitor, end: RunEnd) -
 
 
 def _final_video(config: TrainConfig, run: RunDir) -> None:
-    record_run_policy(run.path, run.videos / "final_policy.mp4")
+    try:
+        record_run_policy(run.path, run.videos / "final_policy.mp4")
+    except RenderError as err:  # the run itself is done: its summary is still written
+        print(f"prefrl: no final video: {err} (--no-video skips it)", flush=True)

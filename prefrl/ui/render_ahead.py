@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from prefrl.errors import EXIT_FAILED, PrefrlError
+from prefrl.render.frames import RenderError
 
 BACKENDS = ("process", "thread")
 MAX_DISPLAY_FPS = {"mujoco": 25.0, "other": 40.0}
@@ -53,12 +53,6 @@ _JOIN_S = 5.0
 _STOP_WAIT_S = 1.0
 PARENT_POLL_S = 0.5
 """how often the render process looks whether the window's process is still there"""
-
-
-class RenderError(PrefrlError, RuntimeError):
-    """The clips cannot be rendered (the render env failed to build or to render)."""
-
-    exit_code = EXIT_FAILED
 
 
 @dataclass
