@@ -342,3 +342,28 @@ def test_a_damaged_store_names_the_commands_that_restore_it(
     assert printed["created"] is True and printed["answered"] == 4
     with PreferenceStore(store_path) as store:
         assert store.env_id == ENV and store.labels() == labels
+
+
+def test_a_source_that_is_no_intact_store_is_refused_as_a_source_not_as_a_store_to_mend(
+    tmp_path: Path, rng: np.random.Generator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from prefrl.prefs.exchange import gather_labels
+
+    run = run_with_store(tmp_path / "run", rng)
+    notes = tmp_path / "notes.sqlite"
+    notes.write_text("hi\n")
+    damaged = tmp_path / "copy.sqlite"
+    data = (run / "prefs.sqlite").read_bytes()
+    damaged.write_bytes(data[: len(data) // 2])
+    for source, words in (
+        (notes, f"{notes} is not a preference store or an export (it is not an SQLite database)"),
+        (damaged, f"the preference store {damaged} is damaged"),
+    ):
+        code, printed, err = cli(capsys, "import", run, source)
+        assert (code, printed) == (2, None) and err.count("\n") == 1
+        assert words in err and "a run's prefs.sqlite" in err and "`prefrl export`" in err
+        assert "aside" not in err and "`prefrl import" not in err, err
+    with pytest.raises(StoreError, match="is not a preference store or an export") as info:
+        gather_labels(notes, tmp_path / "gathered.sqlite")  # what --labels-from does
+    assert "aside" not in str(info.value)
+    assert notes.read_text() == "hi\n"

@@ -31,6 +31,7 @@ from prefrl.prefs.schema import (
     QUERY_COLUMNS,
     REUSED_STORE_NAME,
     STORE_NAME,
+    check_file,
     store_file,
 )
 from prefrl.prefs.store import PreferenceStore, Query
@@ -314,7 +315,7 @@ def import_into(store: PreferenceStore, source: str | os.PathLike[str]) -> Impor
     label = str(src.resolve())
     if src.is_dir():
         return _import_export_dir(store, src, label)
-    with PreferenceStore(src) as other, other._snapshot() as conn:
+    with _open_source(src) as other, other._snapshot() as conn:
         env_ids = {row[0] for row in conn.execute("SELECT DISTINCT env_id FROM clips")}
         _check_env_ids(store, env_ids, src)
         queries = [
@@ -551,10 +552,21 @@ def _run_env_id(run_dir: Path) -> str | None:
     return str(env_id) if env_id else None
 
 
+def _open_source(src: Path) -> PreferenceStore:
+    """The store file ``src``, given as a source of labels, opened. A file that is no
+    intact SQLite database is refused in words for a source (what a source is), not with
+    the advice for mending a run's own store."""
+    try:
+        return PreferenceStore(src)
+    except StoreError:
+        check_file(src, source=True)
+        raise
+
+
 def _source_env_id(src: Path) -> str:
     """The env of an import source (an export directory or a store file)."""
     if src.is_file():
-        with PreferenceStore(src) as other:
+        with _open_source(src) as other:
             return other.env_id
     _check_export_files(src)
     env_ids = {row["env_id"] for row in _read_csv(src / "clips.csv", _CLIPS_CSV)}

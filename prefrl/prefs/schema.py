@@ -124,6 +124,12 @@ def recovery_hint(path: Path) -> str:
     )
 
 
+SOURCE_HINT = (
+    "A source of labels is a preference store (a run's prefs.sqlite, or a copy of it) or a "
+    "directory written by `prefrl export` (clips.npz, clips.csv, queries.csv, answers.csv)."
+)
+
+
 def read_only_uri(path: Path) -> str:
     """The URI of a read-only connection to the store file ``path``. On a medium that
     cannot be written (a read-only mount, an archive) SQLite cannot make the shared-memory
@@ -136,19 +142,31 @@ def read_only_uri(path: Path) -> str:
     return uri
 
 
-def check_file(path: Path, pragma: str = "quick_check") -> None:
+def check_file(path: Path, pragma: str = "quick_check", *, source: bool = False) -> None:
     """Refuse a file that is not an intact SQLite database, without writing to it.
 
     ``pragma`` is ``quick_check`` or the slower, fuller ``integrity_check``; neither looks
-    inside blobs (clips have their own checksums for that).
+    inside blobs (clips have their own checksums for that). ``source``: the file was given
+    as a source of labels (``prefrl import``, ``--labels-from``), not a run's own store,
+    so a refusal says what a source is rather than how to mend a run's store.
     """
     with open(path, "rb") as f:
         head = f.read(len(SQLITE_MAGIC))
     if head != SQLITE_MAGIC:
+        if source:
+            raise StoreError(
+                f"{path} is not a preference store or an export (it is not an SQLite database). "
+                + SOURCE_HINT
+            )
         raise StoreError(
             f"{path} is not an SQLite database (it does not start with the SQLite header). "
             + recovery_hint(path)
         )
+    hint = (
+        f"Nothing was read from it; ask for an intact copy or an export of it. {SOURCE_HINT}"
+        if source
+        else recovery_hint(path)
+    )
     # A read-only connection never writes to the database file (it cannot even checkpoint
     # the WAL into it), so a damaged file stays exactly as it was found.
     try:
@@ -160,14 +178,12 @@ def check_file(path: Path, pragma: str = "quick_check") -> None:
     except sqlite3.OperationalError as e:  # busy, locked, I/O: not evidence of damage
         raise StoreError(f"cannot read the preference store {path}: {e}") from None
     except sqlite3.DatabaseError as e:
-        raise StoreError(f"the preference store {path} is damaged ({e}). " + recovery_hint(path)) from None
+        raise StoreError(f"the preference store {path} is damaged ({e}). " + hint) from None
     finally:
         conn.close()
     if problems != ["ok"]:
         shown = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
-        raise StoreError(
-            f"the preference store {path} is damaged ({pragma}: {shown}). " + recovery_hint(path)
-        )
+        raise StoreError(f"the preference store {path} is damaged ({pragma}: {shown}). " + hint)
 
 
 def open_schema(conn: sqlite3.Connection, path: Path, env_id: str | None) -> str:
