@@ -254,6 +254,10 @@ budgets = [10]
         ),
         (BASE.replace("[grid]", "[grids]"), "unknown key 'grids' in the top level (did you mean 'grid'?)"),
         ("[grid]\nseeds = [0]\n", "no envs"),
+        (
+            BASE + "seeds = [0, 9223372036854775808]\n",
+            "bad seed 9223372036854775808 in seeds: each must be below 9223372036854775808",
+        ),
         ("[grid\n", "not valid TOML"),
     ],
 )

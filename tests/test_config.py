@@ -56,7 +56,6 @@ BAD_TRAIN_FLAGS = [
     ),
     (["--initial-fraction", "1.5"], "--initial-fraction 1.5: must be in [0, 1]"),
     (["--decay-fraction", "0"], "--decay-fraction 0.0: must be above 0"),
-    (["--seed", "-1"], "--seed -1: must be at least 0"),
     (
         ["--teacher", "mistake:eps"],
         "--teacher mistake:eps: 'eps' is not KEY=VALUE; expected NAME, NAME:KEY=VALUE,... or "
@@ -126,6 +125,7 @@ def test_an_unknown_task_names_the_flag_and_the_known_tasks(tmp_path, capsys):
             "argument --backend: invalid choice: 'x' (choose from 'multiprocess', 'inprocess', 'ray')",
         ),
         (["--oracle", "x"], "argument --oracle: invalid choice: 'x' (choose from 'synthetic', 'human')"),
+        (["--seed", "-1"], "argument --seed: '-1': give a whole number from 0 to 2**63 - 1"),
     ],
 )
 def test_argparse_refuses_values_outside_the_choices(tmp_path, capsys, flags, words):
@@ -134,6 +134,26 @@ def test_argparse_refuses_values_outside_the_choices(tmp_path, capsys, flags, wo
     assert exit_.value.code == EXIT_USAGE
     assert capsys.readouterr().err.splitlines()[-1] == f"prefrl train: error: {words}"
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["train", "Pendulum-v1"], ["baseline", "Pendulum-v1"], ["fit-reward", "RUN"], ["play", "RUN"]],
+)
+def test_every_seed_flag_refuses_what_numpy_and_torch_cannot_take(capsys, command):
+    parser = cli.build_parser()
+    assert parser.parse_args([*command, "--seed", str(2**63 - 1)]).seed == 2**63 - 1
+    for seed in (str(2**63), str(2**64), "-1", "1.5"):
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse_args([*command, "--seed", seed])
+        assert exit_.value.code == EXIT_USAGE
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            f"prefrl {command[0]}: error: argument --seed: '{seed}': give a whole number from 0 to 2**63 - 1"
+        )
+    with pytest.raises(
+        ConfigError, match=r"^--seed 9223372036854775808: must be in \[0, 9223372036854775808\)$"
+    ):
+        TrainConfig(env_id="Pendulum-v1", seed=2**63)
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,7 @@ from prefrl.envs.make import make_env
 from prefrl.errors import ConfigError, MissingFileError
 from prefrl.oracles import make_oracle, parse_teacher
 from prefrl.runtime.choices import BACKENDS, SELECTIONS, Backend, Selection
-from prefrl.runtime.config import TrainConfig
+from prefrl.runtime.config import SEEDS_BELOW, TrainConfig
 from prefrl.tasks import trust_task
 
 ARMS = ("prefrl", "ppo_true", "ppo_constant", "random")
@@ -268,7 +268,8 @@ def _env_settings(label: str, s: dict[str, Any], where: str, check_env: bool) ->
             f"{where}: no label budgets; set budgets = [...] (labels per preference run, each >= 2) "
             "here or in [grid]"
         )
-    seeds = _int_list(s, "seeds", where, minimum=0, what="seed", example="[0, 1, 2]") or (0,)
+    seeds = _int_list(s, "seeds", where, minimum=0, what="seed", example="[0, 1, 2]", below=SEEDS_BELOW)
+    seeds = seeds or (0,)
     teachers = _str_list(s, "teachers", where) or ("perfect",)
     for i, teacher in enumerate(teachers):
         _check_teacher(teacher, f"{where}: teachers[{i}]")
@@ -524,7 +525,14 @@ def _non_negative(table: Mapping[str, Any], key: str, where: str) -> int:
 
 
 def _int_list(
-    table: Mapping[str, Any], key: str, where: str, *, minimum: int, what: str, example: str
+    table: Mapping[str, Any],
+    key: str,
+    where: str,
+    *,
+    minimum: int,
+    what: str,
+    example: str,
+    below: int | None = None,
 ) -> tuple[int, ...]:
     values = table.get(key, [])
     if not isinstance(values, list):
@@ -534,6 +542,8 @@ def _int_list(
             raise GridError(
                 f"{where}: bad {what} {_toml(value)} in {key}: each must be an integer >= {minimum}"
             )
+        if below is not None and value >= below:
+            raise GridError(f"{where}: bad {what} {_toml(value)} in {key}: each must be below {below}")
     if len(set(values)) != len(values):
         raise GridError(f"{where}: {key} lists a value twice: {_toml(values)}")
     return tuple(values)

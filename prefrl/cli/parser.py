@@ -70,10 +70,24 @@ def _at_least_one(value: str) -> int:
     return number
 
 
+def _seed(value: str) -> int:
+    """``--seed``: a whole number from 0 to below
+    :data:`~prefrl.runtime.config.SEEDS_BELOW` (argparse names the flag)."""
+    from prefrl.runtime.config import SEEDS_BELOW  # only for a seed given: it loads torch
+
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if not 0 <= number < SEEDS_BELOW:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a whole number from 0 to 2**63 - 1")
+    return number
+
+
 def add_env_options(p: argparse.ArgumentParser, fixed_length_default: str | None = None) -> None:
     """The options every command that trains shares; ``fixed_length_default`` words the
     default of ``--fixed-length`` in its help (None: not said)."""
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     p.add_argument(
         "--run-dir",
         default=None,
@@ -282,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=_at_least_one, default=1, help="episodes to record (default 1)")
     p.add_argument("--out", default=None, help="mp4 path (default RUN_DIR/videos/play.mp4)")
     p.add_argument("--gif", action="store_true", help="also write a gif beside the mp4")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the first episode")
     add_task_trust_options(p)
     p.set_defaults(func=cmd_play)
 
@@ -339,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--run-dir", default=None, help="where to write it (default runs/fit-reward-<env>-s<seed>-<time>)"
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     p.add_argument(
         "--rounds",
         type=int,

@@ -27,7 +27,20 @@ from prefrl.runtime.choices import BACKENDS, ORACLES, PACES, SELECTIONS, Backend
 from prefrl.tasks import get_task, portable_task_name
 from prefrl.utils.settings import check_settings, unset
 
-__all__ = ["BACKENDS", "CLI_FLAGS", "DEFAULT_LABELS", "ORACLES", "PACES", "SELECTIONS", "TrainConfig"]
+__all__ = [
+    "BACKENDS",
+    "CLI_FLAGS",
+    "DEFAULT_LABELS",
+    "ORACLES",
+    "PACES",
+    "SEEDS_BELOW",
+    "SELECTIONS",
+    "TrainConfig",
+]
+
+SEEDS_BELOW = 2**63
+"""a seed is below this: torch takes seeds below 2**64, and a run seeds its envs and
+workers ``seed + i``, so this leaves room; it is also a signed 64-bit integer (TOML's)"""
 
 # Per-env defaults of a preference run. Clip lengths give 1-2 s of video at the env's
 # own frame rate (CartPole 50 fps, Pendulum 30, Acrobot 15, MountainCar 30, Hopper 125).
@@ -168,7 +181,7 @@ class TrainConfig:
     selection: Selection = "disagreement"
     """disagreement (default: steadier over seeds in the published grid), random, or diverse
     (clips far apart in state space, k-center: for tasks whose answers are mostly ties)"""
-    seed: int = field(default=0, metadata={"min": 0})
+    seed: int = field(default=0, metadata={"min": 0, "below": SEEDS_BELOW})
     backend: Backend = "multiprocess"
     """multiprocess (three processes), inprocess (sequential, deterministic) or ray (actors
     on a Ray cluster: prefrl.runtime.ray_backend)"""
