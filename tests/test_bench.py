@@ -255,6 +255,11 @@ budgets = [10]
         (BASE.replace("[grid]", "[grids]"), "unknown key 'grids' in the top level (did you mean 'grid'?)"),
         ("[grid]\nseeds = [0]\n", "no envs"),
         (
+            BASE.replace("[grid]", "[grid]\nseeds = []"),
+            "[envs.Pendulum-v1]: seeds = [] (here or in [grid]) runs",
+        ),
+        (BASE + "seeds = []\n", "seeds = [] (here or in [grid]) runs nothing; list at least one seed"),
+        (
             BASE + "seeds = [0, 9223372036854775808]\n",
             "bad seed 9223372036854775808 in seeds: each must be below 9223372036854775808",
         ),

@@ -269,6 +269,11 @@ def _env_settings(label: str, s: dict[str, Any], where: str, check_env: bool) ->
             "here or in [grid]"
         )
     seeds = _int_list(s, "seeds", where, minimum=0, what="seed", example="[0, 1, 2]", below=SEEDS_BELOW)
+    if "seeds" in s and not seeds:
+        raise GridError(
+            f"{where}: seeds = [] (here or in [grid]) runs nothing; list at least one seed, e.g. "
+            "seeds = [0, 1, 2], or leave seeds out for seed 0"
+        )
     seeds = seeds or (0,)
     teachers = _str_list(s, "teachers", where) or ("perfect",)
     for i, teacher in enumerate(teachers):
