@@ -17,6 +17,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from prefrl.errors import ConfigError
+
 StepReward = Callable[[gym.Env, np.ndarray, Any, np.ndarray], float]
 EpisodeMeasure = Callable[[gym.Env, list[float]], float]
 
@@ -60,12 +62,23 @@ class Measure:
 class ObsExtra:
     """An entry a task appends to the agent's observation: something a person sees in the
     video (is the foot on the floor?) that the env's own observation lacks. ``read`` takes
-    the unwrapped env after a reset or a step; ``low``/``high`` bound the value."""
+    the unwrapped env after a reset or a step; ``low``/``high`` bound the value.
+
+    Raises:
+        ConfigError (a ValueError): a bound is NaN, or ``low`` is above ``high``.
+    """
 
     name: str
     read: Callable[[Any], float]
     low: float = -np.inf
     high: float = np.inf
+
+    def __post_init__(self) -> None:
+        if not self.low <= self.high:  # also False when a bound is NaN
+            raise ConfigError(
+                f"ObsExtra {self.name!r}: bounds low={self.low}, high={self.high}: give low <= high, "
+                "neither NaN (leave out a bound the value does not have)"
+            )
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import torch
 from prefrl import task_library, tasks
 from prefrl.envs.make import make_env
 from prefrl.envs.wrappers import RestartWhen
+from prefrl.errors import ConfigError
 from prefrl.play import play
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.run import train
@@ -466,6 +467,17 @@ def test_a_task_on_a_namespaced_env_registers_and_makes_its_env():
     env.reset(seed=0)
     assert env.step(0)[1] == 1.0  # the behaviour reward
     env.close()
+
+
+def test_an_obs_extra_with_bounds_no_box_takes_is_refused_naming_it():
+    read = task_library.hopper_foot_down
+    for low, high in ((1.0, 0.0), (math.nan, 1.0), (0.0, math.nan)):
+        with pytest.raises(
+            ConfigError, match=rf"^ObsExtra 'foot': bounds low={low}, high={high}: give low <= high"
+        ):
+            tasks.ObsExtra("foot", read, low, high)
+    assert tasks.ObsExtra("foot", read, 1.0, 1.0).high == 1.0
+    assert tasks.ObsExtra("foot", read).low == -math.inf
 
 
 def test_a_short_stork_run_goes_end_to_end_and_is_measured(tmp_path):
