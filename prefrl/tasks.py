@@ -430,10 +430,28 @@ def _load_task_source(source: str) -> None:
         if spec is None or spec.loader is None:
             raise ConfigError(f"cannot load task file {source}")
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except SyntaxError as err:
+            raise ConfigError(
+                f"task file {source} is not valid Python: {err.filename}:{err.lineno}: {err.msg}"
+            ) from None
+        except ModuleNotFoundError as err:
+            if err.name is None:
+                raise
+            raise ConfigError(
+                f"task file {source} imports {err.name}, which is not installed: install the package "
+                "that provides it in this Python environment (or fix the import)"
+            ) from None
+        except ImportError as err:
+            raise ConfigError(f"task file {source}: {err}") from None
     else:
         try:
             importlib.import_module(source)
+        except SyntaxError as err:
+            raise ConfigError(
+                f"task module {source!r} is not valid Python: {err.filename}:{err.lineno}: {err.msg}"
+            ) from None
         except ImportError as err:
             raise ConfigError(f"cannot import task module {source!r}: {err}") from err
 

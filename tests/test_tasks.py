@@ -571,6 +571,24 @@ def test_a_task_from_a_file_errors_clearly(tmp_path):
         get_task(f"{tmp_path / 'missing.py'}:x")
 
 
+def test_a_task_file_that_imports_a_missing_module_or_does_not_compile_is_one_line(tmp_path, capsys):
+    from prefrl.cli import main
+
+    (tmp_path / "needs.py").write_text("import prefrl_no_such_module\n")
+    (tmp_path / "broken.py").write_text("from prefrl.tasks import Task\n\ndef reward(:\n    pass\n")
+    cases = {
+        "needs.py": f"task file {tmp_path / 'needs.py'} imports prefrl_no_such_module, which is not "
+        "installed: install the package that provides it",
+        "broken.py": f"task file {tmp_path / 'broken.py'} is not valid Python: {tmp_path / 'broken.py'}:3: ",
+    }
+    for name, words in cases.items():
+        task = f"{tmp_path / name}:x"
+        assert main(["train", "--task", task, "--run-dir", str(tmp_path / "run"), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"prefrl train: error: --task {task}: {words}") and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_tasks_ppo_settings_are_its_runs_and_its_references_unless_told_otherwise(tmp_path):
     from prefrl.baseline import BaselineSettings
 
