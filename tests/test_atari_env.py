@@ -8,6 +8,7 @@ import pytest
 
 from prefrl.envs import EnvError, check_spaces, make_env, snapshotter_for
 from prefrl.envs.atari import MASKS, AreaResize, AtariFrames, area_weights, find_atari_frames
+from prefrl.envs.make import snapshots_supported
 
 # RAM bytes each game keeps its score in (ALE's own reward code reads them), and the
 # counters the paper also hides; values written there to change what the screen shows.
@@ -189,3 +190,14 @@ def test_atari_frames_wants_single_frames():
     raw = gym.make("ALE/Pong-v5")  # frameskip=4 inside the emulator
     with pytest.raises(EnvError, match="frameskip=1"):
         AtariFrames(raw)
+
+
+def test_ram_observations_are_learned_from_without_snapshots():
+    # a synthetic oracle needs no video; a person cannot be shown clips of RAM
+    ram = 'ALE/Pong-v5(obs_type="ram")'
+    env = make_env(ram)
+    assert env.observation_space.shape == (128,)
+    assert not snapshots_supported(ram) and snapshots_supported("ALE/Pong-v5")
+    with pytest.raises(EnvError, match=r"this AtariEnv has none \(RAM observations, or built elsewhere\)"):
+        snapshotter_for(env)
+    env.close()

@@ -197,7 +197,11 @@ def env_family(env: gym.Env) -> str:
 
 def can_snapshot(env: gym.Env) -> bool:
     """Whether :func:`snapshotter_for` has a :class:`Snapshotter` for ``env``."""
-    return env_family(env) != "other"
+    try:
+        snapshotter_for(env)
+    except EnvError:
+        return False
+    return True
 
 
 def snapshotter_for(env: gym.Env) -> Snapshotter:
@@ -212,6 +216,15 @@ def snapshotter_for(env: gym.Env) -> Snapshotter:
     if family == "mujoco":
         return MujocoSnapshotter(env)
     if family == "atari":
+        from prefrl.envs.atari import find_atari_frames
+
+        if find_atari_frames(env) is None:
+            raise EnvError(
+                f"prefrl snapshots an Atari env through the frames prefrl.make_env builds for it, and "
+                f"this {type(env.unwrapped).__name__} has none (RAM observations, or built elsewhere), so "
+                "its clips cannot be re-rendered for a human. Use a synthetic oracle (which needs no "
+                "video), or the game's pixel observations (the default)"
+            )
         return AtariSnapshotter(env)
     if family == "minatar":
         return MinAtarSnapshotter(env)
