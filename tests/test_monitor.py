@@ -205,3 +205,13 @@ def test_a_roles_error_is_one_line_and_its_traceback_goes_to_errors_log(tmp_path
     log = (run.path / "errors.log").read_text()
     assert log.startswith("--- ") and log.count("--- ") == 1
     assert log.endswith(f": the agent failed near agent step 0\n{trace}\n")
+
+
+def test_the_status_line_says_when_the_agent_evaluates(tmp_path):
+    monitor = Monitor(RunDir.create(tmp_path / "run", "train", "Pendulum-v1", 0), 100, 10, progress=False)
+    monitor.consume([Status("agent", "metrics", 50, {"eval/episodes_running": 20})])
+    assert monitor._agent_doing() == "evaluating (20 episodes)"
+    monitor.consume([Status("agent", "metrics", 60, {"eval/episodes_running": 0, "pace/waiting": 1})])
+    assert monitor._agent_doing() == "waiting for labels"
+    monitor.consume([Status("agent", "done", 100, {})])
+    assert monitor._agent_doing() is None

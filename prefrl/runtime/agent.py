@@ -199,12 +199,16 @@ class AgentRole(Role):
             self._evaluate()
             values["eval/mean_return"] = float(np.mean(self.last_eval))
             values["eval/mean_return_stochastic"] = float(np.mean(self.last_eval_stochastic))
+            values["eval/episodes_running"] = 0
             self.save()  # the policy just evaluated is the one a progress video will show
             while self.next_eval <= self.agent.env_steps:
                 self.next_eval += self.eval_every
         self.status.put(Status(self.name, "metrics", self.agent.env_steps, values))
 
     def _evaluate(self) -> None:
+        # said first: an evaluation of long episodes (Atari: 27,000 steps) can take minutes
+        running = {"eval/episodes_running": 2 * self.cfg.eval_episodes}
+        self.status.put(Status(self.name, "metrics", self.agent.env_steps, running))
         self.last_eval, self.last_eval_stochastic = evaluate_both(
             self.agent,
             self.cfg.env_id,

@@ -127,8 +127,15 @@ class Monitor:
             labels=f"{labeler.get('labels/answered', 0)}/{self.total_labels}",
             rm_acc=trainer.get("reward/val_accuracy"),
             ret=agent.get("charts/episodic_return"),
-            agent="waiting for labels" if self.agent_waiting else None,
+            agent=self._agent_doing(),
         )
+
+    def _agent_doing(self) -> str | None:
+        """What holds the agent, if anything: answers it waits for, or an evaluation."""
+        if self.agent_waiting:
+            return "waiting for labels"
+        episodes = self.latest["agent"].get("eval/episodes_running")
+        return f"evaluating ({episodes} episodes)" if episodes and self.done is None else None
 
     @property
     def agent_waiting(self) -> bool:
