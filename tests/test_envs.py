@@ -252,3 +252,37 @@ def test_an_env_id_may_carry_keyword_arguments_for_gymnasium_make():
 def test_bad_env_keyword_arguments_are_a_clear_error(env_id, says):
     with pytest.raises(EnvError, match=re.escape(says)):
         make_env(env_id)
+
+
+def test_an_env_of_ones_own_is_named_module_colon_id_in_every_process(tmp_path, monkeypatch):
+    from test_runtime import small
+
+    from prefrl.runtime.run import train
+
+    (tmp_path / "my_envs_for_prefrl_test.py").write_text(
+        "import gymnasium as gym\n"
+        "from gymnasium.envs.classic_control.pendulum import PendulumEnv\n"
+        'gym.register("Mine/Pendulum-v0", entry_point=PendulumEnv, max_episode_steps=100)\n'
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))  # the roles' processes start with this path
+    try:
+        env = make_env("my_envs_for_prefrl_test:Mine/Pendulum-v0(g=9.0)")
+        assert env.unwrapped.g == 9.0 and env.spec.max_episode_steps == 100
+        summary = train(
+            small(env_id="my_envs_for_prefrl_test:Mine/Pendulum-v0", labels=4, steps=1024),
+            tmp_path / "run",
+            progress=False,
+            video=False,
+        )
+        assert summary["complete"] and summary["labels_used"] == 4
+    finally:
+        gym.registry.pop("Mine/Pendulum-v0", None)
+    with pytest.raises(EnvError) as missing:
+        make_env("no_such_module_here:Mine/Pendulum-v0")
+    assert str(missing.value) == (
+        "'no_such_module_here:Mine/Pendulum-v0': no module 'no_such_module_here' to import (it registers "
+        "'Mine/Pendulum-v0'). Fix: put the directory of no_such_module_here.py on the Python path, e.g. "
+        "PYTHONPATH=DIR prefrl ..., or install its package"
+    )
+    with pytest.raises(EnvError, match="an env of your own is named MODULE:ID"):
+        make_env(":Mine/Pendulum-v0")

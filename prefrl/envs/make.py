@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import difflib
 import functools
+import importlib
 import os
 import re
 from collections.abc import Callable
@@ -71,7 +72,8 @@ def _ensure_registered(env_id: str) -> None:
     raise EnvError(
         f"Unknown env id {env_id!r}.{hint} prefrl builds any id registered with gymnasium "
         '(list them with `python -c "import gymnasium; gymnasium.pprint_registry()"`); '
-        "Atari ids look like 'ALE/Pong-v5'."
+        "Atari ids look like 'ALE/Pong-v5'; an env of your own, MODULE:ID, imports MODULE, "
+        "which registers ID."
     )
 
 
@@ -89,7 +91,7 @@ def split_env_kwargs(env_id: str) -> tuple[str, dict[str, Any]]:
     """
     base, paren, inside = env_id.partition("(")
     if not paren:
-        return env_id, {}
+        return import_env_module(env_id), {}
     try:
         call = ast.parse(f"f({inside}", mode="eval").body
         if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)) or call.args:
@@ -102,7 +104,32 @@ def split_env_kwargs(env_id: str) -> tuple[str, dict[str, Any]]:
             f"{env_id!r}: the keyword arguments in parentheses must be NAME=VALUE pairs of Python "
             f"literals, e.g. {ENV_KWARGS_EXAMPLE!r} ({err})"
         ) from err
-    return base.strip(), kwargs
+    return import_env_module(base.strip()), kwargs
+
+
+def import_env_module(env_id: str) -> str:
+    """gymnasium's ``"module:Id"`` form for an env of one's own: imports ``module`` (whose
+    import registers ``Id`` with gymnasium) and returns ``Id``; a plain id is returned as it is.
+
+    Raises:
+        EnvError: ``module`` is not on the Python path.
+    """
+    module, colon, plain = env_id.partition(":")
+    if not colon:
+        return env_id
+    if not module or not plain:
+        raise EnvError(f"{env_id!r}: an env of your own is named MODULE:ID, e.g. 'my_envs:MyEnv-v0'")
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if err.name is None or not module.startswith(err.name):
+            raise  # a module it imports is missing: its traceback says which and where
+        raise EnvError(
+            f"{env_id!r}: no module {module!r} to import (it registers {plain!r}). Fix: put the "
+            f"directory of {module.replace('.', '/')}.py on the Python path, e.g. PYTHONPATH=DIR prefrl ..., "
+            "or install its package"
+        ) from None
+    return plain
 
 
 def base_env_id(env_id: str) -> str:
