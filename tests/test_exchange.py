@@ -302,12 +302,25 @@ def test_cli_export_and_import_errors_are_one_line(
     tmp_path: Path, rng: np.random.Generator, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = run_with_store(tmp_path / "run", rng)
+    (run / "config.json").write_text(json.dumps({"kind": "train", "env_id": ENV}))
     (tmp_path / "empty").mkdir()
     (tmp_path / "new").mkdir()
     (tmp_path / "a-file").write_text("x")
+    (tmp_path / "baseline" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "baseline" / "config.json").write_text(json.dumps({"kind": "baseline-true"}))
     cases = [
         (("export", tmp_path / "empty", tmp_path / "out"), "there is no preference store at"),
         (("export", run, tmp_path / "a-file"), "is a file; name a directory"),
+        (
+            ("export", run, run),
+            f"cannot export to {run}: it is a run directory; name a directory outside any run, "
+            f"e.g. {tmp_path / 'run-export'}",
+        ),
+        (("export", run / "prefs.sqlite", run / "backup"), f"it is inside the run directory {run};"),
+        (
+            ("export", run, tmp_path / "baseline" / "labels"),
+            f"inside the run directory {tmp_path / 'baseline'};",
+        ),
         (("import", run, tmp_path / "missing"), "no such file or directory"),
         (("import", tmp_path / "missing", run / "prefs.sqlite"), "no run directory or preference store"),
         (("import", run, tmp_path / "empty"), "not a preference-store export"),
@@ -320,6 +333,8 @@ def test_cli_export_and_import_errors_are_one_line(
         assert err.count("\n") == 1 and words in err, err
     assert not (tmp_path / "missing").exists() and not (tmp_path / "out").exists()
     assert list((tmp_path / "new").iterdir()) == []  # no store is created for a source that is none
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "prefs.sqlite"]
+    assert not (tmp_path / "baseline" / "labels").exists()
 
 
 def test_a_damaged_store_names_the_commands_that_restore_it(

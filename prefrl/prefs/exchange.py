@@ -226,6 +226,13 @@ def _write_export(store: PreferenceStore, out: Path) -> dict[str, int]:
     written to each CSV file (``clips``, ``queries``, ``answers``)."""
     if out.exists() and not out.is_dir():
         raise StoreError(f"cannot export to {out}: it is a file; name a directory")
+    run = _run_holding(out)
+    if run is not None:
+        where = "it is a run directory" if run == out.resolve() else f"it is inside the run directory {run}"
+        raise StoreError(
+            f"cannot export to {out}: {where}; name a directory outside any run, "
+            f"e.g. {run.parent / (run.name + '-export')}"
+        )
     out.mkdir(parents=True, exist_ok=True)
     written: list[tuple[Path, Path]] = []
     counts: dict[str, int] = {}
@@ -541,6 +548,21 @@ def _opt_float(cell: str) -> float | None:
 
 
 # -- paths ----------------------------------------------------------------------------
+
+
+def _run_holding(path: Path) -> Path | None:
+    """The run directory ``path`` is, or is inside (absolute), or None. A run directory
+    holds a ``config.json`` and a ``checkpoints/`` directory or a preference store
+    (``prefs.sqlite``); ``path`` itself is one also if it holds a store alone."""
+    path = path.resolve()
+    if (path / STORE_NAME).is_file():
+        return path
+    for folder in (path, *path.parents):
+        if (folder / "config.json").is_file() and (
+            (folder / "checkpoints").is_dir() or (folder / STORE_NAME).is_file()
+        ):
+            return folder
+    return None
 
 
 def _run_env_id(run_dir: Path) -> str | None:
