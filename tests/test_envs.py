@@ -286,3 +286,37 @@ def test_an_env_of_ones_own_is_named_module_colon_id_in_every_process(tmp_path, 
     )
     with pytest.raises(EnvError, match="an env of your own is named MODULE:ID"):
         make_env(":Mine/Pendulum-v0")
+
+
+def test_an_observation_of_another_shape_than_declared_is_named():
+    class Growing(gym.Env):
+        observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+        action_space = gym.spaces.Discrete(2)
+
+        def __init__(self, render_mode=None):
+            self.t = 0
+
+        def reset(self, *, seed=None, options=None):
+            self.t = 0
+            return np.zeros(3, np.float32), {}
+
+        def step(self, action):
+            self.t += 1
+            return np.zeros(3 if self.t < 3 else 4, np.float32), 0.0, False, False, {}
+
+    from prefrl.envs.vector import VecEnv
+
+    gym.register("test/Growing-v0", entry_point=Growing, max_episode_steps=10, disable_env_checker=True)
+    try:
+        envs = VecEnv([lambda: make_env("test/Growing-v0")] * 2)
+        envs.reset(seed=0)
+        envs.step(np.zeros(2, np.int64))
+        envs.step(np.zeros(2, np.int64))
+        with pytest.raises(EnvError) as err:
+            envs.step(np.zeros(2, np.int64))
+        assert str(err.value) == (
+            "test/Growing-v0 gave an observation of shape (4,) where its observation_space says (3,): "
+            "an env's observations must keep the shape its observation_space declares"
+        )
+    finally:
+        del gym.registry["test/Growing-v0"]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
+from prefrl.envs.errors import EnvError
 from prefrl.envs.snapshot import Snapshotter, snapshotter_for
 
 
@@ -108,5 +109,14 @@ class VecEnv:
             env.close()
 
     def _stack(self, obs: list[np.ndarray]) -> np.ndarray:
+        shapes = {np.shape(o) for o in obs}
+        if shapes != {self.observation_space.shape}:
+            spec = self.envs[0].spec
+            name = spec.id if spec is not None else type(self.envs[0].unwrapped).__name__
+            raise EnvError(
+                f"{name} gave an observation of shape {sorted(shapes - {self.observation_space.shape})[0]} "
+                f"where its observation_space says {self.observation_space.shape}: an env's observations "
+                "must keep the shape its observation_space declares"
+            )
         out = np.stack(obs)
         return out.astype(self._obs_dtype) if self._obs_dtype is not None else out
