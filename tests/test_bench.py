@@ -260,6 +260,25 @@ budgets = [10]
         ),
         (BASE + "seeds = []\n", "seeds = [] (here or in [grid]) runs nothing; list at least one seed"),
         (
+            BASE.replace('["perfect"]', "[]"),
+            "[envs.Pendulum-v1]: teachers = [] (here or in [grid]) runs nothing; list at least one "
+            'teacher, e.g. teachers = ["perfect"], or leave teachers out for the perfect teacher',
+        ),
+        (
+            BASE + "selections = []\n",
+            "[envs.Pendulum-v1]: selections = [] (here or in [grid]) runs nothing; list at least one "
+            'selection, e.g. selections = ["random"], or leave selections out for random selection',
+        ),
+        (
+            BASE.replace("[grid]", "[grid]\nselections = []"),
+            "[envs.Pendulum-v1]: selections = [] (here or in [grid]) runs nothing",
+        ),
+        (
+            BASE.replace("budgets = [10]", "budgets = []"),
+            "[envs.Pendulum-v1]: budgets = [] (here or in [grid]) runs nothing; list at least one "
+            "label budget, e.g. budgets = [50, 100]",
+        ),
+        (
             BASE + "seeds = [0, 9223372036854775808]\n",
             "bad seed 9223372036854775808 in seeds: each must be below 9223372036854775808",
         ),

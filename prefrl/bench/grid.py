@@ -263,22 +263,23 @@ def parse_grid(text: str, path: Path | None = None, *, check_envs: bool = True) 
 def _env_settings(label: str, s: dict[str, Any], where: str, check_env: bool) -> EnvSettings:
     env_id = _typed(s, "env", str, label, where)
     budgets = _int_list(s, "budgets", where, minimum=2, what="label budget", example="[50, 100]")
+    _refuse_empty(s, "budgets", budgets, where, "label budget", "[50, 100]")
     if not budgets:
         raise GridError(
             f"{where}: no label budgets; set budgets = [...] (labels per preference run, each >= 2) "
             "here or in [grid]"
         )
     seeds = _int_list(s, "seeds", where, minimum=0, what="seed", example="[0, 1, 2]", below=SEEDS_BELOW)
-    if "seeds" in s and not seeds:
-        raise GridError(
-            f"{where}: seeds = [] (here or in [grid]) runs nothing; list at least one seed, e.g. "
-            "seeds = [0, 1, 2], or leave seeds out for seed 0"
-        )
+    _refuse_empty(s, "seeds", seeds, where, "seed", "[0, 1, 2]", "seed 0")
     seeds = seeds or (0,)
-    teachers = _str_list(s, "teachers", where) or ("perfect",)
+    teachers = _str_list(s, "teachers", where)
+    _refuse_empty(s, "teachers", teachers, where, "teacher", '["perfect"]', "the perfect teacher")
+    teachers = teachers or ("perfect",)
     for i, teacher in enumerate(teachers):
         _check_teacher(teacher, f"{where}: teachers[{i}]")
-    selections = _str_list(s, "selections", where) or ("random",)
+    selections = _str_list(s, "selections", where)
+    _refuse_empty(s, "selections", selections, where, "selection", '["random"]', "random selection")
+    selections = selections or ("random",)
     for selection in selections:
         if selection not in SELECTIONS:
             raise GridError(f"{where}: unknown selection {selection!r}; choose from {', '.join(SELECTIONS)}")
@@ -552,6 +553,25 @@ def _int_list(
     if len(set(values)) != len(values):
         raise GridError(f"{where}: {key} lists a value twice: {_toml(values)}")
     return tuple(values)
+
+
+def _refuse_empty(
+    table: Mapping[str, Any],
+    key: str,
+    values: tuple[Any, ...],
+    where: str,
+    what: str,
+    example: str,
+    default: str | None = None,
+) -> None:
+    """An empty list that is written (``teachers = []``) runs nothing: refuse it rather than
+    fall back to the default meant for a key left out."""
+    if key in table and not values:
+        fallback = f", or leave {key} out for {default}" if default else ""
+        raise GridError(
+            f"{where}: {key} = [] (here or in [grid]) runs nothing; list at least one {what}, "
+            f"e.g. {key} = {example}{fallback}"
+        )
 
 
 def _str_list(table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
