@@ -19,6 +19,8 @@ def test_baseline_writes_a_complete_run_directory(tmp_path, capsys):
             "--quiet",
             "--ppo",
             "num_envs=4",
+            "--eval-episodes",
+            "3",
         ]
     )
     assert code == 0
@@ -26,8 +28,8 @@ def test_baseline_writes_a_complete_run_directory(tmp_path, capsys):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert printed["run_dir"] == str(run_dir)
     assert summary["env_steps"] == 2048
-    assert len(summary["eval_returns"]) == 10
-    assert summary["final_eval_return"] == sum(summary["eval_returns"]) / 10
+    assert len(summary["eval_returns"]) == 3
+    assert summary["final_eval_return"] == sum(summary["eval_returns"]) / 3
     assert summary["env_steps_per_sec"] > 0
     config = json.loads((run_dir / "config.json").read_text())
     assert config["ppo"]["num_envs"] == 4 and config["steps"] == 2048
@@ -77,3 +79,17 @@ def test_parse_overrides_reads_python_literals():
         "c": "relu",
         "d": True,
     }
+
+
+def test_train_takes_the_evaluation_settings(capsys):
+    from prefrl.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--eval-episodes", "2", "--num-evals", "3"])
+    assert (args.eval_episodes, args.num_evals) == (2, 3)
+    assert (
+        build_parser().parse_args(["train"]).eval_episodes,
+        build_parser().parse_args(["train"]).num_evals,
+    ) == (10, 10)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--eval-episodes", "0"])
+    assert "argument --eval-episodes: '0': give a whole number, at least 1" in capsys.readouterr().err

@@ -59,6 +59,8 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         query_videos=args.query_videos,
         ppo=parse_overrides(args.ppo),
         reward_model=parse_overrides(args.reward_model),
+        eval_episodes=args.eval_episodes,
+        num_evals=args.num_evals,
     )
     return train(
         config,
@@ -168,6 +170,8 @@ def cmd_baseline(args: argparse.Namespace) -> dict[str, Any]:
         reward=args.reward,
         fixed_length=args.fixed_length,
         ppo_overrides=parse_overrides(args.ppo),
+        eval_episodes=args.eval_episodes,
+        num_evals=args.num_evals,
         video=not args.no_video,
         progress=not args.quiet,
     )

@@ -108,6 +108,21 @@ def add_env_options(p: argparse.ArgumentParser, fixed_length_default: str | None
         metavar="KEY=VALUE",
         help="override a PPO hyperparameter, e.g. --ppo learning_rate=1e-3 (repeatable)",
     )
+    p.add_argument(
+        "--eval-episodes",
+        type=_at_least_one,
+        default=10,
+        metavar="N",
+        help="episodes per evaluation of the policy on the true reward, each with the most likely "
+        "and with sampled actions (default 10; an Atari episode is 27,000 steps)",
+    )
+    p.add_argument(
+        "--num-evals",
+        type=_at_least_one,
+        default=10,
+        metavar="N",
+        help="evaluations during the run (default 10)",
+    )
     p.add_argument("--no-video", action="store_true", help="skip the final policy video")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
