@@ -215,3 +215,23 @@ def test_the_status_line_says_when_the_agent_evaluates(tmp_path):
     assert monitor._agent_doing() == "waiting for labels"
     monitor.consume([Status("agent", "done", 100, {})])
     assert monitor._agent_doing() is None
+
+
+def test_a_summary_takes_what_no_role_reported_again_from_metrics_csv(tmp_path):
+    # e.g. a run resumed after its agent had taken all its steps: the agent only finishes
+    from test_runtime import small
+
+    from prefrl.runtime.ending import RunEnd
+    from prefrl.runtime.run import summarize
+
+    run = RunDir.create(tmp_path / "run", "train", "Pendulum-v1", 0)
+    before = Monitor(run, 100, 10, progress=False)
+    before.consume([Status("agent", "metrics", 50, {"charts/SPS": 812.5, "reward/rollout_true_corr": 0.5})])
+    before.consume(
+        [Status("reward_trainer", "metrics", 60, {"reward/version": 7, "reward/val_accuracy": 0.75})]
+    )
+    after = Monitor(run, 100, 10, progress=False)  # a new session: its roles have said nothing yet
+    after.consume([Status("reward_trainer", "metrics", 70, {"reward/val_accuracy": 0.8})])
+    summary = summarize(small(), run, after, RunEnd(True))
+    assert summary["env_steps_per_sec"] == 812.5 and summary["reward_rollout_true_corr"] == 0.5
+    assert (summary["reward_model_version"], summary["reward_val_accuracy"]) == (7, 0.8)

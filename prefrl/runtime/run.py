@@ -328,6 +328,20 @@ def summarize(config: TrainConfig, run: RunDir, monitor: Monitor, end: RunEnd) -
         counts = {answer.value: n for answer, n in store.answer_counts().items()}
     agent, trainer = monitor.latest["agent"], monitor.latest["reward_trainer"]
     done = monitor.done or {}
+    try:
+        logged = read_metrics(run.metrics_path) if run.metrics_path.exists() else []
+    except (OSError, ValueError, csv.Error):
+        logged = []
+
+    def latest(values: dict[str, Any], key: str) -> Any:
+        # this session's last report, else the last one logged: a role that restarted or
+        # resumed at its end may not report again
+        if values.get(key) is not None:
+            return values[key]
+        ys = column(logged, key)[1]
+        return ys[-1] if ys else None
+
+    version = latest(trainer, "reward/version")
     return {
         "complete": end.complete,
         "incomplete_reason": end.reason,
@@ -351,12 +365,12 @@ def summarize(config: TrainConfig, run: RunDir, monitor: Monitor, end: RunEnd) -
         "eval_returns": done.get("eval_returns"),
         "final_eval_return_stochastic": done.get("final_eval_return_stochastic"),
         "eval_returns_stochastic": done.get("eval_returns_stochastic"),
-        "reward_val_accuracy": trainer.get("reward/val_accuracy"),
-        "reward_train_accuracy": trainer.get("reward/train_accuracy"),
-        "reward_recent_clip_return_corr": trainer.get("reward/recent_clip_return_corr"),
-        "reward_rollout_true_corr": agent.get("reward/rollout_true_corr"),
-        "reward_model_version": trainer.get("reward/version"),
-        "env_steps_per_sec": agent.get("charts/SPS"),
+        "reward_val_accuracy": latest(trainer, "reward/val_accuracy"),
+        "reward_train_accuracy": latest(trainer, "reward/train_accuracy"),
+        "reward_recent_clip_return_corr": latest(trainer, "reward/recent_clip_return_corr"),
+        "reward_rollout_true_corr": latest(agent, "reward/rollout_true_corr"),
+        "reward_model_version": None if version is None else int(version),
+        "env_steps_per_sec": latest(agent, "charts/SPS"),
         "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
 
