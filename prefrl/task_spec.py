@@ -123,6 +123,10 @@ class Task:
             steps in a row, the env is reset within the episode, which keeps its fixed
             length. A try that fails then costs a moment, not the rest of the episode.
             The step that restarts returns the fresh observation and ``info["restarted"]``.
+
+    Raises:
+        ConfigError (a ValueError): no ``measure_name``; a horizon, clip length, budget
+            or schedule out of range.
     """
 
     name: str
@@ -149,19 +153,30 @@ class Task:
     def __post_init__(self) -> None:
         if isinstance(self.measure, Measure):
             if self.measure_name not in ("", self.measure.name):
-                raise ValueError(
+                raise ConfigError(
                     f"task {self.name!r}: measure_name {self.measure_name!r} differs from its "
                     f"Measure's name {self.measure.name!r}; leave measure_name out"
                 )
             object.__setattr__(self, "measure_name", self.measure.name)  # frozen
         elif not self.measure_name:
-            raise ValueError(f"task {self.name!r}: name what its measure counts (measure_name)")
+            raise ConfigError(f"task {self.name!r}: name what its measure counts (measure_name)")
+        if self.horizon < 1:
+            raise ConfigError(f"task {self.name!r}: horizon {self.horizon}: an episode lasts at least 1 step")
+        if not 1 <= self.clip_length <= self.horizon:
+            raise ConfigError(
+                f"task {self.name!r}: clip_length {self.clip_length}: a clip is 1 to horizon "
+                f"({self.horizon}) steps long"
+            )
+        if self.labels < 2:
+            raise ConfigError(f"task {self.name!r}: labels {self.labels}: a run needs at least 2 (a pair)")
+        if self.steps < 0:
+            raise ConfigError(f"task {self.name!r}: steps {self.steps}: give 0 (the env's default) or more")
         if self.restart_after < 1:
-            raise ValueError(f"task {self.name!r}: restart_after must be at least 1 step")
+            raise ConfigError(f"task {self.name!r}: restart_after must be at least 1 step")
         if self.initial_fraction is not None and not 0.0 <= self.initial_fraction <= 1.0:
-            raise ValueError(f"task {self.name!r}: initial_fraction must be in [0, 1]")
+            raise ConfigError(f"task {self.name!r}: initial_fraction must be in [0, 1]")
         if self.decay_fraction is not None and not self.decay_fraction > 0.0:
-            raise ValueError(f"task {self.name!r}: decay_fraction must be above 0")
+            raise ConfigError(f"task {self.name!r}: decay_fraction must be above 0")
 
     @property
     def gym_id(self) -> str:

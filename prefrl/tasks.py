@@ -46,6 +46,7 @@ import importlib
 import importlib.util
 import math
 import os
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -445,6 +446,8 @@ def _load_task_source(source: str) -> None:
             ) from None
         except ImportError as err:
             raise ConfigError(f"task file {source}: {err}") from None
+        except ConfigError as err:  # a Task the file defines, refused
+            raise ConfigError(f"task file {_where_raised(err, path)}: {err}") from None
     else:
         try:
             importlib.import_module(source)
@@ -454,6 +457,15 @@ def _load_task_source(source: str) -> None:
             ) from None
         except ImportError as err:
             raise ConfigError(f"cannot import task module {source!r}: {err}") from err
+        except ConfigError as err:
+            raise ConfigError(f"task module {source!r}: {err}") from None
+
+
+def _where_raised(err: BaseException, path: Path) -> str:
+    """``FILE:LINE``, the last line of the task file ``path`` that ``err`` passed through
+    (just ``FILE`` if none)."""
+    lines = [frame.lineno for frame in traceback.extract_tb(err.__traceback__) if frame.filename == str(path)]
+    return f"{path}:{lines[-1]}" if lines else str(path)
 
 
 def task_for_env(env_id: str) -> Task | None:

@@ -459,6 +459,7 @@ def test_a_task_on_a_namespaced_env_registers_and_makes_its_env():
             measure=lambda env, rewards: float(sum(rewards)),
             measure_name="steps",
             horizon=20,
+            clip_length=10,
         )
     )
     assert task.gym_id == "prefrl/MinAtarBreakoutNsbreakout-v0"
@@ -586,6 +587,50 @@ def test_a_task_file_that_imports_a_missing_module_or_does_not_compile_is_one_li
         assert main(["train", "--task", task, "--run-dir", str(tmp_path / "run"), "--quiet"]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"prefrl train: error: --task {task}: {words}") and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"measure_name": ""}, "task 'x': name what its measure counts (measure_name)"),
+        ({"horizon": 0, "clip_length": 1}, "task 'x': horizon 0: an episode lasts at least 1 step"),
+        ({"clip_length": 0}, "task 'x': clip_length 0: a clip is 1 to horizon (1000) steps long"),
+        (
+            {"horizon": 20, "clip_length": 25},
+            "task 'x': clip_length 25: a clip is 1 to horizon (20) steps long",
+        ),
+        ({"labels": 1}, "task 'x': labels 1: a run needs at least 2 (a pair)"),
+        ({"steps": -1}, "task 'x': steps -1: give 0 (the env's default) or more"),
+        ({"restart_after": 0}, "task 'x': restart_after must be at least 1 step"),
+    ],
+)
+def test_a_task_out_of_range_is_a_config_error(change, message):
+    fields = dict(
+        name="x",
+        env_id="CartPole-v1",
+        instruction="?",
+        behaviour_reward=None,
+        measure=lambda env, rewards: 0.0,
+        measure_name="steps",
+    )
+    with pytest.raises(ConfigError) as err:
+        tasks.Task(**{**fields, **change})
+    assert str(err.value) == message
+
+
+def test_a_task_file_whose_task_is_refused_is_one_line_naming_the_file_and_line(tmp_path, capsys):
+    from prefrl.cli import main
+
+    path = write_task_file(tmp_path, "leanclip")
+    path.write_text(path.read_text().replace("clip_length=25", "clip_length=0"))
+    task = f"{path}:leanclip"
+    assert main(["train", "--task", task, "--run-dir", str(tmp_path / "run"), "--quiet"]) == 2
+    line = path.read_text().splitlines().index("register_task(Task(") + 1
+    assert capsys.readouterr().err == (
+        f"prefrl train: error: --task {task}: task file {path}:{line}: task 'leanclip': clip_length 0: "
+        "a clip is 1 to horizon (100) steps long\n"
+    )
     assert not (tmp_path / "run").exists()
 
 
