@@ -10,6 +10,7 @@ which also exports these names.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,10 @@ import gymnasium as gym
 import numpy as np
 
 from prefrl.errors import ConfigError
+
+_TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+"""what a task name may be: gymnasium takes it into an id, and ``--task FILE.py:NAME`` splits at
+the last ``:``"""
 
 StepReward = Callable[[gym.Env, np.ndarray, Any, np.ndarray], float]
 EpisodeMeasure = Callable[[gym.Env, list[float]], float]
@@ -125,8 +130,8 @@ class Task:
             The step that restarts returns the fresh observation and ``info["restarted"]``.
 
     Raises:
-        ConfigError (a ValueError): no ``measure_name``; a horizon, clip length, budget
-            or schedule out of range.
+        ConfigError (a ValueError): a name gymnasium or ``--task FILE.py:NAME`` cannot take;
+            no ``measure_name``; a horizon, clip length, budget or schedule out of range.
     """
 
     name: str
@@ -151,6 +156,12 @@ class Task:
     restart_after: int = 50
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _TASK_NAME.fullmatch(self.name):
+            raise ConfigError(
+                f"task name {self.name!r}: a name may hold only letters, digits, '_', '-' and '.', "
+                "starting with a letter or digit (it is written in --task FILE.py:NAME and in the "
+                "task's gymnasium id), e.g. 'lean_right'"
+            )
         if isinstance(self.measure, Measure):
             if self.measure_name not in ("", self.measure.name):
                 raise ConfigError(

@@ -619,6 +619,53 @@ def test_a_task_out_of_range_is_a_config_error(change, message):
     assert str(err.value) == message
 
 
+@pytest.mark.parametrize("name", ["my task", "a/b", "", "lean:right", "-lean", "lean\n"])
+def test_a_task_name_gymnasium_or_the_command_line_cannot_take_is_refused(name):
+    with pytest.raises(ConfigError) as err:
+        tasks.Task(
+            name=name,
+            env_id="CartPole-v1",
+            instruction="?",
+            behaviour_reward=None,
+            measure=lambda env, rewards: 0.0,
+            measure_name="steps",
+        )
+    assert str(err.value) == (
+        f"task name {name!r}: a name may hold only letters, digits, '_', '-' and '.', starting with a "
+        "letter or digit (it is written in --task FILE.py:NAME and in the task's gymnasium id), "
+        "e.g. 'lean_right'"
+    )
+
+
+def test_task_names_of_letters_digits_and_separators_register():
+    made = [
+        tasks.register_task(
+            tasks.Task(
+                name=name,
+                env_id="CartPole-v1",
+                instruction="?",
+                behaviour_reward=lambda env, obs, action, next_obs: 1.0,
+                measure=lambda env, rewards: 0.0,
+                measure_name="steps",
+                horizon=20,
+                clip_length=5,
+            )
+        ).gym_id
+        for name in ("lean_right2", "lean-v2", "lean.left", "3lean")
+    ]
+    assert made == [
+        "prefrl/CartPoleLean_right2-v0",
+        "prefrl/CartPoleLean-v2-v0",
+        "prefrl/CartPoleLean.left-v0",
+        "prefrl/CartPole3lean-v0",
+    ]
+    assert all(made_id in gym.registry for made_id in made)
+    for name in made:
+        del gym.registry[name]
+    for name in ("lean_right2", "lean-v2", "lean.left", "3lean"):
+        del tasks.TASKS[name]
+
+
 def test_a_task_file_whose_task_is_refused_is_one_line_naming_the_file_and_line(tmp_path, capsys):
     from prefrl.cli import main
 
