@@ -37,6 +37,7 @@ from prefrl.reward.sources import (
     true_reward_correlation,
 )
 from prefrl.rundir import MetricsLogger, RunDir, RunFileError, RunFormatError
+from prefrl.runtime.config import SEEDS_BELOW
 from prefrl.tasks import (  # importing it registers the built-in tasks' env ids (prefrl/...)
     locate_run_task,
     open_named_task,
@@ -135,7 +136,7 @@ class BaselineSettings:
     """gymnasium env id (empty: the task's, else the learned reward's run's)"""
     steps: int | None = field(default=None, metadata={"min": 1})
     """env steps (None: the env's default budget, see prefrl/agent/hyperparams.py)"""
-    seed: int = field(default=0, metadata={"min": 0})
+    seed: int = field(default=0, metadata={"min": 0, "below": SEEDS_BELOW})
     reward: str = "true"
     """true, constant, or a run directory (or reward_model.pt) whose learned reward PPO learns from"""
     fixed_length: bool | int | None = field(default=None, metadata={"min": 1})

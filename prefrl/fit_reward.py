@@ -31,7 +31,7 @@ from prefrl.prefs.store import PreferenceStore
 from prefrl.reward.model import RewardModel, RewardModelConfig
 from prefrl.reward.trainer import PreferenceTrainer
 from prefrl.rundir import MetricsLogger, RunDir
-from prefrl.runtime.config import PREFERENCE_DEFAULTS
+from prefrl.runtime.config import PREFERENCE_DEFAULTS, SEEDS_BELOW
 from prefrl.tasks import (  # importing it registers the built-in tasks' env ids (prefrl/...)
     Task,
     locate_run_task,
@@ -75,8 +75,8 @@ def fit_reward(
     """
     if rounds < 1:
         raise ConfigError(f"--rounds {rounds}: must be at least 1")
-    if seed < 0:
-        raise ConfigError(f"--seed {seed}: must be at least 0")
+    if not 0 <= seed < SEEDS_BELOW:
+        raise ConfigError(f"--seed {seed}: must be in [0, {SEEDS_BELOW})")
     torch.set_num_threads(1)
     source_config = _run_config(Path(source))
     behaviour, task = _open_labels_task(source, source_config, task, trust_task_file)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefrl.errors import os_refusal
+from prefrl.errors import ConfigError, os_refusal
 from prefrl.rundir import RunDir, RunDirError
+from prefrl.runtime.config import SEEDS_BELOW
 from prefrl.runtime.videos import record_run_policy
 from prefrl.tasks import measure_all, open_run_task, task_for_env
 
@@ -32,9 +33,12 @@ def play(
     task's measures (e.g. backward turns and clean flips per episode), by name.
 
     Raises:
+        ConfigError: a seed outside [0, :data:`~prefrl.runtime.config.SEEDS_BELOW`).
         prefrl.tasks.UntrustedTaskFile: the run's task file is not trusted.
         prefrl.utils.checkpoint.CheckpointError: a checkpoint that cannot be loaded safely.
     """
+    if not 0 <= seed < SEEDS_BELOW:
+        raise ConfigError(f"--seed {seed}: must be in [0, {SEEDS_BELOW})")
     run = RunDir(run_dir)
     config = run.read_config()
     # a task from the user's file: loading it registers its env

@@ -214,3 +214,10 @@ def test_a_learned_reward_baseline_through_the_cli(tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed["reward_path"] == str(source.path) and printed["env_steps"] == 512
     assert json.loads((run_dir / "config.json").read_text())["fixed_length"] is False
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63])
+def test_a_seed_torch_cannot_take_is_refused(seed):
+    with pytest.raises(ConfigError) as err:
+        BaselineSettings(env_id="CartPole-v1", seed=seed)
+    assert str(err.value) == f"--seed {seed}: must be in [0, 9223372036854775808)"

@@ -181,3 +181,11 @@ def test_no_command_overwrites_a_run_directory_that_holds_a_run(source_run, tmp_
         f"prefrl fit-reward: error: {other} already holds a baseline run; choose another --run-dir "
         "(or remove that directory to make this run there)\n"
     )
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63])
+def test_fit_reward_refuses_a_seed_torch_cannot_take_and_writes_nothing(tmp_path, seed):
+    with pytest.raises(ConfigError) as err:
+        fit_reward(tmp_path / "no-such-run", tmp_path / "fit", seed=seed)
+    assert str(err.value) == f"--seed {seed}: must be in [0, 9223372036854775808)"
+    assert not (tmp_path / "fit").exists()

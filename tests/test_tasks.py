@@ -896,3 +896,10 @@ def test_a_task_file_run_made_elsewhere_opens_with_the_users_copy_of_the_file(tm
     assert json.loads((run / "config.json").read_text())["task"] == mine
     assert json.loads((run / "summary.json").read_text())["env_steps"] >= 768
     assert prefrl("play", str(run), "--trust-task-file", "--out", str(bob / "c.mp4")).returncode == 0
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63])
+def test_play_refuses_a_seed_torch_cannot_take(tmp_path, seed):
+    with pytest.raises(ConfigError) as err:
+        play(tmp_path / "no-such-run", seed=seed)
+    assert str(err.value) == f"--seed {seed}: must be in [0, 9223372036854775808)"
