@@ -194,8 +194,8 @@ class Task:
         """The gymnasium id the task is registered as: ``prefrl/`` + the env's name without
         its version + the task's name, e.g. ``prefrl/HopperBackflip-v0``; a namespaced env's
         namespace joins its name (``MinAtar/Breakout-v1``: ``prefrl/MinAtarBreakout...``),
-        as gymnasium allows one namespace per id."""
-        env_name = self.env_id.split("-")[0].replace("/", "")
+        as gymnasium allows one namespace per id; an env of one's own (``MODULE:ID``) goes by its ID."""
+        env_name = self.env_id.rpartition(":")[2].split("-")[0].replace("/", "")
         return f"prefrl/{env_name}{self.name.capitalize()}-v0"
 
     @property

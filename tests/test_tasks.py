@@ -468,6 +468,14 @@ def test_a_task_on_a_namespaced_env_registers_and_makes_its_env():
     env.reset(seed=0)
     assert env.step(0)[1] == 1.0  # the behaviour reward
     env.close()
+    # an env of one's own, MODULE:ID: the task goes by its ID
+    own = tasks.register_task(
+        dataclasses.replace(task, name="ownpendulum", env_id="gymnasium.envs:Pendulum-v1")
+    )
+    assert own.gym_id == "prefrl/PendulumOwnpendulum-v0"
+    env = make_env(own.gym_id, fixed_length=True)
+    assert env.reset(seed=0)[0].shape == (3,) and env.step(np.zeros(1, np.float32))[1] == 1.0
+    env.close()
 
 
 def test_an_obs_extra_with_bounds_no_box_takes_is_refused_naming_it():
