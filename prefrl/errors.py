@@ -58,3 +58,10 @@ def os_refusal(err: BaseException) -> str | None:
     if isinstance(err, OSError) and err.errno is not None:
         return OS_REFUSALS.get(err.errno)
     return None
+
+
+class RenderError(PrefrlError, RuntimeError):
+    """Frames cannot be drawn: the env cannot render an rgb_array frame, or the render env
+    failed to build or to render."""
+
+    exit_code = EXIT_FAILED

@@ -10,7 +10,7 @@ import numpy as np
 
 from prefrl.envs.make import make_env
 from prefrl.envs.snapshot import Snapshotter, env_family, snapshotter_for
-from prefrl.errors import EXIT_FAILED, PrefrlError
+from prefrl.errors import RenderError
 
 # What the user asked SDL for, before prefrl touched it (the labelling window reads it to
 # tell a real display from none).
@@ -111,13 +111,6 @@ def render_fps(env: gym.Env) -> float:
     """The env's own playback speed (``metadata['render_fps']``, which a wrapper may change,
     e.g. a frame skip), 30 if it declares none."""
     return float(env.metadata.get("render_fps") or 30)
-
-
-class RenderError(PrefrlError, RuntimeError):
-    """Frames cannot be drawn: the env cannot render an rgb_array frame, or the render env
-    failed to build or to render."""
-
-    exit_code = EXIT_FAILED
 
 
 def render_frame(env: gym.Env) -> np.ndarray:

@@ -14,14 +14,13 @@ from prefrl import __version__
 from prefrl.envs.errors import EnvError
 from prefrl.envs.make import make_env
 from prefrl.envs.snapshot import snapshotter_for
-from prefrl.errors import ConfigError, MissingFileError, RunKindError
+from prefrl.errors import ConfigError, MissingFileError, RenderError, RunKindError
 from prefrl.oracles import Oracle
 from prefrl.plotting import plot_learning_curve
 from prefrl.prefs.errors import StoreError
 from prefrl.prefs.exchange import gather_labels
 from prefrl.prefs.schema import REUSED_STORE_NAME
 from prefrl.prefs.store import PreferenceStore
-from prefrl.render.frames import RenderError
 from prefrl.rundir import RunDir, column, mark_stopped_if_dead, read_metrics, read_run_status, window_open
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.ending import RunEnd

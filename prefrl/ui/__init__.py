@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 if TYPE_CHECKING:
+    from prefrl.errors import RenderError
     from prefrl.status import RunStatus
     from prefrl.ui.cli import LabelingWindowProcess, add_label_arguments, cmd_label, start_labeling_window
     from prefrl.ui.display import check_display
     from prefrl.ui.errors import NoDisplayError
-    from prefrl.ui.render_ahead import RenderAhead, RenderedPair, RenderError
+    from prefrl.ui.render_ahead import RenderAhead, RenderedPair
     from prefrl.ui.run_info import NothingToLabelError, RunState, open_run, read_state
     from prefrl.ui.screen import LabelEvent
     from prefrl.ui.session import LabelingSession
@@ -30,7 +31,7 @@ _LAZY = {
     "NoDisplayError": "prefrl.ui.errors",
     "RenderAhead": "prefrl.ui.render_ahead",
     "RenderedPair": "prefrl.ui.render_ahead",
-    "RenderError": "prefrl.ui.render_ahead",
+    "RenderError": "prefrl.errors",
     "NothingToLabelError": "prefrl.ui.run_info",
     "RunState": "prefrl.ui.run_info",
     "RunStatus": "prefrl.status",

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prefrl.errors import PrefrlError
+from prefrl.errors import PrefrlError, RenderError
 from prefrl.ui.errors import NoDisplayError
-from prefrl.ui.render_ahead import BACKENDS, RenderError
+from prefrl.ui.render_ahead import BACKENDS
 
 if TYPE_CHECKING:
     from prefrl.ui.screen import EventSink, LabelEvent

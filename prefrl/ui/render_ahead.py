@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from prefrl.render.frames import RenderError
+from prefrl.errors import RenderError
 
 BACKENDS = ("process", "thread")
 MAX_DISPLAY_FPS = {"mujoco": 25.0, "other": 40.0}
