@@ -281,11 +281,25 @@ def test_an_env_of_ones_own_is_named_module_colon_id_in_every_process(tmp_path, 
         make_env("no_such_module_here:Mine/Pendulum-v0")
     assert str(missing.value) == (
         "'no_such_module_here:Mine/Pendulum-v0': no module 'no_such_module_here' to import (it registers "
-        "'Mine/Pendulum-v0'). Fix: put the directory of no_such_module_here.py on the Python path, e.g. "
-        "PYTHONPATH=DIR prefrl ..., or install its package"
+        "'Mine/Pendulum-v0'). Fix: put the directory that holds no_such_module_here.py (or the package "
+        "no_such_module_here/) on the Python path, e.g. PYTHONPATH=DIR prefrl ..., or install its package"
     )
-    with pytest.raises(EnvError, match="an env of your own is named MODULE:ID"):
-        make_env(":Mine/Pendulum-v0")
+    (tmp_path / "needs_a_missing_dep.py").write_text("import no_such_dependency_here\n")
+    with pytest.raises(ModuleNotFoundError, match="no_such_dependency_here"):  # its own bug: traceback
+        make_env("needs_a_missing_dep:Mine/Pendulum-v0")
+    (tmp_path / "a_missing_dep_envs.py").write_text("import a_missing_dep\n")  # a prefix of its name
+    with pytest.raises(ModuleNotFoundError, match="a_missing_dep"):
+        make_env("a_missing_dep_envs:Mine/Pendulum-v0")
+    for wrong, hint in (
+        (":Mine/Pendulum-v0", ""),
+        ("./t.py:lean", " (a task file goes in --task FILE.py:NAME)"),
+    ):
+        with pytest.raises(EnvError) as err:
+            make_env(wrong)
+        assert str(err.value) == (
+            f"{wrong!r}: an env of your own is named MODULE:ID, a module on the Python path and the id its "
+            f"import registers, e.g. 'my_envs:MyEnv-v0'{hint}"
+        )
 
 
 def test_an_observation_of_another_shape_than_declared_is_named():

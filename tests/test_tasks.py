@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from prefrl import task_library, tasks
-from prefrl.envs.make import make_env
+from prefrl.envs.make import base_env_id, make_env
 from prefrl.envs.wrappers import RestartWhen
 from prefrl.errors import ConfigError
 from prefrl.play import play
@@ -472,7 +472,7 @@ def test_a_task_on_a_namespaced_env_registers_and_makes_its_env():
     own = tasks.register_task(
         dataclasses.replace(task, name="ownpendulum", env_id="gymnasium.envs:Pendulum-v1")
     )
-    assert own.gym_id == "prefrl/PendulumOwnpendulum-v0"
+    assert own.gym_id == "prefrl/PendulumOwnpendulum-v0" and base_env_id(own.gym_id) == "Pendulum-v1"
     env = make_env(own.gym_id, fixed_length=True)
     assert env.reset(seed=0)[0].shape == (3,) and env.step(np.zeros(1, np.float32))[1] == 1.0
     env.close()

@@ -85,9 +85,12 @@ def split_env_kwargs(env_id: str) -> tuple[str, dict[str, Any]]:
     Python literals: ``"Hopper-v5(ctrl_cost_weight=0.01)"`` gives ``("Hopper-v5",
     {"ctrl_cost_weight": 0.01})``; a plain id gives ``(env_id, {})``. Such an id goes
     wherever an env id does (``prefrl train``, a run's config.json, a benchmark's TOML).
+    An env of one's own, ``"MODULE:ID(...)"``, has its module imported
+    (:func:`import_env_module`) and gives ``ID``.
 
     Raises:
-        EnvError: the parentheses hold anything but ``NAME=LITERAL`` pairs.
+        EnvError: the parentheses hold anything but ``NAME=LITERAL`` pairs, or MODULE
+            cannot be imported.
     """
     base, paren, inside = env_id.partition("(")
     if not paren:
@@ -109,25 +112,31 @@ def split_env_kwargs(env_id: str) -> tuple[str, dict[str, Any]]:
 
 def import_env_module(env_id: str) -> str:
     """gymnasium's ``"module:Id"`` form for an env of one's own: imports ``module`` (whose
-    import registers ``Id`` with gymnasium) and returns ``Id``; a plain id is returned as it is.
+    import registers ``Id`` with gymnasium) from the Python path and returns ``Id``; a plain
+    id is returned as it is.
 
     Raises:
-        EnvError: ``module`` is not on the Python path.
+        EnvError: ``module`` is no module name (e.g. a file's path) or is not on the path.
     """
     module, colon, plain = env_id.partition(":")
     if not colon:
         return env_id
-    if not module or not plain:
-        raise EnvError(f"{env_id!r}: an env of your own is named MODULE:ID, e.g. 'my_envs:MyEnv-v0'")
+    if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", module) or not plain:
+        hint = " (a task file goes in --task FILE.py:NAME)" if module.endswith(".py") or "/" in module else ""
+        raise EnvError(
+            f"{env_id!r}: an env of your own is named MODULE:ID, a module on the Python path and the id "
+            f"its import registers, e.g. 'my_envs:MyEnv-v0'{hint}"
+        )
     try:
         importlib.import_module(module)
     except ModuleNotFoundError as err:
-        if err.name is None or not module.startswith(err.name):
+        if err.name is None or not (module == err.name or module.startswith(err.name + ".")):
             raise  # a module it imports is missing: its traceback says which and where
+        top = module.split(".")[0]
         raise EnvError(
             f"{env_id!r}: no module {module!r} to import (it registers {plain!r}). Fix: put the "
-            f"directory of {module.replace('.', '/')}.py on the Python path, e.g. PYTHONPATH=DIR prefrl ..., "
-            "or install its package"
+            f"directory that holds {top}.py (or the package {top}/) on the Python path, e.g. "
+            "PYTHONPATH=DIR prefrl ..., or install its package"
         ) from None
     return plain
 
@@ -144,7 +153,7 @@ def base_env_id(env_id: str) -> str:
     env_id = split_env_kwargs(env_id)[0]
     if env_id.startswith("prefrl/") and env_id not in _BASE_ENV_IDS:
         _ensure_registered(env_id)  # unknown: say so, rather than give the wrong env's defaults
-    return _BASE_ENV_IDS.get(env_id, env_id)
+    return import_env_module(_BASE_ENV_IDS.get(env_id, env_id))
 
 
 def is_mujoco_id(env_id: str) -> bool:
