@@ -27,7 +27,7 @@ from prefrl.envs.make import make_env
 from prefrl.envs.vector import VecEnv
 from prefrl.errors import ConfigError, MissingFileError
 from prefrl.plotting import plot_learning_curve
-from prefrl.render.video import record_policy
+from prefrl.render.video import final_video, record_policy
 from prefrl.reward.model import RewardModel
 from prefrl.reward.sources import (
     ConstantReward,
@@ -374,7 +374,11 @@ def run_baseline(
     }
     plot_learning_curve(run.metrics_path, run.plot_path, f"PPO on the {kind} reward: {env_id}")
     if video:
-        record_policy(agent.act, env_id, run.videos / "final_policy.mp4", fixed_length=fixed_length)
+        final_video(
+            lambda: record_policy(
+                agent.act, env_id, run.videos / "final_policy.mp4", fixed_length=fixed_length
+            )
+        )
     summary["wall_time_s"] = round(metrics.wall_time, 2)
     run.write_summary(summary)
     envs.close()

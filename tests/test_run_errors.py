@@ -520,5 +520,9 @@ def test_an_env_that_draws_no_frames_ends_its_run_without_a_video_and_play_says_
         assert main(["play", str(tmp_path / "run"), "--out", str(tmp_path / "play.mp4")]) == EXIT_FAILED
         assert capsys.readouterr().err == f"prefrl play: {why}\n"
         assert not (tmp_path / "play.mp4").exists()
+        baseline = ["baseline", "test/BlindPendulum-v0", "--steps", "512", "--ppo", "num_steps=64"]
+        assert main([*baseline, "--eval-episodes", "1", "--quiet", "--run-dir", str(tmp_path / "ppo")]) == 0
+        assert f"prefrl: no final video: {why} (--no-video skips it)\n" in capsys.readouterr().out
+        assert (tmp_path / "ppo" / "summary.json").exists()
     finally:
         del gym.registry["test/BlindPendulum-v0"]

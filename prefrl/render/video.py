@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from prefrl.errors import RenderError
 from prefrl.render.frames import make_render_env, render_fps, render_frame
 
 
@@ -76,3 +78,13 @@ def record_policy(
     if gif:
         write_video(frames, Path(path).with_suffix(".gif"), fps)
     return returns
+
+
+def final_video(record: Callable[[], Any]) -> None:
+    """Call ``record``, which writes a finished run's video of its final policy. An env
+    that draws no frames is said in one line instead: the run is done, and its summary is
+    still to be written."""
+    try:
+        record()
+    except RenderError as err:
+        print(f"prefrl: no final video: {err} (--no-video skips it)", flush=True)

@@ -14,13 +14,14 @@ from prefrl import __version__
 from prefrl.envs.errors import EnvError
 from prefrl.envs.make import make_env
 from prefrl.envs.snapshot import snapshotter_for
-from prefrl.errors import ConfigError, MissingFileError, RenderError, RunKindError
+from prefrl.errors import ConfigError, MissingFileError, RunKindError
 from prefrl.oracles import Oracle
 from prefrl.plotting import plot_learning_curve
 from prefrl.prefs.errors import StoreError
 from prefrl.prefs.exchange import gather_labels
 from prefrl.prefs.schema import REUSED_STORE_NAME
 from prefrl.prefs.store import PreferenceStore
+from prefrl.render.video import final_video
 from prefrl.rundir import RunDir, column, mark_stopped_if_dead, read_metrics, read_run_status, window_open
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.ending import RunEnd
@@ -259,7 +260,7 @@ def _execute(
         run.metrics_path, run.plot_path, f"prefrl: {config.env_id}, {config.labels} labels ({config.teacher})"
     )
     if video:
-        _final_video(config, run)
+        final_video(lambda: record_run_policy(run.path, run.videos / "final_policy.mp4"))
     summary["wall_time_s"] = round(monitor.metrics.wall_time, 2)
     run.write_summary(summary)
     if not end.complete:
@@ -372,10 +373,3 @@ def summarize(config: TrainConfig, run: RunDir, monitor: Monitor, end: RunEnd) -
         "env_steps_per_sec": latest(agent, "charts/SPS"),
         "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-
-
-def _final_video(config: TrainConfig, run: RunDir) -> None:
-    try:
-        record_run_policy(run.path, run.videos / "final_policy.mp4")
-    except RenderError as err:  # the run itself is done: its summary is still written
-        print(f"prefrl: no final video: {err} (--no-video skips it)", flush=True)
