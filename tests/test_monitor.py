@@ -215,6 +215,7 @@ def test_the_status_line_says_when_the_agent_evaluates(tmp_path):
     assert monitor._agent_doing() == "waiting for labels"
     monitor.consume([Status("agent", "done", 100, {})])
     assert monitor._agent_doing() is None
+    assert not (tmp_path / "run" / "metrics.csv").exists()  # no metrics: nothing logged
 
 
 def test_a_summary_takes_what_no_role_reported_again_from_metrics_csv(tmp_path):

@@ -18,6 +18,10 @@ from prefrl.status import RunStatus
 from prefrl.utils.progress import Progress
 
 
+SHOWN_ONLY = ("pace/waiting", "eval/episodes_running")
+"""what the agent says it is doing, for the status line and status.json, not for metrics.csv"""
+
+
 class Monitor:
     """Consumes :class:`Status` reports from every role."""
 
@@ -80,7 +84,9 @@ class Monitor:
                 self.finished[status.role] = dict(status.values)
                 continue
             self.latest.setdefault(status.role, {}).update(status.values)
-            self.metrics.log(status.agent_step, status.values)
+            logged = {k: v for k, v in status.values.items() if k not in SHOWN_ONLY}
+            if logged:
+                self.metrics.log(status.agent_step, logged)
             if self.progress_videos and status.role == "agent" and "eval/mean_return" in status.values:
                 self._progress_video(status.agent_step)
         if statuses:
