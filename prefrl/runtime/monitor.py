@@ -17,7 +17,6 @@ from prefrl.runtime.videos import record_progress_video
 from prefrl.status import RunStatus
 from prefrl.utils.progress import Progress
 
-
 SHOWN_ONLY = ("pace/waiting", "eval/episodes_running")
 """what the agent says it is doing, for the status line and status.json, not for metrics.csv"""
 
