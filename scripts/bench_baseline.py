@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -133,9 +134,9 @@ def main() -> None:
         steps = args.steps or default_steps(env_id)
         cfg = resolve_ppo_config(env_id)
         for seed in args.seeds:
-            summary = run_baseline(
-                env_id, steps, seed=seed, run_dir=out / f"{env_id}-s{seed}", progress=False
-            )
+            run_dir = out / f"{env_id}-s{seed}"
+            shutil.rmtree(run_dir, ignore_errors=True)  # measured again: a run never overwrites one
+            summary = run_baseline(env_id, steps, seed=seed, run_dir=run_dir, progress=False)
             row: dict[str, Any] = {
                 "env": env_id,
                 "seed": seed,

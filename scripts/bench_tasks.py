@@ -30,6 +30,7 @@ import argparse
 import csv
 import json
 import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,7 @@ def main() -> None:
         ref_steps = 0
         ref_dir = out / f"{name}-scripted-reward-s{args.seed}"
         if args.scripted_reward_steps and not args.no_train and not (ref_dir / "summary.json").exists():
+            shutil.rmtree(ref_dir, ignore_errors=True)  # an unfinished one starts again
             run_baseline(
                 task=source,
                 steps=args.scripted_reward_steps,

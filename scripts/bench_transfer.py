@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -153,6 +154,7 @@ def run_seed(args: argparse.Namespace, steps: int, seed: int, rows: list[dict[st
         run_dir = base / arm
         if RunDir(run_dir).summary_path.exists():
             return RunDir(run_dir).read_summary()
+        shutil.rmtree(run_dir, ignore_errors=True)  # an unfinished one starts again
         start = time.perf_counter()
         summary = run(run_dir)
         summary.setdefault("wall_time_s", round(time.perf_counter() - start, 1))
@@ -226,6 +228,7 @@ def run_seed(args: argparse.Namespace, steps: int, seed: int, rows: list[dict[st
         reward_version=prefrl.load_reward_model(base / "reused").version,
     )
     if not RunDir(base / "fitted_reward").summary_path.exists():
+        shutil.rmtree(base / "fitted_reward", ignore_errors=True)
         fit_reward(run_dir, base / "fitted_reward", seed=seed)
     baseline("ppo_fitted", base / "fitted_reward")
     run_gamma = resolve_ppo_config(env_id).gamma
