@@ -301,7 +301,11 @@ def run_baseline(
     about_reward: dict[str, Any] = {"reward": kind}
     if learned is not None:
         about_reward.update(reward_path=str(learned.path), reward_version=learned.model.version)
-    run = RunDir.create(run_dir, f"baseline-{kind}", env_id, seed)
+    try:
+        run = RunDir.create(run_dir, f"baseline-{kind}", env_id, seed)
+    except BaseException:
+        envs.close()
+        raise
     run.write_config(
         {
             "kind": "baseline",
