@@ -25,8 +25,9 @@ class RunStatus:
         labels_answered, labels_wanted, labels_total: answers the run has seen, answers
             its schedule wants by now, and the label budget.
         reward_version: version of the newest reward model (0: not trained yet).
-        agent_waiting: the agent has stopped to wait for answers that lag behind the
-            label schedule (``--pace wait``): the person is who it waits for.
+        agent_waiting: the agent has stopped to wait for answers: the first ones, which
+            train the first reward model, or (``--pace wait``) answers that lag behind the
+            label schedule. The person is who it waits for.
         updated_at: Unix time (s) of the write.
         pid: the process that runs the run (the backend's).
         role_pids: the roles' process ids (multiprocess backend).

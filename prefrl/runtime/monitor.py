@@ -144,7 +144,8 @@ class Monitor:
 
     @property
     def agent_waiting(self) -> bool:
-        """The agent is waiting for answers that lag behind the schedule (``--pace wait``)."""
+        """The agent is waiting for answers: the first ones, or (``--pace wait``) answers
+        that lag behind the schedule."""
         return bool(self.latest["agent"].get("pace/waiting")) and self.done is None
 
     def close(self) -> None:
