@@ -307,7 +307,9 @@ def test_cli_export_and_import_errors_are_one_line(
     (tmp_path / "new").mkdir()
     (tmp_path / "a-file").write_text("x")
     (tmp_path / "baseline" / "checkpoints").mkdir(parents=True)
-    (tmp_path / "baseline" / "config.json").write_text(json.dumps({"kind": "baseline-true"}))
+    (tmp_path / "baseline" / "config.json").write_text(
+        json.dumps({"kind": "baseline", "prefrl_version": "0.1.0"})
+    )
     cases = [
         (("export", tmp_path / "empty", tmp_path / "out"), "there is no preference store at"),
         (("export", run, tmp_path / "a-file"), "is a file; name a directory"),
@@ -335,6 +337,10 @@ def test_cli_export_and_import_errors_are_one_line(
     assert list((tmp_path / "new").iterdir()) == []  # no store is created for a source that is none
     assert sorted(p.name for p in run.iterdir()) == ["config.json", "prefs.sqlite"]
     assert not (tmp_path / "baseline" / "labels").exists()
+    other = tmp_path / "ml-project"  # another tool's config.json and checkpoints/: no run
+    (other / "checkpoints").mkdir(parents=True)
+    (other / "config.json").write_text(json.dumps({"lr": 0.1}))
+    assert cli(capsys, "export", run, other / "labels")[0] == 0
 
 
 def test_a_damaged_store_names_the_commands_that_restore_it(

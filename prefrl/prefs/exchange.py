@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import sqlite3
 import zipfile
@@ -552,17 +553,23 @@ def _opt_float(cell: str) -> float | None:
 
 def _run_holding(path: Path) -> Path | None:
     """The run directory ``path`` is, or is inside (absolute), or None. A run directory
-    holds a ``config.json`` and a ``checkpoints/`` directory or a preference store
-    (``prefs.sqlite``); ``path`` itself is one also if it holds a store alone."""
+    holds a preference store (``prefs.sqlite``), or a ``config.json`` that prefrl wrote
+    (it names the ``prefrl_version``) and a ``checkpoints/`` directory."""
     path = path.resolve()
-    if (path / STORE_NAME).is_file():
-        return path
     for folder in (path, *path.parents):
-        if (folder / "config.json").is_file() and (
-            (folder / "checkpoints").is_dir() or (folder / STORE_NAME).is_file()
-        ):
+        if (folder / STORE_NAME).is_file() and (folder == path or (folder / "config.json").is_file()):
+            return folder
+        if (folder / "checkpoints").is_dir() and "prefrl_version" in _config_of(folder):
             return folder
     return None
+
+
+def _config_of(folder: Path) -> dict[str, Any]:
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def _run_env_id(run_dir: Path) -> str | None:
