@@ -476,6 +476,8 @@ def test_a_task_on_a_namespaced_env_registers_and_makes_its_env():
     env = make_env(own.gym_id, fixed_length=True)
     assert env.reset(seed=0)[0].shape == (3,) and env.step(np.zeros(1, np.float32))[1] == 1.0
     env.close()
+    for made in (task, own):
+        del gym.registry[made.gym_id], tasks.TASKS[made.name]
 
 
 def test_an_obs_extra_with_bounds_no_box_takes_is_refused_naming_it():
