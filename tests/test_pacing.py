@@ -123,7 +123,9 @@ def test_a_free_paced_agent_says_it_waits_for_the_first_answers(tmp_path):
 @pytest.mark.parametrize("pace", ["wait", "free"])
 def test_a_slow_person_gives_the_whole_budget_and_only_a_waiting_agent_waits(tmp_path, pace):
     run_dir = tmp_path / "r"
-    person = SlowPerson(run_dir, delay=0.25, until_agent_waits=pace == "wait")
+    # the stall comes after the first answers past the initial 5: the agent has its first
+    # reward model then, so a wait it shows is the pace's (before that it waits at either pace)
+    person = SlowPerson(run_dir, delay=0.25, stall_after=6, until_agent_waits=pace == "wait")
     person.start()
     try:
         config = small(oracle="human", pace=pace, steps=8192, labels=20)

@@ -106,13 +106,15 @@ class AgentRole(Role):
                 self._count_busy(started, steps_before)
                 return True
             if self.clips_sent >= self.initial_clips_wanted and not self._labeler_out_of_pairs():
-                return self._wait()  # for the first reward model
+                return self._waiting(True)  # for the first reward model
+            self._waiting(False)
             self._send_clips(self.agent.collect(capture_snapshots=self.snapshots))
             self._count_busy(started, steps_before)
             return True
 
         if self.pacer.must_wait(self.agent.env_steps, self._answered) and not self._labeler_out_of_pairs():
-            return self._wait()
+            return self._waiting(True)
+        self._waiting(False)
         rollout = self.agent.collect(capture_snapshots=self.snapshots)
         stats = self.agent.train(rollout, self._reward_source())
         self._send_clips(rollout)
@@ -124,13 +126,16 @@ class AgentRole(Role):
             self._finish()
         return True
 
-    def _wait(self) -> bool:
-        """Take no step: answers are awaited. Tells the run once per wait, so that its
-        status line and status.json can say so (the next report clears it)."""
-        if not self.told_waiting:
-            self.status.put(Status(self.name, "metrics", self.agent.env_steps, {"pace/waiting": 1}))
-            self.told_waiting = True
-        return False
+    def _waiting(self, waiting: bool) -> bool:
+        """Whether the agent waits for answers now, told to the run when it changes (its
+        status line and status.json say so); returns whether a step was taken: not while
+        waiting."""
+        if waiting != self.told_waiting:
+            self.status.put(
+                Status(self.name, "metrics", self.agent.env_steps, {"pace/waiting": int(waiting)})
+            )
+            self.told_waiting = waiting
+        return not waiting
 
     def _count_busy(self, started: float, steps_before: int) -> None:
         self.busy_time += time.perf_counter() - started
@@ -193,8 +198,6 @@ class AgentRole(Role):
         values["charts/SPS"] = self.busy_steps / max(self.busy_time, 1e-9)
         values["charts/wait_share"] = self.pacer.wait_share()
         values["charts/explore_weight"] = self.exploration_weight()
-        values["pace/waiting"] = 0
-        self.told_waiting = False
         if self.agent.env_steps >= self.next_eval or self.agent.env_steps >= self.cfg.steps:
             self._evaluate()
             values["eval/mean_return"] = float(np.mean(self.last_eval))
