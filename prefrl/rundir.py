@@ -279,6 +279,27 @@ def run_of(path: str | Path) -> Path | None:
     return None
 
 
+def run_holding(path: str | Path) -> Path | None:
+    """The run directory ``path`` is, or is inside (absolute), or None. A run directory
+    holds a preference store (``prefs.sqlite``), or a ``config.json`` that prefrl wrote
+    (it names the ``prefrl_version``) and a ``checkpoints/`` directory."""
+    path = Path(path).resolve()
+    for folder in (path, *path.parents):
+        if (folder / "prefs.sqlite").is_file() and (folder == path or (folder / "config.json").is_file()):
+            return folder
+        if (folder / "checkpoints").is_dir() and "prefrl_version" in _config_of(folder):
+            return folder
+    return None
+
+
+def _config_of(folder: Path) -> dict[str, Any]:
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
 def _read_json_object(path: Path, fix: str) -> dict[str, Any]:
     try:
         text = path.read_bytes().decode("utf-8")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import os
 import sqlite3
 import zipfile
@@ -36,7 +35,7 @@ from prefrl.prefs.schema import (
     store_file,
 )
 from prefrl.prefs.store import PreferenceStore, Query
-from prefrl.rundir import RunDir
+from prefrl.rundir import RunDir, run_holding
 
 _ANSWER_SET = frozenset(a.value for a in Answer)
 # What leaves a store (export, or import from it): neither the queries set aside by
@@ -227,7 +226,7 @@ def _write_export(store: PreferenceStore, out: Path) -> dict[str, int]:
     written to each CSV file (``clips``, ``queries``, ``answers``)."""
     if out.exists() and not out.is_dir():
         raise StoreError(f"cannot export to {out}: it is a file; name a directory")
-    run = _run_holding(out)
+    run = run_holding(out)
     if run is not None:
         where = "it is a run directory" if run == out.resolve() else f"it is inside the run directory {run}"
         raise StoreError(
@@ -549,27 +548,6 @@ def _opt_float(cell: str) -> float | None:
 
 
 # -- paths ----------------------------------------------------------------------------
-
-
-def _run_holding(path: Path) -> Path | None:
-    """The run directory ``path`` is, or is inside (absolute), or None. A run directory
-    holds a preference store (``prefs.sqlite``), or a ``config.json`` that prefrl wrote
-    (it names the ``prefrl_version``) and a ``checkpoints/`` directory."""
-    path = path.resolve()
-    for folder in (path, *path.parents):
-        if (folder / STORE_NAME).is_file() and (folder == path or (folder / "config.json").is_file()):
-            return folder
-        if (folder / "checkpoints").is_dir() and "prefrl_version" in _config_of(folder):
-            return folder
-    return None
-
-
-def _config_of(folder: Path) -> dict[str, Any]:
-    try:
-        config = json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return config if isinstance(config, dict) else {}
 
 
 def _run_env_id(run_dir: Path) -> str | None:
