@@ -20,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.envs.classic_control.pendulum import PendulumEnv
+from test_runtime import small
 
 from prefrl.cli import main
 from prefrl.errors import EXIT_FAILED, EXIT_USAGE
@@ -501,17 +502,7 @@ def test_an_env_that_draws_no_frames_ends_its_run_without_a_video_and_play_says_
 ) -> None:
     gym.register("test/BlindPendulum-v0", entry_point=BlindPendulum, max_episode_steps=200)
     try:
-        config = TrainConfig(
-            env_id="test/BlindPendulum-v0",
-            steps=1024,
-            labels=4,
-            clip_length=25,
-            num_evals=1,
-            eval_episodes=1,
-            backend="inprocess",
-            ppo={"num_envs": 2, "num_steps": 256},
-            reward_model={"epochs_per_round": 1, "min_steps_per_round": 5},
-        )
+        config = small(env_id="test/BlindPendulum-v0", steps=1024, labels=4, num_evals=1, backend="inprocess")
         summary = train(config, tmp_path / "run", progress=False, video=True)
         why = "test/BlindPendulum-v0 cannot draw frames: its render() with render_mode='rgb_array' gave NoneType, not an image array [height, width, 3]"
         assert summary["complete"] and (tmp_path / "run" / "summary.json").exists()
