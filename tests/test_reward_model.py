@@ -30,13 +30,32 @@ def test_adaptive_l2_rule():
     assert adapt_l2(0.01, train_loss=0.4, val_loss=float("nan")) == 0.01
 
 
-def test_bootstrap_counts_are_poisson_and_hold_out_one_over_e():
+def test_bootstrap_counts_are_poisson_hold_out_about_one_over_e_and_leave_no_label_untrained():
     counts = np.stack([bootstrap_counts(seed=3, label_key=k, members=3) for k in range(20_000)])
     np.testing.assert_array_equal(counts[5], bootstrap_counts(3, 5, 3))  # deterministic per label
-    assert abs(counts.mean() - 1.0) < 0.02  # |D| draws per member on average
+    assert abs(counts.mean() - (1.0 + math.exp(-3) / 3)) < 0.02  # |D| draws per member on average
     held_out = (counts == 0).mean(axis=0)
-    np.testing.assert_allclose(held_out, math.exp(-1), atol=0.01)  # validation share 1/e
+    # 1/e of a member's labels are its validation set, less its share of those no member drew
+    np.testing.assert_allclose(held_out, math.exp(-1) - math.exp(-3) / 3, atol=0.01)
+    assert (counts.sum(axis=1) > 0).all()  # every label trains some member
     assert not np.array_equal(counts[:, 0], counts[:, 1])  # members differ
+    single = np.stack([bootstrap_counts(seed=3, label_key=k, members=1) for k in range(20_000)])
+    np.testing.assert_allclose((single == 0).mean(), math.exp(-1), atol=0.01)  # its validation set
+
+
+def test_image_labels_are_padded_per_batch_as_vectors_are_padded_for_all():
+    from prefrl.reward.trainer import _Side
+
+    rng = np.random.default_rng(0)
+    feats = [rng.integers(0, 255, size=(n, 2, 3, 3), dtype=np.uint8) for n in (3, 5, 4, 5)]
+    eager, lazy = _Side(feats, lazy=False), _Side(feats, lazy=True)
+    assert lazy.padded is None and len(lazy) == 4 and lazy.length == 5
+    for rows in (torch.tensor([2, 0, 2]), slice(1, 3), slice(0, 4)):
+        for a, b in zip(eager[rows], lazy[rows], strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    x, mask = lazy[torch.tensor([0])]
+    assert x.dtype == torch.uint8 and mask.tolist() == [[1, 1, 1, 0, 0]]
+    assert not x[0, 3:].any()
 
 
 def make_clip(values, actions=None):

@@ -10,8 +10,11 @@ Bootstrap: each member trains on its own resample of the labels. Labels arrive o
 one, so the resample is drawn as it grows (the Poisson bootstrap): a label appears
 ``Poisson(1)`` times in a member's data, the streaming equivalent of drawing ``|D|``
 labels with replacement. The labels a member never drew (a fraction ``1/e`` on average,
-exactly as in a bootstrap of ``|D|`` draws) are that member's validation set: they are
-never trained on, so they give an honest validation loss and accuracy.
+exactly as in a bootstrap of ``|D|`` draws) are that member's validation set: that member
+never trains on them, so they give an honest validation loss and accuracy. A label no
+member drew (``e^-M`` of them for ``M`` members, 5% of a 3-member ensemble's) goes to one
+member, so that every label is trained on; a single member keeps its ``1/e`` for
+validation, which it needs to adapt its L2.
 
 Regularisation: each member's L2 weight is adapted after every round to keep its
 validation loss between 1.1x and 1.5x its training loss (:func:`adapt_l2`), once its
@@ -66,13 +69,17 @@ def adapt_l2(
 
 
 def bootstrap_counts(seed: int, label_key: int, members: int) -> np.ndarray:
-    """How often each member draws a label: ``Poisson(1)`` per member, ``(members,)`` int.
+    """How often each member draws a label: ``Poisson(1)`` per member, ``(members,)`` int;
+    a label that no member of several drew is drawn once by one of them.
 
     Deterministic in ``(seed, label_key)``, so a restarted trainer rebuilds the same
     resamples (and validation sets) from the store alone.
     """
     rng = np.random.default_rng([seed, label_key])
-    return rng.poisson(1.0, size=members)
+    counts = rng.poisson(1.0, size=members)
+    if members > 1 and not counts.any():
+        counts[rng.integers(members)] = 1
+    return counts
 
 
 @dataclass
@@ -85,12 +92,41 @@ class _Pairs:
     true_returns: list[tuple[float, float]] = field(default_factory=list)  # for diagnostics only
 
 
+class _Side:
+    """One side (left or right) of every pair, indexable by a batch of pair indices into
+    ``(x (B, L, ...), mask (B, L))``: features zero-padded to the longest clip, with mask
+    1 for real steps. Vector features are padded for all pairs at once; image frames only
+    for the pairs a batch takes, since a padded copy of every label's frames would double
+    the trainer's memory (1.4 MB per label of 84x84x4 clips of 25 steps)."""
+
+    def __init__(self, feats: list[np.ndarray], lazy: bool):
+        self.feats = list(feats)
+        self.length = max(len(f) for f in feats)
+        self.padded = None if lazy else self._pad(self.feats)
+
+    def __len__(self) -> int:
+        return len(self.feats)
+
+    def __getitem__(self, rows: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.padded is not None:
+            x, mask = self.padded
+            return x[rows], mask[rows]
+        picked = range(len(self.feats))[rows] if isinstance(rows, slice) else rows.tolist()
+        return self._pad([self.feats[i] for i in picked])
+
+    def _pad(self, feats: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        out = np.zeros((len(feats), self.length, *feats[0].shape[1:]), dtype=feats[0].dtype)
+        mask = np.zeros((len(feats), self.length), dtype=np.float32)
+        for k, f in enumerate(feats):
+            out[k, : len(f)] = f
+            mask[k, : len(f)] = 1.0
+        return torch.from_numpy(out), torch.from_numpy(mask)
+
+
 @dataclass
 class _Data:
-    left: torch.Tensor  # (K, L, ...) unnormalised features, zero-padded
-    left_mask: torch.Tensor  # (K, L) 1 for real steps
-    right: torch.Tensor
-    right_mask: torch.Tensor
+    left: _Side  # unnormalised features of each pair's clips
+    right: _Side
     mu: torch.Tensor  # (K,)
     counts: torch.Tensor  # (K, M) bootstrap multiplicities
 
@@ -164,28 +200,15 @@ class PreferenceTrainer:
         return float(np.corrcoef(predicted, true)[0, 1])
 
     def _tensors(self) -> _Data:
-        """All labels as padded tensors (refits the input normalisation first)."""
+        """All labels, ready to batch (refits the input normalisation first)."""
         pairs = self.pairs
         self.model.fit_input_normalization(pairs.left + pairs.right)
-        left, left_mask = self._pad(pairs.left)
-        right, right_mask = self._pad(pairs.right)
         return _Data(
-            left=left,
-            left_mask=left_mask,
-            right=right,
-            right_mask=right_mask,
+            left=_Side(pairs.left, lazy=self.model.image),
+            right=_Side(pairs.right, lazy=self.model.image),
             mu=torch.tensor(pairs.mu, dtype=torch.float32),
             counts=torch.from_numpy(np.stack(pairs.counts).astype(np.float32)),
         )
-
-    def _pad(self, feats: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        length = max(len(f) for f in feats)
-        out = np.zeros((len(feats), length, *feats[0].shape[1:]), dtype=feats[0].dtype)
-        mask = np.zeros((len(feats), length), dtype=np.float32)
-        for k, f in enumerate(feats):
-            out[k, : len(f)] = f
-            mask[k, : len(f)] = 1.0
-        return torch.from_numpy(out), torch.from_numpy(mask)
 
     def _returns(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Predicted return sums ``(M, K)`` of clips ``x (K, L, ...)``."""
@@ -193,12 +216,10 @@ class PreferenceTrainer:
         per_step = self.model.net(self.model.inputs(x.reshape(k * length, *x.shape[2:])))
         return (per_step.reshape(self.members, k, length) * mask).sum(-1)
 
-    def _all_returns(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """:meth:`_returns` over every clip, a bounded number of steps at a time."""
-        clips = max(1, self.model.FORWARD_CHUNK // x.shape[1]) if self.model.image else len(x)
-        return torch.cat(
-            [self._returns(x[i : i + clips], mask[i : i + clips]) for i in range(0, len(x), clips)], 1
-        )
+    def _all_returns(self, side: _Side) -> torch.Tensor:
+        """:meth:`_returns` over every clip of ``side``, a bounded number of steps at a time."""
+        clips = max(1, self.model.FORWARD_CHUNK // side.length) if self.model.image else len(side)
+        return torch.cat([self._returns(*side[i : i + clips]) for i in range(0, len(side), clips)], 1)
 
     def train_round(self) -> dict[str, float]:
         """Train every member on its resample; adapt L2; return ``reward/...`` log values."""
@@ -217,8 +238,8 @@ class PreferenceTrainer:
             idx = torch.randint(n, (batch,), generator=self._rng)
             w = data.counts[idx].T  # (M, B): bootstrap multiplicity of each sampled label
             losses = preference_loss(
-                self._returns(data.left[idx], data.left_mask[idx]),
-                self._returns(data.right[idx], data.right_mask[idx]),
+                self._returns(*data.left[idx]),
+                self._returns(*data.right[idx]),
                 data.mu[idx],
                 cfg.random_answer_prob,
             )
@@ -234,10 +255,7 @@ class PreferenceTrainer:
     @torch.no_grad()
     def _evaluate(self, data: _Data) -> dict[str, float]:
         mu, counts = data.mu, data.counts
-        r_l, r_r = (
-            self._all_returns(data.left, data.left_mask),
-            self._all_returns(data.right, data.right_mask),
-        )
+        r_l, r_r = self._all_returns(data.left), self._all_returns(data.right)
         losses = preference_loss(r_l, r_r, mu, self.cfg.random_answer_prob)  # (M, K)
         in_bag = counts.T > 0
         strict = mu != 0.5  # accuracy is only defined for a strict preference
