@@ -42,6 +42,41 @@ def test_a_run_ends_short_when_no_more_labels_can_come():
     assert end_of_run(agent_done=False, labeler_done=None, labels_trained=0, person_present=False) is None
 
 
+def test_a_person_gone_after_their_last_answers_ends_the_run_on_what_the_store_holds():
+    gone = dict(agent_done=True, labeler_done=None, person_present=False, labels_budget=20, run_dir="runs/x")
+    # the whole budget is in the store, though the labeler has not reported it: it will
+    assert end_of_run(**gone, labels_trained=18, labels_answered=20, labels_trainable=20) is None
+    # 6 answers given, 6 trainable, the reward model trained on 4: it trains on the rest first
+    assert end_of_run(**gone, labels_trained=4, labels_answered=6, labels_trainable=6) is None
+    assert end_of_run(**gone, labels_trained=6, labels_answered=6, labels_trainable=6) == RunEnd(
+        False,
+        "the labelling window closed with 6 of 20 labels given; give the rest with: prefrl resume runs/x",
+    )
+
+
+def test_the_supervisor_counts_a_gone_persons_answers_in_the_store(tmp_path):
+    from test_monitor import write_store
+
+    from prefrl.runtime.monitor import Monitor
+    from prefrl.runtime.multiprocess import run_end
+
+    config = small(labels=5)
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    write_store(run, queries=5, answered=3)
+    monitor = Monitor(run, config.steps, config.labels, progress=False)
+    monitor.latest["labeler"]["labels/answered"] = 2  # its last report, one answer behind
+    monitor.latest["reward_trainer"]["reward/labels"] = 2
+    assert run_end(config, run.path, monitor, lambda: False) is None  # the agent is still running
+    monitor.finished["agent"] = {}  # the agent has taken all its steps
+    assert run_end(config, run.path, monitor, lambda: False) is None  # 3 answers, 2 trained on
+    monitor.latest["reward_trainer"]["reward/labels"] = 3
+    end = run_end(config, run.path, monitor, lambda: False)
+    assert end is not None and not end.complete
+    assert end.reason is not None and end.reason.startswith("the labelling window closed with 3 of 5 labels")
+    assert run_end(config, run.path, monitor, lambda: True) is None  # a person labelling still
+
+
 @pytest.mark.parametrize("backend", ["inprocess", "multiprocess"])
 def test_labels_left_when_the_agent_finishes_are_still_asked_and_trained_on(tmp_path, backend):
     # one rollout after the initial clips: the schedule wants most labels only at the very end

@@ -31,6 +31,7 @@ def end_of_run(
     labels_trained: int,
     person_present: bool = True,
     labels_answered: int = 0,
+    labels_trainable: int = 0,
     labels_budget: int = 0,
     run_dir: str = "RUN_DIR",
 ) -> RunEnd | None:
@@ -42,7 +43,9 @@ def end_of_run(
             ``labels/trainable``), or None while it is still asking.
         labels_trained: labels in the reward model's newest training round.
         person_present: False when a person labels and their window has closed.
-        labels_answered, labels_budget, run_dir: for the message when the person has gone.
+        labels_answered, labels_trainable: the answers in the store, and those that can be
+            trained on, when the person has gone (the labeler's reports may lag the last ones).
+        labels_budget, run_dir: for the message when the person has gone.
     """
     if labeler_done is not None and not labeler_done.get("complete", False):
         return RunEnd(False, str(labeler_done.get("reason") or "the labeler stopped before the budget"))
@@ -53,6 +56,10 @@ def end_of_run(
             return RunEnd(True)
         return None  # the reward model has not trained on the last answers yet
     if not person_present:
+        if labels_answered >= labels_budget:
+            return None  # the whole budget was given: the labeler is about to say so
+        if labels_trained < labels_trainable:
+            return None  # the reward model trains on the answers given before the run ends
         return RunEnd(
             False,
             f"the labelling window closed with {labels_answered} of {labels_budget} labels given; "

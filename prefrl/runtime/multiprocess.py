@@ -48,6 +48,8 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from prefrl.prefs.store import PreferenceStore
+from prefrl.rundir import RunDir
 from prefrl.runtime.channels import ClipBatch, RunMemory, Status, StopFlag
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.ending import RunEnd, end_of_run
@@ -425,14 +427,20 @@ def run_end(
     config: TrainConfig, run_dir: Path, monitor: Monitor, person_present: Callable[[], bool] | None
 ) -> RunEnd | None:
     """How the run ends, once it does (:func:`prefrl.runtime.ending.end_of_run`), from
-    the roles' latest reports."""
-    labeler = monitor.latest["labeler"]
+    the roles' latest reports, and from the store once the person labelling has gone
+    after the agent finished (the labeler's last report may not count their last answers)."""
+    present = person_present() if person_present is not None else True
+    answered = trainable = 0
+    if not present and monitor.done is not None and "labeler" not in monitor.finished:
+        with PreferenceStore(RunDir(run_dir).store_path) as store:
+            answered, trainable = store.num_answered(), store.num_trainable()
     return end_of_run(
         agent_done=monitor.done is not None,
         labeler_done=monitor.finished.get("labeler"),
         labels_trained=int(monitor.latest["reward_trainer"].get("reward/labels", 0)),
-        person_present=person_present() if person_present is not None else True,
-        labels_answered=int(labeler.get("labels/answered", 0)),
+        person_present=present,
+        labels_answered=answered,
+        labels_trainable=trainable,
         labels_budget=config.labels,
         run_dir=str(run_dir),
     )
