@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import io
 import json
 import math
 import os
@@ -30,6 +31,7 @@ from typing import Any
 
 from prefrl.errors import EXIT_FAILED, MissingFileError, PrefrlError, os_refusal
 from prefrl.status import RunStatus
+from prefrl.utils.io import atomic_write
 
 RUN_FORMAT_VERSION = 1
 """the version of the run-directory format this prefrl writes (``config.json``'s
@@ -223,21 +225,15 @@ class RunDir:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as indented JSON atomically (a crash never leaves half a file).
+    """Write ``data`` as indented JSON atomically (a crash or a power loss never leaves
+    half a file, or an empty one).
 
     Raises:
         RunDirError: the OS refused (disk full, read-only, ...): the message names the file.
     """
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    text = json_text(data) + "\n"
     try:
-        tmp.write_text(text)
-        tmp.replace(path)
+        atomic_write(path, json_text(data) + "\n")
     except OSError as err:
-        try:
-            tmp.unlink(missing_ok=True)  # half a file takes space and is never read
-        except OSError:
-            pass
         raise refused(err, path, "writing") from None
 
 
@@ -550,13 +546,12 @@ class MetricsLogger:
 
     def _rewrite_with(self, columns: list[str]) -> None:
         rows = read_metrics(self.path) if self.path.exists() else []
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write(self.path, text.getvalue())
         self.columns = columns
-        tmp = self.path.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
-        tmp.replace(self.path)
 
 
 def _fmt(value: Any) -> Any:

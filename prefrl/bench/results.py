@@ -23,6 +23,7 @@ import numpy as np
 from prefrl.bench.grid import Grid
 from prefrl.bench.outdir import cell_state
 from prefrl.rundir import RunDir
+from prefrl.utils.io import replacing
 
 RESULTS_FILE = "results.csv"
 COLUMNS = (
@@ -172,13 +173,11 @@ def write_results(grid: Grid, out: str | Path) -> tuple[Path, list[dict[str, Any
     out = Path(out)
     rows = collect_rows(grid, out)
     path = out / RESULTS_FILE
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
+    with replacing(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         for row in rows:
             writer.writerow({k: _cell_text(row[k]) for k in COLUMNS})
-    tmp.replace(path)
     return path, rows
 
 

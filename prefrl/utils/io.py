@@ -1,12 +1,68 @@
-"""Atomic file writes: a crash mid-write never leaves a torn file behind."""
+"""Atomic file writes: a crash mid-write never leaves a torn file behind, and a power
+loss never leaves an empty one (the new file reaches the disk before it is renamed)."""
 
 from __future__ import annotations
 
 import io
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
+
+@contextmanager
+def replacing(path: str | Path, tmp: str | Path | None = None) -> Iterator[Path]:
+    """A temporary path beside ``path`` (default ``NAME.tmp``) for the caller to write;
+    when the block ends without an error, the file is flushed to the disk (fsync),
+    renamed over ``path`` and the rename flushed (best effort); on an error it is
+    removed and ``path`` is left as it was.
+
+    Raises:
+        OSError: the OS refused; it names the file (a failed write or flush names none).
+    """
+    path = Path(path)
+    tmp = Path(tmp) if tmp is not None else path.with_name(path.name + ".tmp")
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(path)
+    except BaseException as err:
+        try:
+            tmp.unlink(missing_ok=True)  # half a file takes space and is never read
+        except OSError:
+            pass
+        if isinstance(err, OSError) and err.filename is None:
+            raise OSError(err.errno, err.strerror, str(tmp)) from None
+        raise
+    _sync_dir(path.parent)
+
+
+def _sync_dir(folder: Path) -> None:
+    """Flush a directory's entries (a rename) to the disk, where the OS allows it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse to fsync a directory
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | Path, data: str | bytes | memoryview) -> None:
+    """Write ``data`` (a ``str`` as UTF-8) to ``path`` through :func:`replacing`."""
+    with replacing(path) as tmp:
+        if isinstance(data, str):
+            tmp.write_text(data, encoding="utf-8")
+        else:
+            tmp.write_bytes(data)
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
@@ -16,20 +72,10 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     full or read-only raises an :class:`OSError` naming the file (torch's own writer
     says ``PytorchStreamWriter failed writing file``); no half-written file is left.
     """
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    try:
-        with tmp.open("wb") as f:
-            f.write(buffer.getbuffer())
-        tmp.replace(path)
-    except OSError as err:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        if err.filename is None:  # a failed write or flush names no file
-            raise OSError(err.errno, err.strerror, str(tmp)) from None
-        raise
+    atomic_write(path, buffer.getbuffer())

@@ -1,0 +1,62 @@
+"""Atomic writes (prefrl.utils.io): the new file reaches the disk before it replaces the
+old one, so a power loss leaves one or the other, never an empty or torn file."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from prefrl.rundir import MetricsLogger, write_json
+from prefrl.utils.io import atomic_torch_save, atomic_write
+
+
+@pytest.fixture
+def disk_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """The fsyncs (of which file) and renames, in order."""
+    calls: list[tuple[str, ...]] = []
+    fsync, replace = os.fsync, Path.replace
+
+    def recorded_fsync(fd: int) -> None:
+        calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        fsync(fd)
+
+    def recorded_replace(self: Path, target: str | Path) -> Path:
+        calls.append(("replace", str(self), str(target)))
+        return replace(self, target)
+
+    monkeypatch.setattr(os, "fsync", recorded_fsync)
+    monkeypatch.setattr(Path, "replace", recorded_replace)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "name, write",
+    [
+        ("notes.txt", lambda path: atomic_write(path, "text")),
+        ("summary.json", lambda path: write_json(path, {"complete": True})),
+        ("agent.pt", lambda path: atomic_torch_save({"x": 1}, path)),
+        ("metrics.csv", lambda path: MetricsLogger(path).log(1, {"a": 1.0})),  # a new column: rewritten
+    ],
+)
+def test_the_new_file_is_on_the_disk_before_it_replaces_the_old(tmp_path, disk_calls, name, write):
+    path = tmp_path / name
+    write(path)
+    tmp = f"{path}.tmp"
+    assert disk_calls[:3] == [("fsync", tmp), ("replace", tmp, str(path)), ("fsync", str(tmp_path))]
+
+
+def test_a_write_that_fails_leaves_the_old_file_and_no_temporary_one(tmp_path, monkeypatch):
+    path = tmp_path / "summary.json"
+    path.write_text("old")
+
+    def failing(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing)
+    with pytest.raises(OSError) as caught:
+        atomic_write(path, "new")
+    assert (caught.value.errno, caught.value.filename) == (errno.EIO, f"{path}.tmp")
+    assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
