@@ -3,6 +3,7 @@
 import json
 import multiprocessing as mp
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 import torch
 from conftest import SMALL_RUN_FLAGS
 
+from prefrl.cli import main
 from prefrl.errors import ConfigError
 from prefrl.prefs.store import PreferenceStore
 from prefrl.reward import load_reward_model
@@ -21,7 +23,7 @@ from prefrl.rundir import RunDir, column, read_metrics
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunStuck
 from prefrl.runtime.run import resume, train
-from prefrl.utils.checkpoint import load_checkpoint
+from prefrl.utils.checkpoint import WAY_OUT, load_checkpoint
 
 SMALL = dict(
     env_id="Pendulum-v1",
@@ -234,6 +236,28 @@ def test_a_run_whose_store_or_agent_checkpoint_is_gone_is_not_resumed_in_silence
         in out
     )
     assert summary["labels_used"] == 12 and summary["complete"] is True
+
+
+def test_a_damaged_checkpoint_names_the_way_out_and_deleting_it_resumes(tmp_path, capsys):
+    trained = tmp_path / "trained"
+    train(small(backend="inprocess"), trained, progress=False, video=False)
+    for kind in ("agent", "reward_model", "reward_trainer"):
+        run = RunDir(shutil.copytree(trained, tmp_path / kind))
+        path = run.checkpoints / f"{kind}.pt"
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # cut short by a power loss
+        resume_further = ["resume", str(run.path), "--steps", "8192", "--quiet", "--no-video"]
+        capsys.readouterr()
+        assert main(resume_further) == 2
+        assert capsys.readouterr().err == (
+            f"prefrl resume: error: {path} is not a readable checkpoint (truncated, or not a torch file); "
+            f"delete it and resume (prefrl resume {run.path}): {WAY_OUT[kind]}\n"
+        )
+        path.unlink()
+        assert main(resume_further) == 0, capsys.readouterr().err
+        summary = run.read_summary()
+        assert (summary["complete"], summary["labels_used"], summary["env_steps"]) == (True, 12, 8192), kind
+        assert summary["reward_model_version"] > 0
+        load_checkpoint(path, kind)  # written again
 
 
 def test_a_finished_run_trains_further_with_a_larger_budget(tmp_path):

@@ -34,6 +34,12 @@ KINDS = {
     "reward_trainer": "a reward trainer checkpoint (reward_trainer.pt)",
 }
 _HEADER = ("format", "kind", "format_version")
+WAY_OUT = {
+    "agent": "the agent starts again from step 0, every label kept",
+    "reward_model": "the reward model is retrained from the stored labels",
+    "reward_trainer": "the reward model trains on from the stored labels, its optimiser afresh",
+}
+"""what deleting a run's damaged checkpoint of each kind and resuming the run does"""
 
 
 class CheckpointError(PrefrlError):
@@ -77,7 +83,7 @@ def load_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
             upgrade``) or by a newer one.
     """
     path = Path(path)
-    _check_zip(path)
+    _check_zip(path, kind)
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError:
@@ -90,17 +96,25 @@ def load_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
     except FileNotFoundError:
         raise
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
-        raise CheckpointError(
-            f"{path} is not a readable checkpoint (truncated, or not a torch file): {_first_line(err)}"
-        ) from None
+        raise _unreadable(path, kind, f": {_first_line(err)}") from None
     return _check_header(state, path, kind)
 
 
-def _check_zip(path: Path) -> None:
+def _check_zip(path: Path, kind: str) -> None:
     # torch.save writes a zip archive; anything else (a truncated file, text) is not a
     # checkpoint, whatever the pickle inside would say
     if path.is_file() and not zipfile.is_zipfile(path):
-        raise CheckpointError(f"{path} is not a readable checkpoint (truncated, or not a torch file)")
+        raise _unreadable(path, kind)
+
+
+def _unreadable(path: Path, kind: str, detail: str = "") -> CheckpointError:
+    """A damaged checkpoint; one of a run directory's names the way out (:data:`WAY_OUT`)."""
+    message = f"{path} is not a readable checkpoint (truncated, or not a torch file){detail}"
+    run = path.parent.parent
+    in_a_run = path.parent.name == "checkpoints" and (run / "config.json").is_file()
+    if in_a_run and kind in WAY_OUT and path.name == f"{kind}.pt":
+        message += f"; delete it and resume (prefrl resume {run}): {WAY_OUT[kind]}"
+    return CheckpointError(message)
 
 
 def _check_header(state: Any, path: Path, kind: str) -> dict[str, Any]:
@@ -183,7 +197,7 @@ def upgrade_checkpoint(path: str | Path, kind: str) -> bool:
         return False
     except CheckpointError:
         pass
-    _check_zip(path)
+    _check_zip(path, kind)
     try:
         state = _load_old(path)
     except pickle.UnpicklingError:
