@@ -105,6 +105,18 @@ def test_a_resumed_runs_metrics_clock_continues_and_its_rows_stay(stopped_run):
     assert float(rows[4]["wall_time"]) >= CLOCK
 
 
+def test_a_resumed_run_whose_last_metrics_row_was_cut_short_goes_on_from_the_row_before(stopped_run):
+    with stopped_run.metrics_path.open("a") as f:
+        f.write("9000,20")  # the disk filled mid-row: neither its step nor its clock is known
+    before = read_metrics(stopped_run.metrics_path)
+    monitor = monitor_of(stopped_run)
+    assert monitor.agent_step == 3000
+    monitor.consume([Status("agent", "metrics", 3500, {"charts/episodic_return": -400.0})])
+    rows = read_metrics(stopped_run.metrics_path)
+    assert rows[:4] == before and len(rows) == 5
+    assert rows[4]["global_step"] == "3500" and CLOCK <= float(rows[4]["wall_time"]) < 2000
+
+
 def test_a_resumed_run_without_a_store_has_no_answers_yet(stopped_run):
     stopped_run.store_path.unlink()
     assert monitor_of(stopped_run).latest["labeler"] == {}

@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -31,11 +33,93 @@ def test_run_dir_config_round_trip_and_clear_error(tmp_path):
         RunDir(tmp_path / "nothing").read_config()
 
 
-def test_a_metrics_row_cut_short_by_a_kill_is_skipped_by_column(tmp_path):
+def test_a_metrics_row_cut_short_by_a_kill_is_skipped_by_the_readers(tmp_path):
     path = tmp_path / "metrics.csv"
     path.write_text(
         "global_step,wall_time,labels/answered\n100,1.0,3\n200,2.0,5\n300,3"
-    )  # the last cut short
+    )  # the last cut short: its "3" may have been "3.5"
     rows = read_metrics(path)
     assert column(rows, "labels/answered") == ([100.0, 200.0], [3.0, 5.0])
-    assert column(rows, "wall_time") == ([100.0, 200.0, 300.0], [1.0, 2.0, 3.0])
+    assert column(rows, "wall_time") == ([100.0, 200.0], [1.0, 2.0])
+
+
+HEADER = "global_step,wall_time,charts/episodic_return,labels/answered\r\n"
+WHOLE = "2048,1.5,-1200.5,3\r\n"
+
+
+@pytest.mark.parametrize(
+    "tail",
+    ["409", "4096,2.5,-900", "4096,2.5,-900.25,7", "4096,2.5,-9" + "\0" * 500, "\0" * 4096],
+    ids=["after-the-step", "mid-value", "no-newline", "then-nuls", "nuls"],
+)
+def test_metrics_logger_cuts_a_torn_last_row_before_appending(tmp_path, capsys, tail):
+    path = tmp_path / "metrics.csv"
+    path.write_bytes((HEADER + WHOLE + tail).encode())
+    log = MetricsLogger(path, wall_time_offset=10.0)
+    assert path.read_bytes() == (HEADER + WHOLE).encode()
+    assert capsys.readouterr().err == (
+        f"prefrl: {path} ended in a row cut short (a crash or a full disk): "
+        f"dropped its last {len(tail.encode())} bytes\n"
+    )
+    log.log(6144, {"charts/episodic_return": -500.0, "labels/answered": 9})
+    rows = read_metrics(path)
+    assert [(r["global_step"], r["charts/episodic_return"], r["labels/answered"]) for r in rows] == [
+        ("2048", "-1200.5", "3"),
+        ("6144", "-500", "9"),
+    ]
+    log.log(8192, {"eval/mean_return": -300.0})  # a new column: the file is rewritten
+    assert column(read_metrics(path), "labels/answered") == ([2048.0, 6144.0], [3.0, 9.0])
+    assert column(read_metrics(path), "eval/mean_return") == ([8192.0], [-300.0])
+
+
+def test_metrics_logger_leaves_a_whole_file_alone(tmp_path, capsys):
+    path = tmp_path / "metrics.csv"
+    path.write_bytes((HEADER + WHOLE).encode())
+    MetricsLogger(path)
+    assert path.read_bytes() == (HEADER + WHOLE).encode()
+    assert capsys.readouterr().err == ""
+
+
+def test_the_readers_skip_rows_with_fields_missing_or_extra_or_not_numbers(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text(
+        "global_step,wall_time,charts/episodic_return,labels/answered\n"
+        "2048,1.5,-1200.5,3\n"
+        "4096,2.5,-9006144,2.6,-500,9\n"  # a torn row with the next glued on: fields extra
+        "5000,2.7\n"  # fields missing
+        "50x0,2.8,-450,9\n"  # the step not a number
+        "6000,\0\0,-450,9\n"  # the clock not a number
+        "7000,3.0,-4\0\0,10\n"  # a value not a number: skipped by column
+        "8000,3.5,-400,\n"
+    )
+    rows = read_metrics(path)
+    assert [r["global_step"] for r in rows] == ["2048", "7000", "8000"]
+    assert column(rows, "charts/episodic_return") == ([2048.0, 8000.0], [-1200.5, -400.0])
+    assert column(rows, "labels/answered") == ([2048.0, 7000.0], [3.0, 10.0])
+    log = MetricsLogger(path)
+    log.log(9000, {"eval/mean_return": -300.0})  # rewritten with a new column: no crash
+    assert [r["global_step"] for r in read_metrics(path)] == ["2048", "7000", "8000", "9000"]
+
+
+SHORT_WRITE = """
+import resource, sys
+from prefrl.rundir import MetricsLogger
+log = MetricsLogger(sys.argv[1])
+log.log(2048, {"charts/episodic_return": -1200.5})
+before = open(sys.argv[1], "rb").read()
+size = len(before)
+resource.setrlimit(resource.RLIMIT_FSIZE, (size + 6, resource.RLIM_INFINITY))  # 6 more bytes fit
+try:
+    log.log(4096, {"charts/episodic_return": -900.25})
+except OSError as err:
+    print(err)
+print(open(sys.argv[1], "rb").read() == before)
+"""
+
+
+def test_a_row_the_disk_takes_only_part_of_is_taken_back(tmp_path):
+    path = tmp_path / "metrics.csv"
+    done = subprocess.run(
+        [sys.executable, "-c", SHORT_WRITE, str(path)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout == f"no space left on device writing {path}; free some space and try again\nTrue\n"
