@@ -2,7 +2,7 @@
 
 For each task: a preference run (``prefrl train --task NAME``, perfect scripted behaviour
 oracle, default multiprocess backend) unless its run directory already holds a finished
-run; then the task's own measure (e.g. rotations per episode) of the untrained policy
+run (an interrupted one is resumed); then the task's own measure (e.g. rotations per episode) of the untrained policy
 (same seed, before any update), of uniformly random actions, and of the trained policy,
 each over 10 fixed-length episodes; and videos of the untrained and the trained policy
 in ``--videos`` (the repository's ``videos/``). A task with several measures (backflip:
@@ -46,9 +46,10 @@ from prefrl.envs.make import make_env
 from prefrl.render.video import record_policy
 from prefrl.rundir import RunDir
 from prefrl.runtime.config import SELECTIONS, TrainConfig
-from prefrl.runtime.run import train
+from prefrl.runtime.run import resume, train
 from prefrl.tasks import Measure, get_task, measure_all, trust_task
 from prefrl.utils.checkpoint import load_checkpoint
+from prefrl.utils.io import replacing
 
 SCRIPTED_RETURN = Measure("scripted return", lambda episode: float(sum(episode.rewards)))
 """the scripted person's return of an episode: its behaviour reward summed over the steps"""
@@ -111,7 +112,7 @@ def main() -> None:
             config = TrainConfig(task=source, labels=int(labels), steps=int(steps), seed=args.seed)
             if args.selection:
                 config.selection = args.selection
-            train(config, run_dir, progress=False, video=False)
+            _run_preferences(config, run_dir)
         env = make_env(task.gym_id, fixed_length=True)
         torch.manual_seed(args.seed)  # the untrained policy the run started from
         untrained = TrainedPolicy(resolve_ppo_config(task.gym_id), env.observation_space, env.action_space)
@@ -223,15 +224,25 @@ CSV_COLUMNS = [
 ]
 
 
+def _run_preferences(config: TrainConfig, run_dir: Path) -> None:
+    """The task's preference run: a new one, or the one an interrupted invocation left in
+    ``run_dir`` (its config.json, no summary.json) continued with every stored label."""
+    if (run_dir / "config.json").exists():
+        resume(run_dir, progress=False, video=False)
+    else:
+        train(config, run_dir, progress=False, video=False)
+
+
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Write ``rows``, keeping the rows of ``path`` whose (task, seed, arm) this run did not measure."""
+    """Write ``rows``, keeping the rows of ``path`` whose (task, seed, arm) this run did not
+    measure (atomically: a failed write leaves the file as it was)."""
     done = {(str(r["task"]), str(r["seed"]), str(r["arm"])) for r in rows}
     kept: list[dict[str, Any]] = []
     if path.exists():
         with path.open(newline="") as f:
             kept = [r for r in csv.DictReader(f) if (r["task"], r["seed"], r["arm"]) not in done]
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
+    with replacing(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(kept + rows)
