@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import shutil
@@ -14,9 +15,9 @@ import pytest
 from conftest import InterruptAfter
 
 from prefrl.bench import BenchBusy, BenchIncomplete, GridError, bench, load_grid, parse_grid, run_grid
-from prefrl.bench.outdir import cell_state
+from prefrl.bench.outdir import cell_state, read_invocations
 from prefrl.bench.results import COLUMNS, read_results
-from prefrl.bench.runner import GridOutcome, command_line
+from prefrl.bench.runner import GridOutcome, command_line, record_invocation
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunInterrupted
 from prefrl.runtime.run import train
@@ -457,3 +458,61 @@ def test_the_command_line_is_written_as_the_user_typed_it():
         == "python -m prefrl.bench run g.toml"
     )
     assert command_line(["tool.py", "x"]) == "tool.py x"
+
+
+# ------------------------------------------------------------------ a damaged output directory
+DAMAGED = b'{"invocations": [{"command": "prefrl bench smoke.toml", "cwd": "/wo'  # cut short
+
+
+def json_error(data: bytes) -> str:
+    try:
+        json.loads(data)
+    except ValueError as err:
+        return str(err)
+    raise AssertionError("valid JSON")
+
+
+def test_prefrl_report_of_a_damaged_bench_json_says_so_and_still_writes_the_report(tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(SMOKE, out / "grid.toml")
+    (out / "bench.json").write_bytes(DAMAGED)
+    assert cli(["report", str(out)]) == 0
+    assert capsys.readouterr().err == (
+        f"prefrl: {out / 'bench.json'} is damaged (not JSON: {json_error(DAMAGED)}); "
+        "the report leaves out how the grid was run\n"
+    )
+    assert (
+        "- (no record of the runs: OUT/bench.json is missing or damaged)\n" in (out / "report.md").read_text()
+    )
+    assert (out / "bench.json").read_bytes() == DAMAGED  # a report changes nothing of it
+
+
+def test_bench_keeps_a_damaged_bench_json_aside_and_starts_a_new_record(tmp_path):
+    (tmp_path / "bench.json").write_bytes(DAMAGED)
+    lines: list[str] = []
+    record_invocation(tmp_path, "prefrl bench smoke.toml", 1, load_grid(SMOKE), echo=lines.append)
+    assert (tmp_path / "bench.json.damaged").read_bytes() == DAMAGED
+    assert lines == [
+        f"{tmp_path / 'bench.json'} is damaged (not JSON: {json_error(DAMAGED)}); "
+        f"kept as {tmp_path / 'bench.json.damaged'}, a new record starts"
+    ]
+    assert [inv["command"] for inv in read_invocations(tmp_path)] == ["prefrl bench smoke.toml"]
+
+
+def test_a_failed_write_of_the_grid_copy_leaves_the_old_one(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(SMOKE, out / "grid.toml")
+    before = (out / "grid.toml").read_bytes()
+
+    def disk_full(self: Path, data: str, *args: object, **kwargs: object) -> None:
+        with open(self, "w") as f:
+            f.write(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    with pytest.raises(OSError):
+        run_grid(load_grid(SMOKE), out, echo=lambda line: None)
+    assert (out / "grid.toml").read_bytes() == before
+    assert not (out / "grid.toml.tmp").exists()

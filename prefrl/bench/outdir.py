@@ -14,11 +14,18 @@ from typing import Any
 
 from prefrl.baseline import reference_ppo_config
 from prefrl.bench.grid import Cell
+from prefrl.errors import PrefrlError
 from prefrl.rundir import RunDir
 from prefrl.runtime.config import TrainConfig
 
 GRID_COPY = "grid.toml"
 INVOCATIONS = "bench.json"
+
+
+class BenchFileError(PrefrlError, ValueError):
+    """A file of a grid's output directory that prefrl cannot read (``bench.json`` cut
+    short or edited); the message names it."""
+
 
 # TrainConfig fields that do not change what a preference run measures.
 _IRRELEVANT_TRAIN_FIELDS = ("backend", "checkpoint_every", "query_videos")
@@ -78,11 +85,22 @@ def expected_config(cell: Cell) -> dict[str, Any]:
 
 
 def read_invocations(out: str | Path) -> list[dict[str, Any]]:
-    """The invocations recorded in ``OUT/bench.json`` (oldest first; empty if none)."""
+    """The invocations recorded in ``OUT/bench.json`` (oldest first; empty if none).
+
+    Raises:
+        BenchFileError: the file is not JSON, or not the record ``prefrl bench`` writes.
+    """
     path = Path(out) / INVOCATIONS
     if not path.exists():
         return []
-    return list(json.loads(path.read_text()).get("invocations", []))
+    try:
+        data = json.loads(path.read_bytes())
+    except ValueError as err:  # not JSON, or not UTF-8
+        raise BenchFileError(f"{path} is damaged (not JSON: {err})") from None
+    invocations = data.get("invocations", []) if isinstance(data, dict) else None
+    if not isinstance(invocations, list) or not all(isinstance(inv, dict) for inv in invocations):
+        raise BenchFileError(f"{path} is damaged (not a record of invocations)")
+    return invocations
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:

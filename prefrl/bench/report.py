@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from prefrl.bench.grid import Cell, Grid, parse_grid, slug
-from prefrl.bench.outdir import GRID_COPY, cell_state, read_invocations
+from prefrl.bench.outdir import GRID_COPY, BenchFileError, cell_state, read_invocations
 from prefrl.bench.results import baseline_means, write_results
 from prefrl.errors import MissingFileError
 from prefrl.rundir import column, read_metrics
@@ -30,15 +31,19 @@ FIGURE_TEACHER = "perfect"
 EVAL_KEY = "eval/mean_return"
 
 
-def write_outputs(grid: Grid, out: str | Path) -> dict[str, Any]:
+def write_outputs(
+    grid: Grid, out: str | Path, invocations: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """Write ``results.csv``, ``report.md`` and ``figures/*.png`` from the run directories
-    under ``out``. Returns ``{"results": path, "report": path, "figures": [paths], "rows": n}``."""
+    under ``out`` (``invocations``: as :func:`invocations_of` reads them, by default).
+    Returns ``{"results": path, "report": path, "figures": [paths], "rows": n}``."""
     out = Path(out)
     results_path, rows = write_results(grid, out)
     states = [(cell, *cell_state(cell, out)) for cell in grid.cells()]
     figures = plot_figures(grid, out, [cell for cell, state, _ in states if state == "done"])
     missing = [m for m in states if m[1] != "done"]
-    text = render_report(grid, rows, read_invocations(out), [f.relative_to(out) for f in figures], missing)
+    invocations = invocations_of(out) if invocations is None else invocations
+    text = render_report(grid, rows, invocations, [f.relative_to(out) for f in figures], missing)
     report_path = out / REPORT_FILE
     report_path.write_text(text)
     return {"results": results_path, "report": report_path, "figures": figures, "rows": len(rows)}
@@ -60,10 +65,21 @@ def rebuild(out: str | Path) -> dict[str, Any]:
             f"{out} is not a bench output directory (no {GRID_COPY}); pass the --out of a prefrl bench run"
         )
     grid = parse_grid(path.read_text(), path, check_envs=False)
-    original = [inv["grid"] for inv in read_invocations(out) if inv.get("grid")]
+    invocations = invocations_of(out)
+    original = [inv["grid"] for inv in invocations if inv.get("grid")]
     if original:  # name the report after the grid file, not after its copy
         grid = dataclasses.replace(grid, name=Path(original[-1]).stem)
-    return write_outputs(grid, out)
+    return write_outputs(grid, out, invocations)
+
+
+def invocations_of(out: Path) -> list[dict[str, Any]]:
+    """The invocations ``OUT/bench.json`` records; none when it is damaged (said in one
+    line: the report is still written, without them)."""
+    try:
+        return read_invocations(out)
+    except BenchFileError as err:
+        print(f"prefrl: {err}; the report leaves out how the grid was run", file=sys.stderr, flush=True)
+        return []
 
 
 # ------------------------------------------------------------------------ report.md
@@ -181,7 +197,7 @@ def render_report(
             f"Python {machine.get('python', '?')}, torch {machine.get('torch', '?')}, prefrl {machine.get('prefrl', '?')}"
         )
     if not invocations:
-        lines.append("- (no record of the runs: OUT/bench.json is missing)")
+        lines.append("- (no record of the runs: OUT/bench.json is missing or damaged)")
     lines += [f"- report written {time.strftime('%Y-%m-%d %H:%M:%S %z')}", ""]
     return "\n".join(lines)
 

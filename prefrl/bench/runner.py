@@ -35,11 +35,12 @@ from typing import Any, Protocol
 
 from prefrl import __version__
 from prefrl.bench.grid import INTERRUPTED_EXIT, Cell, Grid
-from prefrl.bench.outdir import GRID_COPY, INVOCATIONS, cell_state
+from prefrl.bench.outdir import GRID_COPY, INVOCATIONS, BenchFileError, cell_state, read_invocations
 from prefrl.bench.report import write_outputs
 from prefrl.bench.results import write_results
 from prefrl.rundir import RunDir, write_json
 from prefrl.runtime.errors import RunError
+from prefrl.utils.io import atomic_write
 
 LOG_NAME = "bench.log"
 LOCK_NAME = "bench.lock"
@@ -178,7 +179,7 @@ def _run_grid(
     command: str | None,
     executor: CellExecutor,
 ) -> GridOutcome:
-    (out / GRID_COPY).write_text(grid.source)
+    atomic_write(out / GRID_COPY, grid.source)
     cells = grid.cells()
     states = {cell.key: cell_state(cell, out) for cell in cells}
     results: dict[str, CellResult] = {}
@@ -194,7 +195,7 @@ def _run_grid(
     jobs = executor.jobs(requested_jobs, grid, len(todo))
     where = executor.describe()
     command = command if command is not None else command_line()
-    record_invocation(out, command, jobs, grid, where)
+    record_invocation(out, command, jobs, grid, where, echo)
     resumed = sum(states[c.key][0] == "interrupted" for c in todo)
     stale = sum(r.status == "stale" for r in results.values())
     echo(
@@ -516,18 +517,26 @@ def machine_info() -> dict[str, Any]:
 
 
 def record_invocation(
-    out: Path, command: str, jobs: int, grid: Grid, where: dict[str, Any] | None = None
+    out: Path,
+    command: str,
+    jobs: int,
+    grid: Grid,
+    where: dict[str, Any] | None = None,
+    echo: Callable[[str], None] = print,
 ) -> None:
     """Append this invocation (command, date, machine and ``where``: e.g. the Ray cluster
-    the cells ran on) to ``OUT/bench.json``."""
+    the cells ran on) to ``OUT/bench.json``. A damaged one is kept aside as
+    ``bench.json.damaged`` (said with ``echo``), and a new record starts."""
     path = out / INVOCATIONS
-    data: dict[str, Any] = {"invocations": []}
-    if path.exists():
-        try:
-            data = json.loads(path.read_text())
-        except ValueError:
-            data = {"invocations": []}
-    data.setdefault("invocations", []).append(
+    try:
+        invocations = read_invocations(out)
+    except BenchFileError as err:
+        aside = path.with_name(path.name + ".damaged")
+        path.replace(aside)
+        echo(f"{err}; kept as {aside}, a new record starts")
+        invocations = []
+    data: dict[str, Any] = {"invocations": invocations}
+    data["invocations"].append(
         {
             "command": command,
             "cwd": os.getcwd(),
