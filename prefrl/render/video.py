@@ -10,6 +10,7 @@ import numpy as np
 
 from prefrl.errors import RenderError
 from prefrl.render.frames import make_render_env, render_fps, render_frame
+from prefrl.utils.io import replacing
 
 
 def write_video(frames: Sequence[np.ndarray] | np.ndarray, path: str | Path, fps: float) -> Path:
@@ -18,25 +19,24 @@ def write_video(frames: Sequence[np.ndarray] | np.ndarray, path: str | Path, fps
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    existed = path.exists()
     clip = ImageSequenceClip([np.asarray(f) for f in frames], fps=fps)
+    # written beside it, renamed over it once whole: a failed write leaves the old video as
+    # it was (the temporary name keeps the extension, which moviepy goes by)
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
     try:
-        if path.suffix.lower() == ".gif":
-            clip.write_gif(str(path), fps=fps, logger=None)
-        else:
-            # yuv420p and even sizes: plays in browsers and common players
-            clip.write_videofile(
-                str(path),
-                fps=fps,
-                codec="libx264",
-                audio=False,
-                logger=None,
-                ffmpeg_params=["-pix_fmt", "yuv420p", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"],
-            )
-    except BaseException:
-        if not existed:  # no empty or half-written video left behind
-            path.unlink(missing_ok=True)
-        raise
+        with replacing(path, partial) as tmp:
+            if path.suffix.lower() == ".gif":
+                clip.write_gif(str(tmp), fps=fps, logger=None)
+            else:
+                # yuv420p and even sizes: plays in browsers and common players
+                clip.write_videofile(
+                    str(tmp),
+                    fps=fps,
+                    codec="libx264",
+                    audio=False,
+                    logger=None,
+                    ffmpeg_params=["-pix_fmt", "yuv420p", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"],
+                )
     finally:
         clip.close()
     return path

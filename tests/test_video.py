@@ -1,0 +1,39 @@
+"""Videos (prefrl.render.video): a video is replaced only by a whole new one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from moviepy import ImageSequenceClip
+
+from prefrl.render.video import write_video
+
+FRAMES = np.zeros((4, 16, 16, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("name, method", [("final_policy.mp4", "write_videofile"), ("play.gif", "write_gif")])
+def test_a_failed_write_leaves_the_old_video_and_nothing_else(tmp_path, monkeypatch, name, method):
+    path = tmp_path / name
+    path.write_bytes(b"the old, good video")
+    written: list[str] = []
+
+    def fails_halfway(self: ImageSequenceClip, filename: str, *args: object, **kwargs: object) -> None:
+        written.append(filename)
+        with open(filename, "wb") as f:
+            f.write(b"half a vid")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ImageSequenceClip, method, fails_halfway)
+    with pytest.raises(OSError):
+        write_video(FRAMES, path, fps=10)
+    assert path.read_bytes() == b"the old, good video"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    assert written == [str(tmp_path / f".{path.stem}.partial{path.suffix}")]  # moviepy sees the extension
+
+
+def test_a_whole_video_replaces_the_old_one(tmp_path):
+    path = tmp_path / "final_policy.mp4"
+    path.write_bytes(b"the old video")
+    assert write_video(FRAMES, path, fps=10) == path
+    assert path.read_bytes()[4:8] == b"ftyp"  # an mp4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["final_policy.mp4"]
