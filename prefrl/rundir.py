@@ -211,9 +211,10 @@ class RunDir:
             except OSError:
                 pass
 
-    def check_not_running(self) -> None:
+    def check_not_running(self, then: str | None = None) -> None:
         """Refuse a run that a live process is running (its ``status.json`` says running,
-        with the pid of a process alive on this machine).
+        with the pid of a process alive on this machine). ``then``: the command to run once
+        it is stopped (one that changes the run's labels, which must not change under it).
 
         Raises:
             RunBusyError: it is running.
@@ -221,9 +222,12 @@ class RunDir:
         status = read_run_status(self.status_path)
         pid = status.pid if status is not None else None
         if status is not None and status.running and pid is not None and pid_alive(pid):
-            raise RunBusyError(
-                f"{self.path} is being run by process {pid}; stop it first (Ctrl-C) or wait for it to finish"
+            fix = (
+                f"stop it first (Ctrl-C), then run: {then}"
+                if then
+                else "stop it first (Ctrl-C) or wait for it to finish"
             )
+            raise RunBusyError(f"{self.path} is being run by process {pid}; {fix}")
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ from test_runtime import small
 
 from prefrl.cli import main
 from prefrl.errors import EXIT_FAILED, EXIT_USAGE
+from prefrl.prefs.store import PreferenceStore
 from prefrl.rundir import (
     CONFIG_FIELD_TYPES,
     RunDir,
@@ -471,6 +472,28 @@ def test_resume_refuses_a_live_run(
     )
     assert no_run == []
     assert json.loads(run.status_path.read_text()) == status
+
+
+@pytest.mark.parametrize("command", ["repair", "import"])
+def test_repair_and_import_refuse_a_live_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    run = make_run(tmp_path / "run", prefs=False)
+    PreferenceStore(run.store_path, "Pendulum-v1").close()
+    write_status(run, pid=os.getpid())
+    before = run.store_path.read_bytes()
+    PreferenceStore(tmp_path / "other.sqlite", "Pendulum-v1").close()
+    argv = [command, str(run.path)] + ([str(tmp_path / "other.sqlite")] if command == "import" else [])
+    assert main(argv) == EXIT_USAGE
+    assert one_line(capsys) == (
+        f"prefrl {command}: error: {run.path} is being run by process {os.getpid()}; "
+        f"stop it first (Ctrl-C), then run: prefrl {' '.join(argv)}"
+    )
+    assert run.store_path.read_bytes() == before
+    write_status(run, pid=dead_pid())  # a killed run: marked stopped, then done
+    assert main(argv) == 0
+    assert "is being run" not in capsys.readouterr().err
+    assert json.loads(run.status_path.read_text())["running"] is False
 
 
 def test_resume_marks_a_killed_run_and_continues(tmp_path: Path, no_run: list[str]) -> None:

@@ -35,7 +35,7 @@ from prefrl.prefs.schema import (
     store_file,
 )
 from prefrl.prefs.store import PreferenceStore, Query
-from prefrl.rundir import RunDir, run_holding
+from prefrl.rundir import RunDir, mark_stopped_if_dead, run_holding
 
 _ANSWER_SET = frozenset(a.value for a in Answer)
 # What leaves a store (export, or import from it): neither the queries set aside by
@@ -142,8 +142,15 @@ def import_run(path: str | os.PathLike[str], source: str | os.PathLike[str]) -> 
         A JSON-serialisable dict: ``store`` (its path), ``created`` (whether the store was
         new), the fields of :class:`ImportReport`, and ``answered`` (answers the store now
         counts toward the label budget).
+
+    Raises:
+        RunBusyError: a live process runs the run (its budget would be counted wrong).
+        StoreError: as :func:`import_into`.
     """
     target, source = Path(path), Path(source)
+    run = target if target.is_dir() else target.parent
+    mark_stopped_if_dead(run)  # killed: its status.json said running
+    RunDir(run).check_not_running(then=f"prefrl import {path} {source}")
     if source.is_dir() and not (source / "clips.csv").exists() and (source / STORE_NAME).is_file():
         source = source / STORE_NAME  # another run directory: its store
     store_path = target / STORE_NAME if target.is_dir() else target

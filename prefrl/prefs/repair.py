@@ -15,6 +15,7 @@ from typing import Any
 
 from prefrl.prefs.schema import store_file
 from prefrl.prefs.store import PreferenceStore
+from prefrl.rundir import RunDir, mark_stopped_if_dead
 
 
 def repair_store(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -30,10 +31,14 @@ def repair_store(path: str | os.PathLike[str]) -> dict[str, Any]:
         (answers still counted toward the label budget).
 
     Raises:
+        RunBusyError: a live process runs the run (a label set aside under it would still
+            count in its processes' accounting).
         StoreError: there is no store at ``path``, or the file itself is damaged (the
             message says how to go on).
     """
     store_path = store_file(path)
+    mark_stopped_if_dead(store_path.parent)  # killed: its status.json said running
+    RunDir(store_path.parent).check_not_running(then=f"prefrl repair {path}")
     with PreferenceStore(store_path) as store:
         report = store.set_aside_damaged()
     result: dict[str, Any] = {"store": str(store_path)}
