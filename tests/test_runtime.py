@@ -14,9 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import SMALL_RUN_FLAGS
+from test_store import flip_byte
 
 from prefrl.cli import main
 from prefrl.errors import ConfigError
+from prefrl.prefs.exchange import import_run
+from prefrl.prefs.repair import repair_store
 from prefrl.prefs.store import PreferenceStore
 from prefrl.reward import load_reward_model
 from prefrl.rundir import RunDir, column, read_metrics
@@ -280,6 +283,45 @@ def test_a_finished_run_trains_further_with_a_larger_budget(tmp_path):
     resume(run, steps=10240, progress=False, video=False)
     status = json.loads((run / "status.json").read_text())
     assert (status["labels_answered"], status["agent_step"], status["running"]) == (20, 10240, False)
+
+
+def test_a_finished_run_whose_labels_changed_asks_and_trains_on_them_when_resumed(tmp_path, capsys):
+    run = RunDir(tmp_path / "r")
+    assert train(small(backend="inprocess"), run.path, progress=False, video=False)["complete"]
+    # `prefrl repair` sets a damaged clip's answers aside: their labels go back to the budget
+    with PreferenceStore(run.store_path) as store:
+        victim = store.labels()[0].left_clip_id
+    flip_byte(run.store_path, victim, "obs", 140)
+    kept = repair_store(run.path)["answered"]
+    assert kept < 12
+    capsys.readouterr()
+    summary = resume(run.path, progress=False, video=False)
+    assert (
+        f"prefrl: {run.path}: the store now holds {kept} of 12 answers (changed since the run ended); "
+        "asking the rest\n" in capsys.readouterr().out
+    )
+    with PreferenceStore(run.store_path) as store:
+        assert store.num_answered() == 12 and store.pending_queries() == []
+    assert summary["complete"] and json.loads(run.summary_path.read_text())["labels_used"] == 12
+    # labels imported into it (another run's) are trained on
+    train(small(backend="inprocess", seed=1), tmp_path / "other", progress=False, video=False)
+    import_run(run.path, tmp_path / "other")
+    with PreferenceStore(run.store_path) as store:
+        answered, trainable = store.num_answered(), store.num_trainable()
+    assert answered > 12
+    version = load_reward_model(run.path).version
+    summary = resume(run.path, progress=False, video=False)
+    assert (
+        f"prefrl: {run.path}: the store now holds {answered} answers, {trainable} to train on (12 answers "
+        "when the run ended); training the reward model on them\n" in capsys.readouterr().out
+    )
+    assert summary["complete"] and summary["labels_used"] == answered
+    assert load_reward_model(run.path).version > version
+    trained = column(read_metrics(run.metrics_path), "reward/labels")[1]
+    assert trained[-1] == trainable
+    # and then it is complete: nothing to do
+    assert resume(run.path, progress=False, video=False)["labels_used"] == answered
+    assert f"prefrl: {run.path} is complete;" in capsys.readouterr().out
 
 
 def test_impossible_settings_fail_before_anything_is_written(tmp_path):

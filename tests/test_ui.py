@@ -383,9 +383,14 @@ def test_run_directories_that_cannot_be_labelled(tmp_path, clips):
     with pytest.raises(ValueError, match="synthetic oracle"):
         run_labeling(synthetic.path)
 
-    finished = make_run(tmp_path / "finished", clips, 0, running=False)
-    with pytest.raises(NothingToLabelError, match="nothing to label"):
+    finished = make_run(tmp_path / "finished", clips, 0, running=False, agent_step=4096)
+    with pytest.raises(NothingToLabelError) as err:
         run_labeling(finished.path)
+    assert str(err.value) == (
+        f"nothing to label in {finished.path}: the run has finished and no question waits for an answer "
+        f"(0 of 12 labels given). Continue it with `prefrl resume {finished.path}`, then label it with "
+        f"`prefrl label {finished.path}`."
+    )
     spent = make_run(tmp_path / "spent", clips, 2, labels=2, running=True)
     with PreferenceStore(spent.store_path) as store:
         for query in store.pending_queries():

@@ -17,6 +17,7 @@ from prefrl.envs.snapshot import snapshotter_for
 from prefrl.errors import ConfigError, MissingFileError, RunKindError
 from prefrl.oracles import Oracle
 from prefrl.plotting import plot_learning_curve
+from prefrl.prefs.clips import Answer
 from prefrl.prefs.errors import StoreError
 from prefrl.prefs.exchange import gather_labels
 from prefrl.prefs.schema import REUSED_STORE_NAME
@@ -126,15 +127,21 @@ def resume(
         if new is not None and new < old:
             raise ConfigError(f"--{name} {new}: below the run's budget of {old}; a budget can only grow")
     grows = (steps or config.steps) > config.steps or (labels or config.labels) > config.labels
+    changed = None
     if not grows and run.summary_path.exists() and run.read_summary().get("complete"):
-        print(f"prefrl: {run.path} is complete; --steps / --labels above its budgets train it further")
-        return {"run_dir": str(run.path), **run.read_summary()}  # nothing left to do: not an error
+        changed = _labels_changed(config, run, run.read_summary())
+        if changed is None:
+            print(f"prefrl: {run.path} is complete; --steps / --labels above its budgets train it further")
+            return {"run_dir": str(run.path), **run.read_summary()}  # nothing left to do: not an error
     _check_human(config, labeling_window)
     if config.backend == "ray":
         check_ready(config.ray_address)
+    if changed is not None:
+        print(f"prefrl: {changed}", flush=True)
     if grows:
         config.steps, config.labels = steps or config.steps, labels or config.labels
         run.write_config({**data, "steps": config.steps, "labels": config.labels})
+    if grows or changed is not None:
         run.summary_path.unlink(missing_ok=True)  # not finished any more
     if steps_taken and not run.agent_checkpoint.exists():
         print(
@@ -144,6 +151,31 @@ def resume(
             flush=True,
         )
     return _execute(config, run, progress=progress, video=video, oracle=None, window=labeling_window)
+
+
+def _labels_changed(config: TrainConfig, run: RunDir, summary: dict[str, Any]) -> str | None:
+    """Why a run whose ``summary.json`` says complete is not (any more), in one line, or
+    None while it is: its store no longer holds the whole budget (``prefrl repair`` set
+    answers aside), or holds other answers than the summary counted (``prefrl import``
+    added some, which the reward model has not trained on)."""
+    counts = {answer.value: 0 for answer in Answer}
+    if run.store_path.exists():
+        with PreferenceStore(run.store_path, env_id=config.env_id) as store:
+            counts = {answer.value: n for answer, n in store.answer_counts().items()}
+    answered = sum(counts.values())
+    used = summary.get("labels_used", answered)
+    if answered < config.labels:
+        return (
+            f"{run.path}: the store now holds {answered} of {config.labels} answers (changed since the "
+            "run ended); asking the rest"
+        )
+    if answered == used and counts == summary.get("answers", counts):
+        return None
+    trainable = sum(n for value, n in counts.items() if Answer(value).mu is not None)
+    return (
+        f"{run.path}: the store now holds {answered} answers, {trainable} to train on ({used} answers when "
+        "the run ended); training the reward model on them"
+    )
 
 
 def _progress_so_far(run: RunDir) -> tuple[int, int]:

@@ -198,10 +198,8 @@ def check_something_to_label(run: LabelingRun) -> None:
         return
     given = f"{answered} of {run.budget} labels given"
     if state.known and not state.stale and state.finished:
-        raise NothingToLabelError(
-            f"nothing to label in {run.path}: the run has finished and no question waits for an answer ({given})"
-        )
-    if state.stale:
+        why = "has finished"  # short of its budget (or answers were set aside since): resume asks the rest
+    elif state.stale:
         why = "stopped without finishing (its status.json has not changed for a while)"
     elif state.known:
         why = "is not running"
