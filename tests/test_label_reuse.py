@@ -1,6 +1,7 @@
 """Labels that outlive their run: ``prefrl train --labels-from`` and gathering labels."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,35 @@ def test_reused_labels_are_counted_apart_from_the_runs_own_budget(source_run, tm
     # resuming it neither copies them again nor loses them
     resumed = resume(tmp_path / "more", labels=8, progress=False, video=False)
     assert (resumed["labels_used"], resumed["labels_reused"]) == (8, trainable(source_run))
+
+
+def test_a_run_whose_reused_labels_are_gone_gathers_them_again_or_says_what_is_missing(
+    source_run, tmp_path, capsys
+):
+    source = export_store(source_run, tmp_path / "source")  # one that can go
+    run = tmp_path / "run"
+    train(small(backend="inprocess", labels=6, labels_from=str(source)), run, progress=False, video=False)
+    reused = trainable(source_run)
+    lost = f"{run / 'reused.sqlite'} is missing (the labels the run reuses, from --labels-from {source.resolve()})"
+    (run / "reused.sqlite").unlink()
+    capsys.readouterr()
+    summary = resume(run, labels=8, progress=False, video=False)
+    assert (
+        f"prefrl: {lost}: gathered again from that source, {reused} labels to train on\n"
+        in capsys.readouterr().out
+    )
+    assert (summary["labels_used"], summary["labels_reused"]) == (8, reused)
+    rows = [r for r in read_metrics(run / "metrics.csv") if r.get("reward/labels_reused")]
+    assert float(rows[-1]["reward/labels_reused"]) == reused
+    # the source gone too: refused in one line, nothing changed
+    (run / "reused.sqlite").unlink()
+    shutil.rmtree(source)
+    assert main(["resume", str(run), "--labels", "10", "--quiet", "--no-video"]) == 2
+    assert capsys.readouterr().err == (
+        f"prefrl resume: error: {lost}, and so is that source: put back either of them and resume "
+        "again; to go on without those labels, start a new run (prefrl train)\n"
+    )
+    assert json.loads((run / "config.json").read_text())["labels"] == 8
 
 
 def test_labels_from_is_checked_before_anything_is_written(source_run, tmp_path):

@@ -99,7 +99,8 @@ def resume(
         ValueError: not a preference run, or a budget smaller than the run's.
         RunBusyError: a live process is running it.
         RunDirError: the run directory cannot be written (read-only, disk full, ...).
-        MissingFileError: its preference store is gone, though the run had answers.
+        MissingFileError: its preference store is gone, though the run had answers; or
+            the labels it reuses (``reused.sqlite``) are gone, and their source too.
     """
     run = RunDir(run_dir)
     mark_stopped_if_dead(run.path)  # killed: its status.json said running
@@ -126,6 +127,8 @@ def resume(
     for name, new, old in (("steps", steps, config.steps), ("labels", labels, config.labels)):
         if new is not None and new < old:
             raise ConfigError(f"--{name} {new}: below the run's budget of {old}; a budget can only grow")
+    if config.labels_from is not None and not run.reused_store_path.exists():
+        _gather_reused_again(config, run)
     grows = (steps or config.steps) > config.steps or (labels or config.labels) > config.labels
     changed = None
     if not grows and run.summary_path.exists() and run.read_summary().get("complete"):
@@ -175,6 +178,33 @@ def _labels_changed(config: TrainConfig, run: RunDir, summary: dict[str, Any]) -
     return (
         f"{run.path}: the store now holds {answered} answers, {trainable} to train on ({used} answers when "
         "the run ended); training the reward model on them"
+    )
+
+
+def _gather_reused_again(config: TrainConfig, run: RunDir) -> None:
+    """Put back a run's lost ``reused.sqlite`` (``--labels-from``), gathered again from its
+    source as :func:`train` gathered it; without them the reward model would train on
+    the run's own labels alone, in silence.
+
+    Raises:
+        MissingFileError: the source is gone too, or can no longer be gathered.
+    """
+    lost = f"{run.reused_store_path} is missing (the labels the run reuses, from --labels-from {config.labels_from})"
+    if not Path(str(config.labels_from)).exists():
+        raise MissingFileError(
+            f"{lost}, and so is that source: put back either of them and resume again; to go on "
+            "without those labels, start a new run (prefrl train)"
+        )
+    with tempfile.TemporaryDirectory(prefix="prefrl-") as scratch:
+        try:
+            gathered = _gather_reused_labels(config, Path(scratch))
+        except ConfigError as err:
+            raise MissingFileError(f"{lost}, and cannot be gathered again: {err}") from None
+        assert gathered is not None
+        shutil.move(gathered, run.reused_store_path)
+    print(
+        f"prefrl: {lost}: gathered again from that source, {reused_trainable_labels(run)} labels to train on",
+        flush=True,
     )
 
 
