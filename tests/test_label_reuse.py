@@ -12,7 +12,7 @@ from prefrl.cli import main
 from prefrl.errors import ConfigError
 from prefrl.fit_reward import fit_reward
 from prefrl.prefs.errors import StoreError
-from prefrl.prefs.exchange import export_store, gather_labels
+from prefrl.prefs.exchange import export_store, gather_labels, import_run
 from prefrl.prefs.store import PreferenceStore
 from prefrl.reward import load_reward_model
 from prefrl.rundir import read_metrics
@@ -124,6 +124,41 @@ def test_a_run_whose_reused_labels_are_gone_gathers_them_again_or_says_what_is_m
         "again; to go on without those labels, start a new run (prefrl train)\n"
     )
     assert json.loads((run / "config.json").read_text())["labels"] == 8
+
+
+def pairs(store_path: Path) -> list[tuple]:
+    with PreferenceStore(store_path) as store:
+        return sorted((lbl.left_clip_id, lbl.right_clip_id, lbl.answer.value) for lbl in store.labels())
+
+
+def test_a_run_that_reused_labels_exports_and_passes_them_on_with_its_own(source_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    train(small(backend="inprocess", labels=6, labels_from=str(source_run)), run, progress=False, video=False)
+    assert main(["export", str(run), str(tmp_path / "out")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["reused_store"] == str(run / "reused.sqlite")
+    assert (printed["answers"], printed["reused_answers"]) == (6 + 12, 12)
+    # the export carries what --labels-from RUN carries, and so does an import of the run
+    gather_labels(run, tmp_path / "gathered.sqlite")
+    for i, source in enumerate((tmp_path / "out", run)):
+        assert main(["import", str(tmp_path / f"copy{i}.sqlite"), str(source)]) == 0
+        assert json.loads(capsys.readouterr().out)["answered"] == 18
+        assert pairs(tmp_path / f"copy{i}.sqlite") == pairs(tmp_path / "gathered.sqlite")
+    # none twice: the run's own store holding the reused pairs too, they go once
+    import_run(run, source_run)
+    assert main(["export", str(run), str(tmp_path / "again")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["answers"], printed["reused_answers"]) == (18, 0)
+    # a run with no labels of its own exports the reused ones
+    train(
+        small(backend="inprocess", labels=0, labels_from=str(run)),
+        tmp_path / "only",
+        progress=False,
+        video=False,
+    )
+    assert main(["export", str(tmp_path / "only"), str(tmp_path / "only-out")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["answers"], printed["reused_answers"]) == (18, 18)
 
 
 def test_labels_from_is_checked_before_anything_is_written(source_run, tmp_path):

@@ -342,7 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_repair)
 
     p = sub.add_parser(
-        "export", help="write a run's preference store (clips, queries, answers) to an export directory"
+        "export",
+        help="write a run's preference store (clips, queries, answers), with the labels it reused, "
+        "to an export directory",
     )
     p.add_argument("run_dir", help="a preference run directory (or its prefs.sqlite)")
     p.add_argument("out", help="the export directory (created if needed; its export files are replaced)")
@@ -355,7 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
         "run_dir", help="a preference run directory (or its prefs.sqlite); a missing store is created"
     )
     p.add_argument(
-        "source", help="an export directory (of prefrl export), another run directory or its prefs.sqlite"
+        "source",
+        help="an export directory (of prefrl export), another run directory (with the labels it reused) "
+        "or its prefs.sqlite",
     )
     p.set_defaults(func=cmd_import)
 

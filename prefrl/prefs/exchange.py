@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import os
 import sqlite3
 import zipfile
@@ -90,8 +91,9 @@ def export_store(
 ) -> Path:
     """Write the whole store to ``directory`` (created if needed) and return its path.
 
-    ``store_or_path`` is an open store, a run directory (its ``prefs.sqlite``) or a store
-    file. Files (existing ones are replaced)::
+    ``store_or_path`` is an open store, a run directory (its ``prefs.sqlite``, and the
+    labels it reused: see :func:`export_run`) or a store file. Files (existing ones are
+    replaced)::
 
         clips.npz     arrays keyed "<clip_id>.obs", "<clip_id>.actions",
                       "<clip_id>.true_rewards", "<clip_id>.snapshots" (when captured)
@@ -112,23 +114,46 @@ def export_store(
     if isinstance(store_or_path, PreferenceStore):
         _write_export(store_or_path, out)
     else:
-        with PreferenceStore(store_file(store_or_path)) as store:
-            _write_export(store, out)
+        export_run(store_or_path, out)
     return out
 
 
 def export_run(path: str | os.PathLike[str], directory: str | os.PathLike[str]) -> dict[str, Any]:
     """``prefrl export``: export the store of a run directory (or a store file) to ``directory``.
 
+    A run that reused labels (``prefrl train --labels-from``) passes them on with its own,
+    as ``--labels-from RUN`` does: the export holds the pairs of its ``reused.sqlite`` too,
+    but none twice (see :func:`_write_export`).
+
     Returns:
-        A JSON-serialisable dict: ``store`` and ``export`` (paths), and the rows written:
-        ``clips``, ``queries`` (answered or not) and ``answers``.
+        A JSON-serialisable dict: ``store`` (None for a run with no labels of its own),
+        ``reused_store`` (a run that reused labels), ``export`` (paths), and the rows
+        written: ``clips``, ``queries`` (answered or not) and ``answers``, and, with
+        reused labels, how many of them are reused ones: ``reused_clips``,
+        ``reused_queries`` and ``reused_answers``.
     """
-    store_path = store_file(path)
-    out = Path(directory)
-    with PreferenceStore(store_path) as store:
-        counts = _write_export(store, out)
-    return {"store": str(store_path), "export": str(out), **counts}
+    source, out = Path(path), Path(directory)
+    parts = _run_parts(source) or [store_file(source)]
+    reused = source / REUSED_STORE_NAME if source / REUSED_STORE_NAME in parts else None
+    own = parts[0] if parts[0] != reused else None
+    with contextlib.ExitStack() as stack:
+        stores = [stack.enter_context(PreferenceStore(p)) for p in parts]
+        counts = _write_export(stores[0], out, *stores[1:])
+    if own is None:  # nothing but reused labels
+        counts.update({f"reused_{name}": n for name, n in list(counts.items())})
+    where = {"store": None if own is None else str(own)}
+    if reused is not None:
+        where["reused_store"] = str(reused)
+    return {**where, "export": str(out), **counts}
+
+
+def _run_parts(path: Path) -> list[Path]:
+    """The stores a run directory passes its labels on in: its own (``prefs.sqlite``) and
+    the labels it reused (``reused.sqlite``), those it holds; [] for anything but a run
+    directory (a store file, an export directory)."""
+    if not path.is_dir() or (path / "clips.csv").exists():
+        return []
+    return [p for p in (path / STORE_NAME, path / REUSED_STORE_NAME) if p.is_file()]
 
 
 def import_run(path: str | os.PathLike[str], source: str | os.PathLike[str]) -> dict[str, Any]:
@@ -136,12 +161,14 @@ def import_run(path: str | os.PathLike[str], source: str | os.PathLike[str]) -> 
     directory) into the store of a run directory (or a store file); see :func:`import_into`.
 
     A run directory without a store (one set aside because it was damaged) gets a new one,
-    of the env its ``config.json`` names, else of the env of ``source``.
+    of the env its ``config.json`` names, else of the env of ``source``. Another run
+    directory as ``source`` gives its store and the labels it reused (``reused.sqlite``).
 
     Returns:
         A JSON-serialisable dict: ``store`` (its path), ``created`` (whether the store was
-        new), the fields of :class:`ImportReport`, and ``answered`` (answers the store now
-        counts toward the label budget).
+        new), the fields of :class:`ImportReport` (summed over a source run's two stores),
+        ``reused_answers_added`` (of those, a source run's reused labels; only for such a
+        source), and ``answered`` (answers the store now counts toward the label budget).
 
     Raises:
         RunBusyError: a live process runs the run (its budget would be counted wrong).
@@ -151,8 +178,8 @@ def import_run(path: str | os.PathLike[str], source: str | os.PathLike[str]) -> 
     run = target if target.is_dir() else target.parent
     mark_stopped_if_dead(run)  # killed: its status.json said running
     RunDir(run).check_not_running(then=f"prefrl import {path} {source}")
-    if source.is_dir() and not (source / "clips.csv").exists() and (source / STORE_NAME).is_file():
-        source = source / STORE_NAME  # another run directory: its store
+    run_parts = _run_parts(source)
+    parts = run_parts or [source]  # another run directory: its stores
     store_path = target / STORE_NAME if target.is_dir() else target
     env_id = None
     created = not store_path.exists()
@@ -161,11 +188,19 @@ def import_run(path: str | os.PathLike[str], source: str | os.PathLike[str]) -> 
             raise StoreError(f"there is no run directory or preference store at {target}")
         if not source.exists():
             raise StoreError(f"cannot import {source}: no such file or directory")
-        env_id = _run_env_id(store_path.parent) or _source_env_id(source)
+        env_id = _run_env_id(store_path.parent) or _source_env_id(parts[0])
     with PreferenceStore(store_path, env_id) as store:
-        report = import_into(store, source)
+        reports = [import_into(store, part) for part in parts]
         answered = store.num_answered()
-    return {"store": str(store_path), "created": created, **asdict(report), "answered": answered}
+    result = asdict(reports[0])
+    if source / REUSED_STORE_NAME in run_parts:  # a run that reused labels: what came of each store
+        totals = {key: sum(asdict(r)[key] for r in reports) for key in result if key != "source"}
+        result = {
+            "source": str(source.resolve()),
+            **totals,
+            "reused_answers_added": reports[-1].answers_added,
+        }
+    return {"store": str(store_path), "created": created, **result, "answered": answered}
 
 
 @dataclass(frozen=True)
@@ -204,7 +239,7 @@ def gather_labels(source: str | os.PathLike[str], target: str | os.PathLike[str]
         raise StoreError(f"{src}: no such file or directory")
     parts = [src]
     if src.is_dir() and not (src / "clips.csv").exists():
-        parts = [p for p in (src / STORE_NAME, src / REUSED_STORE_NAME) if p.is_file()]
+        parts = _run_parts(src)
         if not parts:
             raise StoreError(
                 f"{src} holds no labels: pass the run directory of a preference run, a store "
@@ -228,9 +263,15 @@ def gather_labels(source: str | os.PathLike[str], target: str | os.PathLike[str]
     )
 
 
-def _write_export(store: PreferenceStore, out: Path) -> dict[str, int]:
+def _write_export(store: PreferenceStore, out: Path, reused: PreferenceStore | None = None) -> dict[str, int]:
     """Write the export of ``store`` to ``out`` (see :func:`export_store`); return the rows
-    written to each CSV file (``clips``, ``queries``, ``answers``)."""
+    written to each CSV file (``clips``, ``queries``, ``answers``).
+
+    ``reused``: the labels the run of ``store`` reused (``reused.sqlite``), written after
+    its own rows, less what it holds already, as :func:`gather_labels` leaves it out
+    (:class:`_ReusedRows`); the counts then also say how many rows are reused ones
+    (``reused_clips``, ``reused_queries``, ``reused_answers``).
+    """
     if out.exists() and not out.is_dir():
         raise StoreError(f"cannot export to {out}: it is a file; name a directory")
     run = run_holding(out)
@@ -244,14 +285,19 @@ def _write_export(store: PreferenceStore, out: Path) -> dict[str, int]:
     written: list[tuple[Path, Path]] = []
     counts: dict[str, int] = {}
     try:
-        with store._snapshot() as conn:
+        with contextlib.ExitStack() as snapshots:
+            conn = snapshots.enter_context(store._snapshot())
+            extra = (
+                None
+                if reused is None
+                else _ReusedRows(reused, snapshots.enter_context(reused._snapshot()), conn)
+            )
             npz = _partial(out / "clips.npz")
             written.append((npz, out / "clips.npz"))
             with zipfile.ZipFile(npz, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-                rows = conn.execute(
-                    f"SELECT clip_id, obs, actions, true_rewards, snapshots FROM clips WHERE {_INTACT} ORDER BY rowid"
-                )
-                for cid, *blobs in rows:
+                sql = f"SELECT clip_id, obs, actions, true_rewards, snapshots FROM clips WHERE {_INTACT} ORDER BY rowid"
+                rows = conn.execute(sql)
+                for cid, *blobs in rows if extra is None else itertools.chain(rows, extra.clips(sql)):
                     for name, blob in zip(ARRAYS, blobs, strict=True):
                         if blob is not None:
                             # .npy files, which is what np.savez stores; large ones deflated
@@ -259,7 +305,7 @@ def _write_export(store: PreferenceStore, out: Path) -> dict[str, int]:
                                 npy = to_npy(blob)
                             except zlib.error:
                                 raise StoreError(
-                                    f"clip {cid} of {store.path} is damaged (its {name} array does not "
+                                    f"clip {cid} of {extra.path if extra and cid in extra.added else store.path} is damaged (its {name} array does not "
                                     "decompress); run `prefrl repair RUN_DIR`, which sets damaged clips' "
                                     "queries aside, then export again"
                                 ) from None
@@ -292,8 +338,11 @@ def _write_export(store: PreferenceStore, out: Path) -> dict[str, int]:
                     writer = csv.writer(f)
                     writer.writerow(header)
                     table = conn.execute(sql).fetchall()
-                    writer.writerows(["" if v is None else v for v in row] for row in table)
-                counts[name.removesuffix(".csv")] = len(table)
+                    added = [] if extra is None else extra.rows(name, sql)
+                    writer.writerows(["" if v is None else v for v in row] for row in table + added)
+                counts[name.removesuffix(".csv")] = len(table) + len(added)
+                if extra is not None:
+                    counts[f"reused_{name.removesuffix('.csv')}"] = len(added)
                 _sync(tmp)
         # The store only grows, so replacing the files in this order (clips before the
         # queries that use them, queries before their answers) leaves a consistent export
@@ -304,6 +353,55 @@ def _write_export(store: PreferenceStore, out: Path) -> dict[str, int]:
         for tmp, _ in written:
             tmp.unlink(missing_ok=True)
     return counts
+
+
+class _ReusedRows:
+    """What an export of a run adds of the labels it reused (``reused``, read in ``conn``)
+    to the rows of its own store (read in ``own``): what :func:`import_into` would add of
+    them, as :func:`gather_labels` gathers a run's labels. A clip the store holds is not
+    written again, nor a query of the same clips made at the same time (the store's own
+    stands for it); the other queries are numbered after the store's, and an answer goes
+    along unless the store has answered that query already."""
+
+    def __init__(self, reused: PreferenceStore, conn: sqlite3.Connection, own: sqlite3.Connection):
+        self.path, self.conn = reused.path, conn
+        held = {row[0] for row in own.execute(f"SELECT clip_id FROM clips WHERE {_INTACT}")}
+        self.added = {row[0] for row in conn.execute(f"SELECT clip_id FROM clips WHERE {_INTACT}")} - held
+        ids = {
+            tuple(key): qid
+            for qid, *key in own.execute(
+                f"SELECT query_id, left_clip, right_clip, created_at FROM queries WHERE {IN_USE}"
+            )
+        }
+        answered = {row[0] for row in own.execute(f"SELECT query_id FROM answers WHERE {IN_USE}")}
+        next_id = max(ids.values(), default=0) + 1
+        self.queries: list[tuple[Any, ...]] = []
+        to: dict[int, int] = {}  # query id in reused.sqlite -> in the export
+        for qid, *row in conn.execute(
+            f"SELECT {QUERY_COLUMNS}, source FROM queries WHERE {IN_USE} ORDER BY query_id"
+        ):
+            key = tuple(row[:3])
+            if key not in ids:
+                ids[key], next_id = next_id, next_id + 1
+                self.queries.append((ids[key], *row))
+            to[qid] = ids[key]
+        self.answers: list[tuple[Any, ...]] = []
+        for qid, *row in conn.execute(
+            f"SELECT query_id, answer, answered_at, oracle, response_time FROM answers WHERE {IN_USE} ORDER BY query_id"
+        ):
+            if to[qid] not in answered:
+                answered.add(to[qid])
+                self.answers.append((to[qid], *row))
+
+    def clips(self, sql: str) -> Iterator[tuple[Any, ...]]:
+        """The rows of the clips to add, of those ``sql`` reads (clip_id first)."""
+        return (row for row in self.conn.execute(sql) if row[0] in self.added)
+
+    def rows(self, name: str, sql: str) -> list[tuple[Any, ...]]:
+        """The rows to add to the export's CSV file ``name``, which ``sql`` reads from a store."""
+        if name == "clips.csv":
+            return list(self.clips(sql))
+        return self.queries if name == "queries.csv" else self.answers
 
 
 def import_into(store: PreferenceStore, source: str | os.PathLike[str]) -> ImportReport:
