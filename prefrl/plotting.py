@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prefrl.rundir import column, read_metrics
+from prefrl.rundir import curve, read_metrics
 
 
 def plot_learning_curve(
@@ -15,7 +15,9 @@ def plot_learning_curve(
     title: str,
     reference: dict[str, tuple[list[float], list[float]]] | None = None,
 ) -> Path:
-    """True return against env steps: training episodes (smoothed) and evaluations.
+    """True return against env steps: training episodes (smoothed) and evaluations, one
+    point per step (:func:`prefrl.rundir.curve`: a role restarted after a crash logs again
+    the steps since its last checkpoint).
 
     ``reference`` adds labelled curves ``{label: (steps, returns)}`` (e.g. a baseline).
     """
@@ -26,11 +28,11 @@ def plot_learning_curve(
 
     rows = read_metrics(metrics_csv)
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-    xs, ys = column(rows, "charts/episodic_return")
+    xs, ys = curve(rows, "charts/episodic_return")
     if xs:
         ax.plot(xs, ys, color="tab:blue", alpha=0.35, lw=1)
         ax.plot(xs, _smooth(ys), color="tab:blue", lw=2, label="training episodes (true return)")
-    ex, ey = column(rows, "eval/mean_return")
+    ex, ey = curve(rows, "eval/mean_return")
     if ex:
         ax.plot(ex, ey, "o-", color="tab:orange", lw=2, label="evaluation (10 episodes)")
     for label, (rx, ry) in (reference or {}).items():

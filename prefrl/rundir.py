@@ -638,3 +638,13 @@ def column(rows: list[dict[str, str]], key: str) -> tuple[list[float], list[floa
             xs.append(x)
             ys.append(y)
     return xs, ys
+
+
+def curve(rows: list[dict[str, str]], key: str) -> tuple[list[float], list[float]]:
+    """:func:`column` in step order, one point per step: a step logged more than once (a
+    role restarted from its last checkpoint logs the steps since then again) has its last
+    value."""
+    xs, ys = column(rows, key)
+    points = dict(zip(xs, ys, strict=True))
+    steps = sorted(points)
+    return steps, [points[step] for step in steps]

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from prefrl.rundir import MetricsLogger, RunDir, column, read_metrics
+from prefrl.rundir import MetricsLogger, RunDir, column, curve, read_metrics
 
 
 def test_metrics_logger_adds_columns_and_keeps_rows(tmp_path):
@@ -123,3 +123,14 @@ def test_a_row_the_disk_takes_only_part_of_is_taken_back(tmp_path):
         [sys.executable, "-c", SHORT_WRITE, str(path)], capture_output=True, text=True, check=True
     )
     assert done.stdout == f"no space left on device writing {path}; free some space and try again\nTrue\n"
+
+
+def test_a_curve_has_one_point_per_step_the_last_logged_in_step_order(tmp_path):
+    path = tmp_path / "metrics.csv"
+    path.write_text(  # the agent was killed after step 3000 and restarted from its checkpoint at 2000
+        "global_step,wall_time,charts/episodic_return\n"
+        "1000,1,-900\n2000,2,-800\n3000,3,-700\n2000,4,-790\n3000,5,-690\n4000,6,-600\n"
+    )
+    rows = read_metrics(path)
+    assert column(rows, "charts/episodic_return")[0] == [1000, 2000, 3000, 2000, 3000, 4000]  # as logged
+    assert curve(rows, "charts/episodic_return") == ([1000, 2000, 3000, 4000], [-900, -790, -690, -600])

@@ -23,7 +23,7 @@ from prefrl.bench.grid import Cell, Grid, parse_grid, slug
 from prefrl.bench.outdir import GRID_COPY, BenchFileError, cell_state, read_invocations
 from prefrl.bench.results import baseline_means, write_results
 from prefrl.errors import MissingFileError
-from prefrl.rundir import column, read_metrics
+from prefrl.rundir import curve, read_metrics
 
 REPORT_FILE = "report.md"
 FIGURES_DIR = "figures"
@@ -345,10 +345,7 @@ def _eval_curve(cell: Cell, out: Path) -> tuple[list[float], list[float]]:
     path = cell.run_dir(out) / "metrics.csv"
     if not path.exists():
         return [], []
-    xs, ys = column(read_metrics(path), EVAL_KEY)
-    points = dict(zip(xs, ys, strict=True))
-    steps = sorted(points)
-    return steps, [points[s] for s in steps]
+    return curve(read_metrics(path), EVAL_KEY)
 
 
 def mean_curve(
