@@ -12,6 +12,7 @@
       prefs.sqlite        the preference store (preference runs only)
       status.json         the live state of a running preference run (for the labelling window)
       window.json         the labelling window's heartbeat (pid, updated_at, sessions, open)
+      run.lock            held (flock) by the process running the run, for as long as it runs
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from typing import Any
 from prefrl.errors import EXIT_FAILED, MissingFileError, PrefrlError, os_refusal
 from prefrl.status import RunStatus
 from prefrl.utils.io import atomic_write
+from prefrl.utils.locking import LockBusy, exclusive, lock_held, lock_holder
 
 RUN_FORMAT_VERSION = 1
 """the version of the run-directory format this prefrl writes (``config.json``'s
@@ -76,7 +78,7 @@ class RunFileError(PrefrlError, ValueError):
 
 
 class RunBusyError(PrefrlError):
-    """The run is being run by a live process (its ``status.json`` says so)."""
+    """The run is being run by another process (it holds the run's ``run.lock``)."""
 
 
 class RunDir:
@@ -146,6 +148,9 @@ class RunDir:
     window_path = property(lambda self: self.path / "window.json")
     errors_path = property(lambda self: self.path / "errors.log")
     """the tracebacks of the roles' errors (each also said in one line as it happened)"""
+    lock_path = property(lambda self: self.path / "run.lock")
+    """locked (``flock``) by the process that runs the run (:meth:`claim`), as long as it
+    runs: the kernel lets go of it when that process ends, however it ends"""
 
     def write_config(self, config: dict[str, Any]) -> None:
         """Write ``config.json``, stamped with the run-directory format version."""
@@ -211,23 +216,59 @@ class RunDir:
             except OSError:
                 pass
 
+    @contextlib.contextmanager
+    def claim(self) -> Iterator[None]:
+        """Hold the run's lock (``run.lock``) for the ``with`` block: the one process that
+        runs the run (``prefrl train``, ``prefrl resume``). Taken at once or refused; the
+        kernel lets go of it when this process ends, a ``kill -9`` or a power loss too.
+
+        Raises:
+            RunBusyError: another process holds it (runs the run).
+            RunDirError: the lock file cannot be written (read-only, disk full, ...).
+        """
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(exclusive(self.lock_path))
+            except LockBusy as busy:
+                raise RunBusyError(_busy_message(self.path, busy.pid)) from None
+            except OSError as err:
+                raise refused(err, self.lock_path, "writing in", shown=self.path) from None
+            yield
+
+    def running(self) -> bool:
+        """Whether another process runs the run now: it holds ``run.lock``. Where locks
+        cannot be told (a file system without ``flock``), ``status.json``'s pid tells."""
+        held = lock_held(self.lock_path)
+        if held is not None:
+            return held
+        status = read_run_status(self.status_path)
+        return status is not None and status.running and status.pid is not None and pid_alive(status.pid)
+
     def check_not_running(self, then: str | None = None) -> None:
-        """Refuse a run that a live process is running (its ``status.json`` says running,
-        with the pid of a process alive on this machine). ``then``: the command to run once
-        it is stopped (one that changes the run's labels, which must not change under it).
+        """Refuse a run that another process is running (it holds ``run.lock``; a
+        ``status.json`` that says running without it is from a process that is gone).
+        ``then``: the command to run once it is stopped (one that changes the run's
+        labels, which must not change under it).
 
         Raises:
             RunBusyError: it is running.
         """
-        status = read_run_status(self.status_path)
-        pid = status.pid if status is not None else None
-        if status is not None and status.running and pid is not None and pid_alive(pid):
-            fix = (
-                f"stop it first (Ctrl-C), then run: {then}"
-                if then
-                else "stop it first (Ctrl-C) or wait for it to finish"
-            )
-            raise RunBusyError(f"{self.path} is being run by process {pid}; {fix}")
+        if self.running():
+            pid = lock_holder(self.lock_path)
+            if pid is None and lock_held(self.lock_path) is None:
+                status = read_run_status(self.status_path)
+                pid = status.pid if status is not None else None
+            raise RunBusyError(_busy_message(self.path, pid, then))
+
+
+def _busy_message(path: Path, pid: int | None, then: str | None = None) -> str:
+    fix = (
+        f"stop it first (Ctrl-C), then run: {then}"
+        if then
+        else "stop it first (Ctrl-C) or wait for it to finish"
+    )
+    who = f" (pid {pid})" if pid else ""
+    return f"{path} is being run by another prefrl process{who}; {fix}"
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -464,24 +505,23 @@ def window_open(run_dir: str | Path, max_age_s: float = WINDOW_MAX_AGE_S, now: f
 
 
 def mark_stopped_if_dead(run_dir: str | Path) -> bool:
-    """When ``status.json`` says running but the process that wrote it (its ``pid``) is
-    gone (killed, crashed), rewrite it: ``"running": false`` and ``"stopped": "the run's
-    process (pid N) was gone"``. Returns whether it found the run dead.
+    """When ``status.json`` says running but no process runs the run (none holds its
+    ``run.lock``: the one that did was killed, crashed, or the machine restarted, its pid
+    perhaps another process's by now), rewrite it: ``"running": false`` and ``"stopped":
+    "the run's process (pid N) was gone"``. Returns whether it found the run dead. The
+    process holding the lock may call it, before it runs the run.
 
-    A ``status.json`` without a pid is left alone (:mod:`prefrl.ui.run_info` tells a dead
-    run by its age). A run directory that cannot be written (a read-only copy) is left as
-    it is too: True is still returned.
+    A run directory that cannot be written (a read-only copy) is left as it is: True is
+    still returned.
     """
-    path = RunDir(run_dir).status_path
-    status = read_run_status(path)
-    if status is None or not status.running:
+    run = RunDir(run_dir)
+    status = read_run_status(run.status_path)
+    if status is None or not status.running or run.running():
         return False
     pid = status.pid
-    if pid is None or pid_alive(pid):
-        return False
-    stopped = replace(status, running=False, stopped=f"the run's process (pid {pid}) was gone")
+    gone = "the run's process was gone" if pid is None else f"the run's process (pid {pid}) was gone"
     try:
-        write_json(path, stopped.to_dict())
+        write_json(run.status_path, replace(status, running=False, stopped=gone).to_dict())
     except OSError:
         pass  # read-only: the staleness of status.json still tells
     return True

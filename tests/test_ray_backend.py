@@ -20,6 +20,7 @@ from prefrl.envs.make import make_env
 from prefrl.envs.vector import VecEnv
 from prefrl.errors import ConfigError
 from prefrl.prefs.store import PreferenceStore
+from prefrl.rundir import RunDir
 from prefrl.runtime.run import resume, train
 from prefrl.utils.ray_cluster import RayConnectError, RayMissingError, connect
 
@@ -183,10 +184,12 @@ def test_a_ray_run_whose_driver_is_killed_resumes_with_every_label(cluster, tmp_
         while len(answered_ids(run_dir)) < 6 and driver.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         assert driver.poll() is None, "the run ended before it could be killed"
+        assert RunDir(run_dir).running()  # the driver holds the run's lock
         driver.send_signal(signal.SIGKILL)  # its private cluster and actors die with it
         driver.wait(30)
     finally:
         driver.kill()
+    assert not RunDir(run_dir).running()  # let go with the driver: no Ray process kept it
     before = answered_ids(run_dir)
     assert len(before) >= 6
     summary = resume(run_dir, progress=False, video=False)

@@ -5,6 +5,7 @@ naming the path, with the exit status of prefrl.errors; never a traceback."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import shutil
@@ -99,6 +100,18 @@ def write_status(run: RunDir, **fields: Any) -> dict[str, Any]:
     status = {"running": True, "agent_step": 10, "updated_at": time.time(), **fields}
     run.status_path.write_text(json.dumps(status))
     return status
+
+
+@contextmanager
+def held(run: RunDir, pid: int | None = 4242) -> Iterator[None]:
+    """The run's lock (``run.lock``), held as the process running it holds it: locked
+    through a file of its own, the holder's pid written in it (None: not yet)."""
+    with run.lock_path.open("a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        f.truncate(0)
+        f.write("" if pid is None else str(pid))
+        f.flush()
+        yield
 
 
 @pytest.fixture
@@ -428,8 +441,8 @@ def test_mark_stopped_if_dead(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "status",
     [
-        {"running": True, "pid": os.getpid()},  # alive
-        {"running": True},  # no pid: left to the staleness check
+        {"running": True, "pid": os.getpid()},
+        {"running": True},
         {"running": True, "pid": "12"},
         {"running": False, "pid": 999_999_999},
     ],
@@ -437,7 +450,10 @@ def test_mark_stopped_if_dead(tmp_path: Path) -> None:
 def test_mark_stopped_leaves_the_others(tmp_path: Path, status: dict[str, Any]) -> None:
     run = make_run(tmp_path / "run")
     run.status_path.write_text(json.dumps(status))
-    assert mark_stopped_if_dead(run.path) is False
+    with held(run):  # a process runs it
+        assert mark_stopped_if_dead(run.path) is False
+    if not status["running"]:
+        assert mark_stopped_if_dead(run.path) is False
     assert json.loads(run.status_path.read_text()) == status
 
 
@@ -464,10 +480,11 @@ def test_resume_refuses_a_live_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], no_run: list[str]
 ) -> None:
     run = make_run(tmp_path / "run")
-    status = write_status(run, pid=os.getpid())
-    assert main(["resume", str(run.path), "--quiet", "--no-video"]) == EXIT_USAGE
+    status = write_status(run, pid=4242)
+    with held(run, pid=4242):
+        assert main(["resume", str(run.path), "--quiet", "--no-video"]) == EXIT_USAGE
     assert one_line(capsys) == (
-        f"prefrl resume: error: {run.path} is being run by process {os.getpid()}; "
+        f"prefrl resume: error: {run.path} is being run by another prefrl process (pid 4242); "
         "stop it first (Ctrl-C) or wait for it to finish"
     )
     assert no_run == []
@@ -480,13 +497,14 @@ def test_repair_and_import_refuse_a_live_run(
 ) -> None:
     run = make_run(tmp_path / "run", prefs=False)
     PreferenceStore(run.store_path, "Pendulum-v1").close()
-    write_status(run, pid=os.getpid())
+    write_status(run, pid=4242)
     before = run.store_path.read_bytes()
     PreferenceStore(tmp_path / "other.sqlite", "Pendulum-v1").close()
     argv = [command, str(run.path)] + ([str(tmp_path / "other.sqlite")] if command == "import" else [])
-    assert main(argv) == EXIT_USAGE
+    with held(run, pid=4242):
+        assert main(argv) == EXIT_USAGE
     assert one_line(capsys) == (
-        f"prefrl {command}: error: {run.path} is being run by process {os.getpid()}; "
+        f"prefrl {command}: error: {run.path} is being run by another prefrl process (pid 4242); "
         f"stop it first (Ctrl-C), then run: prefrl {' '.join(argv)}"
     )
     assert run.store_path.read_bytes() == before

@@ -41,6 +41,7 @@ from prefrl.bench.results import write_results
 from prefrl.rundir import RunDir, write_json
 from prefrl.runtime.errors import RunError
 from prefrl.utils.io import atomic_write
+from prefrl.utils.locking import LockBusy, exclusive
 
 LOG_NAME = "bench.log"
 LOCK_NAME = "bench.lock"
@@ -146,28 +147,15 @@ def run_grid(
 @contextlib.contextmanager
 def _exclusive(out: Path) -> Iterator[None]:
     """Hold ``OUT/bench.lock`` so that two benches never run the same cells at once."""
-    with (out / LOCK_NAME).open("a+") as f:
+    with contextlib.ExitStack() as held:
         try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: no lock
-            yield
-            return
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
+            held.enter_context(exclusive(out / LOCK_NAME))
+        except LockBusy as busy:
             raise BenchBusy(
-                f"another prefrl bench (pid {f.read().strip() or '?'}) is running in {out}; "
+                f"another prefrl bench (pid {busy.pid or '?'}) is running in {out}; "
                 "wait for it or stop it, or use another --out"
             ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+        yield
 
 
 def _run_grid(

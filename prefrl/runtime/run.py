@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import shutil
 import subprocess
@@ -71,13 +72,16 @@ def train(
     _check_human(config, labeling_window)
     if oracle is not None and config.backend != "inprocess":
         raise ValueError("an oracle object can only be passed to the inprocess backend")
-    with tempfile.TemporaryDirectory(prefix="prefrl-") as scratch:
-        reused = _gather_reused_labels(config, Path(scratch))  # checked before the run is made
-        run = RunDir.create(run_dir, "train", config.env_id, config.seed)
-        if reused is not None:
-            shutil.move(reused, run.reused_store_path)
-    run.write_config({"kind": "train", **config.to_dict(), "prefrl_version": __version__})
-    return _execute(config, run, progress=progress, video=video, oracle=oracle, window=labeling_window)
+    with contextlib.ExitStack() as claimed:
+        with tempfile.TemporaryDirectory(prefix="prefrl-") as scratch:
+            reused = _gather_reused_labels(config, Path(scratch))  # checked before the run is made
+            run = RunDir.create(run_dir, "train", config.env_id, config.seed)
+            claimed.enter_context(run.claim())  # held until the run ends: no other process runs it
+            RunDir.create(run.path, "train", config.env_id, config.seed)  # none made one there meanwhile
+            if reused is not None:
+                shutil.move(reused, run.reused_store_path)
+        run.write_config({"kind": "train", **config.to_dict(), "prefrl_version": __version__})
+        return _execute(config, run, progress=progress, video=video, oracle=oracle, window=labeling_window)
 
 
 def resume(
@@ -97,20 +101,31 @@ def resume(
 
     Raises:
         ValueError: not a preference run, or a budget smaller than the run's.
-        RunBusyError: a live process is running it.
+        RunBusyError: another process is running it (holds its ``run.lock``).
         RunDirError: the run directory cannot be written (read-only, disk full, ...).
         MissingFileError: its preference store is gone, though the run had answers; or
             the labels it reuses (``reused.sqlite``) are gone, and their source too.
     """
     run = RunDir(run_dir)
-    mark_stopped_if_dead(run.path)  # killed: its status.json said running
-    run.check_not_running()
-    data = run.read_config()
+    kind = run.read_config().get("kind")
+    if kind != "train":
+        raise RunKindError(f"{run.path} is a {kind} run; only preference runs (prefrl train) can be resumed")
     run.check_writable()  # before any process starts
-    if data.get("kind") != "train":
-        raise RunKindError(
-            f"{run.path} is a {data.get('kind')} run; only preference runs (prefrl train) can be resumed"
-        )
+    with run.claim():  # held until the run ends: no other process runs it
+        mark_stopped_if_dead(run.path)  # killed, or the machine restarted: its status.json said running
+        return _resume(run, steps, labels, progress, video, labeling_window)
+
+
+def _resume(
+    run: RunDir,
+    steps: int | None,
+    labels: int | None,
+    progress: bool,
+    video: bool,
+    labeling_window: WindowLauncher | None,
+) -> dict[str, Any]:
+    """:func:`resume`, in the process that holds the run's lock."""
+    data = run.read_config()  # again: another resume may have grown it before this one held the run
     config = TrainConfig.from_dict(data)
     answered, steps_taken = _progress_so_far(run)
     emptied = run.store_path.exists() and run.store_path.stat().st_size == 0

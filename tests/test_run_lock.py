@@ -1,0 +1,182 @@
+"""One process runs a run: ``prefrl train`` and ``prefrl resume`` hold ``RUN_DIR/run.lock``
+(flock) while they run it; a second one is refused in one line, and a status.json that
+says running without the lock held (a killed run, a machine restarted since) blocks
+nothing."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import multiprocessing as mp
+import os
+import queue
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_run_errors import held, make_run, one_line, write_status
+
+from prefrl.cli import main
+from prefrl.errors import EXIT_USAGE
+from prefrl.prefs.store import PreferenceStore
+from prefrl.rundir import RunBusyError, RunDir, mark_stopped_if_dead
+from prefrl.runtime.config import TrainConfig
+from prefrl.runtime.run import resume, train
+
+BUSY = "is being run by another prefrl process"
+
+
+@pytest.fixture
+def no_run(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The run itself replaced: records the run directories it would have run."""
+    started: list[str] = []
+
+    def execute(config: Any, run: RunDir, **kwargs: Any) -> dict[str, Any]:
+        started.append(str(run.path))
+        return {"run_dir": str(run.path), "complete": True}
+
+    monkeypatch.setattr("prefrl.runtime.run._execute", execute)
+    return started
+
+
+def lock_free(run: RunDir) -> bool:
+    with run.lock_path.open("a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return True
+
+
+# ------------------------------------------------------------------ two resumes at once
+def _resume_in_child(run_dir: str, barrier: Any, events: Any, release: Any) -> None:
+    """``prefrl resume`` with the run itself replaced: says it started, then holds on to
+    the run until the test lets go."""
+    import prefrl.runtime.run as run_module
+
+    def execute(config: Any, run: RunDir, **kwargs: Any) -> dict[str, Any]:
+        events.put(("started", os.getpid()))
+        release.wait(60)
+        return {"run_dir": str(run.path), "complete": True}
+
+    run_module._execute = execute  # type: ignore[assignment]
+    barrier.wait(60)
+    try:
+        run_module.resume(run_dir, progress=False, video=False)
+    except RunBusyError as err:
+        events.put(("busy", str(err)))
+
+
+def test_two_resumes_at_the_same_moment_one_runs_the_other_is_refused(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run")
+    ctx = mp.get_context("spawn")
+    barrier, events, release = ctx.Barrier(2), ctx.Queue(), ctx.Event()
+    children = [
+        ctx.Process(target=_resume_in_child, args=(str(run.path), barrier, events, release)) for _ in "ab"
+    ]
+    for child in children:
+        child.start()
+    try:
+        got = []
+        for _ in children:  # each one either runs the run or is refused
+            try:
+                got.append(events.get(timeout=60))
+            except queue.Empty:
+                pytest.fail(f"the two resumes said only {got}")
+        assert sorted(kind for kind, _ in got) == ["busy", "started"], got
+        winner = next(pid for kind, pid in got if kind == "started")
+        assert next(text for kind, text in got if kind == "busy") == (
+            f"{run.path} {BUSY} (pid {winner}); stop it first (Ctrl-C) or wait for it to finish"
+        )
+    finally:
+        release.set()
+        for child in children:
+            child.join(60)
+            if child.is_alive():
+                child.kill()
+    assert lock_free(run)  # let go when its process ended
+
+
+# ------------------------------------------------------------------ a held lock refuses
+def test_resume_of_a_run_whose_lock_is_held_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_run: list[str]
+) -> None:
+    run = make_run(tmp_path / "run")
+    with held(run, pid=None):  # the holder has not written its pid yet: none is named
+        assert main(["resume", str(run.path), "--quiet", "--no-video"]) == EXIT_USAGE
+        assert one_line(capsys) == (
+            f"prefrl resume: error: {run.path} {BUSY}; stop it first (Ctrl-C) or wait for it to finish"
+        )
+    assert no_run == []
+    assert not run.status_path.exists()
+
+
+def test_train_into_a_run_directory_being_run_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_run: list[str]
+) -> None:
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    with held(run):
+        argv = ["train", "--backend", "inprocess", "--run-dir", str(run.path), "--quiet", "--no-video"]
+        assert main(argv) == EXIT_USAGE
+        assert one_line(capsys) == (
+            f"prefrl train: error: {run.path} {BUSY} (pid 4242); stop it first (Ctrl-C) or wait for it to finish"
+        )
+    assert no_run == [] and not run.config_path.exists()
+
+
+def test_train_and_resume_hold_the_lock_while_they_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str, bool, bool]] = []
+
+    def execute(config: Any, run: RunDir, **kwargs: Any) -> dict[str, Any]:
+        # held against other processes; this one's own commands see the run as not running
+        seen.append((str(run.path), lock_free(run), run.running()))
+        assert run.lock_path.read_text() == str(os.getpid())
+        return {"run_dir": str(run.path), "complete": True}
+
+    monkeypatch.setattr("prefrl.runtime.run._execute", execute)
+    config = TrainConfig(env_id="Pendulum-v1", backend="inprocess")
+    run = RunDir(tmp_path / "run")
+    train(config, run.path, progress=False, video=False)
+    resume(run.path, progress=False, video=False)
+    assert seen == [(str(run.path), False, False)] * 2
+    assert lock_free(run)
+
+
+# ------------------------------------------------------------------ the lock is the truth
+def test_after_a_restart_a_reused_pid_in_status_json_blocks_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_run: list[str]
+) -> None:
+    run = make_run(tmp_path / "run")
+    write_status(run, pid=1)  # the machine restarted: pid 1 is alive, and is not the run
+    assert main(["resume", str(run.path), "--quiet", "--no-video"]) == 0
+    assert no_run == [str(run.path)]
+    assert json.loads(run.status_path.read_text())["stopped"] == "the run's process (pid 1) was gone"
+
+
+@pytest.mark.parametrize("command", ["repair", "import"])
+def test_repair_and_import_go_by_the_lock_not_by_the_pid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    run = make_run(tmp_path / "run", prefs=False)
+    PreferenceStore(run.store_path, "Pendulum-v1").close()
+    PreferenceStore(tmp_path / "other.sqlite", "Pendulum-v1").close()
+    argv = [command, str(run.path)] + ([str(tmp_path / "other.sqlite")] if command == "import" else [])
+    write_status(run, pid=1)  # says running, with a pid alive: but no process holds the run
+    assert main(argv) == 0
+    assert BUSY not in capsys.readouterr().err
+    assert json.loads(run.status_path.read_text())["running"] is False
+
+
+@pytest.mark.parametrize("status", [{"running": True, "pid": 1}, {"running": True}])
+def test_mark_stopped_when_no_process_holds_the_lock(tmp_path: Path, status: dict[str, Any]) -> None:
+    run = make_run(tmp_path / "run")
+    run.status_path.write_text(json.dumps(status))
+    with held(run):
+        assert mark_stopped_if_dead(run.path) is False  # held: running, whatever the pid
+    assert json.loads(run.status_path.read_text()) == status
+    assert mark_stopped_if_dead(run.path) is True
+    assert json.loads(run.status_path.read_text())["running"] is False
