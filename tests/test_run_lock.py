@@ -1,7 +1,7 @@
 """One process runs a run: ``prefrl train`` and ``prefrl resume`` hold ``RUN_DIR/run.lock``
 (flock) while they run it; a second one is refused in one line, and a status.json that
 says running without the lock held (a killed run, a machine restarted since) blocks
-nothing."""
+nothing. And a run whose budgets grew is never taken for complete at the old ones."""
 
 from __future__ import annotations
 
@@ -13,11 +13,14 @@ import queue
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from test_run_errors import held, make_run, one_line, write_status
+from test_store import make_clip
 
 from prefrl.cli import main
 from prefrl.errors import EXIT_USAGE
+from prefrl.prefs.clips import Answer
 from prefrl.prefs.store import PreferenceStore
 from prefrl.rundir import RunBusyError, RunDir, mark_stopped_if_dead
 from prefrl.runtime.config import TrainConfig
@@ -180,3 +183,67 @@ def test_mark_stopped_when_no_process_holds_the_lock(tmp_path: Path, status: dic
     assert json.loads(run.status_path.read_text()) == status
     assert mark_stopped_if_dead(run.path) is True
     assert json.loads(run.status_path.read_text())["running"] is False
+
+
+# ------------------------------------------------------------------ budgets that grew
+def finished(tmp_path: Path) -> RunDir:
+    """A run that completed at 8192 steps and 20 labels: its store holds the 20 answers,
+    its summary.json says so."""
+    run = make_run(tmp_path / "run", steps=8192, labels=20)
+    run.store_path.unlink()
+    rng = np.random.default_rng(0)
+    with PreferenceStore(run.store_path, "Pendulum-v1") as store:
+        for i in range(20):
+            clips = [make_clip(rng, env_id="Pendulum-v1") for _ in "lr"]
+            query = store.add_query(*clips, agent_step=i, oracle="perfect", selection="random", score=0.5)
+            store.record_answer(query, Answer.LEFT, oracle="perfect", response_time=0.0)
+    summary = {"complete": True, "incomplete_reason": None, "env_steps": 8192, "labels_budget": 20}
+    run.write_summary({**summary, "labels_used": 20})
+    return run
+
+
+def test_a_finished_run_at_its_budgets_is_complete(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_run: list[str]
+) -> None:
+    run = finished(tmp_path)
+    assert resume(run.path, progress=False, video=False)["complete"] is True
+    assert no_run == [] and f"prefrl: {run.path} is complete;" in capsys.readouterr().out
+
+
+def test_a_kill_while_resume_grows_the_budget_leaves_no_complete_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_run: list[str]
+) -> None:
+    run = finished(tmp_path)
+    write_config = RunDir.write_config
+
+    def killed_after(self: RunDir, config: dict[str, Any]) -> None:
+        write_config(self, config)
+        raise SystemExit("killed")  # the process ends right after writing the larger budget
+
+    monkeypatch.setattr(RunDir, "write_config", killed_after)
+    with pytest.raises(SystemExit):
+        resume(run.path, steps=16384, progress=False, video=False)
+    assert run.read_config()["steps"] == 16384
+    assert not run.summary_path.exists()  # not complete at a budget it never reached
+    assert no_run == []
+
+
+@pytest.mark.parametrize(
+    ("grown", "said"),
+    [
+        ({"steps": 16384}, "8192 env steps (budget 16384)"),
+        ({"labels": 40}, "a label budget of 20 (budget 40)"),
+    ],
+)
+def test_a_summary_below_the_budgets_is_not_complete(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_run: list[str], grown: dict[str, int], said: str
+) -> None:
+    run = finished(tmp_path)
+    run.write_config({**run.read_config(), **grown})  # what an older prefrl left when killed there
+    resume(run.path, progress=False, video=False)
+    assert no_run == [str(run.path)]  # it runs on
+    assert (
+        f"prefrl: {run.path}: its summary.json says complete at {said}: the budgets grew after it "
+        "was written; training on to them\n" in capsys.readouterr().out
+    )
+    assert not run.summary_path.exists()

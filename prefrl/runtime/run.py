@@ -147,7 +147,8 @@ def _resume(
     grows = (steps or config.steps) > config.steps or (labels or config.labels) > config.labels
     changed = None
     if not grows and run.summary_path.exists() and run.read_summary().get("complete"):
-        changed = _labels_changed(config, run, run.read_summary())
+        summary = run.read_summary()
+        changed = _short_of_budgets(config, run, summary) or _labels_changed(config, run, summary)
         if changed is None:
             print(f"prefrl: {run.path} is complete; --steps / --labels above its budgets train it further")
             return {"run_dir": str(run.path), **run.read_summary()}  # nothing left to do: not an error
@@ -156,11 +157,13 @@ def _resume(
         check_ready(config.ray_address)
     if changed is not None:
         print(f"prefrl: {changed}", flush=True)
+    if grows or changed is not None:
+        # not finished any more; removed first: a kill before the budgets grow leaves a run to
+        # resume, never a summary that says complete beside budgets it never reached
+        run.summary_path.unlink(missing_ok=True)
     if grows:
         config.steps, config.labels = steps or config.steps, labels or config.labels
         run.write_config({**data, "steps": config.steps, "labels": config.labels})
-    if grows or changed is not None:
-        run.summary_path.unlink(missing_ok=True)  # not finished any more
     if steps_taken and not run.agent_checkpoint.exists():
         print(
             f"prefrl: warning: no agent checkpoint ({run.agent_checkpoint}), though the agent had reached "
@@ -169,6 +172,30 @@ def _resume(
             flush=True,
         )
     return _execute(config, run, progress=progress, video=video, oracle=None, window=labeling_window)
+
+
+def _short_of_budgets(config: TrainConfig, run: RunDir, summary: dict[str, Any]) -> str | None:
+    """Why a run whose ``summary.json`` says complete is not, in one line, or None: the
+    summary's env steps or label budget are below the budgets in its ``config.json`` (a
+    ``prefrl resume --steps / --labels`` stopped between writing the larger budget and
+    removing the summary, as an older prefrl wrote them)."""
+
+    def number(key: str) -> int | None:
+        value = summary.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    short = []
+    steps, labels = number("env_steps"), number("labels_budget")
+    if steps is not None and steps < config.steps:
+        short.append(f"{steps} env steps (budget {config.steps})")
+    if labels is not None and labels < config.labels:
+        short.append(f"a label budget of {labels} (budget {config.labels})")
+    if not short:
+        return None
+    return (
+        f"{run.path}: its summary.json says complete at {' and '.join(short)}: the budgets grew after "
+        "it was written; training on to them"
+    )
 
 
 def _labels_changed(config: TrainConfig, run: RunDir, summary: dict[str, Any]) -> str | None:
