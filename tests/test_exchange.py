@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ from test_store import ENV, answer_all, assert_same_clip, flip_byte, make_clip
 
 from prefrl.cli import main
 from prefrl.prefs.clips import Answer, Clip
-from prefrl.prefs.exchange import ImportReport, export_store, import_into
+from prefrl.prefs.exchange import ImportReport, export_store, gather_labels, import_into
 from prefrl.prefs.store import PreferenceStore, StoreError
 
 
@@ -368,8 +369,6 @@ def test_a_damaged_store_names_the_commands_that_restore_it(
 def test_a_source_that_is_no_intact_store_is_refused_as_a_source_not_as_a_store_to_mend(
     tmp_path: Path, rng: np.random.Generator, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from prefrl.prefs.exchange import gather_labels
-
     run = run_with_store(tmp_path / "run", rng)
     notes = tmp_path / "notes.sqlite"
     notes.write_text("hi\n")
@@ -388,3 +387,49 @@ def test_a_source_that_is_no_intact_store_is_refused_as_a_source_not_as_a_store_
         gather_labels(notes, tmp_path / "gathered.sqlite")  # what --labels-from does
     assert "aside" not in str(info.value)
     assert notes.read_text() == "hi\n"
+
+
+def flip_npz_byte(export: Path, member: str) -> None:
+    """Flip the last byte of ``member``'s data in the export's clips.npz (small arrays are
+    stored, not deflated, so their bytes stand in the file as they are)."""
+    npz = export / "clips.npz"
+    with np.load(npz) as arrays:
+        assert member in arrays.files
+    with zipfile.ZipFile(npz) as zf:
+        stored = zf.read(f"{member}.npy")
+    data = bytearray(npz.read_bytes())
+    at = data.find(stored) + len(stored) - 1
+    assert data.count(stored) == 1 and at > 0
+    data[at] ^= 0xFF
+    npz.write_bytes(bytes(data))
+
+
+def test_a_flipped_byte_in_an_exports_clips_npz_is_refused_in_one_line(
+    tmp_path: Path, rng: np.random.Generator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = run_with_store(tmp_path / "run", rng)
+    export = tmp_path / "export"
+    assert cli(capsys, "export", run, export)[0] == 0
+    with PreferenceStore(run / "prefs.sqlite") as store:
+        victim = store.labels()[1].right_clip_id
+    flip_npz_byte(export, f"{victim}.obs")
+    npz = export / "clips.npz"
+    with PreferenceStore(tmp_path / "dst.sqlite", ENV) as dst:
+        with pytest.raises(StoreError) as info:
+            import_into(dst, export)
+        assert dst._conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0] == 0
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{npz} is damaged: its array {victim}.obs cannot be read (Bad CRC-32 ")
+    assert message.endswith(
+        "; nothing was imported; export it again from its run (`prefrl export RUN_DIR OUT`)"
+    )
+    with pytest.raises(StoreError, match=f"{npz} is damaged"):  # what --labels-from and fit-reward do
+        gather_labels(export, tmp_path / "gathered.sqlite")
+    assert not (tmp_path / "gathered.sqlite").exists()
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    code, printed, err = cli(capsys, "import", fresh, export)
+    assert (code, printed) == (2, None) and err == f"prefrl import: error: {message}\n"
+    with PreferenceStore(fresh / "prefs.sqlite") as store:
+        assert store.num_answered() == 0

@@ -67,6 +67,13 @@ _QUERIES_CSV = (
 )
 _ANSWERS_CSV = ("query_id", "answer", "answered_at", "oracle", "response_time")
 
+# What reading a damaged .npz file (a zip archive) raises: a member whose CRC-32 or header
+# does not match (BadZipFile), a deflated member that does not inflate (zlib.error,
+# EOFError), header fields no zip writer sets (NotImplementedError), offsets past the end
+# (OSError, ValueError).
+_ZIP_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError, ValueError)
+_EXPORT_AGAIN = "export it again from its run (`prefrl export RUN_DIR OUT`)"
+
 
 @dataclass(frozen=True)
 class ImportReport:
@@ -472,10 +479,11 @@ def _import_export_dir(store: PreferenceStore, src: Path, label: str) -> ImportR
                 row["oracle"],
                 _opt_float(row["response_time"]),
             )
+    npz = src / "clips.npz"
     try:
-        zf = zipfile.ZipFile(src / "clips.npz")
-    except zipfile.BadZipFile as e:
-        raise StoreError(f"{src / 'clips.npz'} is not a readable .npz file ({e})") from None
+        zf = zipfile.ZipFile(npz)
+    except _ZIP_DAMAGE as e:
+        raise StoreError(f"{npz} is not a readable .npz file ({_reason(e)}); {_EXPORT_AGAIN}") from None
     with zf:
         members = set(zf.namelist())
 
@@ -486,7 +494,14 @@ def _import_export_dir(store: PreferenceStore, src: Path, label: str) -> ImportR
                 for name in ARRAYS:
                     member = f"{cid}.{name}.npy"
                     if member in members:
-                        blobs.append(pack(zf.read(member)))
+                        try:
+                            npy = zf.read(member)
+                        except _ZIP_DAMAGE as e:
+                            raise StoreError(
+                                f"{npz} is damaged: its array {cid}.{name} cannot be read ({_reason(e)}); "
+                                f"nothing was imported; {_EXPORT_AGAIN}"
+                            ) from None
+                        blobs.append(pack(npy))
                     elif name == "snapshots" and row["has_snapshots"] in ("0", "", "False"):
                         blobs.append(None)
                     else:
@@ -650,6 +665,10 @@ def _csv_row(path: Path, row: int) -> Iterator[None]:
 
 def _opt_float(cell: str) -> float | None:
     return None if cell == "" else float(cell)
+
+
+def _reason(err: BaseException) -> str:
+    return str(err) or type(err).__name__
 
 
 # -- paths ----------------------------------------------------------------------------
