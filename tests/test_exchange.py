@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +62,7 @@ def test_export_files(tmp_path: Path, rng: np.random.Generator) -> None:
             "answers.csv",
             "clips.csv",
             "clips.npz",
+            "manifest.json",
             "queries.csv",
         ]
         _, _, clips = dump(store)
@@ -91,6 +94,13 @@ def test_export_files(tmp_path: Path, rng: np.random.Generator) -> None:
             clip_rows = list(csv.DictReader(f))
         assert len(clip_rows) == len(clips) == 11
         assert sorted(r["has_snapshots"] for r in clip_rows).count("0") == 1
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["format"] == "prefrl-export" and manifest["version"] == 1
+        counts = {"clips.npz": ("arrays", 43), "clips.csv": ("rows", 11), "queries.csv": ("rows", 5)}
+        for name, (unit, n) in {**counts, "answers.csv": ("rows", 4)}.items():
+            data = (out / name).read_bytes()
+            digest = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+            assert manifest["files"][name] == {unit: n, **digest}
 
 
 def test_export_import_round_trip_and_twice_adds_nothing(tmp_path: Path, rng: np.random.Generator) -> None:
@@ -163,6 +173,7 @@ def test_import_of_incomplete_export_imports_nothing(tmp_path: Path, rng: np.ran
         export = export_store(a, tmp_path / "export")
     lines = (export / "clips.csv").read_text().splitlines(keepends=True)
     (export / "clips.csv").write_text("".join(lines[:3]))  # header and two clips: most queries lose clips
+    (export / "manifest.json").unlink()  # as an older prefrl's export: no sizes and checksums to compare
     with PreferenceStore(tmp_path / "b.sqlite", ENV) as b:
         with pytest.raises(StoreError, match="neither it nor"):
             import_into(b, export)
@@ -404,12 +415,18 @@ def flip_npz_byte(export: Path, member: str) -> None:
     npz.write_bytes(bytes(data))
 
 
+EXPORT_AGAIN = "; nothing was imported; export it again from its run (`prefrl export RUN_DIR OUT`)"
+
+
+@pytest.mark.parametrize("manifest", [True, False], ids=["export", "older prefrl's export"])
 def test_a_flipped_byte_in_an_exports_clips_npz_is_refused_in_one_line(
-    tmp_path: Path, rng: np.random.Generator, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, rng: np.random.Generator, capsys: pytest.CaptureFixture[str], manifest: bool
 ) -> None:
     run = run_with_store(tmp_path / "run", rng)
     export = tmp_path / "export"
     assert cli(capsys, "export", run, export)[0] == 0
+    if not manifest:
+        (export / "manifest.json").unlink()
     with PreferenceStore(run / "prefs.sqlite") as store:
         victim = store.labels()[1].right_clip_id
     flip_npz_byte(export, f"{victim}.obs")
@@ -419,17 +436,96 @@ def test_a_flipped_byte_in_an_exports_clips_npz_is_refused_in_one_line(
             import_into(dst, export)
         assert dst._conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0] == 0
     message = str(info.value)
-    assert "\n" not in message
-    assert message.startswith(f"{npz} is damaged: its array {victim}.obs cannot be read (Bad CRC-32 ")
-    assert message.endswith(
-        "; nothing was imported; export it again from its run (`prefrl export RUN_DIR OUT`)"
-    )
-    with pytest.raises(StoreError, match=f"{npz} is damaged"):  # what --labels-from and fit-reward do
+    assert "\n" not in message and message.endswith(EXPORT_AGAIN)
+    if manifest:  # checked against manifest.json before anything is read
+        assert message.startswith(f"{npz} was altered since it was exported (its SHA-256 ")
+    else:
+        assert message.startswith(f"{npz} is damaged: its array {victim}.obs cannot be read (Bad CRC-32 ")
+    with pytest.raises(StoreError, match=f"{npz} "):  # what --labels-from and fit-reward do
         gather_labels(export, tmp_path / "gathered.sqlite")
     assert not (tmp_path / "gathered.sqlite").exists()
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     code, printed, err = cli(capsys, "import", fresh, export)
     assert (code, printed) == (2, None) and err == f"prefrl import: error: {message}\n"
-    with PreferenceStore(fresh / "prefs.sqlite") as store:
-        assert store.num_answered() == 0
+    if manifest:
+        assert list(fresh.iterdir()) == []  # refused before a store was made for it
+    else:
+        with PreferenceStore(fresh / "prefs.sqlite") as store:
+            assert store.num_answered() == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "cut"),
+    [
+        ("answers.csv", lambda data: data[:-3]),  # the last response time 1.5 read as 1.0
+        ("answers.csv", lambda data: data[: data.rstrip().rfind(b"\n") + 1]),  # 3 answers of 4, whole rows
+        ("queries.csv", lambda data: data[:-1]),
+        ("clips.npz", lambda data: data[:-1]),
+    ],
+    ids=["mid-number", "a whole row", "queries.csv", "clips.npz"],
+)
+def test_an_export_cut_short_is_refused_in_one_line(
+    tmp_path: Path,
+    rng: np.random.Generator,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    cut: Callable[[bytes], bytes],
+) -> None:
+    run = run_with_store(tmp_path / "run", rng)
+    export = tmp_path / "export"
+    assert cli(capsys, "export", run, export)[0] == 0
+    data = (export / name).read_bytes()
+    (export / name).write_bytes(cut(data))
+    with PreferenceStore(tmp_path / "b.sqlite", ENV) as b:
+        with pytest.raises(StoreError) as info:
+            import_into(b, export)
+        assert b._conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0] == 0
+    size = len(cut(data))
+    assert str(info.value).startswith(
+        f"{export / name} is truncated ({size} bytes; manifest.json records {len(data)})"
+    )
+    assert str(info.value).endswith(EXPORT_AGAIN)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    code, printed, err = cli(capsys, "import", fresh, export)
+    assert (code, printed, err) == (2, None, f"prefrl import: error: {info.value}\n")
+    assert list(fresh.iterdir()) == []
+
+
+def test_an_export_altered_or_with_a_damaged_manifest_is_refused_and_an_older_one_imports(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    with filled_store(tmp_path / "a.sqlite", rng) as a:
+        export = export_store(a, tmp_path / "export")
+        manifest = json.loads((export / "manifest.json").read_text())
+
+        def refused(words: str) -> None:
+            with PreferenceStore(tmp_path / "b.sqlite", ENV) as b:
+                with pytest.raises(StoreError) as info:
+                    import_into(b, export)
+                assert b.num_answered() == 0
+            assert words in str(info.value) and "\n" not in str(info.value)
+            (tmp_path / "b.sqlite").unlink()
+
+        answers = (export / "answers.csv").read_bytes()
+        (export / "answers.csv").write_bytes(answers.replace(b"cant_tell", b"cant_tel2"))  # same size
+        refused(f"{export / 'answers.csv'} was altered since it was exported (its SHA-256 is not the one")
+        (export / "answers.csv").write_bytes(answers + b"9,left,1.0,human,\r\n")
+        refused(f"{export / 'answers.csv'} was altered since it was exported")
+        (export / "answers.csv").write_bytes(answers)
+        (export / "manifest.json").write_text(json.dumps(manifest)[:-20])
+        refused(f"{export / 'manifest.json'} is damaged (")
+        (export / "manifest.json").write_text(json.dumps({**manifest, "version": 2}))
+        refused("is of export format 2, which this prefrl cannot read (it reads 1)")
+        manifest["files"]["answers.csv"]["rows"] = 5
+        (export / "manifest.json").write_text(json.dumps(manifest))
+        refused(
+            f"{export / 'answers.csv'} holds 4 rows, manifest.json records 5: it was truncated or altered"
+        )
+
+        # An export written before prefrl wrote manifest.json imports as it always did.
+        (export / "manifest.json").unlink()
+        with PreferenceStore(tmp_path / "b.sqlite", ENV) as b:
+            assert import_into(b, export) == ImportReport(str(export.resolve()), 11, 5, 4, 0)
+            assert_same_dump(a, b)

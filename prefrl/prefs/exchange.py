@@ -1,8 +1,9 @@
 """Export and import of a preference store: how labels move between runs, and how a
 damaged store is replaced (``prefrl export RUN_DIR OUT``, ``prefrl import RUN_DIR SOURCE``).
 
-An export directory holds ``clips.npz`` (every clip's arrays) and three CSV files
-(``clips.csv``, ``queries.csv``, ``answers.csv``); see :func:`export_store`.
+An export directory holds ``clips.npz`` (every clip's arrays), three CSV files
+(``clips.csv``, ``queries.csv``, ``answers.csv``) and ``manifest.json`` (what each of them
+holds, so that import refuses a truncated or altered one); see :func:`export_store`.
 :func:`import_into` merges an export directory, or another store's ``.sqlite`` file, into
 a store: what the store already holds is recognised and not copied again, and an answer
 it holds is never replaced.
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import itertools
+import json
 import os
 import sqlite3
 import zipfile
@@ -22,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from prefrl import __version__
 from prefrl.prefs.blobs import ARRAYS, Damaged, clip_checksum, load_clip, pack, to_npy
 from prefrl.prefs.clips import Answer
 from prefrl.prefs.errors import StoreError
@@ -37,6 +41,7 @@ from prefrl.prefs.schema import (
 )
 from prefrl.prefs.store import PreferenceStore, Query
 from prefrl.rundir import RunDir, mark_stopped_if_dead, run_holding
+from prefrl.utils.io import atomic_write
 
 _ANSWER_SET = frozenset(a.value for a in Answer)
 # What leaves a store (export, or import from it): neither the queries set aside by
@@ -66,6 +71,11 @@ _QUERIES_CSV = (
     "source",
 )
 _ANSWERS_CSV = ("query_id", "answer", "answered_at", "oracle", "response_time")
+_EXPORT_FILES = ("clips.npz", "clips.csv", "queries.csv", "answers.csv")
+MANIFEST = "manifest.json"
+"""an export's record of its files: what :func:`_check_manifest` checks them against"""
+EXPORT_FORMAT = 1
+"""the version of the export's files that manifest.json records (exports without one are older)"""
 
 # What reading a damaged .npz file (a zip archive) raises: a member whose CRC-32 or header
 # does not match (BadZipFile), a deflated member that does not inflate (zlib.error,
@@ -109,10 +119,14 @@ def export_store(
         queries.csv   query_id, left_clip_id, right_clip_id, created_at, agent_step,
                       oracle, selection, score, source
         answers.csv   query_id, answer, answered_at, oracle, response_time
+        manifest.json {"format": "prefrl-export", "version": 1, "prefrl_version": ...,
+                       "files": {NAME: {"rows": data rows (clips.npz: "arrays"),
+                                        "bytes": size, "sha256": hex digest}, ...}}
 
     Times are Unix times in seconds, response_time is in seconds, empty cells are
     missing values. The export is one consistent state of the store, even while other
-    processes write to it.
+    processes write to it. ``manifest.json`` is written last: an export cut short has
+    none, and is read as an export of a prefrl that wrote none (unchecked).
 
     Raises:
         StoreError: there is no store at ``store_or_path``, or it is damaged.
@@ -301,6 +315,7 @@ def _write_export(store: PreferenceStore, out: Path, reused: PreferenceStore | N
             )
             npz = _partial(out / "clips.npz")
             written.append((npz, out / "clips.npz"))
+            arrays = 0
             with zipfile.ZipFile(npz, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
                 sql = f"SELECT clip_id, obs, actions, true_rewards, snapshots FROM clips WHERE {_INTACT} ORDER BY rowid"
                 rows = conn.execute(sql)
@@ -318,7 +333,9 @@ def _write_export(store: PreferenceStore, out: Path, reused: PreferenceStore | N
                                 ) from None
                             method = zipfile.ZIP_STORED if npy is blob else zipfile.ZIP_DEFLATED
                             zf.writestr(f"{cid}.{name}.npy", npy, compress_type=method, compresslevel=1)
+                            arrays += 1
             _sync(npz)
+            files: dict[str, dict[str, Any]] = {"clips.npz": {"arrays": arrays}}
             tables = (
                 (
                     "clips.csv",
@@ -348,14 +365,21 @@ def _write_export(store: PreferenceStore, out: Path, reused: PreferenceStore | N
                     added = [] if extra is None else extra.rows(name, sql)
                     writer.writerows(["" if v is None else v for v in row] for row in table + added)
                 counts[name.removesuffix(".csv")] = len(table) + len(added)
+                files[name] = {"rows": len(table) + len(added)}
                 if extra is not None:
                     counts[f"reused_{name.removesuffix('.csv')}"] = len(added)
                 _sync(tmp)
+        for tmp, final in written:
+            files[final.name].update(_digest(tmp))
         # The store only grows, so replacing the files in this order (clips before the
         # queries that use them, queries before their answers) leaves a consistent export
-        # even if the process dies between two replacements.
+        # even if the process dies between two replacements; without its manifest then,
+        # as an older prefrl's export, unchecked.
+        (out / MANIFEST).unlink(missing_ok=True)
         for tmp, final in written:
             os.replace(tmp, final)
+        manifest = {"format": "prefrl-export", "version": EXPORT_FORMAT, "prefrl_version": __version__}
+        atomic_write(out / MANIFEST, json.dumps({**manifest, "files": files}, indent=2) + "\n")
     finally:
         for tmp, _ in written:
             tmp.unlink(missing_ok=True)
@@ -526,13 +550,54 @@ def _import_export_dir(store: PreferenceStore, src: Path, label: str) -> ImportR
 
 
 def _check_export_files(src: Path) -> None:
-    names = ("clips.npz", "clips.csv", "queries.csv", "answers.csv")
-    missing = [n for n in names if not (src / n).is_file()]
+    missing = [n for n in _EXPORT_FILES if not (src / n).is_file()]
     if missing:
         raise StoreError(
             f"{src} is not a preference-store export (missing {', '.join(missing)}); "
             "pass a directory written by `prefrl export` or a .sqlite store"
         )
+    _check_manifest(src)
+
+
+def _check_manifest(src: Path) -> None:
+    """Check the files of the export ``src`` against its manifest.json: their size, SHA-256
+    and rows. An export without one (written by an older prefrl) is read unchecked."""
+    path = src / MANIFEST
+    if not path.exists():
+        return
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        version, files = manifest["version"], manifest["files"]
+        expected = {name: (int(files[name]["bytes"]), str(files[name]["sha256"])) for name in _EXPORT_FILES}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise StoreError(f"{path} is damaged ({_reason(e)}); nothing was imported; {_EXPORT_AGAIN}") from None
+    if not isinstance(version, int) or version > EXPORT_FORMAT:
+        raise StoreError(
+            f"{path} is of export format {version!r}, which this prefrl cannot read (it reads "
+            f"{EXPORT_FORMAT}); import it with the prefrl that exported it, or a newer one"
+        )
+    for name in _EXPORT_FILES:
+        size, sha256 = expected[name]
+        found = _digest(src / name)
+        if found["bytes"] < size:
+            what = f"is truncated ({found['bytes']} bytes; {MANIFEST} records {size})"
+        elif found["sha256"] != sha256:
+            what = f"was altered since it was exported (its SHA-256 is not the one {MANIFEST} records)"
+        else:
+            rows, unit = _count(src / name), "arrays" if name == "clips.npz" else "rows"
+            if rows == files[name].get(unit, rows):
+                continue
+            what = f"holds {rows} {unit}, {MANIFEST} records {files[name][unit]}: it was truncated or altered"
+        raise StoreError(f"{src / name} {what}; nothing was imported; {_EXPORT_AGAIN}")
+
+
+def _count(path: Path) -> int:
+    """The arrays of an export's .npz file, or the data rows of one of its CSV files."""
+    if path.suffix == ".npz":
+        with zipfile.ZipFile(path) as zf:
+            return len(zf.namelist())
+    with open(path, newline="", encoding="utf-8") as f:
+        return sum(1 for _ in csv.reader(f)) - 1
 
 
 def _check_env_ids(store: PreferenceStore, env_ids: set[str], src: Path) -> None:
@@ -639,6 +704,12 @@ def _sync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _digest(path: Path) -> dict[str, Any]:
+    """A file's size and SHA-256, as manifest.json records them."""
+    with open(path, "rb") as f:
+        return {"bytes": os.fstat(f.fileno()).st_size, "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
 
 
 def _read_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
