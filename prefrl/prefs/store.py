@@ -19,9 +19,9 @@ The records the store hands out (:class:`Query`, :class:`Label`, :class:`SetAsid
 are defined in :mod:`prefrl.prefs.records`, and found here too; reading every clip for
 damage and the error that names damaged clips are in :mod:`prefrl.prefs.damage`.
 
-:mod:`prefrl.prefs.exchange` writes a store's export (``prefrl export``) and merges an
-export or another store into it (``prefrl import``): how labels move between runs and how a
-damaged store is replaced.
+:mod:`prefrl.prefs.export` writes a store's export (``prefrl export``) and
+:mod:`prefrl.prefs.exchange` merges an export or another store into it (``prefrl import``):
+how labels move between runs and how a damaged store is replaced.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ class PreferenceStore:
     @contextlib.contextmanager
     def _snapshot(self) -> Iterator[sqlite3.Connection]:
         """One read transaction: every statement in it sees the same state of the store (also
-        what :mod:`prefrl.prefs.exchange` exports from)."""
+        what :mod:`prefrl.prefs.export` exports from)."""
         conn = self._conn
         conn.execute("BEGIN")
         try:
