@@ -380,6 +380,343 @@ class Tour:
             )
         (run / "config.json").write_text(json.dumps(data))
 
+    # ------------------------------------------------------- faults fixed since
+    def finished_run(self, name: str, *args: str) -> Path:
+        """A small run trained to its end (the in-process backend unless ``args`` say)."""
+        run = self.run_dir(name)
+        self.prefrl("train", *RUN, "--backend", "inprocess", *args, "--run-dir", str(run))
+        return run
+
+    @staticmethod
+    def line_with(result: subprocess.CompletedProcess[str], needle: str) -> str:
+        """The first line prefrl printed (stdout or stderr) that holds ``needle``."""
+        lines = (result.stdout or "").splitlines() + (result.stderr or "").splitlines()
+        return next((line.strip() for line in lines if needle in line), "")
+
+    def complete(self, run: Path) -> bool:
+        used = self.labels(run)
+        return bool(used) and used[0] == used[1]  # type: ignore[index]
+
+    def torn_metrics(self) -> None:
+        run = self.finished_run("torn-metrics")
+        before = self.answered(run)
+        metrics = run / "metrics.csv"
+        data = metrics.read_bytes()
+        start = data.rstrip(b"\n").rfind(b"\n") + 1  # the last row
+        cut = self.rng.randrange(start + 1, len(data) - 1)  # some of it, never its newline
+        metrics.write_bytes(data[:cut])
+        result = self.prefrl("resume", str(run), "--steps", "16384", "--quiet", "--no-video")
+        with metrics.open(newline="") as f:
+            header, *rows = list(csv.reader(f))
+        whole = all(len(row) == len(header) and row[0].isdigit() for row in rows)
+        said = self.line_with(result, "cut short")
+        self.record(
+            "metrics.csv's last row cut at a random byte (a kill mid-append, a power loss)",
+            "prefrl resume RUN --steps 16384",
+            result,
+            told=said,
+            labels=self.labels(run),
+            kept_every_label=before <= self.answered(run),
+            outcome=f"cut at byte {cut - start} of its {len(data) - start}: "
+            + (
+                "row dropped, said in one line; completed; every row whole"
+                if said and whole and result.returncode == 0 and self.complete(run)
+                else "FAILED"
+            ),
+        )
+
+    def damaged_checkpoints(self) -> None:
+        run = self.finished_run("damaged-checkpoints", "--backend", "multiprocess")
+        before = self.answered(run)
+        steps = 8192
+        for kind in ("agent", "reward_model", "reward_trainer"):
+            path = run / "checkpoints" / f"{kind}.pt"
+            data = path.read_bytes()
+            cut = self.rng.randrange(1, len(data))
+            path.write_bytes(data[:cut])
+            steps += 2048
+            result = self.prefrl("resume", str(run), "--steps", str(steps), "--quiet", "--no-video")
+            said = self.line_with(result, "delete it and resume")
+            self.record(
+                f"checkpoints/{kind}.pt cut at a random byte",
+                f"prefrl resume RUN --steps {steps}",
+                result,
+                told=said or self.line_with(result, "prefrl"),
+                labels=None,
+                kept_every_label=before <= self.answered(run),
+                outcome=f"cut at byte {cut} of {len(data)}: "
+                + ("names the file and the way out" if said and result.returncode != 0 else "FAILED"),
+            )
+            path.unlink()
+            result = self.prefrl("resume", str(run), "--quiet", "--no-video")
+            self.record(
+                f"... then {kind}.pt deleted, prefrl resume",
+                "rm RUN/checkpoints/FILE; prefrl resume RUN",
+                result,
+                labels=self.labels(run),
+                kept_every_label=before <= self.answered(run),
+                outcome="completed" if result.returncode == 0 and self.complete(run) else "FAILED",
+            )
+
+    def live_run(self) -> None:
+        run = self.run_dir("live")
+        proc = self.start("train", *LONG_RUN, "--run-dir", str(run))
+        self.wait_for_labels(run, self.rng.randint(2, 12))
+        copy = self.root / "live-copy.sqlite"
+        source = sqlite3.connect(f"file:{run / 'prefs.sqlite'}?mode=ro", uri=True)
+        target = sqlite3.connect(copy)
+        source.backup(target)
+        source.close()
+        target.close()
+        for command in (["resume", "RUN"], ["repair", "RUN"], ["import", "RUN", "COPY.sqlite"]):
+            before = self.answered(run)
+            args = [str(run) if a == "RUN" else str(copy) if a == "COPY.sqlite" else a for a in command]
+            result = self.prefrl(*args)
+            refused = result.returncode == 2 and "stop it first" in result.stderr
+            self.record(
+                f"prefrl {command[0]} of a run while it runs",
+                " ".join(["prefrl", *command]),
+                result,
+                labels=None,
+                kept_every_label=before <= self.answered(run),
+                outcome="refused in one line: stop it first" if refused and proc.poll() is None else "FAILED",
+            )
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.communicate(timeout=60)
+        before = self.answered(run)
+        # after a reboot: status.json says running, its pid now another process's
+        other = subprocess.Popen(["sleep", "300"])
+        status = json.loads((run / "status.json").read_text())
+        (run / "status.json").write_text(json.dumps({**status, "running": True, "pid": other.pid}))
+        first = self.start("resume", str(run), "--quiet", "--no-video")
+        delay = self.rng.uniform(0.0, 2.0)
+        time.sleep(delay)
+        second = self.start("resume", str(run), "--quiet", "--no-video")
+        results = []
+        for p in (first, second):
+            _, err = p.communicate(timeout=300)
+            results.append(subprocess.CompletedProcess(p.args, p.returncode, "", err))
+        other.kill()
+        other.wait()
+        codes = sorted(r.returncode for r in results)
+        refusal = next((r for r in results if r.returncode == 2), results[1])
+        ran = next((r for r in results if r.returncode != 2), results[0])
+        self.record(
+            "status.json says running, its pid reused by another process (a reboot)",
+            "prefrl resume RUN",
+            ran,
+            labels=self.labels(run),
+            kept_every_label=before <= self.answered(run),
+            outcome="the lock is free: marked stopped, resumed; completed"
+            if ran.returncode == 0 and self.complete(run)
+            else "FAILED",
+        )
+        self.record(
+            "two prefrl resume of one run, the second a random moment after the first",
+            "prefrl resume RUN & prefrl resume RUN",
+            refusal,
+            labels=self.labels(run),
+            kept_every_label=before <= self.answered(run),
+            outcome=f"second {delay:.2f} s after: "
+            + (
+                "one ran, the other refused in one line"
+                if codes == [0, 2] and "is being run by another prefrl process" in refusal.stderr
+                else f"FAILED (exits {codes})"
+            ),
+        )
+
+    def resume_steps_killed(self) -> None:
+        run = self.finished_run("grow-killed")
+        before = self.answered(run)
+        proc = self.start("resume", str(run), "--steps", "16384", "--quiet", "--no-video")
+        wait = self.rng.uniform(0.5, 5.0)
+        time.sleep(wait)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+        budget = json.loads((run / "config.json").read_text())["steps"]
+        state = f"killed {wait:.1f} s in (config.json at {budget} steps, summary.json " + (
+            "kept)" if (run / "summary.json").exists() else "gone)"
+        )
+        result = self.prefrl("resume", str(run), "--quiet", "--no-video")
+        summary = json.loads((run / "summary.json").read_text())
+        honest = summary.get("complete") and summary.get("env_steps", 0) >= budget
+        self.record(
+            "prefrl resume --steps 16384 killed at a random moment, then prefrl resume",
+            "prefrl resume RUN --steps 16384; kill -9; prefrl resume RUN",
+            result,
+            told=self.line_with(result, "prefrl:"),
+            labels=self.labels(run),
+            kept_every_label=before <= self.answered(run),
+            outcome=f"{state}: "
+            + (
+                f"complete at {summary.get('env_steps')} steps, its budget"
+                if honest and result.returncode == 0
+                else "FAILED"
+            ),
+        )
+
+    def finished_store_changed(self) -> None:
+        run = self.finished_run("store-changed")
+        conn = sqlite3.connect(run / "prefs.sqlite")
+        pairs = conn.execute("SELECT left_clip, right_clip FROM queries ORDER BY query_id").fetchall()
+        clip_id = self.rng.choice(self.rng.choice(pairs))
+        (blob,) = conn.execute("SELECT obs FROM clips WHERE clip_id = ?", (clip_id,)).fetchone()
+        blob = bytearray(blob)
+        blob[self.rng.randrange(len(blob))] ^= 0xFF
+        with conn:
+            conn.execute("UPDATE clips SET obs = ? WHERE clip_id = ?", (bytes(blob), clip_id))
+        conn.close()
+        repair = self.prefrl("repair", str(run))
+        conn = sqlite3.connect(f"file:{run / 'prefs.sqlite'}?mode=ro", uri=True)
+        (aside,) = conn.execute("SELECT COUNT(*) FROM set_aside").fetchone()
+        conn.close()
+        result = self.prefrl("resume", str(run), "--quiet", "--no-video")
+        said = self.line_with(result, "the store now holds")
+        self.record(
+            "a finished run's clip damaged, prefrl repair, then prefrl resume",
+            "prefrl repair RUN; prefrl resume RUN",
+            result,
+            told=said,
+            labels=self.labels(run),
+            kept_every_label=repair.returncode == 0,
+            outcome=f"{aside} labels set aside, "
+            + (
+                "asked again; completed"
+                if said and result.returncode == 0 and self.complete(run)
+                else "FAILED"
+            ),
+        )
+
+    def reused_lost(self) -> None:
+        source = self.finished_run("reuse-source")
+        run = self.finished_run("reuse", "--labels-from", str(source))
+        before = self.answered(run)
+        (run / "reused.sqlite").unlink()
+        result = self.prefrl("resume", str(run), "--steps", "16384", "--quiet", "--no-video")
+        said = self.line_with(result, "gathered again")
+        self.record(
+            "reused.sqlite deleted (a --labels-from run), then prefrl resume --steps 16384",
+            "prefrl resume RUN --steps 16384",
+            result,
+            told=said,
+            labels=self.labels(run),
+            kept_every_label=before <= self.answered(run) and (run / "reused.sqlite").exists(),
+            outcome="gathered again from its source, said; completed"
+            if said and result.returncode == 0 and self.complete(run)
+            else "FAILED",
+        )
+        (run / "reused.sqlite").unlink()
+        hidden = source.with_name("reuse-source-moved")
+        source.rename(hidden)
+        result = self.prefrl("resume", str(run), "--steps", "24576", "--quiet", "--no-video")
+        hidden.rename(source)
+        self.record(
+            "... and its source gone too",
+            "prefrl resume RUN --steps 24576",
+            result,
+            labels=None,
+            kept_every_label=before <= self.answered(run),
+            outcome="refused; names both"
+            if result.returncode == 2 and "and so is that source" in result.stderr
+            else "FAILED",
+        )
+
+    def video_interrupted(self) -> None:
+        run = self.run_dir("store-changed")
+        if not run.exists():
+            run = self.finished_run("store-changed")
+        out = self.root / "play.mp4"
+        began = time.monotonic()
+        self.prefrl("play", str(run), "--out", str(out))
+        took = time.monotonic() - began
+        old = out.read_bytes()
+        proc = self.start("play", str(run), "--out", str(out), "--episodes", "3")
+        wait = self.rng.uniform(0.5, took + 3)
+        time.sleep(wait)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+        import imageio.v2 as imageio
+
+        try:
+            with imageio.get_reader(out) as reader:
+                frames = reader.count_frames()
+        except Exception:  # any failure to read it is the fault
+            frames = 0
+        now = out.read_bytes()
+        kept = "the old video as it was" if now == old else f"a new whole video ({frames} frames)"
+        left = [p.name for p in out.parent.glob(".play.partial*")]
+        self.record(
+            "prefrl play killed (kill -9) at a random moment while it writes over a video",
+            "prefrl play RUN --out V.mp4; kill -9",
+            None,
+            labels=None,
+            kept_every_label=True,
+            outcome=f"killed {wait:.1f} s in: "
+            + (kept if frames > 0 else "FAILED: a broken video")
+            + (f"; {left[0]} left beside it" if left else ""),
+        )
+
+    def damaged_export(self) -> None:
+        source = self.run_dir("store-changed")
+        if not source.exists():
+            source = self.finished_run("store-changed")
+        target = self.finished_run("import-target")
+        export = self.root / "export"
+        self.prefrl("export", str(source), str(export))
+        npz = export / "clips.npz"
+        saved = npz.read_bytes()
+        import zipfile
+
+        with zipfile.ZipFile(npz) as zf:
+            member = self.rng.choice(zf.infolist())
+        data = bytearray(saved)
+        # the member's data: after its local header (30 bytes, then its name and extra field)
+        name_len, extra_len = (
+            int.from_bytes(data[member.header_offset + i : member.header_offset + i + 2], "little")
+            for i in (26, 28)
+        )
+        at = member.header_offset + 30 + name_len + extra_len + self.rng.randrange(member.compress_size)
+        data[at] ^= 1 << self.rng.randrange(8)
+        npz.write_bytes(bytes(data))
+        before = self.answered(target)
+        result = self.prefrl("import", str(target), str(export))
+        self.record(
+            "a bit flipped in an export's clips.npz (a random bit of a random array)",
+            "prefrl import RUN EXPORT",
+            result,
+            labels=None,
+            kept_every_label=self.answered(target) == before,
+            outcome=f"{member.filename}: "
+            + (
+                "refused in one line, nothing imported"
+                if result.returncode == 2 and "clips.npz" in result.stderr and self.answered(target) == before
+                else "FAILED"
+            ),
+        )
+        npz.write_bytes(saved)
+        answers = export / "answers.csv"
+        text = answers.read_bytes()
+        cut = self.rng.randrange(1, len(text) - 1)
+        answers.write_bytes(text[:cut])
+        result = self.prefrl("import", str(target), str(export))
+        self.record(
+            "an export's answers.csv cut at a random byte",
+            "prefrl import RUN EXPORT",
+            result,
+            labels=None,
+            kept_every_label=self.answered(target) == before,
+            outcome=f"cut at byte {cut} of {len(text)}: "
+            + (
+                "refused in one line, nothing imported"
+                if result.returncode == 2
+                and "answers.csv" in result.stderr
+                and self.answered(target) == before
+                else "FAILED"
+            ),
+        )
+
     def disk_full(self) -> None:
         with tmpfs("400k") as mount:
             if mount is None:
@@ -515,6 +852,14 @@ def main() -> int:
         ("damaged_files", Tour.damaged_files),
         ("lost_files", Tour.lost_files),
         ("crafted_files", Tour.crafted_files),
+        ("torn_metrics", Tour.torn_metrics),
+        ("damaged_checkpoints", Tour.damaged_checkpoints),
+        ("live_run", Tour.live_run),
+        ("resume_steps_killed", Tour.resume_steps_killed),
+        ("finished_store_changed", Tour.finished_store_changed),
+        ("reused_lost", Tour.reused_lost),
+        ("video_interrupted", Tour.video_interrupted),
+        ("damaged_export", Tour.damaged_export),
         ("disk_full", Tour.disk_full),
         ("read_only", Tour.read_only),
     ]
