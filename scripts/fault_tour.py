@@ -873,7 +873,9 @@ def main() -> int:
     rows = [
         {
             **row,
-            "told": re.sub(r"/tmp/prefrl-tmpfs-\w+", "/small", str(row["told"]).replace(root, "/tmp/RUNS")),
+            "told": re.sub(
+                r"/tmp/(?:[^/\s]+/)*prefrl-tmpfs-\w+", "/small", str(row["told"]).replace(root, "/tmp/RUNS")
+            ),
             "labels": "" if not row.get("labels") else "{}/{}".format(*row["labels"]),
         }
         for row in tour.rows
