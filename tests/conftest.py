@@ -28,6 +28,20 @@ class InterruptAfter(Oracle):
         return self.inner.answer(left, right)
 
 
+@pytest.fixture
+def no_run(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A run's execution replaced (train and resume check and prepare as usual): records
+    the run directories it would have run."""
+    started: list[str] = []
+
+    def execute(config: object, run: object, **kwargs: object) -> dict[str, object]:
+        started.append(str(run.path))  # type: ignore[attr-defined]
+        return {"run_dir": str(run.path), "complete": True}  # type: ignore[attr-defined]
+
+    monkeypatch.setattr("prefrl.runtime.run._execute", execute)
+    return started
+
+
 # `prefrl train` flags for a small run that finishes in seconds (tests that start the CLI)
 SMALL_RUN_FLAGS = [
     "--clip-length",

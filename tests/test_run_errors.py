@@ -114,19 +114,6 @@ def held(run: RunDir, pid: int | None = 4242) -> Iterator[None]:
         yield
 
 
-@pytest.fixture
-def no_run(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Resume's run itself replaced: records that it would have started."""
-    started: list[str] = []
-
-    def fake_execute(config: Any, run: RunDir, **kwargs: Any) -> dict[str, Any]:
-        started.append(str(run.path))
-        return {"run_dir": str(run.path), "complete": True}
-
-    monkeypatch.setattr("prefrl.runtime.run._execute", fake_execute)
-    return started
-
-
 # ------------------------------------------------------------------ --run-dir
 def test_run_dir_naming_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     file = tmp_path / "afile"

@@ -29,19 +29,6 @@ from prefrl.runtime.run import resume, train
 BUSY = "is being run by another prefrl process"
 
 
-@pytest.fixture
-def no_run(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The run itself replaced: records the run directories it would have run."""
-    started: list[str] = []
-
-    def execute(config: Any, run: RunDir, **kwargs: Any) -> dict[str, Any]:
-        started.append(str(run.path))
-        return {"run_dir": str(run.path), "complete": True}
-
-    monkeypatch.setattr("prefrl.runtime.run._execute", execute)
-    return started
-
-
 def lock_free(run: RunDir) -> bool:
     with run.lock_path.open("a+") as f:
         try:
