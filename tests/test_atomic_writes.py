@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from prefrl.rundir import MetricsLogger, write_json
-from prefrl.utils.io import atomic_torch_save, atomic_write
+from prefrl.utils.io import atomic_torch_save, atomic_write, replacing
 
 
 @pytest.fixture
@@ -60,3 +60,14 @@ def test_a_write_that_fails_leaves_the_old_file_and_no_temporary_one(tmp_path, m
         atomic_write(path, "new")
     assert (caught.value.errno, caught.value.filename) == (errno.EIO, f"{path}.tmp")
     assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+
+
+def test_an_error_without_an_errno_is_raised_with_its_own_message(tmp_path):
+    # moviepy says why ffmpeg failed in a plain IOError (no errno): that text is the why
+    path = tmp_path / "final_policy.mp4"
+    path.write_text("old")
+    with pytest.raises(OSError) as caught, replacing(path) as tmp:
+        tmp.write_text("half")
+        raise OSError("ffmpeg: Unknown encoder 'libx264'")
+    assert str(caught.value) == "ffmpeg: Unknown encoder 'libx264'"
+    assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["final_policy.mp4"]

@@ -519,6 +519,23 @@ def test_play_and_label_mark_a_killed_run(tmp_path: Path, command: str) -> None:
     assert json.loads(run.status_path.read_text())["running"] is False
 
 
+def test_a_final_video_that_cannot_be_written_leaves_the_run_its_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def disk_full(run_dir: Path, out: Path) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(out))
+
+    monkeypatch.setattr("prefrl.runtime.run.record_run_policy", disk_full)
+    config = small(steps=1024, labels=4, num_evals=1, backend="inprocess")
+    summary = train(config, tmp_path / "run", progress=False, video=True)
+    video = tmp_path / "run" / "videos" / "final_policy.mp4"
+    assert summary["complete"] and (tmp_path / "run" / "summary.json").exists()
+    assert (
+        f"prefrl: no final video: [Errno {errno.ENOSPC}] No space left on device: '{video}' "
+        "(--no-video skips it)\n"
+    ) in capsys.readouterr().out
+
+
 # ------------------------------------------------------------------ an env that draws nothing
 class BlindPendulum(PendulumEnv):
     def render(self) -> None:

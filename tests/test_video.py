@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from moviepy import ImageSequenceClip
 
-from prefrl.render.video import write_video
+from prefrl.render.video import final_video, write_video
 
 FRAMES = np.zeros((4, 16, 16, 3), dtype=np.uint8)
 
@@ -37,3 +37,27 @@ def test_a_whole_video_replaces_the_old_one(tmp_path):
     assert write_video(FRAMES, path, fps=10) == path
     assert path.read_bytes()[4:8] == b"ftyp"  # an mp4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["final_policy.mp4"]
+
+
+def test_a_failed_write_says_ffmpegs_why(tmp_path, monkeypatch):
+    def refused(self: ImageSequenceClip, filename: str, *args: object, **kwargs: object) -> None:
+        raise OSError("MoviePy error: FFMPEG encountered the following error: Unknown encoder 'libx264'")
+
+    monkeypatch.setattr(ImageSequenceClip, "write_videofile", refused)
+    with pytest.raises(OSError) as caught:
+        write_video(FRAMES, tmp_path / "final_policy.mp4", fps=10)
+    assert (
+        str(caught.value)
+        == "MoviePy error: FFMPEG encountered the following error: Unknown encoder 'libx264'"
+    )
+
+
+def test_a_final_video_that_cannot_be_written_is_one_line(capsys):
+    def disk_full() -> None:
+        raise OSError(28, "No space left on device", "run/videos/.final_policy.partial.mp4")
+
+    final_video(disk_full)
+    assert capsys.readouterr().out == (
+        "prefrl: no final video: [Errno 28] No space left on device: "
+        "'run/videos/.final_policy.partial.mp4' (--no-video skips it)\n"
+    )

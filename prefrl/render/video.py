@@ -82,9 +82,9 @@ def record_policy(
 
 def final_video(record: Callable[[], Any]) -> None:
     """Call ``record``, which writes a finished run's video of its final policy. An env
-    that draws no frames is said in one line instead: the run is done, and its summary is
-    still to be written."""
+    that draws no frames, or a write that fails (a full disk, ffmpeg's refusal), is said in
+    one line instead: the run is done, and its summary is still to be written."""
     try:
         record()
-    except RenderError as err:
+    except (RenderError, OSError) as err:
         print(f"prefrl: no final video: {err} (--no-video skips it)", flush=True)

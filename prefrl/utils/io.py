@@ -20,6 +20,7 @@ def replacing(path: str | Path, tmp: str | Path | None = None) -> Iterator[Path]
 
     Raises:
         OSError: the OS refused; it names the file (a failed write or flush names none).
+            One without an errno (a library's own message) is raised as it was.
     """
     path = Path(path)
     tmp = Path(tmp) if tmp is not None else path.with_name(path.name + ".tmp")
@@ -36,9 +37,9 @@ def replacing(path: str | Path, tmp: str | Path | None = None) -> Iterator[Path]
             tmp.unlink(missing_ok=True)  # half a file takes space and is never read
         except OSError:
             pass
-        if isinstance(err, OSError) and err.filename is None:
+        if isinstance(err, OSError) and err.filename is None and err.errno is not None:
             raise OSError(err.errno, err.strerror, str(tmp)) from None
-        raise
+        raise  # as it was: moviepy's IOError (no errno) carries ffmpeg's text, the why
     _sync_dir(path.parent)
 
 
