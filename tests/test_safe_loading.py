@@ -339,3 +339,33 @@ def test_a_run_dirs_task_file_runs_only_when_trusted(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["video"] == str(tmp_path / "play.mp4")
     # the trust reaches the processes the run starts (spawned children read the environment)
     assert os.environ[tasks.TRUSTED_TASK_FILES_ENV] == str(task_file.resolve())
+
+
+@pytest.mark.parametrize("run_kind", ["train", "fit-reward", "baseline", "peer"])
+def test_a_damaged_checkpoint_of_a_run_says_what_its_kind_of_run_allows(tmp_path, run_kind):
+    # only a preference run can be resumed: the others are made again, into a new directory
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    config = {"kind": run_kind, "env_id": "Pendulum-v1", "seed": 3}
+    if run_kind == "fit-reward":
+        config.update(source="/labels/run", rounds=20)
+    (run / "config.json").write_text(json.dumps(config))
+    path = run / "checkpoints" / "reward_model.pt"
+    path.write_text("not a checkpoint\n")
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path, "reward_model")
+    damaged = f"{path} is not a readable checkpoint (truncated, or not a torch file)"
+    assert (
+        str(caught.value)
+        == damaged
+        + {
+            "train": f"; delete it and resume (prefrl resume {run}): the reward model is retrained from the "
+            "stored labels",
+            "fit-reward": "; a fit-reward run cannot be resumed: fit it again into a new directory (prefrl "
+            f"fit-reward /labels/run --seed 3 --rounds 20 --run-dir NEW_DIR; its labels are also in "
+            f"{run / 'prefs.sqlite'})",
+            "baseline": "; a baseline run cannot be resumed: run prefrl baseline Pendulum-v1 again, with the "
+            f"settings in {run / 'config.json'}, into a new --run-dir",
+            "peer": "",
+        }[run_kind]
+    )

@@ -14,6 +14,7 @@ numpy's array and scalar reconstruction and nothing else.
 
 from __future__ import annotations
 
+import json
 import pickle
 import zipfile
 from pathlib import Path
@@ -108,13 +109,43 @@ def _check_zip(path: Path, kind: str) -> None:
 
 
 def _unreadable(path: Path, kind: str, detail: str = "") -> CheckpointError:
-    """A damaged checkpoint; one of a run directory's names the way out (:data:`WAY_OUT`)."""
+    """A damaged checkpoint; one of a run directory's names what can be done: for a
+    preference run, the way out (:data:`WAY_OUT`); a fit-reward or baseline run, which
+    cannot be resumed, is made again into a new directory."""
     message = f"{path} is not a readable checkpoint (truncated, or not a torch file){detail}"
     run = path.parent.parent
-    in_a_run = path.parent.name == "checkpoints" and (run / "config.json").is_file()
-    if in_a_run and kind in WAY_OUT and path.name == f"{kind}.pt":
+    if path.parent.name != "checkpoints" or path.name != f"{kind}.pt" or kind not in WAY_OUT:
+        return CheckpointError(message)
+    config = _run_config(run)
+    run_kind = config.get("kind")
+    if run_kind == "train":
         message += f"; delete it and resume (prefrl resume {run}): {WAY_OUT[kind]}"
+    elif run_kind == "fit-reward":
+        source = config.get("source") or run / "prefs.sqlite"
+        again = "".join(
+            f" --{key} {config[key]}" for key in ("seed", "rounds") if config.get(key) is not None
+        )
+        message += (
+            "; a fit-reward run cannot be resumed: fit it again into a new directory "
+            f"(prefrl fit-reward {source}{again} --run-dir NEW_DIR; its labels are also in "
+            f"{run / 'prefs.sqlite'})"
+        )
+    elif run_kind == "baseline":
+        message += (
+            "; a baseline run cannot be resumed: run prefrl baseline "
+            f"{config.get('env_id', 'ENV')} again, with the settings in {run / 'config.json'}, "
+            "into a new --run-dir"
+        )
     return CheckpointError(message)
+
+
+def _run_config(run: Path) -> dict[str, Any]:
+    """The ``config.json`` of the run directory ``run``; {} where there is none to read."""
+    try:
+        config = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def _check_header(state: Any, path: Path, kind: str) -> dict[str, Any]:
