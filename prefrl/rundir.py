@@ -217,10 +217,15 @@ class RunDir:
                 pass
 
     @contextlib.contextmanager
-    def claim(self) -> Iterator[None]:
+    def claim(self, then: str | None = None) -> Iterator[None]:
         """Hold the run's lock (``run.lock``) for the ``with`` block: the one process that
-        runs the run (``prefrl train``, ``prefrl resume``). Taken at once or refused; the
-        kernel lets go of it when this process ends, a ``kill -9`` or a power loss too.
+        runs the run (``prefrl train``, ``prefrl resume``) or changes its labels (``prefrl
+        import``, ``prefrl repair``). Taken at once or refused; the kernel lets go of it
+        when this process ends, a ``kill -9`` or a power loss too. Where the file system
+        has no ``flock``, ``status.json``'s pid tells whether another process runs it.
+        Once held, a run whose process was killed (``status.json`` still says running)
+        is given up to :data:`ROLES_GONE_WAIT_S` for the roles it started to end.
+        ``then``: the command to run once the run is stopped (for the refusal).
 
         Raises:
             RunBusyError: another process holds it (runs the run).
@@ -228,12 +233,28 @@ class RunDir:
         """
         with contextlib.ExitStack() as held:
             try:
-                held.enter_context(exclusive(self.lock_path))
+                locked = held.enter_context(exclusive(self.lock_path))
             except LockBusy as busy:
-                raise RunBusyError(_busy_message(self.path, busy.pid)) from None
+                raise RunBusyError(_busy_message(self.path, busy.pid, then)) from None
             except OSError as err:
                 raise refused(err, self.lock_path, "writing in", shown=self.path) from None
+            status = read_run_status(self.status_path)
+            if not locked:  # no flock on this file system: status.json's pid tells
+                pid = _live_runner(status)
+                if pid is not None:
+                    raise RunBusyError(_busy_message(self.path, pid, then))
+            _wait_for_roles(status)
             yield
+
+    def claim_if_run(self, then: str | None = None) -> contextlib.AbstractContextManager[None]:
+        """:meth:`claim`, for a command that changes the labels of a store in this
+        directory (``prefrl import``, ``prefrl repair``): when it is a run's (its
+        ``config.json``, or a ``run.lock`` a run made); any other directory (a store file's
+        own, an export's, a new one) has no run to refuse and is left without a lock file.
+        """
+        if self.config_path.exists() or self.lock_path.exists():
+            return self.claim(then)
+        return contextlib.nullcontext()
 
     def running(self) -> bool:
         """Whether another process runs the run now: it holds ``run.lock``. Where locks
@@ -241,8 +262,7 @@ class RunDir:
         held = lock_held(self.lock_path)
         if held is not None:
             return held
-        status = read_run_status(self.status_path)
-        return status is not None and status.running and status.pid is not None and pid_alive(status.pid)
+        return _live_runner(read_run_status(self.status_path)) is not None
 
     def check_not_running(self, then: str | None = None) -> None:
         """Refuse a run that another process is running (it holds ``run.lock``; a
@@ -253,12 +273,41 @@ class RunDir:
         Raises:
             RunBusyError: it is running.
         """
-        if self.running():
+        held = lock_held(self.lock_path)
+        if held is None:  # no flock on this file system: status.json's pid tells
+            pid = _live_runner(read_run_status(self.status_path))
+            if pid is None:
+                return
+        elif held:
             pid = lock_holder(self.lock_path)
-            if pid is None and lock_held(self.lock_path) is None:
-                status = read_run_status(self.status_path)
-                pid = status.pid if status is not None else None
-            raise RunBusyError(_busy_message(self.path, pid, then))
+        else:
+            return
+        raise RunBusyError(_busy_message(self.path, pid, then))
+
+
+ROLES_GONE_WAIT_S = 5.0
+"""how long :meth:`RunDir.claim` waits for the roles of a run whose process was killed to
+end (each ends itself within 3 s of losing it); a pid alive after that is taken for
+another process's (reused since)"""
+
+
+def _live_runner(status: RunStatus | None) -> int | None:
+    """The pid of the process ``status`` says runs the run, when it is alive and not this
+    one; else None."""
+    if status is None or not status.running or status.pid is None or status.pid == os.getpid():
+        return None
+    return status.pid if pid_alive(status.pid) else None
+
+
+def _wait_for_roles(status: RunStatus | None) -> None:
+    """Wait (up to :data:`ROLES_GONE_WAIT_S`) until the roles of a run whose process was
+    killed are gone: ``status.json`` still says running and names their pids."""
+    if status is None or not status.running or not status.role_pids:
+        return
+    pids = [pid for pid in status.role_pids.values() if pid != os.getpid()]
+    deadline = time.monotonic() + ROLES_GONE_WAIT_S
+    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _busy_message(path: Path, pid: int | None, then: str | None = None) -> str:

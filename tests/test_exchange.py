@@ -347,7 +347,7 @@ def test_cli_export_and_import_errors_are_one_line(
         assert err.count("\n") == 1 and words in err, err
     assert not (tmp_path / "missing").exists() and not (tmp_path / "out").exists()
     assert list((tmp_path / "new").iterdir()) == []  # no store is created for a source that is none
-    assert sorted(p.name for p in run.iterdir()) == ["config.json", "prefs.sqlite"]
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "prefs.sqlite", "run.lock"]  # held, let go
     assert not (tmp_path / "baseline" / "labels").exists()
     other = tmp_path / "ml-project"  # another tool's config.json and checkpoints/: no run
     (other / "checkpoints").mkdir(parents=True)

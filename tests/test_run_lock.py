@@ -10,21 +10,27 @@ import json
 import multiprocessing as mp
 import os
 import queue
+import subprocess
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from test_run_errors import held, make_run, one_line, write_status
+from test_run_errors import dead_pid, held, make_run, one_line, write_status
 from test_store import make_clip
 
+from prefrl import rundir
 from prefrl.cli import main
 from prefrl.errors import EXIT_USAGE
+from prefrl.prefs import exchange
 from prefrl.prefs.clips import Answer
 from prefrl.prefs.store import PreferenceStore
 from prefrl.rundir import RunBusyError, RunDir, mark_stopped_if_dead
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.run import resume, train
+from prefrl.utils import locking
 
 BUSY = "is being run by another prefrl process"
 
@@ -234,3 +240,150 @@ def test_a_summary_below_the_budgets_is_not_complete(
         "was written; training on to them\n" in capsys.readouterr().out
     )
     assert not run.summary_path.exists()
+
+
+# ------------------------------------------------------------------ a file system without flock
+def test_without_flock_a_live_pid_in_status_json_refuses_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_run: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(locking, "_lock", lambda f, kind: False)  # ENOLCK, EOPNOTSUPP, ...
+    run = make_run(tmp_path / "run")
+    runner = subprocess.Popen(["sleep", "60"])
+    try:
+        write_status(run, pid=runner.pid)
+        assert main(["resume", str(run.path), "--quiet", "--no-video"]) == EXIT_USAGE
+        assert one_line(capsys) == (
+            f"prefrl resume: error: {run.path} {BUSY} (pid {runner.pid}); "
+            "stop it first (Ctrl-C) or wait for it to finish"
+        )
+        assert no_run == []
+    finally:
+        runner.kill()
+        runner.wait()
+    assert main(["resume", str(run.path), "--quiet", "--no-video"]) == 0  # its process gone: resumed
+    assert no_run == [str(run.path)]
+
+
+def test_exclusive_says_whether_it_locked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with locking.exclusive(tmp_path / "a.lock") as locked:
+        assert locked is True
+    monkeypatch.setattr(locking, "_lock", lambda f, kind: False)
+    with locking.exclusive(tmp_path / "b.lock") as locked:
+        assert locked is False
+
+
+# ------------------------------------------------------------------ import and repair hold the run
+@pytest.mark.parametrize("command", ["repair", "import"])
+def test_repair_and_import_hold_the_lock_while_they_change_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    run = make_run(tmp_path / "run", prefs=False)
+    PreferenceStore(run.store_path, "Pendulum-v1").close()
+    PreferenceStore(tmp_path / "other.sqlite", "Pendulum-v1").close()
+    seen: list[bool] = []
+    if command == "repair":
+        set_aside = PreferenceStore.set_aside_damaged
+
+        def watched(store: PreferenceStore) -> Any:
+            seen.append(lock_free(run))
+            return set_aside(store)
+
+        monkeypatch.setattr(PreferenceStore, "set_aside_damaged", watched)
+    else:
+        import_into = exchange.import_into
+
+        def watched_import(store: PreferenceStore, part: Any) -> Any:
+            seen.append(lock_free(run))
+            return import_into(store, part)
+
+        monkeypatch.setattr(exchange, "import_into", watched_import)
+    argv = [command, str(run.path)] + ([str(tmp_path / "other.sqlite")] if command == "import" else [])
+    assert main(argv) == 0
+    assert seen == [False]  # a resume started meanwhile would have been refused
+    assert lock_free(run)
+
+
+# ------------------------------------------------------------------ a lock tested for a moment
+def test_a_lock_busy_for_a_moment_is_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real, calls = locking._lock, []
+
+    def busy_twice(f: Any, kind: int) -> bool:  # lock_held's brief LOCK_SH, twice
+        calls.append(kind)
+        if len(calls) <= 2:
+            raise locking.LockBusy(Path(f.name), 1234)
+        return real(f, kind)
+
+    monkeypatch.setattr(locking, "_lock", busy_twice)
+    run = make_run(tmp_path / "run")
+    with run.claim():
+        assert not lock_free(run)
+    assert calls == [fcntl.LOCK_EX] * 3
+
+
+def test_a_lock_held_is_refused_after_a_few_tries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real, calls = locking._lock, []
+
+    def counted(f: Any, kind: int) -> bool:
+        calls.append(kind)
+        return real(f, kind)
+
+    monkeypatch.setattr(locking, "_lock", counted)
+    run = make_run(tmp_path / "run")
+    with held(run), pytest.raises(RunBusyError, match="pid 4242"), run.claim():
+        pytest.fail("claimed a held lock")
+    assert len(calls) == locking.BUSY_TRIES
+
+
+def test_check_not_running_tests_the_lock_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Path] = []
+
+    def counted(path: Any) -> bool | None:
+        calls.append(Path(path))
+        return locking.lock_held(path)
+
+    monkeypatch.setattr(rundir, "lock_held", counted)
+    run = make_run(tmp_path / "run")
+    with held(run, pid=None), pytest.raises(RunBusyError):
+        run.check_not_running()
+    assert calls == [run.lock_path]
+
+
+# ------------------------------------------------------------------ the roles of a killed run
+def test_resume_waits_for_the_roles_of_a_killed_run_to_end(
+    tmp_path: Path, no_run: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = make_run(tmp_path / "run")
+    role = subprocess.Popen(["sleep", "60"])  # a role of the killed process, still alive
+    write_status(run, pid=dead_pid(), role_pids={"agent": role.pid})
+    ended = threading.Timer(0.3, role.kill)
+    start = time.monotonic()
+    ended.start()
+    try:
+        resume(run.path, progress=False, video=False)
+        assert time.monotonic() - start >= 0.3 and role.poll() is not None  # ran once it had ended
+    finally:
+        ended.cancel()
+        role.kill()
+        role.wait()
+    assert no_run == [str(run.path)]
+
+
+def test_roles_alive_past_the_wait_are_taken_for_other_processes(
+    tmp_path: Path, no_run: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rundir, "ROLES_GONE_WAIT_S", 0.2)
+    run = make_run(tmp_path / "run")
+    other = subprocess.Popen(["sleep", "60"])  # a pid reused since
+    try:
+        write_status(run, pid=dead_pid(), role_pids={"agent": other.pid})
+        start = time.monotonic()
+        resume(run.path, progress=False, video=False)
+        assert 0.2 <= time.monotonic() - start < 5
+        write_status(run, running=False, pid=dead_pid(), role_pids={"agent": other.pid})  # stopped whole
+        start = time.monotonic()
+        resume(run.path, progress=False, video=False)
+        assert time.monotonic() - start < 0.2  # no wait
+    finally:
+        other.kill()
+        other.wait()
+    assert no_run == [str(run.path)] * 2

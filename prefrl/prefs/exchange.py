@@ -28,7 +28,9 @@ from prefrl.prefs.export import (
     ANSWERS_CSV,
     CLIPS_CSV,
     EXPORT_AGAIN,
+    EXPORT_FILES,
     INTACT,
+    MANIFEST,
     QUERIES_CSV,
     check_export_files,
     export_run,
@@ -104,8 +106,13 @@ def import_run(path: str | os.PathLike[str], source: str | os.PathLike[str]) -> 
     """
     target, source = Path(path), Path(source)
     run = target if target.is_dir() else target.parent
-    mark_stopped_if_dead(run)  # killed: its status.json said running
-    RunDir(run).check_not_running(then=f"prefrl import {path} {source}")
+    with RunDir(run).claim_if_run(then=f"prefrl import {path} {source}"):  # no resume starts meanwhile
+        mark_stopped_if_dead(run)  # killed: its status.json said running
+        return _import_run(target, source)
+
+
+def _import_run(target: Path, source: Path) -> dict[str, Any]:
+    """:func:`import_run`, in the process that holds the run's lock."""
     run_parts = run_stores(source)
     parts = run_parts or [source]  # another run directory: its stores
     store_path = target / STORE_NAME if target.is_dir() else target
@@ -232,7 +239,9 @@ def import_into(store: PreferenceStore, source: str | os.PathLike[str]) -> Impor
 
 
 def _import_export_dir(store: PreferenceStore, src: Path, label: str) -> ImportReport:
-    check_export_files(src)
+    checked = _VERIFIED.pop(src.resolve(), None)
+    if checked is None or checked != _file_stats(src):  # not checked just before, as it is now
+        check_export_files(src)
     clips_meta = _read_csv(src / "clips.csv", CLIPS_CSV)
     _check_env_ids(store, {row["env_id"] for row in clips_meta}, src)
     queries = []
@@ -452,11 +461,26 @@ def _open_source(src: Path) -> PreferenceStore:
         raise
 
 
+_VERIFIED: dict[Path, tuple[tuple[int, ...], ...] | None] = {}
+"""export directories :func:`_source_env_id` checked, with their files' stats then: the
+import of one that follows, its files unchanged, does not read them all again to hash them"""
+
+
+def _file_stats(src: Path) -> tuple[tuple[int, ...], ...] | None:
+    """Device, inode, size and modification time of the files of the export ``src``."""
+    try:
+        stats = [os.stat(src / name) for name in (*EXPORT_FILES, MANIFEST)]
+    except OSError:
+        return None
+    return tuple((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) for st in stats)
+
+
 def _source_env_id(src: Path) -> str:
     """The env of an import source (an export directory or a store file)."""
     if src.is_file():
         with _open_source(src) as other:
             return other.env_id
+    stats = _file_stats(src)  # before the check: a change while it reads is a change
     check_export_files(src)
     env_ids = {row["env_id"] for row in _read_csv(src / "clips.csv", CLIPS_CSV)}
     if len(env_ids) != 1:
@@ -465,4 +489,5 @@ def _source_env_id(src: Path) -> str:
             f"({'it holds no clips' if not env_ids else 'it holds clips of several envs'}); "
             "import into a run directory whose config.json names it"
         )
+    _VERIFIED[src.resolve()] = stats  # the import that follows hashes it not again
     return env_ids.pop()

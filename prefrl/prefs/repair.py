@@ -37,10 +37,10 @@ def repair_store(path: str | os.PathLike[str]) -> dict[str, Any]:
             message says how to go on).
     """
     store_path = store_file(path)
-    mark_stopped_if_dead(store_path.parent)  # killed: its status.json said running
-    RunDir(store_path.parent).check_not_running(then=f"prefrl repair {path}")
-    with PreferenceStore(store_path) as store:
-        report = store.set_aside_damaged()
+    with RunDir(store_path.parent).claim_if_run(then=f"prefrl repair {path}"):  # no resume starts meanwhile
+        mark_stopped_if_dead(store_path.parent)  # killed: its status.json said running
+        with PreferenceStore(store_path) as store:
+            report = store.set_aside_damaged()
     result: dict[str, Any] = {"store": str(store_path)}
     result.update(dataclasses.asdict(report))
     result["damaged_clips"] = list(report.damaged_clips)

@@ -4,8 +4,9 @@ process works in a directory (a run's ``run.lock``, a grid's ``bench.lock``).
 The kernel lets go of the lock when the process ends, however it ends (``kill -9``, a
 crash, a power loss), so a lock is never left behind: a lock file nobody holds says
 nothing. The holder writes its pid into the file, for the message another process gives.
-Linux and macOS (``fcntl``); where there is no ``flock`` nothing is locked and
-:func:`lock_held` cannot tell.
+Linux and macOS (``fcntl``); where there is no ``flock`` (or a file system without it)
+nothing is locked, :func:`exclusive` says so (it yields False) and :func:`lock_held`
+cannot tell: the caller must tell another way.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -23,6 +25,10 @@ except ImportError:  # pragma: no cover - Windows: no lock
     fcntl = None  # type: ignore[assignment]
 
 _BUSY = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES)
+BUSY_TRIES = 5
+BUSY_WAIT_S = 0.02
+"""a lock found busy is tried again this many times in all, this far apart: a process
+testing it (:func:`lock_held`, a brief shared lock) holds it for a moment only"""
 _held_here: set[str] = set()
 """the lock files this process holds (its own lock is no other process's)"""
 
@@ -36,9 +42,11 @@ class LockBusy(Exception):
 
 
 @contextlib.contextmanager
-def exclusive(path: str | Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (made if missing) for the ``with`` block. Never
-    waits: another process holding it raises :class:`LockBusy` at once.
+def exclusive(path: str | Path) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path`` (made if missing) for the ``with`` block; yields
+    whether it is really held: False where there is no ``flock`` (or the file system has
+    none), and then nothing is locked. Waits at most :data:`BUSY_TRIES` x
+    :data:`BUSY_WAIT_S` (a process testing the lock holds it a moment), then raises.
 
     Raises:
         LockBusy: another process (or another ``exclusive`` of this one) holds it.
@@ -46,8 +54,8 @@ def exclusive(path: str | Path) -> Iterator[None]:
     """
     path = Path(path)
     with path.open("a+") as f:
-        if fcntl is None or not _lock(f, fcntl.LOCK_EX):
-            yield  # no flock here (or on this file system): nothing to hold
+        if fcntl is None or not _lock_retrying(f):
+            yield False  # no flock here (or on this file system): nothing to hold
             return
         key = os.path.realpath(path)
         f.seek(0)
@@ -56,10 +64,21 @@ def exclusive(path: str | Path) -> Iterator[None]:
         f.flush()
         _held_here.add(key)
         try:
-            yield
+            yield True
         finally:
             _held_here.discard(key)
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _lock_retrying(f: IO[str]) -> bool:
+    """:func:`_lock` ``LOCK_EX``, tried again while busy, :data:`BUSY_TRIES` times in all."""
+    assert fcntl is not None
+    for _ in range(BUSY_TRIES - 1):
+        try:
+            return _lock(f, fcntl.LOCK_EX)
+        except LockBusy:
+            time.sleep(BUSY_WAIT_S)
+    return _lock(f, fcntl.LOCK_EX)
 
 
 def lock_held(path: str | Path) -> bool | None:
