@@ -697,9 +697,13 @@ def _fmt(value: Any) -> Any:
 def read_metrics(path: str | Path) -> list[dict[str, str]]:
     """The whole rows of a metrics CSV as dicts of strings (empty string = no value). A row
     with fields missing or extra (cut short, or glued to the next one) or whose step or
-    clock is neither empty nor a number is skipped."""
+    clock is neither empty nor a number is skipped, and so is a last row without its
+    newline (cut inside its last field: ``300,3.0,-98`` may have been ``-98.5``)."""
     with Path(path).open(newline="") as f:
-        return [row for row in csv.DictReader(f) if _whole(row)]
+        text = f.read()
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]  # the row a kill or a power loss cut short
+    return [row for row in csv.DictReader(io.StringIO(text, newline="")) if _whole(row)]
 
 
 def _whole(row: dict[Any, Any]) -> bool:

@@ -43,6 +43,19 @@ def test_a_metrics_row_cut_short_by_a_kill_is_skipped_by_the_readers(tmp_path):
     assert column(rows, "wall_time") == ([100.0, 200.0], [1.0, 2.0])
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_last_row_cut_inside_its_last_field_is_skipped(tmp_path, newline):
+    path = tmp_path / "metrics.csv"
+    path.write_bytes(
+        newline.join(["global_step,wall_time,ret", "100,1.0,-99.5", "200,2.0,-98.75", "300,3.0,-98"]).encode()
+    )  # whole fields, but "-98" may have been "-98.5": no newline, not whole
+    assert column(read_metrics(path), "ret") == ([100.0, 200.0], [-99.5, -98.75])
+    path.write_bytes(path.read_bytes() + b".5" + newline.encode())  # the same row, whole
+    assert column(read_metrics(path), "ret") == ([100.0, 200.0, 300.0], [-99.5, -98.75, -98.5])
+    path.write_bytes(b"global_step,wall_time,re")  # the header cut short: no rows
+    assert read_metrics(path) == []
+
+
 HEADER = "global_step,wall_time,charts/episodic_return,labels/answered\r\n"
 WHOLE = "2048,1.5,-1200.5,3\r\n"
 
