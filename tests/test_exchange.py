@@ -347,7 +347,11 @@ def test_cli_export_and_import_errors_are_one_line(
         assert err.count("\n") == 1 and words in err, err
     assert not (tmp_path / "missing").exists() and not (tmp_path / "out").exists()
     assert list((tmp_path / "new").iterdir()) == []  # no store is created for a source that is none
-    assert sorted(p.name for p in run.iterdir()) == ["config.json", "prefs.sqlite", "run.lock"]  # held, let go
+    assert sorted(p.name for p in run.iterdir()) == [
+        "config.json",
+        "prefs.sqlite",
+        "run.lock",
+    ]  # held, let go
     assert not (tmp_path / "baseline" / "labels").exists()
     other = tmp_path / "ml-project"  # another tool's config.json and checkpoints/: no run
     (other / "checkpoints").mkdir(parents=True)
@@ -418,6 +422,14 @@ def flip_npz_byte(export: Path, member: str) -> None:
 EXPORT_AGAIN = "; nothing was imported; export it again from its run (`prefrl export RUN_DIR OUT`)"
 
 
+def or_unchecked(export: Path) -> str:
+    """The end of a refusal by manifest.json: export again, or import it unchecked."""
+    return (
+        f"{EXPORT_AGAIN}, or, if it was changed on purpose (a corrected label, its line endings "
+        f"converted), delete {export / 'manifest.json'} to import it unchecked"
+    )
+
+
 @pytest.mark.parametrize("manifest", [True, False], ids=["export", "older prefrl's export"])
 def test_a_flipped_byte_in_an_exports_clips_npz_is_refused_in_one_line(
     tmp_path: Path, rng: np.random.Generator, capsys: pytest.CaptureFixture[str], manifest: bool
@@ -436,7 +448,7 @@ def test_a_flipped_byte_in_an_exports_clips_npz_is_refused_in_one_line(
             import_into(dst, export)
         assert dst._conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0] == 0
     message = str(info.value)
-    assert "\n" not in message and message.endswith(EXPORT_AGAIN)
+    assert "\n" not in message and message.endswith(or_unchecked(export) if manifest else EXPORT_AGAIN)
     if manifest:  # checked against manifest.json before anything is read
         assert message.startswith(f"{npz} was altered since it was exported (its SHA-256 ")
     else:
@@ -485,7 +497,7 @@ def test_an_export_cut_short_is_refused_in_one_line(
     assert str(info.value).startswith(
         f"{export / name} is truncated ({size} bytes; manifest.json records {len(data)})"
     )
-    assert str(info.value).endswith(EXPORT_AGAIN)
+    assert str(info.value).endswith(or_unchecked(export))
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     code, printed, err = cli(capsys, "import", fresh, export)
@@ -529,3 +541,64 @@ def test_an_export_altered_or_with_a_damaged_manifest_is_refused_and_an_older_on
         with PreferenceStore(tmp_path / "b.sqlite", ENV) as b:
             assert import_into(b, export) == ImportReport(str(export.resolve()), 11, 5, 4, 0)
             assert_same_dump(a, b)
+
+
+@pytest.mark.parametrize("change", ["a corrected label", "line endings converted"])
+def test_an_export_changed_on_purpose_is_refused_with_both_ways_out_and_imports_unchecked(
+    tmp_path: Path, rng: np.random.Generator, capsys: pytest.CaptureFixture[str], change: str
+) -> None:
+    run = run_with_store(tmp_path / "run", rng)
+    export = tmp_path / "export"
+    assert cli(capsys, "export", run, export)[0] == 0
+    answers = export / "answers.csv"
+    data = answers.read_bytes()
+    if change == "a corrected label":
+        data = data.replace(b",equal,", b",right,", 1)  # the same size: only its hash tells
+        what = "was altered since it was exported (its SHA-256 is not the one manifest.json records)"
+    else:  # git's autocrlf on a checkout: csv's CRLF as LF
+        data = data.replace(b"\r\n", b"\n")
+        what = f"is truncated ({len(data)} bytes; manifest.json records {answers.stat().st_size})"
+    answers.write_bytes(data)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    code, printed, err = cli(capsys, "import", fresh, export)
+    assert (code, printed) == (2, None)
+    assert err == f"prefrl import: error: {answers} {what}{or_unchecked(export)}\n"
+    (export / "manifest.json").unlink()  # the way out the message names
+    code, printed, err = cli(capsys, "import", fresh, export)
+    assert (code, err) == (0, "") and printed is not None and printed["answers_added"] == 4
+    with PreferenceStore(fresh / "prefs.sqlite") as store:
+        counts = store.answer_counts()
+    if change == "a corrected label":
+        assert (counts[Answer.EQUAL], counts[Answer.RIGHT]) == (0, 2)
+
+
+def test_an_export_is_hashed_once_per_import(
+    tmp_path: Path,
+    rng: np.random.Generator,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prefrl.prefs import export as export_module
+
+    run = run_with_store(tmp_path / "run", rng)
+    export = tmp_path / "export"
+    assert cli(capsys, "export", run, export)[0] == 0
+    hashed: list[str] = []
+    digest = export_module._digest
+
+    def recorded(path: Path) -> dict:
+        hashed.append(path.name)
+        return digest(path)
+
+    monkeypatch.setattr(export_module, "_digest", recorded)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    assert cli(capsys, "import", fresh, export)[0] == 0  # a new store: its env read from the export first
+    assert sorted(hashed) == ["answers.csv", "clips.csv", "clips.npz", "queries.csv"]
+    hashed.clear()
+    gather_labels(export, tmp_path / "gathered.sqlite")  # --labels-from, fit-reward
+    assert sorted(hashed) == ["answers.csv", "clips.csv", "clips.npz", "queries.csv"]
+    hashed.clear()
+    assert cli(capsys, "import", fresh, export)[0] == 0  # into the store it holds now
+    assert sorted(hashed) == ["answers.csv", "clips.csv", "clips.npz", "queries.csv"]

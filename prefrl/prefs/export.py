@@ -28,7 +28,7 @@ from prefrl.prefs.errors import StoreError
 from prefrl.prefs.schema import IN_USE, QUERY_COLUMNS, REUSED_STORE_NAME, STORE_NAME, store_file
 from prefrl.prefs.store import PreferenceStore
 from prefrl.rundir import run_holding
-from prefrl.utils.io import atomic_write
+from prefrl.utils.io import atomic_write, fsync_file
 
 # What leaves a store (export, or import from it): neither the queries set aside by
 # `prefrl repair` nor the damaged clips they show; they stay in their store, for the record.
@@ -63,6 +63,14 @@ MANIFEST = "manifest.json"
 EXPORT_FORMAT = 1
 """the version of the export's files that manifest.json records (exports without one are older)"""
 EXPORT_AGAIN = "export it again from its run (`prefrl export RUN_DIR OUT`)"
+
+
+def _unchecked(src: Path) -> str:
+    """The second way out of a refusal by :func:`_check_manifest` (the run may be gone)."""
+    return (
+        "or, if it was changed on purpose (a corrected label, its line endings converted), "
+        f"delete {src / MANIFEST} to import it unchecked"
+    )
 
 
 def export_store(
@@ -190,7 +198,7 @@ def _write_export(store: PreferenceStore, out: Path, reused: PreferenceStore | N
                             method = zipfile.ZIP_STORED if npy is blob else zipfile.ZIP_DEFLATED
                             zf.writestr(f"{cid}.{name}.npy", npy, compress_type=method, compresslevel=1)
                             arrays += 1
-            _sync(npz)
+            fsync_file(npz)
             files: dict[str, dict[str, Any]] = {"clips.npz": {"arrays": arrays}}
             tables = (
                 (
@@ -224,7 +232,7 @@ def _write_export(store: PreferenceStore, out: Path, reused: PreferenceStore | N
                 files[name] = {"rows": len(table) + len(added)}
                 if extra is not None:
                     counts[f"reused_{name.removesuffix('.csv')}"] = len(added)
-                _sync(tmp)
+                fsync_file(tmp)
         for tmp, final in written:
             files[final.name].update(_digest(tmp))
         # The store only grows, so replacing the files in this order (clips before the
@@ -320,7 +328,8 @@ def _check_manifest(src: Path) -> None:
         expected = {name: (int(files[name]["bytes"]), str(files[name]["sha256"])) for name in EXPORT_FILES}
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise StoreError(
-            f"{path} is damaged ({type(e).__name__}: {e}); nothing was imported; {EXPORT_AGAIN}"
+            f"{path} is damaged ({type(e).__name__}: {e}); nothing was imported; {EXPORT_AGAIN}, "
+            f"{_unchecked(src)}"
         ) from None
     if not isinstance(version, int) or version > EXPORT_FORMAT:
         raise StoreError(
@@ -339,7 +348,7 @@ def _check_manifest(src: Path) -> None:
             if rows == files[name].get(unit, rows):
                 continue
             what = f"holds {rows} {unit}, {MANIFEST} records {files[name][unit]}: it was truncated or altered"
-        raise StoreError(f"{src / name} {what}; nothing was imported; {EXPORT_AGAIN}")
+        raise StoreError(f"{src / name} {what}; nothing was imported; {EXPORT_AGAIN}, {_unchecked(src)}")
 
 
 def _count(path: Path) -> int:
@@ -356,14 +365,6 @@ def _count(path: Path) -> int:
 
 def _partial(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.partial")
-
-
-def _sync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _digest(path: Path) -> dict[str, Any]:

@@ -26,11 +26,7 @@ def replacing(path: str | Path, tmp: str | Path | None = None) -> Iterator[Path]
     tmp = Path(tmp) if tmp is not None else path.with_name(path.name + ".tmp")
     try:
         yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_file(tmp)
         tmp.replace(path)
     except BaseException as err:
         try:
@@ -41,6 +37,16 @@ def replacing(path: str | Path, tmp: str | Path | None = None) -> Iterator[Path]
             raise OSError(err.errno, err.strerror, str(tmp)) from None
         raise  # as it was: moviepy's IOError (no errno) carries ffmpeg's text, the why
     _sync_dir(path.parent)
+
+
+def fsync_file(path: str | Path) -> None:
+    """Flush the file ``path`` to the disk (fsync), as :func:`replacing` does before its
+    rename; for a writer that renames several files only once all are written."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _sync_dir(folder: Path) -> None:
