@@ -320,15 +320,17 @@ def _busy_message(path: Path, pid: int | None, then: str | None = None) -> str:
     return f"{path} is being run by another prefrl process{who}; {fix}"
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
+def write_json(path: Path, data: dict[str, Any], *, durable: bool = True) -> None:
     """Write ``data`` as indented JSON atomically (a crash or a power loss never leaves
-    half a file, or an empty one).
+    half a file, or an empty one). ``durable=False`` for a heartbeat (``status.json``,
+    ``window.json``, rewritten every second): whole or not at all, but not flushed to
+    the disk (worthless after a power loss).
 
     Raises:
         RunDirError: the OS refused (disk full, read-only, ...): the message names the file.
     """
     try:
-        atomic_write(path, json_text(data) + "\n")
+        atomic_write(path, json_text(data) + "\n", durable=durable)
     except OSError as err:
         raise refused(err, path, "writing") from None
 

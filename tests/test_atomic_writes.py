@@ -4,12 +4,15 @@ old one, so a power loss leaves one or the other, never an empty or torn file.""
 from __future__ import annotations
 
 import errno
+import json
 import os
 from pathlib import Path
 
 import pytest
 
-from prefrl.rundir import MetricsLogger, write_json
+from prefrl.rundir import MetricsLogger, RunDir, write_json
+from prefrl.runtime.monitor import Monitor
+from prefrl.ui.heartbeat import WindowHeartbeat
 from prefrl.utils.io import atomic_torch_save, atomic_write, replacing
 
 
@@ -71,3 +74,33 @@ def test_an_error_without_an_errno_is_raised_with_its_own_message(tmp_path):
         raise OSError("ffmpeg: Unknown encoder 'libx264'")
     assert str(caught.value) == "ffmpeg: Unknown encoder 'libx264'"
     assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["final_policy.mp4"]
+
+
+def test_a_heartbeat_is_replaced_whole_without_a_flush(tmp_path, disk_calls):
+    path = tmp_path / "status.json"
+    write_json(path, {"running": True}, durable=False)
+    assert disk_calls == [("replace", f"{path}.tmp", str(path))]
+    assert json.loads(path.read_text()) == {"running": True}
+
+
+def test_status_json_and_window_json_are_written_without_a_flush(tmp_path, disk_calls):
+    run = RunDir.create(tmp_path / "run", "train", "Pendulum-v1", 0)
+    Monitor(run, 100, 10, progress=False).write_status(running=True)
+    WindowHeartbeat(run.path).beat(force=True)
+    assert [call[0] for call in disk_calls] == ["replace"] * 3  # status.json; window.json twice
+    assert json.loads(run.status_path.read_text())["running"] is True
+    assert json.loads(run.window_path.read_text())["open"] is True
+    run.write_config({"kind": "train"})  # not a heartbeat: flushed
+    assert [call[0] for call in disk_calls[3:]] == ["fsync", "replace", "fsync"]
+
+
+def test_a_file_system_that_cannot_fsync_a_file_is_let_be(tmp_path, monkeypatch):
+    path = tmp_path / "summary.json"
+    path.write_text("old")
+
+    def einval(fd: int) -> None:
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(os, "fsync", einval)
+    atomic_write(path, "new")
+    assert path.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]

@@ -115,7 +115,7 @@ class Monitor:
             pid=os.getpid(),
             role_pids=dict(self.pids),
         )
-        write_json(self.run.status_path, status.to_dict())
+        write_json(self.run.status_path, status.to_dict(), durable=False)  # a heartbeat
 
     def _progress_video(self, env_step: int) -> None:
         """A short video at each evaluation (the agent checkpoints right before it reports

@@ -66,6 +66,6 @@ class WindowHeartbeat:
 
     def _write(self, data: dict[str, Any]) -> None:
         try:
-            write_json(self.path, data)
+            write_json(self.path, data, durable=False)  # a heartbeat: no fsync each second
         except OSError:
             pass  # read-only run directory, disk full: labelling goes on without it

@@ -3,6 +3,7 @@ loss never leaves an empty one (the new file reaches the disk before it is renam
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 from collections.abc import Iterator
@@ -12,11 +13,13 @@ from typing import Any
 
 
 @contextmanager
-def replacing(path: str | Path, tmp: str | Path | None = None) -> Iterator[Path]:
+def replacing(path: str | Path, tmp: str | Path | None = None, *, durable: bool = True) -> Iterator[Path]:
     """A temporary path beside ``path`` (default ``NAME.tmp``) for the caller to write;
-    when the block ends without an error, the file is flushed to the disk (fsync),
-    renamed over ``path`` and the rename flushed (best effort); on an error it is
-    removed and ``path`` is left as it was.
+    when the block ends without an error, the file is flushed to the disk (fsync; a file
+    system that cannot, EINVAL, is let be), renamed over ``path`` and the rename flushed
+    (best effort); on an error it is removed and ``path`` is left as it was.
+    ``durable=False``: no flush, for a file worthless after a power loss (a heartbeat):
+    still whole or not at all to any reader.
 
     Raises:
         OSError: the OS refused; it names the file (a failed write or flush names none).
@@ -26,7 +29,8 @@ def replacing(path: str | Path, tmp: str | Path | None = None) -> Iterator[Path]
     tmp = Path(tmp) if tmp is not None else path.with_name(path.name + ".tmp")
     try:
         yield tmp
-        fsync_file(tmp)
+        if durable:
+            fsync_file(tmp)
         tmp.replace(path)
     except BaseException as err:
         try:
@@ -36,15 +40,20 @@ def replacing(path: str | Path, tmp: str | Path | None = None) -> Iterator[Path]
         if isinstance(err, OSError) and err.filename is None and err.errno is not None:
             raise OSError(err.errno, err.strerror, str(tmp)) from None
         raise  # as it was: moviepy's IOError (no errno) carries ffmpeg's text, the why
-    _sync_dir(path.parent)
+    if durable:
+        _sync_dir(path.parent)
 
 
 def fsync_file(path: str | Path) -> None:
     """Flush the file ``path`` to the disk (fsync), as :func:`replacing` does before its
-    rename; for a writer that renames several files only once all are written."""
+    rename; for a writer that renames several files only once all are written. A file
+    system that cannot (EINVAL: some FUSE and network mounts) is let be, as for a directory."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
+    except OSError as err:
+        if err.errno != errno.EINVAL:
+            raise
     finally:
         os.close(fd)
 
@@ -63,9 +72,9 @@ def _sync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | Path, data: str | bytes | memoryview) -> None:
+def atomic_write(path: str | Path, data: str | bytes | memoryview, *, durable: bool = True) -> None:
     """Write ``data`` (a ``str`` as UTF-8) to ``path`` through :func:`replacing`."""
-    with replacing(path) as tmp:
+    with replacing(path, durable=durable) as tmp:
         if isinstance(data, str):
             tmp.write_text(data, encoding="utf-8")
         else:
