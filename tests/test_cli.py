@@ -93,3 +93,20 @@ def test_train_takes_the_evaluation_settings(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--eval-episodes", "0"])
     assert "argument --eval-episodes: '0': give a whole number, at least 1" in capsys.readouterr().err
+
+
+def test_prefrl_export_calls_export_run_of_its_own_module(tmp_path, monkeypatch, capsys):
+    # not through prefrl.prefs.exchange's re-export (bound when exchange was imported):
+    # export.py is where it lives
+    import prefrl.prefs.exchange  # noqa: F401
+
+    called = []
+
+    def export_run(run_dir, out):
+        called.append((run_dir, out))
+        return {"out": out}
+
+    monkeypatch.setattr("prefrl.prefs.export.export_run", export_run)
+    assert main(["export", str(tmp_path / "run"), str(tmp_path / "out")]) == 0
+    assert called == [(str(tmp_path / "run"), str(tmp_path / "out"))]
+    assert json.loads(capsys.readouterr().out) == {"out": str(tmp_path / "out")}

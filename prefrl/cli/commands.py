@@ -115,7 +115,7 @@ def cmd_repair(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_export(args: argparse.Namespace) -> dict[str, Any]:
-    from prefrl.prefs.exchange import export_run
+    from prefrl.prefs.export import export_run
 
     return export_run(args.run_dir, args.out)
 
