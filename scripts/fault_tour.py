@@ -90,6 +90,8 @@ class Tour:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         try:
             return {row[0] for row in conn.execute("SELECT query_id FROM answers")}
+        except sqlite3.OperationalError:  # the run has made the file, not yet its tables
+            return set()
         finally:
             conn.close()
 
