@@ -156,6 +156,13 @@ def main() -> None:
     parser.add_argument("--labels", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=8, help="passes over the labels")
     parser.add_argument("--test-share", type=float, default=0.3, help="share of clips held out")
+    parser.add_argument(
+        "--lr-decay",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="multiply the reward model's learning rate by F after each pass (default 1: constant)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--mix", choices=sorted(MIXES), default="wide", help="the policies that play the clips"
@@ -198,6 +205,7 @@ def main() -> None:
         "that scored nothing by the steps since the last point and by policy; then stop",
     )
     args = parser.parse_args()
+    torch.set_num_threads(1)
     if args.groups:
         print(groups(args.groups))
         return
@@ -205,6 +213,8 @@ def main() -> None:
         if args.tie_share not in (None, 0.0):
             parser.error("--non-tie and --balanced are --tie-share 0; give one of them")
         args.tie_share = 0.0
+    if not 0.0 < args.lr_decay <= 1.0:
+        parser.error("--lr-decay must be above 0 and at most 1")
     if args.tie_share is not None and not 0.0 <= args.tie_share < 1.0:
         parser.error("--tie-share must be at least 0 and below 1")
     pairs = (
@@ -267,7 +277,10 @@ def main() -> None:
     )
     train_start = time.perf_counter()
     for round_ in range(1, args.rounds + 1):
+        learning_rate = trainer.optimizer.param_groups[0]["lr"]
         stats = trainer.train_round()
+        for group in trainer.optimizer.param_groups:
+            group["lr"] *= args.lr_decay
         model.fit_output_normalization(trainer.recent_features())
         accuracy, correlation, spearman = evaluate(model, test, np.random.default_rng(args.seed + 1))
         minutes = (time.perf_counter() - train_start) / 60
@@ -279,6 +292,7 @@ def main() -> None:
                 mix=args.mix,
                 within_policy=args.within_policy,
                 overrides=" ".join(args.reward_model),
+                learning_rate=f"{learning_rate:.3g}",
                 train_minutes=round(minutes, 2),
                 val_accuracy=round(stats["reward/val_accuracy"], 4),
                 heldout_accuracy=round(accuracy, 4),
