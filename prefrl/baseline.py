@@ -26,6 +26,7 @@ from prefrl.agent.ppo import PPOAgent, PPOConfig, Rollout
 from prefrl.envs.make import make_env
 from prefrl.envs.vector import VecEnv
 from prefrl.errors import ConfigError, MissingFileError
+from prefrl.metrics import MetricsLogger
 from prefrl.plotting import plot_learning_curve
 from prefrl.render.video import final_video, record_policy
 from prefrl.reward.model import RewardModel
@@ -36,7 +37,7 @@ from prefrl.reward.sources import (
     TrueReward,
     true_reward_correlation,
 )
-from prefrl.rundir import MetricsLogger, RunDir, RunFileError, RunFormatError
+from prefrl.rundir import RunDir, RunFileError, RunFormatError
 from prefrl.runtime.config import SEEDS_BELOW
 from prefrl.tasks import (  # importing it registers the built-in tasks' env ids (prefrl/...)
     locate_run_task,

@@ -25,12 +25,13 @@ import torch
 from prefrl import __version__
 from prefrl.envs.make import base_env_id, make_env
 from prefrl.errors import ConfigError
+from prefrl.metrics import MetricsLogger
 from prefrl.prefs.clips import Answer
 from prefrl.prefs.exchange import gather_labels
 from prefrl.prefs.store import PreferenceStore
 from prefrl.reward.model import RewardModel, RewardModelConfig
 from prefrl.reward.trainer import PreferenceTrainer
-from prefrl.rundir import MetricsLogger, RunDir
+from prefrl.rundir import RunDir
 from prefrl.runtime.config import PREFERENCE_DEFAULTS, SEEDS_BELOW
 from prefrl.tasks import (  # importing it registers the built-in tasks' env ids (prefrl/...)
     Task,

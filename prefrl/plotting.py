@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prefrl.rundir import curve, read_metrics
+from prefrl.metrics import curve, read_metrics
 
 
 def plot_learning_curve(
@@ -16,7 +16,7 @@ def plot_learning_curve(
     reference: dict[str, tuple[list[float], list[float]]] | None = None,
 ) -> Path:
     """True return against env steps: training episodes (smoothed) and evaluations, one
-    point per step (:func:`prefrl.rundir.curve`: a role restarted after a crash logs again
+    point per step (:func:`prefrl.metrics.curve`: a role restarted after a crash logs again
     the steps since its last checkpoint).
 
     ``reference`` adds labelled curves ``{label: (steps, returns)}`` (e.g. a baseline).

@@ -153,8 +153,9 @@ train(config, run_dir, progress=False, video=False)
 def bench_env_while_training(env_id: str, args: argparse.Namespace, run_path: Path) -> dict[str, Any]:
     """One env with the run's agent and reward trainer training meanwhile (real processes,
     at the priority prefrl gives them when a person labels)."""
+    from prefrl.metrics import column, read_metrics
     from prefrl.oracles import PerfectOracle
-    from prefrl.rundir import RunDir, column, read_metrics
+    from prefrl.rundir import RunDir
     from prefrl.ui.run_info import open_run
     from prefrl.ui.scripted import ScriptedPerson
     from prefrl.ui.window import LabelingWindow

@@ -32,7 +32,8 @@ LAYERS: dict[str, int] = {
     "prefrl.errors": 1,
     "prefrl.interfaces": 1,  # the reward-source protocol
     "prefrl.utils": 1,
-    "prefrl.rundir": 1,  # the run directory's files (config, metrics, status, summary)
+    "prefrl.rundir": 1,  # the run directory's files (config, status, summary) and its lock
+    "prefrl.metrics": 1,  # metrics.csv: its logger and readers
     "prefrl.status": 1,  # status.json's one type (RunStatus)
     # 2: environments and the preference record
     "prefrl.envs": 2,
@@ -65,6 +66,8 @@ SIDEWAYS: dict[tuple[str, str], str] = {
     ("prefrl.rundir", "prefrl.errors"): "run-directory errors are PrefrlErrors",
     ("prefrl.rundir", "prefrl.utils"): "atomic writes",
     ("prefrl.rundir", "prefrl.status"): "status.json of a dead run",
+    ("prefrl.metrics", "prefrl.rundir"): "a refused write names the run and how to go on",
+    ("prefrl.metrics", "prefrl.utils"): "atomic writes",
     ("prefrl.bench", "prefrl.baseline"): "a grid's PPO cells run the baseline command",
     ("prefrl.cli", "prefrl.ui"): "prefrl label",
     ("prefrl.cli", "prefrl.bench"): "prefrl bench / report",

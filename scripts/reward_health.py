@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from prefrl.metrics import read_metrics
 from prefrl.reward import load_reward_model
-from prefrl.rundir import RunDir, read_metrics
+from prefrl.rundir import RunDir
 
 COLLAPSED_WEIGHT_NORM = 1e-2
 COLUMNS = (

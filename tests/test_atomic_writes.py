@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from prefrl.rundir import MetricsLogger, RunDir, write_json
+from prefrl.metrics import MetricsLogger
+from prefrl.rundir import RunDir, write_json
 from prefrl.runtime.monitor import Monitor
 from prefrl.ui.heartbeat import WindowHeartbeat
 from prefrl.utils.io import atomic_torch_save, atomic_write, replacing

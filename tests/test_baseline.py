@@ -12,8 +12,9 @@ from prefrl.agent.hyperparams import resolve_ppo_config
 from prefrl.baseline import LEARNED_MIN_GAMMA, BaselineSettings, run_baseline
 from prefrl.cli import main
 from prefrl.errors import EXIT_USAGE, ConfigError
+from prefrl.metrics import column, read_metrics
 from prefrl.reward.model import EnsembleLinear, RewardModel
-from prefrl.rundir import RunDir, column, read_metrics
+from prefrl.rundir import RunDir
 
 torch.set_num_threads(1)
 

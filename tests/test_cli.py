@@ -3,7 +3,7 @@ import json
 import pytest
 
 from prefrl.cli import main, parse_overrides
-from prefrl.rundir import column, read_metrics
+from prefrl.metrics import column, read_metrics
 
 
 def test_baseline_writes_a_complete_run_directory(tmp_path, capsys):

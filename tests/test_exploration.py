@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from prefrl.metrics import read_metrics
 from prefrl.prefs.clips import Clip
 from prefrl.prefs.selection import clip_features, diverse_pairs, select_pairs
 from prefrl.reward.intrinsic import ExplorationReward, KnnStateEntropy, exploration_weight, knn_entropy_reward
-from prefrl.rundir import read_metrics
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.run import train
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from prefrl.metrics import column, read_metrics
 from prefrl.prefs.store import PreferenceStore
 from prefrl.reward import load_reward_model
-from prefrl.rundir import column, read_metrics
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.run import train
 

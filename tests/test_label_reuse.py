@@ -11,11 +11,11 @@ from test_runtime import small
 from prefrl.cli import main
 from prefrl.errors import ConfigError
 from prefrl.fit_reward import fit_reward
+from prefrl.metrics import read_metrics
 from prefrl.prefs.errors import StoreError
 from prefrl.prefs.exchange import export_store, gather_labels, import_run
 from prefrl.prefs.store import PreferenceStore
 from prefrl.reward import load_reward_model
-from prefrl.rundir import read_metrics
 from prefrl.runtime.run import resume, train
 
 torch.set_num_threads(1)

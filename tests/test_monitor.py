@@ -9,9 +9,10 @@ import json
 import numpy as np
 import pytest
 
+from prefrl.metrics import read_metrics
 from prefrl.prefs.clips import Answer, Clip
 from prefrl.prefs.store import PreferenceStore
-from prefrl.rundir import RunDir, read_metrics
+from prefrl.rundir import RunDir
 from prefrl.runtime.channels import Status
 from prefrl.runtime.monitor import Monitor
 

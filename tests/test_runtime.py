@@ -18,11 +18,12 @@ from test_store import flip_byte
 
 from prefrl.cli import main
 from prefrl.errors import ConfigError
+from prefrl.metrics import column, read_metrics
 from prefrl.prefs.exchange import import_run
 from prefrl.prefs.repair import repair_store
 from prefrl.prefs.store import PreferenceStore
 from prefrl.reward import load_reward_model
-from prefrl.rundir import RunDir, column, read_metrics
+from prefrl.rundir import RunDir
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunStuck
 from prefrl.runtime.run import resume, train

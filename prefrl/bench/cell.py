@@ -25,7 +25,8 @@ from prefrl.agent.evaluate import evaluate
 from prefrl.baseline import run_baseline
 from prefrl.bench.grid import INTERRUPTED_EXIT
 from prefrl.envs.make import make_env
-from prefrl.rundir import MetricsLogger, RunDir
+from prefrl.metrics import MetricsLogger
+from prefrl.rundir import RunDir
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunInterrupted
 from prefrl.runtime.run import resume, train

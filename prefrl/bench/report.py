@@ -23,7 +23,7 @@ from prefrl.bench.grid import Cell, Grid, parse_grid, slug
 from prefrl.bench.outdir import GRID_COPY, BenchFileError, cell_state, read_invocations
 from prefrl.bench.results import baseline_means, write_results
 from prefrl.errors import MissingFileError
-from prefrl.rundir import curve, read_metrics
+from prefrl.metrics import curve, read_metrics
 
 REPORT_FILE = "report.md"
 FIGURES_DIR = "figures"

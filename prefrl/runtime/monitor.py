@@ -10,8 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from prefrl.metrics import MetricsLogger, read_metrics
 from prefrl.prefs.store import PreferenceStore
-from prefrl.rundir import MetricsLogger, RunDir, read_metrics, write_json
+from prefrl.rundir import RunDir, write_json
 from prefrl.runtime.channels import Status
 from prefrl.runtime.videos import record_progress_video
 from prefrl.status import RunStatus

@@ -16,6 +16,7 @@ from prefrl.envs.errors import EnvError
 from prefrl.envs.make import make_env
 from prefrl.envs.snapshot import snapshotter_for
 from prefrl.errors import ConfigError, MissingFileError, RunKindError
+from prefrl.metrics import column, read_metrics
 from prefrl.oracles import Oracle
 from prefrl.plotting import plot_learning_curve
 from prefrl.prefs.clips import Answer
@@ -24,7 +25,7 @@ from prefrl.prefs.exchange import gather_labels
 from prefrl.prefs.schema import REUSED_STORE_NAME
 from prefrl.prefs.store import PreferenceStore
 from prefrl.render.video import final_video
-from prefrl.rundir import RunDir, column, mark_stopped_if_dead, read_metrics, read_run_status, window_open
+from prefrl.rundir import RunDir, mark_stopped_if_dead, read_run_status, window_open
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.ending import RunEnd
 from prefrl.runtime.errors import RunInterrupted
