@@ -269,6 +269,27 @@ def test_an_answer_given_while_the_labeler_counts_never_asks_past_the_budget(tmp
         role.close()
 
 
+def test_query_videos_follow_a_person_answering_out_of_order(tmp_path, clips):
+    """Every answer gets its query video, also one to a query older than the newest answered
+    (an undone answer given again, a second window)."""
+    run = make_human_run(tmp_path / "run", ENV, labels=3, query_videos=True, **SMALL)
+    config = TrainConfig.from_dict(json.loads(run.config_path.read_text()))
+    queue = LocalClipQueue()
+    queue.put(ClipBatch(list(clips), agent_step=config.steps, final=True))
+    role = LabelerRole(config, run.path, queue, LocalWeights(), LocalStatus())
+    try:
+        role.step()  # asks the budget's 3
+        first, _, third = role.store.pending_queries()
+        role.store.record_answer(third.query_id, Answer.LEFT, oracle="person")
+        role.step()
+        role.store.record_answer(first.query_id, Answer.RIGHT, oracle="person")
+        role.step()
+        videos = sorted(path.name for path in run.videos.glob("query_*.mp4"))
+        assert videos == [f"query_{first.query_id:05d}.mp4", f"query_{third.query_id:05d}.mp4"]
+    finally:
+        role.close()
+
+
 def test_a_live_run_keeps_asking_until_its_budget_is_spent(tmp_path, clips):
     """The run's real labeler keeps 3 queries pending; the window answers them as they come."""
     labels = 6

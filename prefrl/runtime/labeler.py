@@ -68,7 +68,10 @@ class LabelerRole(Role):
         self.oracle: Oracle | None = oracle if oracle is not None or self.human else build_oracle(config)
         self.human_queue = human_queue
         self._renderer: SnapshotRenderer | None = None  # for query videos, built on first use
-        self._last_video_query = max((q.query_id for q in self.store.labels()), default=0)
+        # the answers that have their query video, or had them before this start: a person
+        # may answer out of order (an undone answer given again, two windows), so a video
+        # is owed to every answer not in here, not only to those past the newest
+        self._videoed = {label.query_id for label in self.store.labels()}
         self.schedule = config.schedule()
         # a labeler that starts again pairs from the clips it stored before until new ones come
         self.pool: collections.deque[Clip] = collections.deque(
@@ -212,10 +215,12 @@ class LabelerRole(Role):
     def _videos_of_human_answers(self) -> None:
         """Query videos of what the person answered since the last call (the window shows
         the pairs; the labeler, idle while a person thinks, writes them)."""
-        for label in self.store.labels(after_query_id=self._last_video_query):
+        for label in self.store.labels():
+            if label.query_id in self._videoed:
+                continue
             clips = self.store.get_clips([label.left_clip_id, label.right_clip_id])
             self._query_video(label.query_id, clips[label.left_clip_id], clips[label.right_clip_id])
-            self._last_video_query = label.query_id
+            self._videoed.add(label.query_id)
 
     def _query_video(self, query_id: int, left: Clip, right: Clip) -> None:
         if left.snapshots is None or right.snapshots is None:
