@@ -498,6 +498,11 @@ def test_bench_keeps_a_damaged_bench_json_aside_and_starts_a_new_record(tmp_path
         f"kept as {tmp_path / 'bench.json.damaged'}, a new record starts"
     ]
     assert [inv["command"] for inv in read_invocations(tmp_path)] == ["prefrl bench smoke.toml"]
+    (tmp_path / "bench.json").write_bytes(b"{")  # damaged again: the first one aside is kept
+    record_invocation(tmp_path, "prefrl bench smoke.toml", 1, load_grid(SMOKE), echo=lines.append)
+    assert (tmp_path / "bench.json.damaged").read_bytes() == DAMAGED
+    assert (tmp_path / "bench.json.damaged.2").read_bytes() == b"{"
+    assert lines[-1].endswith(f"kept as {tmp_path / 'bench.json.damaged.2'}, a new record starts")
 
 
 def test_a_failed_write_of_the_grid_copy_leaves_the_old_one(tmp_path, monkeypatch):

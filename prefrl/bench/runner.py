@@ -514,12 +514,17 @@ def record_invocation(
 ) -> None:
     """Append this invocation (command, date, machine and ``where``: e.g. the Ray cluster
     the cells ran on) to ``OUT/bench.json``. A damaged one is kept aside as
-    ``bench.json.damaged`` (said with ``echo``), and a new record starts."""
+    ``bench.json.damaged`` (``.damaged.2``, ... when that is taken; said with ``echo``),
+    and a new record starts."""
     path = out / INVOCATIONS
     try:
         invocations = read_invocations(out)
     except BenchFileError as err:
         aside = path.with_name(path.name + ".damaged")
+        number = 1
+        while aside.exists():
+            number += 1
+            aside = path.with_name(f"{path.name}.damaged.{number}")
         path.replace(aside)
         echo(f"{err}; kept as {aside}, a new record starts")
         invocations = []
