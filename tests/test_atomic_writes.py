@@ -6,6 +6,8 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,8 @@ from prefrl.rundir import RunDir, write_json
 from prefrl.runtime.monitor import Monitor
 from prefrl.ui.heartbeat import WindowHeartbeat
 from prefrl.utils.io import atomic_torch_save, atomic_write, replacing
+
+TEMPORARY = re.compile(rf"\.{os.getpid()}-\d+\.tmp")  # after the file's own path
 
 
 @pytest.fixture
@@ -48,7 +52,8 @@ def disk_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
 def test_the_new_file_is_on_the_disk_before_it_replaces_the_old(tmp_path, disk_calls, name, write):
     path = tmp_path / name
     write(path)
-    tmp = f"{path}.tmp"
+    tmp = disk_calls[0][1]
+    assert TEMPORARY.fullmatch(tmp.removeprefix(str(path)))
     assert disk_calls[:3] == [("fsync", tmp), ("replace", tmp, str(path)), ("fsync", str(tmp_path))]
 
 
@@ -62,7 +67,8 @@ def test_a_write_that_fails_leaves_the_old_file_and_no_temporary_one(tmp_path, m
     monkeypatch.setattr(os, "fsync", failing)
     with pytest.raises(OSError) as caught:
         atomic_write(path, "new")
-    assert (caught.value.errno, caught.value.filename) == (errno.EIO, f"{path}.tmp")
+    assert caught.value.errno == errno.EIO
+    assert TEMPORARY.fullmatch(caught.value.filename.removeprefix(str(path)))
     assert path.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
 
 
@@ -80,7 +86,8 @@ def test_an_error_without_an_errno_is_raised_with_its_own_message(tmp_path):
 def test_a_heartbeat_is_replaced_whole_without_a_flush(tmp_path, disk_calls):
     path = tmp_path / "status.json"
     write_json(path, {"running": True}, durable=False)
-    assert disk_calls == [("replace", f"{path}.tmp", str(path))]
+    [(call, tmp, target)] = disk_calls
+    assert (call, target) == ("replace", str(path)) and TEMPORARY.fullmatch(tmp.removeprefix(str(path)))
     assert json.loads(path.read_text()) == {"running": True}
 
 
@@ -105,3 +112,27 @@ def test_a_file_system_that_cannot_fsync_a_file_is_let_be(tmp_path, monkeypatch)
     monkeypatch.setattr(os, "fsync", einval)
     atomic_write(path, "new")
     assert path.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+
+
+def test_two_writers_of_one_file_never_write_into_each_others_temporary_file(tmp_path):
+    """Two threads (a grid's cells, or a report beside a bench) write one file at once:
+    every write lands whole, none fails for the other's rename."""
+    path = tmp_path / "results.csv"
+    texts = {name: name * 50_000 for name in "ab"}
+    errors: list[BaseException] = []
+
+    def writer(name: str) -> None:
+        try:
+            for _ in range(100):
+                atomic_write(path, texts[name], durable=False)
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=writer, args=(name,)) for name in texts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert path.read_text() in texts.values()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]

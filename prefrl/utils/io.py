@@ -5,16 +5,27 @@ from __future__ import annotations
 
 import errno
 import io
+import itertools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+_WRITES = itertools.count(1)  # numbers this process's temporary files apart
+
+
+def temporary_beside(path: Path) -> Path:
+    """A temporary name beside ``path`` that no other writer of ``path`` uses at the same
+    time (``NAME.PID-N.tmp``): two threads or processes writing one file (a grid's
+    ``results.csv`` from two cells, or from ``prefrl report`` during ``prefrl bench``) must
+    not write into each other's temporary file and rename a mix of both."""
+    return path.with_name(f"{path.name}.{os.getpid()}-{next(_WRITES)}.tmp")
+
 
 @contextmanager
 def replacing(path: str | Path, tmp: str | Path | None = None, *, durable: bool = True) -> Iterator[Path]:
-    """A temporary path beside ``path`` (default ``NAME.tmp``) for the caller to write;
+    """A temporary path beside ``path`` (default :func:`temporary_beside`) for the caller to write;
     when the block ends without an error, the file is flushed to the disk (fsync; a file
     system that cannot, EINVAL, is let be), renamed over ``path`` and the rename flushed
     (best effort); on an error it is removed and ``path`` is left as it was.
@@ -26,7 +37,7 @@ def replacing(path: str | Path, tmp: str | Path | None = None, *, durable: bool 
             One without an errno (a library's own message) is raised as it was.
     """
     path = Path(path)
-    tmp = Path(tmp) if tmp is not None else path.with_name(path.name + ".tmp")
+    tmp = Path(tmp) if tmp is not None else temporary_beside(path)
     try:
         yield tmp
         if durable:
