@@ -354,3 +354,23 @@ def build(spec: str) -> Oracle:
 def test_parse_teacher_errors(spec: str, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         parse_teacher(spec)
+
+
+@pytest.mark.parametrize(
+    "spec", ["perfect", "stochastic", "mistake:eps=0.3", "skip:eps_skip=0.3", "equal:eps_equal=0.3", "myopic"]
+)
+def test_a_teacher_built_again_and_given_what_it_answered_answers_as_if_it_never_stopped(spec):
+    rng = np.random.default_rng(0)  # the first pair sets the range: the later ones lie inside
+    pairs = [(ret(-100.0), ret(100.0))] + [(ret(a), ret(b)) for a, b in rng.uniform(-20, 20, (59, 2))]
+    name, params = parse_teacher(spec)
+    uninterrupted = make_oracle(name, seed=5, **params)
+    expected = [uninterrupted.answer(left, right) for left, right in pairs]
+    first = make_oracle(name, seed=5, **params)
+    answers = [first.answer(left, right) for left, right in pairs[:25]]
+    again = make_oracle(name, seed=5, **params)
+    again.recall([(left.true_return, right.true_return) for left, right in pairs[:25]])
+    answers += [again.answer(left, right) for left, right in pairs[25:]]
+    assert answers == expected
+    fresh = make_oracle(name, seed=5, **params)  # what a labeler started again used to ask
+    forgetful = answers[:25] + [fresh.answer(left, right) for left, right in pairs[25:]]
+    assert (forgetful == expected) == (name in ("perfect", "myopic"))  # the test can tell

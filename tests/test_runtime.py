@@ -19,13 +19,16 @@ from test_store import flip_byte
 from prefrl.cli import main
 from prefrl.errors import ConfigError
 from prefrl.metrics import column, read_metrics
+from prefrl.oracles import make_oracle
 from prefrl.prefs.exchange import import_run
 from prefrl.prefs.repair import repair_store
 from prefrl.prefs.store import PreferenceStore
 from prefrl.reward import load_reward_model
 from prefrl.rundir import RunDir
+from prefrl.runtime.channels import LocalClipQueue, LocalStatus, LocalWeights
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunStuck
+from prefrl.runtime.labeler import LabelerRole
 from prefrl.runtime.run import resume, train
 from prefrl.utils.checkpoint import WAY_OUT, load_checkpoint
 
@@ -352,3 +355,22 @@ def test_query_videos_keep_every_pair_that_was_asked(tmp_path):
     assert summary["labels_used"] == 6
     assert [v.name for v in videos] == [f"query_{i:05d}.mp4" for i in range(1, 7)]
     assert all(v.stat().st_size > 1000 for v in videos)
+
+
+def test_a_labeler_started_again_gives_its_teacher_the_pairs_it_answered(tmp_path):
+    """A resumed run's teacher measures returns against the range of every pair it was
+    asked (not only those since the restart), and its random numbers go on."""
+    config = small(backend="inprocess", labels=6, teacher="stochastic")
+    train(config, tmp_path / "r", progress=False, video=False)
+    with PreferenceStore(tmp_path / "r" / "prefs.sqlite") as store:
+        returns = store.answered_returns("stochastic(beta=10.0)")
+    assert sorted(returns) == sorted((left, right) for left, right, _ in store_answers(tmp_path / "r"))
+    role = LabelerRole(config, tmp_path / "r", LocalClipQueue(), LocalWeights(), LocalStatus())
+    try:
+        scale = role.oracle.return_scale
+        assert (scale.lo, scale.hi) == (min(map(min, returns)), max(map(max, returns)))
+        fresh = make_oracle("stochastic", seed=config.seed)
+        fresh._rng.random(len(returns))
+        assert role.oracle._rng.random() == fresh._rng.random()
+    finally:
+        role.close()

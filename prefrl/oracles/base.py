@@ -9,6 +9,7 @@ answer, and ``oracle.close()`` (or ``with oracle: ...``) when no more questions 
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from types import TracebackType
 
 from prefrl.prefs.clips import Answer, Clip
@@ -53,6 +54,14 @@ class Oracle(abc.ABC):
             ValueError: a clip cannot be judged (for synthetic oracles: ``true_rewards``
                 is not one-dimensional or its sum is not finite).
         """
+
+    def recall(self, returns: Sequence[tuple[float, float]]) -> None:  # noqa: B027 (optional hook)
+        """Take the state the oracle was in after answering pairs of clips with these true
+        returns ``(left, right)``, in this order, without answering them again: a labeler
+        that starts again (after a crash, or ``prefrl resume``) asks the oracle that
+        answered the run's stored labels, and a teacher whose answers depend on what it was
+        asked before (the range of returns it has seen, its random numbers) must go on as
+        if it had never stopped. Does nothing by default (an oracle without such state)."""
 
     def close(self) -> None:  # noqa: B027 (optional hook: synthetic oracles hold nothing)
         """Release what the oracle holds (a window, a process). Does nothing by default; idempotent."""

@@ -54,7 +54,10 @@ other teachers are kept: ``gamma = 0.9``, ``eps = eps_skip = eps_equal = 0.1``.
 
 The random teachers (stochastic, mistake) draw one uniform number per question from
 ``numpy.random.default_rng(seed)``, whatever the answer, so the same seed and the same
-questions give the same answers.
+questions give the same answers. A teacher built again (a labeler that starts again after
+a crash or ``prefrl resume``) is given the returns of the pairs it answered before
+(:meth:`~prefrl.oracles.base.Oracle.recall`): its range and its random numbers go on
+where they stopped, so its answers are those of a teacher that never stopped.
 
 :func:`make_oracle` builds an oracle by name, :func:`parse_teacher` reads the command
 line form ``NAME``, ``NAME:KEY=VALUE,...`` or ``NAME(KEY=VALUE,...)`` (the oracle's
@@ -65,7 +68,7 @@ written ``LO..HI``, e.g. ``--teacher equal:eps_equal=0.2,return_range=-800..0``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -244,6 +247,10 @@ class StochasticTeacher(Oracle):
         p_left = _sigmoid(self.beta * (r_left - r_right) / self.return_scale.scale)
         return Answer.LEFT if self._rng.random() < p_left else Answer.RIGHT
 
+    def recall(self, returns: Sequence[tuple[float, float]]) -> None:
+        _recall_range(self.return_scale, returns)
+        _recall_draws(self._rng, returns)
+
 
 class MyopicTeacher(Oracle):
     """Compares discounted returns that weigh recent steps more: ``sum_t gamma**(L-1-t) * r_t``.
@@ -296,6 +303,9 @@ class MistakeTeacher(Oracle):
             return Answer.LEFT
         return perfect
 
+    def recall(self, returns: Sequence[tuple[float, float]]) -> None:
+        _recall_draws(self._rng, returns)
+
 
 class SkipTeacher(Oracle):
     """SKIPPED when both returns are below ``lo + eps_skip * (hi - lo)``, else the perfect answer.
@@ -322,6 +332,9 @@ class SkipTeacher(Oracle):
             return Answer.SKIPPED
         return _compare(r_left, r_right)
 
+    def recall(self, returns: Sequence[tuple[float, float]]) -> None:
+        _recall_range(self.return_scale, returns)
+
 
 class EqualTeacher(Oracle):
     """EQUAL when ``|R_left - R_right| < eps_equal * scale``, else the perfect answer.
@@ -346,6 +359,22 @@ class EqualTeacher(Oracle):
         if abs(r_left - r_right) < self.eps_equal * self.return_scale.scale:
             return Answer.EQUAL
         return _compare(r_left, r_right)
+
+    def recall(self, returns: Sequence[tuple[float, float]]) -> None:
+        _recall_range(self.return_scale, returns)
+
+
+def _recall_range(scale: ReturnScale, returns: Sequence[tuple[float, float]]) -> None:
+    """Widen ``scale`` over the returns of the pairs answered before (an adaptive range
+    covers every clip the teacher was asked about)."""
+    for r_left, r_right in returns:
+        scale.update(r_left, r_right)
+
+
+def _recall_draws(rng: np.random.Generator, returns: Sequence[tuple[float, float]]) -> None:
+    """Draw the one uniform number per pair answered before, so the stream goes on where
+    it stopped."""
+    rng.random(len(returns))
 
 
 @dataclass(frozen=True)

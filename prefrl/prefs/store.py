@@ -442,6 +442,19 @@ class PreferenceStore:
             counts[Answer(value)] = int(n)
         return counts
 
+    def answered_returns(self, oracle: str) -> list[tuple[float, float]]:
+        """The true returns ``(left, right)`` of the pairs ``oracle`` (an oracle's name)
+        answered, in the order it answered them, set-aside queries included (see
+        :meth:`prefrl.oracles.base.Oracle.recall`)."""
+        rows = self._conn.execute(
+            "SELECT l.true_return, r.true_return FROM queries q "
+            "JOIN answers a ON a.query_id = q.query_id "
+            "JOIN clips l ON l.clip_id = q.left_clip JOIN clips r ON r.clip_id = q.right_clip "
+            "WHERE a.oracle = ? ORDER BY a.answered_at, q.query_id",
+            (oracle,),
+        )
+        return [(float(left), float(right)) for left, right in rows]
+
     def num_trainable(self) -> int:
         """Number of answers a reward model can train on (left, right, equally good), set-aside
         queries left out."""

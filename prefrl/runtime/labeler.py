@@ -66,6 +66,8 @@ class LabelerRole(Role):
         self.store = PreferenceStore(self.rundir.store_path, env_id=config.env_id)
         self.human = oracle is None and config.oracle == "human"
         self.oracle: Oracle | None = oracle if oracle is not None or self.human else build_oracle(config)
+        if self.oracle is not None:  # a teacher built again goes on where it stopped
+            self.oracle.recall(self.store.answered_returns(self.oracle.name))
         self.human_queue = human_queue
         self._renderer: SnapshotRenderer | None = None  # for query videos, built on first use
         # the answers that have their query video, or had them before this start: a person
