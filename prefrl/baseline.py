@@ -316,6 +316,8 @@ def run_baseline(
             **about_reward,
             "task": settings.task,
             "fixed_length": fixed_length,
+            "eval_episodes": eval_episodes,
+            "num_evals": num_evals,
             "ppo": dataclasses.asdict(config),
             "prefrl_version": __version__,
         }

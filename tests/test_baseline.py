@@ -210,11 +210,19 @@ def test_a_learned_reward_baseline_through_the_cli(tmp_path, capsys):
         "512",
         "--run-dir",
         str(run_dir),
+        "--eval-episodes",
+        "3",
+        "--num-evals",
+        "1",
     ]
     assert main([*args, "--quiet", "--no-video", *SMALL_PPO]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["reward_path"] == str(source.path) and printed["env_steps"] == 512
-    assert json.loads((run_dir / "config.json").read_text())["fixed_length"] is False
+    assert len(printed["eval_returns"]) == 3
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["fixed_length"] is False
+    # how it was evaluated: a bench grid's baseline cell is stale when these change
+    assert (config["eval_episodes"], config["num_evals"]) == (3, 1)
 
 
 @pytest.mark.parametrize("seed", [-1, 2**63])

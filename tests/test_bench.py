@@ -200,6 +200,49 @@ def test_an_edited_grid_does_not_mix_its_runs_with_the_old_ones(smoke):
     assert state == "stale" and "steps: 2048 in the run, 4096 in the grid" in why
 
 
+@pytest.mark.parametrize(
+    ("setting", "difference"),
+    [
+        ("num_evals = 2\neval_episodes = 3", "eval_episodes: 10 in the run, 3 in the grid"),
+        ("num_evals = 3", "num_evals: 2 in the run, 3 in the grid"),
+    ],
+)
+def test_a_ppo_baseline_evaluated_otherwise_than_the_grid_says_is_stale(smoke, setting, difference):
+    ppo_true = smoke.runs["Pendulum-v1/ppo_true-s0"]
+    config = json.loads((ppo_true / "config.json").read_text())
+    assert (config["eval_episodes"], config["num_evals"]) == (10, 2)  # the grid's, recorded
+    edited = parse_grid(SMOKE.read_text().replace("num_evals = 2", setting), SMOKE)
+    cell = edited.cells()[1]
+    assert cell.key == "Pendulum-v1/ppo_true-s0"
+    state, why = cell_state(cell, smoke.out)
+    assert state == "stale" and difference in why
+
+
+def test_a_ppo_baseline_of_an_older_prefrl_is_judged_by_its_summary(smoke, tmp_path):
+    """A baseline's config.json without eval_episodes and num_evals (written before they
+    were recorded): its eval_episodes is the number of returns of its final evaluation in
+    summary.json; its num_evals is unknown and taken as the grid's, since it only spaces the
+    points of the learning curve (not the final return the report normalises with)."""
+    out, runs = copy_of(smoke, tmp_path)
+    ppo_true = runs["Pendulum-v1/ppo_true-s0"]
+    config = json.loads((ppo_true / "config.json").read_text())
+    for key in ("eval_episodes", "num_evals"):
+        config.pop(key, None)
+    (ppo_true / "config.json").write_text(json.dumps(config))
+
+    def state(settings: str = "num_evals = 2") -> tuple[str, str]:
+        grid = parse_grid(SMOKE.read_text().replace("num_evals = 2", settings), SMOKE)
+        return cell_state(grid.cells()[1], out)
+
+    assert state() == ("done", "")
+    assert state("num_evals = 2\neval_episodes = 10") == ("done", "")
+    assert state("num_evals = 3") == ("done", "")
+    stale, why = state("num_evals = 2\neval_episodes = 3")
+    assert stale == "stale" and "eval_episodes: 10 in the run, 3 in the grid" in why
+    (ppo_true / "summary.json").unlink()  # interrupted: restarted from scratch, with the grid's settings
+    assert state("num_evals = 2\neval_episodes = 3") == ("interrupted", "")
+
+
 def test_a_failing_cell_is_reported_with_its_log_and_does_not_stop_the_others(smoke, tmp_path):
     out, runs = copy_of(smoke, tmp_path)
     mistake = runs["Pendulum-v1/prefrl-b8-mistake_eps_0.2-random-s0"]

@@ -30,6 +30,13 @@ class BenchFileError(PrefrlError, ValueError):
 # TrainConfig fields that do not change what a preference run measures.
 _IRRELEVANT_TRAIN_FIELDS = ("backend", "checkpoint_every", "query_videos")
 
+# Baseline settings that a baseline's config.json did not always record: a run made before
+# they were written there lacks them. Its eval_episodes is read from its summary (the
+# episodes of its final evaluation, see cell_state); its num_evals is unknown and not
+# compared: it only spaces the points of the run's learning curve (evaluation has its own
+# random numbers, so training and the final evaluation do not depend on it).
+_LATER_BASELINE_FIELDS = ("eval_episodes", "num_evals")
+
 
 def cell_state(cell: Cell, out: str | Path) -> tuple[str, str]:
     """``(state, why)`` of ``cell`` under ``out``: state is done, interrupted, new or stale
@@ -38,7 +45,10 @@ def cell_state(cell: Cell, out: str | Path) -> tuple[str, str]:
     if not run.config_path.exists():
         return ("done" if run.summary_path.exists() else "new"), ""
     try:
-        differences = config_differences(cell, run.read_config())
+        stored = run.read_config()
+        if cell.spec["kind"] == "baseline" and "eval_episodes" not in stored:
+            stored = {**stored, **_final_eval_episodes(run)}
+        differences = config_differences(cell, stored)
     except (OSError, ValueError, TypeError, KeyError) as err:
         return "stale", f"{run.config_path} cannot be read as this cell's ({type(err).__name__}: {err})"
     if differences:
@@ -60,6 +70,8 @@ def config_differences(cell: Cell, stored: dict[str, Any]) -> list[str]:
         stored = _jsonable(TrainConfig.from_dict(stored).to_dict())
     out = []
     for key, want in expected.items():
+        if kind == "baseline" and key in _LATER_BASELINE_FIELDS and key not in stored:
+            continue  # a run of an older prefrl, which did not record it: unknown
         have = stored.get(key)
         if have != want:
             out.append(f"{key}: {have!r} in the run, {want!r} in the grid")
@@ -74,7 +86,7 @@ def expected_config(cell: Cell) -> dict[str, Any]:
         return {k: v for k, v in config.items() if k not in _IRRELEVANT_TRAIN_FIELDS}
     if spec["kind"] == "baseline":
         ppo = dataclasses.asdict(reference_ppo_config(spec["env_id"], spec["ppo_overrides"]))
-        keys = ("env_id", "steps", "seed", "reward", "fixed_length")
+        keys = ("env_id", "steps", "seed", "reward", "fixed_length", *_LATER_BASELINE_FIELDS)
         return {**{k: spec[k] for k in keys}, "ppo": _jsonable(ppo)}
     return {
         "env_id": spec["env_id"],
@@ -82,6 +94,17 @@ def expected_config(cell: Cell) -> dict[str, Any]:
         "fixed_length": spec["fixed_length"],
         "eval_episodes": spec["episodes"],
     }
+
+
+def _final_eval_episodes(run: RunDir) -> dict[str, int]:
+    """``{"eval_episodes": N}`` of a finished baseline run whose ``config.json`` does not
+    record it: the number of returns of its final evaluation; empty if it has no
+    ``summary.json`` or that holds none (unknown)."""
+    try:
+        returns = run.read_summary().get("eval_returns")
+    except (OSError, ValueError):  # none (not finished: it is restarted anyway), or damaged
+        return {}
+    return {"eval_episodes": len(returns)} if isinstance(returns, list) else {}
 
 
 def read_invocations(out: str | Path) -> list[dict[str, Any]]:
