@@ -490,6 +490,29 @@ def test_peer_runs_join_the_table_normalised_against_the_same_baselines(tmp_path
     assert rows[0]["normalized_return"] == pytest.approx(0.5)  # (-700 + 1200) / (-200 + 1200)
 
 
+@pytest.mark.parametrize("label", ["Pendulum v1", "classic/Pendulum-v1"])
+def test_peer_runs_beside_the_grids_runs_of_a_label_that_is_no_file_name_join_the_table(tmp_path, label):
+    from prefrl.bench.results import collect_peer_rows
+    from prefrl.rundir import RunDir
+
+    text = f'[grid]\nbudgets = [100]\n[envs."{label}"]\nenv = "Pendulum-v1"\nsteps = 200_000\n'
+    grid = parse_grid(text, Path("g.toml"))
+    beside = grid.cells()[0].run_dir(tmp_path).parent  # where the grid's own runs of the env go
+    assert beside.name != label  # "Pendulum_v1", "classic_Pendulum-v1"
+    as_labelled = tmp_path / "runs" / label  # the label itself, as this function's docs once said
+    for folder, seed in ((beside, 0), (as_labelled, 1)):
+        peer = RunDir(folder / f"imitation-b100-s{seed}")
+        peer.path.mkdir(parents=True)
+        config = {"kind": "peer", "arm": "imitation", "labels": 100, "steps": 200_000, "seed": seed}
+        peer.write_config(config)
+        peer.write_summary({"final_eval_return": -700.0 - seed})
+    rows = collect_peer_rows(grid, tmp_path)
+    assert [(r["env"], r["arm"], r["seed"], r["final_return"], r["run_dir"]) for r in rows] == [
+        (label, "imitation", 0, -700.0, str((beside / "imitation-b100-s0").relative_to(tmp_path))),
+        (label, "imitation", 1, -701.0, str(Path("runs", label, "imitation-b100-s1"))),
+    ]
+
+
 def test_the_command_line_is_written_as_the_user_typed_it():
     assert command_line(["/venv/bin/prefrl", "bench", "my grid.toml"]) == "prefrl bench 'my grid.toml'"
     assert (

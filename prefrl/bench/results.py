@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from prefrl.bench.grid import Grid
+from prefrl.bench.grid import Grid, slug
 from prefrl.bench.outdir import cell_state
 from prefrl.rundir import RunDir
 from prefrl.utils.io import replacing
@@ -101,13 +101,18 @@ PEER_KIND = "peer"
 
 def collect_peer_rows(grid: Grid, out: str | Path) -> list[dict[str, Any]]:
     """Rows of finished peer runs (other implementations, e.g. ``scripts/peer_imitation.py``)
-    placed by hand in ``OUT/runs/<env label>/<name>/``: a ``config.json`` with
-    ``"kind": "peer"``, ``arm``, ``labels``, ``steps``, ``seed``, and a ``summary.json`` with
-    ``final_eval_return``. They are normalised against the same env's baselines."""
+    placed by hand beside the grid's own runs of an env, in ``OUT/runs/<env>/<name>/``
+    (``<env>``: the env's label made a file name, as :meth:`Cell.run_dir` does:
+    ``ALE/Pong-v5`` -> ``ALE_Pong-v5``; the label itself, where it differs, is read too): a
+    ``config.json`` with ``"kind": "peer"``, ``arm``, ``labels``, ``steps``, ``seed``, and a
+    ``summary.json`` with ``final_eval_return``. They are normalised against the same env's
+    baselines."""
     out = Path(out)
     rows = []
     for env in grid.envs:
-        for config_path in sorted((out / "runs" / env.label).glob("*/config.json")):
+        folders = dict.fromkeys([out / "runs" / slug(env.label), out / "runs" / env.label])
+        config_paths = [p for folder in folders for p in sorted(folder.glob("*/config.json"))]
+        for config_path in config_paths:
             run = RunDir(config_path.parent)
             config = run.read_config()
             if config.get("kind") != PEER_KIND or not run.summary_path.exists():
