@@ -21,6 +21,8 @@ import pygame
 import pytest
 import torch
 
+from prefrl.cli import main as cli_main
+from prefrl.errors import EXIT_USAGE
 from prefrl.oracles import PerfectOracle
 from prefrl.prefs.clips import Answer
 from prefrl.prefs.store import PreferenceStore
@@ -389,7 +391,7 @@ def test_without_a_display_the_error_says_how_to_run_it(tmp_path, clips, monkeyp
     assert isinstance(err.value, RuntimeError)
 
 
-def test_run_directories_that_cannot_be_labelled(tmp_path, clips):
+def test_run_directories_that_cannot_be_labelled(tmp_path, clips, capsys):
     with pytest.raises(FileNotFoundError, match="no run directory"):
         run_labeling(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
@@ -419,6 +421,12 @@ def test_run_directories_that_cannot_be_labelled(tmp_path, clips):
     with pytest.raises(NothingToLabelError, match="all 2 labels"):
         run_labeling(spent.path)
     assert open_run(spent.path).instruction == instruction_for(ENV)
+    for run in (finished, spent):  # prefrl label: the message in one line, no traceback
+        assert cli_main(["label", str(run.path)]) == EXIT_USAGE
+        err = capsys.readouterr().err
+        assert (
+            err.startswith(f"prefrl label: error: nothing to label in {run.path}: ") and err.count("\n") == 1
+        )
 
 
 def test_the_window_prefrl_train_starts_closes_when_the_run_stops(tmp_path, clips):

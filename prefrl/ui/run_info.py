@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefrl.errors import MissingFileError, RunKindError
+from prefrl.errors import MissingFileError, PrefrlError, RunKindError
 from prefrl.prefs.store import PreferenceStore, Query
 from prefrl.rundir import RunDir, read_run_status
 from prefrl.status import RunStatus
@@ -27,9 +27,9 @@ HUMAN = "human"
 """the oracle name of queries meant for a person (and of their answers)"""
 
 
-class NothingToLabelError(ValueError):
+class NothingToLabelError(PrefrlError, ValueError):
     """The run asks no question now and will ask none later (it has stopped, or its label
-    budget is spent)."""
+    budget is spent); the message says how to go on."""
 
 
 @dataclass(frozen=True)
