@@ -115,7 +115,7 @@ class RunDir:
             run.checkpoints.mkdir(exist_ok=True)
             run.videos.mkdir(exist_ok=True)
         except OSError as err:
-            words = os_refusal(err)
+            words = mkdir_refusal(err)
             if words is None:
                 raise
             if err.errno in (errno.EEXIST, errno.ENOTDIR):
@@ -330,6 +330,15 @@ def write_json(path: Path, data: dict[str, Any], *, durable: bool = True) -> Non
         atomic_write(path, json_text(data) + "\n", durable=durable)
     except OSError as err:
         raise refused(err, path, "writing") from None
+
+
+def mkdir_refusal(err: OSError) -> str | None:
+    """:func:`prefrl.errors.os_refusal` of a failed ``mkdir(parents=True)``, where "no
+    such file or directory" can only be a file system that makes no directories there
+    (``/proc``)."""
+    if err.errno == errno.ENOENT:
+        return "the file system there does not allow creating directories"
+    return os_refusal(err)
 
 
 def refused(err: OSError, path: str | Path, doing: str, *, shown: str | Path | None = None) -> OSError:

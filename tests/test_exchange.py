@@ -340,6 +340,7 @@ def test_cli_export_and_import_errors_are_one_line(
         (("import", run, tmp_path / "empty"), "not a preference-store export"),
         (("import", tmp_path / "new", tmp_path / "empty"), "not a preference-store export"),
         (("import", run, run / "prefs.sqlite"), "into itself"),
+        (("export", run, Path("/proc/prefrl-export")), "does not allow creating directories"),
     ]
     for argv, words in cases:
         code, printed, err = cli(capsys, *argv)

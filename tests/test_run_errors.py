@@ -137,6 +137,15 @@ def test_run_dir_on_a_read_only_file_system(tmp_path: Path, capsys: pytest.Captu
     )
 
 
+def test_run_dir_where_no_directory_can_be_made(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", "--backend", "inprocess", "--run-dir", "/proc/prefrl-run", "--quiet"])
+    assert code == EXIT_FAILED
+    assert one_line(capsys) == (
+        "prefrl train: cannot create the run directory /proc/prefrl-run: the file system there "
+        "does not allow creating directories; choose another --run-dir"
+    )
+
+
 def test_run_dir_read_only_simulated(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

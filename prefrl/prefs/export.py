@@ -27,7 +27,7 @@ from prefrl.prefs.blobs import ARRAYS, to_npy
 from prefrl.prefs.errors import StoreError
 from prefrl.prefs.schema import IN_USE, QUERY_COLUMNS, REUSED_STORE_NAME, STORE_NAME, store_file
 from prefrl.prefs.store import PreferenceStore
-from prefrl.rundir import run_holding
+from prefrl.rundir import mkdir_refusal, run_holding
 from prefrl.utils.io import atomic_write, fsync_file
 
 # What leaves a store (export, or import from it): neither the queries set aside by
@@ -166,7 +166,13 @@ def _write_export(store: PreferenceStore, out: Path, reused: PreferenceStore | N
             f"cannot export to {out}: {where}; name a directory outside any run, "
             f"e.g. {run.parent / (run.name + '-export')}"
         )
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        words = mkdir_refusal(err)
+        if words is None:
+            raise
+        raise StoreError(f"cannot export to {out}: {words}; name another directory") from None
     written: list[tuple[Path, Path]] = []
     counts: dict[str, int] = {}
     try:
