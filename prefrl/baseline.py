@@ -23,7 +23,7 @@ from prefrl import __version__
 from prefrl.agent.evaluate import evaluate_both
 from prefrl.agent.hyperparams import default_steps, resolve_ppo_config
 from prefrl.agent.ppo import PPOAgent, PPOConfig, Rollout
-from prefrl.envs.make import make_env
+from prefrl.envs.make import check_first_step, make_env
 from prefrl.envs.vector import VecEnv
 from prefrl.errors import ConfigError, MissingFileError
 from prefrl.metrics import MetricsLogger
@@ -290,7 +290,12 @@ def run_baseline(
     torch.set_num_threads(1)
     config = settings.ppo_config(ppo_overrides)
     make = lambda: make_env(env_id, fixed_length=fixed_length)  # noqa: E731
-    envs = VecEnv([make] * config.num_envs)  # builds (and checks) the env before any file is written
+    probe = make()  # its first step, before any file is written (the run's envs stay untouched)
+    try:
+        check_first_step(probe, env_id)
+    finally:
+        probe.close()
+    envs = VecEnv([make] * config.num_envs)
     rollout = config.num_envs * config.num_steps
     if steps < rollout:
         envs.close()

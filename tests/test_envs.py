@@ -254,6 +254,22 @@ def test_bad_env_keyword_arguments_are_a_clear_error(env_id, says):
         make_env(env_id)
 
 
+@pytest.mark.parametrize("command", ["train", "baseline"])
+def test_a_value_an_env_takes_but_cannot_step_with_is_named_before_anything_is_written(
+    tmp_path, capsys, command
+):
+    from prefrl.cli import main
+
+    run = tmp_path / "run"
+    assert main([command, 'Pendulum-v1(g="x")', "--steps", "4096", "--run-dir", str(run)]) == 2
+    assert capsys.readouterr().err == (
+        f"prefrl {command}: error: Pendulum-v1(g='x') fails on its first step: TypeError: unsupported "
+        "operand type(s) for /: 'str' and 'float'. Fix: most likely one of these values; check them "
+        "against the env's documentation.\n"
+    )
+    assert not run.exists()
+
+
 def test_an_env_of_ones_own_is_named_module_colon_id_in_every_process(tmp_path, monkeypatch):
     from test_runtime import small
 

@@ -452,6 +452,31 @@ def _build_error(env_id: str, mujoco: bool, err: Exception, env_kwargs: dict[str
     return None
 
 
+def check_first_step(env: gym.Env, env_id: str) -> None:
+    """Reset ``env`` (built by :func:`make_env` from ``env_id``) and take one random step:
+    a keyword argument the env takes but cannot use (``Pendulum-v1(g="x")``: a string
+    where it computes with a number) fails here, before a run writes anything, instead of
+    in the agent's first rollout.
+
+    Raises:
+        EnvError: the first step failed and ``env_id`` gives keyword arguments: the
+            message names them. An env that fails with none of its own raises as it did
+            (its traceback is what its author needs).
+    """
+    try:
+        env.reset(seed=0)
+        env.step(env.action_space.sample())
+    except Exception as err:
+        name, kwargs = split_env_kwargs(env_id)
+        if not kwargs:
+            raise
+        given = ", ".join(f"{key}={value!r}" for key, value in kwargs.items())
+        raise EnvError(
+            f"{name}({given}) fails on its first step: {type(err).__name__}: {err}. Fix: most likely "
+            "one of these values; check them against the env's documentation."
+        ) from err
+
+
 def _check_mujoco_render(env: gym.Env, env_id: str) -> None:
     """Render once now, so a missing GL library is reported here with its fix."""
     try:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from prefrl import __version__
 from prefrl.envs.errors import EnvError
-from prefrl.envs.make import make_env
+from prefrl.envs.make import check_first_step, make_env
 from prefrl.envs.snapshot import snapshotter_for
 from prefrl.errors import ConfigError, MissingFileError, RunKindError
 from prefrl.metrics import column, read_metrics
@@ -265,9 +265,9 @@ def _progress_so_far(run: RunDir) -> tuple[int, int]:
 
 
 def _check(config: TrainConfig) -> None:
-    """Fail before anything is written: an env that cannot be built, clips longer than an
-    episode, clips to be seen of an env whose steps cannot be re-rendered (the config
-    checked everything else when it was made)."""
+    """Fail before anything is written: an env that cannot be built or fails its first
+    step, clips longer than an episode, clips to be seen of an env whose steps cannot be
+    re-rendered (the config checked everything else when it was made)."""
     if config.backend == "ray":
         check_ready(config.ray_address)
     env = make_env(config.env_id, fixed_length=config.fixed_length or False)
@@ -276,10 +276,12 @@ def _check(config: TrainConfig) -> None:
         "--oracle human" if config.oracle == "human" else "--query-videos" if config.query_videos else None
     )
     try:
+        check_first_step(env, config.env_id)
         if shown:
-            snapshotter_for(env)
-    except EnvError as err:
-        raise ConfigError(f"{shown}: clips must be shown, and {err}") from None
+            try:
+                snapshotter_for(env)
+            except EnvError as err:
+                raise ConfigError(f"{shown}: clips must be shown, and {err}") from None
     finally:
         env.close()
     if horizon is not None and config.clip_length > horizon:
