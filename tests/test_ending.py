@@ -164,3 +164,19 @@ def test_a_closed_window_says_whether_the_run_waits_for_the_person(
         f"prefrl: the labelling window is closed; the run {then}. Reopen it with: prefrl label {run.path}\n"
     )
     assert watch() is False and capsys.readouterr().out == ""  # said once
+
+
+def test_a_window_closed_after_the_last_label_says_the_run_goes_on_to_its_end(tmp_path, capsys):
+    from test_monitor import write_store
+
+    class Closed:
+        def poll(self):
+            return 0
+
+    run = RunDir.create(tmp_path / "run", "train", "Pendulum-v1", 0)
+    write_store(run, queries=4, answered=4)
+    watch = PersonWatch(Closed(), run, small(oracle="human", labels=4))
+    assert watch() is False
+    assert capsys.readouterr().out == (
+        "prefrl: the labelling window is closed after the last of the run's 4 labels; the run goes on to its end\n"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -411,7 +412,13 @@ class PersonWatch:
         present = self.process.poll() is None or window_open(self.run.path)
         if not self.present and present:
             print("prefrl: a labelling window is open again", flush=True)
-        if self.present and not present:
+        if self.present and not present and self._all_given():
+            print(
+                f"prefrl: the labelling window is closed after the last of the run's {self.config.labels} "
+                "labels; the run goes on to its end",
+                flush=True,
+            )
+        elif self.present and not present:
             # the agent waits for answers: at its pace, or for the first reward model, which
             # the first answers train (unless it explores meanwhile)
             first = not self.config.explore_labels and not self.run.reward_checkpoint.exists()
@@ -422,6 +429,17 @@ class PersonWatch:
             )
         self.present = present
         return present
+
+    def _all_given(self) -> bool:
+        """Whether the store holds an answer for every label of the budget (a store that
+        cannot be read now counts as not: the usual message, with how to come back)."""
+        if not self.run.store_path.exists():
+            return False
+        try:
+            with PreferenceStore(self.run.store_path) as store:
+                return store.num_answered() >= self.config.labels
+        except (StoreError, OSError, sqlite3.Error):
+            return False
 
 
 def summarize(config: TrainConfig, run: RunDir, monitor: Monitor, end: RunEnd) -> dict[str, Any]:
