@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ from prefrl.reward.model import RewardModel, RewardModelConfig
 from prefrl.reward.trainer import PreferenceTrainer
 from prefrl.rundir import RunDir
 from prefrl.runtime.config import PREFERENCE_DEFAULTS, SEEDS_BELOW
+from prefrl.runtime.run import label_warnings
 from prefrl.tasks import (  # importing it registers the built-in tasks' env ids (prefrl/...)
     Task,
     locate_run_task,
@@ -124,7 +126,8 @@ def fit_reward(
     with PreferenceStore(run.store_path, env_id=env_id) as store:
         labels = store.trainable_labels()
         trainer.add_labels(labels, store.clips_of(labels))
-        ties = store.answer_counts()[Answer.EQUAL]
+        counts = store.answer_counts()
+    ties = counts[Answer.EQUAL]
     metrics_log = MetricsLogger(run.metrics_path)
     metrics: dict[str, float] = {}
     started = time.perf_counter()
@@ -150,6 +153,9 @@ def fit_reward(
         "reward_model": dataclasses.asdict(config),
         "fit_time_s": round(time.perf_counter() - started, 2),
     }
+    summary["warnings"] = warnings = label_warnings({answer.value: n for answer, n in counts.items()})
+    for warning in warnings:  # on stderr: stdout is the summary
+        print(f"prefrl: warning: {warning}", file=sys.stderr, flush=True)
     run.write_summary({k: _plain(v) for k, v in summary.items()})
     return {"run_dir": str(run.path), **summary}
 

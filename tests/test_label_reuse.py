@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from test_runtime import small
@@ -254,3 +255,24 @@ def test_fit_reward_refuses_a_seed_torch_cannot_take_and_writes_nothing(tmp_path
         fit_reward(tmp_path / "no-such-run", tmp_path / "fit", seed=seed)
     assert str(err.value) == f"--seed {seed}: must be in [0, 9223372036854775808)"
     assert not (tmp_path / "fit").exists()
+
+
+def test_fit_reward_warns_when_almost_no_answer_said_one_clip_was_better(tmp_path, capsys):
+    from test_monitor import clip
+
+    from prefrl.prefs.clips import Answer
+
+    rng = np.random.default_rng(0)
+    with PreferenceStore(tmp_path / "ties.sqlite", "CartPole-v1") as store:
+        for i in range(12):
+            query = store.add_query(clip(rng), clip(rng), agent_step=i, oracle="perfect", selection="random")
+            store.record_answer(query, Answer.EQUAL if i else Answer.LEFT, oracle="perfect")
+    summary = fit_reward(tmp_path / "ties.sqlite", tmp_path / "fit", rounds=1)
+    assert summary["warnings"] == [
+        "only 1 of 12 answers said one clip was better than the other (the rest: 11 equally good, 0 can't "
+        "tell, 0 skipped), so the reward model had almost nothing to learn from. If the clips rarely show "
+        "what is wanted (a sparse task), explore first (--explore-labels N and --selection diverse: "
+        "docs/benchmarks/sparse.md), or give more labels"
+    ]
+    assert capsys.readouterr().err == f"prefrl: warning: {summary['warnings'][0]}\n"
+    assert json.loads((tmp_path / "fit" / "summary.json").read_text())["warnings"] == summary["warnings"]
