@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import math
 import os
 import re
 import time
@@ -32,6 +31,7 @@ from typing import Any
 from prefrl.errors import EXIT_FAILED, MissingFileError, PrefrlError, os_refusal
 from prefrl.status import RunStatus
 from prefrl.utils.io import atomic_write
+from prefrl.utils.json_text import json_text
 from prefrl.utils.locking import LockBusy, exclusive, lock_held, lock_holder
 
 RUN_FORMAT_VERSION = 1
@@ -582,29 +582,3 @@ def mark_stopped_if_dead(run_dir: str | Path) -> bool:
     except OSError:
         pass  # read-only: the staleness of status.json still tells
     return True
-
-
-def json_text(data: Any) -> str:
-    """``data`` as indented, strict JSON: arrays as lists, paths as strings, and a number
-    that is not finite (NaN: nothing measured) as null, which every JSON reader takes."""
-    return json.dumps(_finite(data), indent=2, allow_nan=False, default=_json_default)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
-    if hasattr(value, "tolist"):  # numpy arrays and scalars
-        return _finite(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")

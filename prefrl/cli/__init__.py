@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"prefrl {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     if isinstance(result, dict):
-        from prefrl.rundir import json_text
+        from prefrl.utils.json_text import json_text
 
         print(json_text(result))
         if result.get("complete") is False:  # the run said why when it ended; say it last, too
