@@ -293,7 +293,9 @@ def test_stop_cancels_a_running_cell_and_leaves_its_directory_as_it_was(grid_fil
 def test_ctrl_c_keeps_the_finished_cell_and_cancels_the_others(private_cluster, tmp_path):
     # The trained cells are made long (minutes) so that none of them can finish in the
     # moment between the random cell's report and the cancel: on the tiny grid the PPO
-    # cell could end within a second of the random one.
+    # cell could end within a second of the random one. Half a CPU each runs all three
+    # cells at once on the two-CPU cluster: with one each, Ray may queue the random cell
+    # behind the trained ones, and it then starts (and ends) as the PPO cell is reported.
     grid_file = tmp_path / "tiny.toml"
     grid_file.write_text(GRID.replace("steps = 2048", "steps = 500000"))
     lines: list[str] = []
@@ -305,7 +307,8 @@ def test_ctrl_c_keeps_the_finished_cell_and_cancels_the_others(private_cluster, 
 
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
-        bench(grid_file, out, ray=True, echo=echo)
+        bench(grid_file, out, ray=True, cpus_per_cell=0.5, echo=echo)
+    assert RANDOM in lines[1]
     first = next(key for key in KEYS if key in lines[1])
     assert (out / "runs" / first / "summary.json").exists()
     others = [key for key in KEYS if key != first]
