@@ -1,16 +1,19 @@
 """Faults at random moments: each role killed (SIGKILL) up to its restart limit, across many
-short runs. Every run must still finish with its whole label budget, trained on, and keep
-every answer given before a kill.
+short runs, or stopped (SIGSTOP: hung). Every run must still finish with its whole label
+budget, trained on, and keep every answer given before a kill.
 
 The kill moments come from a seeded generator; a failure names the seed, and
 ``PREFRL_FAULT_SEED=S`` replays it. ``PREFRL_FAULT_RUNS`` sets the runs per role (default
 10; every run of the suite draws new moments).
 """
 
+import contextlib
 import json
 import os
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -19,11 +22,15 @@ import pytest
 from test_runtime import small
 
 from prefrl.prefs.store import PreferenceStore, StoreError
+from prefrl.rundir import RunDir
+from prefrl.runtime import multiprocess
+from prefrl.runtime.monitor import Monitor
 from prefrl.runtime.run import train
 
 RUNS = int(os.environ.get("PREFRL_FAULT_RUNS", "10"))
 BASE_SEED = int(os.environ.get("PREFRL_FAULT_SEED", random.randrange(10**6)))
 MAX_KILLS = 3  # the default restart limit of the multiprocess and ray backends
+HANG_RUNS = 2  # runs per role whose role is stopped (SIGSTOP)
 
 
 def role_pid(run_dir: Path, role: str) -> int | None:
@@ -43,10 +50,11 @@ def answered_ids(run_dir: Path) -> set[int]:
 
 
 def run_with_kills(
-    run_dir: Path, role: str, seed: int, backend: str = "multiprocess"
+    run_dir: Path, role: str, seed: int, backend: str = "multiprocess", sig: int = signal.SIGKILL
 ) -> tuple[dict, int, set[int]]:
-    """A short run whose ``role`` is killed 1..MAX_KILLS times at random moments; returns its
-    summary, the kills delivered and the answers that existed before the last kill."""
+    """A short run whose ``role`` is killed (sent ``sig``) 1..MAX_KILLS times at random
+    moments; returns its summary, the kills delivered and the answers that existed before
+    the last kill."""
     rng = random.Random(seed)
     result: dict = {}
     runner = threading.Thread(
@@ -67,12 +75,15 @@ def run_with_kills(
             break
         before = answered_ids(run_dir)
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig)
             kills += 1
         except ProcessLookupError:
             pass  # it had just finished its job
         killed.add(pid)
     runner.join(timeout=900)  # only a safety: a loaded machine slows every run
+    for pid in killed:  # a stopped process the run left behind would stay forever
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     assert not runner.is_alive(), f"seed {seed}: the run did not end"
     return result, kills, before
 
@@ -95,6 +106,70 @@ def test_a_role_killed_at_random_moments_never_costs_a_label(tmp_path, role, cap
             assert store.pending_queries() == [], where
     assert total_kills >= RUNS // 2  # the kills did land
     assert capsys.readouterr().out.count(f"the {role} process died") >= total_kills // 2
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("role", ["agent", "labeler", "reward_trainer"])
+def test_a_role_stopped_at_random_moments_is_ended_and_started_again(tmp_path, role, capsys, monkeypatch):
+    # SIGSTOP: the process lives on, sends nothing and uses no CPU, as a deadlocked one would
+    monkeypatch.setattr(multiprocess, "HANG_S", 5.0)
+    total_stops = 0
+    for n in range(HANG_RUNS):
+        seed = BASE_SEED + n
+        run_dir = tmp_path / f"run{n}"
+        summary, stops, before = run_with_kills(run_dir, role, seed, sig=signal.SIGSTOP)
+        total_stops += stops
+        where = f"{role}, seed {seed} (replay: PREFRL_FAULT_SEED={seed})"
+        assert summary["complete"] is True, f"{where}: {summary['incomplete_reason']}"
+        assert summary["labels_used"] == 8 and summary["env_steps"] >= 2048, where
+        after = answered_ids(run_dir)
+        assert before <= after and len(after) == 8, where
+    assert total_stops >= HANG_RUNS // 2  # the stops did land
+    out = capsys.readouterr().out
+    assert out.count(f"the {role} process hung: it sent nothing and used no CPU for") >= total_stops // 2, out
+
+
+class _Sleeper:
+    """A process that sleeps: alive, silent, using no CPU (a role's process stand-in)."""
+
+    def __init__(self) -> None:
+        self.popen = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        self.pid = self.popen.pid
+
+    def is_alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        self.popen.kill()
+
+    def join(self, timeout: float) -> None:
+        self.popen.wait(timeout)
+
+
+def test_the_watchdog_ends_a_silent_idle_role_but_not_after_the_run_itself_was_stopped(tmp_path):
+    supervisor = multiprocess._Supervisor(
+        small(), tmp_path, Monitor(RunDir(tmp_path), 2048, 8, progress=False), max_restarts=3
+    )
+    sleeper = _Sleeper()
+    try:
+        time.sleep(0.5)  # past its start-up's CPU use
+        now = time.monotonic()
+        hang_s = multiprocess.HANG_S
+        incarnation = multiprocess._Incarnation(sleeper, None, None, None, last_sign=now - hang_s - 1)
+        supervisor.roles = {"labeler": incarnation}
+        supervisor.last_look = (
+            now - multiprocess.PARENT_GAP_S - 1
+        )  # the run was stopped (Ctrl-Z), then went on
+        supervisor.end_the_hung()
+        assert (
+            sleeper.is_alive() and incarnation.hung_for == 0.0
+        )  # its silence while all stood still is forgiven
+        incarnation.last_sign = time.monotonic() - hang_s - 1
+        supervisor.end_the_hung()
+        assert not sleeper.is_alive() and incarnation.hung_for > hang_s
+    finally:
+        if sleeper.is_alive():
+            sleeper.kill()
 
 
 def test_a_damaged_clip_stops_the_run_with_its_name_and_repair_lets_it_finish(tmp_path, capsys):
