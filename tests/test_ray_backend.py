@@ -21,6 +21,7 @@ from prefrl.envs.vector import VecEnv
 from prefrl.errors import ConfigError
 from prefrl.prefs.store import PreferenceStore
 from prefrl.rundir import RunDir
+from prefrl.runtime import hangs
 from prefrl.runtime.run import resume, train
 from prefrl.utils.ray_cluster import RayConnectError, RayMissingError, connect
 
@@ -167,6 +168,26 @@ def test_a_role_actor_killed_at_random_moments_never_costs_a_label(cluster, tmp_
     assert total_kills >= 1  # the kills did land
     # a kill after the role finished its job is not seen (nothing asks it again)
     assert capsys.readouterr().out.count(f"the {role} actor died") >= total_kills // 2
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("role", ["agent", "labeler", "reward_trainer"])
+def test_a_role_actor_stopped_at_a_random_moment_is_ended_and_restarted(
+    cluster, tmp_path, role, capsys, monkeypatch
+):
+    monkeypatch.setattr(hangs, "HANG_S", 5.0)
+    seed = int(os.environ.get("PREFRL_FAULT_SEED", "0")) or int(time.time())
+    summary, stops, before = run_with_kills(tmp_path / "run", role, seed, backend="ray", sig=signal.SIGSTOP)
+    where = f"{role}, seed {seed} (replay: PREFRL_FAULT_SEED={seed})"
+    assert summary["complete"] is True, f"{where}: {summary['incomplete_reason']}"
+    assert summary["labels_used"] == 8 and summary["env_steps"] >= 2048, where
+    after = answered_ids(tmp_path / "run")
+    assert before <= after and len(after) == 8, where
+    out = capsys.readouterr().out
+    # a stop after the role finished its job is not seen (nothing asks it again)
+    assert (
+        stops == 0 or f"the {role} actor died (hung: it sent nothing and used under 0.5 s of CPU in" in out
+    ), where
 
 
 @pytest.mark.faults

@@ -24,13 +24,9 @@ The channel contract, what each end sees when the other dies:
   incarnation are lost; the agent's clips keep coming, the trainer republishes. A role
   that dies ``max_restarts + 1`` times ends the run with its last error.
 - **a role hangs** (stopped by SIGSTOP, deadlocked, blocked on a file system that
-  no longer answers): its loop says it is alive about once a second while it waits
-  and after every unit of work, and the parent reads its CPU time (Linux's ``/proc``).
-  A role that for ``HANG_S`` seconds has neither sent a message nor used the CPU is
-  ended (SIGKILL) and started again as a dead one is, and the run says so. A long
-  unit of work (a reward-model round over thousands of Atari labels) uses the CPU the
-  whole time, so it is never taken for a hang. When this process was itself stopped
-  (Ctrl-Z, then ``fg``) or the machine slept, the roles' silence meanwhile is forgiven.
+  no longer answers): once it has neither sent a message nor used the CPU for
+  ``HANG_S`` seconds (:mod:`prefrl.runtime.hangs`), it is ended (SIGKILL) and started
+  again as a dead one is, and the run says so.
 - **the parent dies** (``kill -9``): every role sees its control pipe close, stops
   within a step and exits; one that has not exited 3 s later ends itself.
 - **Ctrl-C / SIGTERM**: the parent asks every role to stop; each saves its checkpoint.
@@ -62,6 +58,7 @@ from prefrl.runtime.channels import ClipBatch, RunMemory, Status, StopFlag
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.ending import RunEnd, end_of_run
 from prefrl.runtime.errors import RunFailed
+from prefrl.runtime.hangs import Beating, HangWatch, cpu_seconds, hung_message
 from prefrl.runtime.monitor import Monitor
 
 ROLES = ("agent", "labeler", "reward_trainer")
@@ -71,14 +68,6 @@ YIELD_NICENESS = 10
 labelling window and the renderer drawing the next pairs are not starved by training"""
 ORPHAN_EXIT_S = 3.0
 """seconds a role whose parent is gone has to stop by itself before it ends itself"""
-HEARTBEAT_S = 1.0
-"""a role's loop says it is alive at most this often"""
-HANG_S = 120.0
-"""seconds without a message and without CPU use after which a role counts as hung"""
-HANG_CPU_S = 0.5
-"""CPU seconds a silent role must use to count as working"""
-PARENT_GAP_S = 5.0
-"""a gap this long between two looks of the parent means the parent itself was stopped"""
 
 
 # --------------------------------------------------------------------- pipes
@@ -245,22 +234,6 @@ class _StopSignal:
         return os.getppid() != self.parent_pid
 
 
-class _Beating:
-    """The role's stop flag, which also tells the parent the role is alive (a message
-    ``alive``, at most every ``HEARTBEAT_S``) each time the role's loop asks it."""
-
-    def __init__(self, stop: StopFlag, outbox: Outbox):
-        self.stop, self.outbox = stop, outbox
-        self._last = float("-inf")
-
-    def is_set(self) -> bool:
-        now = time.monotonic()
-        if now - self._last >= HEARTBEAT_S:
-            self.outbox.put("alive", None)
-            self._last = now
-        return self.stop.is_set()
-
-
 def _end_when_orphaned(stop: _StopSignal) -> None:
     """A watchdog thread: once the parent is gone, give the role ORPHAN_EXIT_S to stop,
     then end the process (checkpoints and the store are written atomically)."""
@@ -289,7 +262,7 @@ def _child_main(
     stop = _StopSignal(control, parent_pid)
     threading.Thread(target=_end_when_orphaned, args=(stop,), daemon=True).start()
     outbox = Outbox(outbox_conn)
-    if not run_role(role, config, run_dir, Inbox(inbox_conn), outbox, _Beating(stop, outbox)):
+    if not run_role(role, config, run_dir, Inbox(inbox_conn), outbox, Beating(stop, outbox)):
         raise SystemExit(1)
 
 
@@ -339,8 +312,6 @@ class _Incarnation:
     from_role: Connection
     control: Connection
     reading: bool = True  # False once its pipe to the parent reached end-of-file
-    last_sign: float = 0.0  # time.monotonic() of its last message or CPU use
-    cpu_at_sign: float | None = None  # its CPU seconds then (None: not read since)
     hung_for: float = 0.0  # seconds of silence for which it was ended, 0 if it was not
 
 
@@ -355,7 +326,7 @@ class _Supervisor:
         self.restarts = dict.fromkeys(ROLES, 0)
         self.roles: dict[str, _Incarnation] = {}
         self.memory = RunMemory(config.pool_size)  # for a role that starts again
-        self.last_look = time.monotonic()  # when end_the_hung last ran
+        self.watch = HangWatch()
 
     def start(self, role: str) -> None:
         to_role_r, to_role_w = self.ctx.Pipe(duplex=False)
@@ -370,9 +341,8 @@ class _Supervisor:
         process.start()
         for end in (to_role_r, from_role_w, control_r):
             end.close()  # the role holds these now: when it dies they close, and we read end-of-file
-        incarnation = _Incarnation(
-            process, Outbox(to_role_w), from_role_r, control_w, last_sign=time.monotonic()
-        )
+        incarnation = _Incarnation(process, Outbox(to_role_w), from_role_r, control_w)
+        self.watch.sign(role)
         self.roles[role] = incarnation
         self.monitor.pids[role] = int(process.pid or 0)
         for kind, payload in self.memory.for_new(role):
@@ -392,7 +362,7 @@ class _Supervisor:
         try:
             while incarnation.from_role.poll(0):
                 kind, payload = decode(incarnation.from_role.recv_bytes())
-                incarnation.last_sign, incarnation.cpu_at_sign = time.monotonic(), None
+                self.watch.sign(role)
                 if kind == "status":
                     statuses.append(payload)
                     if payload.kind == "done" and role == "agent":
@@ -418,28 +388,16 @@ class _Supervisor:
         self.monitor.consume(statuses)
 
     def end_the_hung(self) -> None:
-        """End (SIGKILL) every role that has sent nothing and used no CPU for ``HANG_S``
-        seconds; :meth:`restart_the_dead` then starts it again."""
-        now = time.monotonic()
-        stopped_here = now - self.last_look > PARENT_GAP_S  # Ctrl-Z and fg, or the machine slept
-        self.last_look = now
+        """End (SIGKILL) every role hung for ``HANG_S`` (:mod:`prefrl.runtime.hangs`);
+        :meth:`restart_the_dead` then starts it again."""
+        self.watch.look()
         for role, incarnation in self.roles.items():
-            if stopped_here:
-                incarnation.last_sign, incarnation.cpu_at_sign = now, None
-            if role in self.monitor.finished or not incarnation.process.is_alive():
+            if role in self.monitor.finished or incarnation.hung_for or not incarnation.process.is_alive():
                 continue
-            cpu = cpu_seconds(incarnation.process.pid)
-            if cpu is None:  # no /proc (not Linux), or it has just exited
-                continue
-            if incarnation.cpu_at_sign is None:
-                incarnation.cpu_at_sign = cpu
-            elif cpu - incarnation.cpu_at_sign >= HANG_CPU_S:
-                incarnation.last_sign, incarnation.cpu_at_sign = now, cpu
-            silent = now - incarnation.last_sign
-            if silent > HANG_S:
+            silent = self.watch.silent_for(role, cpu_seconds(incarnation.process.pid))
+            if silent:
                 incarnation.hung_for = silent
-                incarnation.process.kill()
-                incarnation.process.join(5)
+                incarnation.process.kill()  # not waited for here: restart_the_dead sees it gone
 
     def restart_the_dead(self) -> None:
         for role, incarnation in list(self.roles.items()):
@@ -449,13 +407,12 @@ class _Supervisor:
             self._read_last_words(role)  # e.g. its error report
             if role in self.monitor.finished and exitcode == 0:
                 continue
-            error = self.monitor.errors.pop(role, f"exit code {exitcode}")
-            what = f"died ({error})"
-            if incarnation.hung_for:
-                error = what = (
-                    f"hung: it sent nothing and used no CPU for {incarnation.hung_for:.0f} s "
-                    "(stopped, or waiting for something that never came), so it was ended"
-                )
+            error = self.monitor.errors.pop(role, "")
+            if not error and incarnation.hung_for:
+                error = what = hung_message(incarnation.hung_for)
+            else:
+                error = error or f"exit code {exitcode}"
+                what = f"died ({error})"
             if self.restarts[role] >= self.max_restarts:
                 raise RunFailed(
                     f"the {role} process died {self.restarts[role] + 1} times; last error: {error}. "
@@ -481,6 +438,8 @@ class _Supervisor:
                 incarnation.control.send_bytes(b"stop")
             except OSError:
                 pass  # already gone
+            with contextlib.suppress(OSError, TypeError):  # a stopped one (SIGSTOP) goes on, to save
+                os.kill(incarnation.process.pid, signal.SIGCONT)
         deadline = time.monotonic() + join_timeout
         while time.monotonic() < deadline and any(i.process.is_alive() for i in self.roles.values()):
             self.receive(timeout=0.1)
@@ -517,20 +476,6 @@ def run_end(
         labels_budget=config.labels,
         run_dir=str(run_dir),
     )
-
-
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def cpu_seconds(pid: int | None) -> float | None:
-    """The CPU time (user and system, every thread) process ``pid`` has used, from
-    ``/proc``; None where there is no ``/proc`` or no such process."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()  # from the state on: the name may hold spaces
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
 @contextlib.contextmanager

@@ -18,7 +18,8 @@ all three roles (each reads or writes the store) are pinned to the driver's node
 is the person's labelling window. What spreads over the cluster is the agent's env
 stepping (``--workers N``: :mod:`prefrl.runtime.rollout_workers`).
 
-**Faults.** An actor whose process dies (or whose role fails) is restarted by Ray
+**Faults.** An actor whose process dies (or whose role fails, or hangs:
+:mod:`prefrl.runtime.hangs`, its process is then killed) is restarted by Ray
 (``max_restarts``) from the role's checkpoints and the store, which keeps every answer;
 the driver then sends it what the run knows (the newest weights; to a labeler the recent
 clips and whether the agent has finished), as the multiprocess backend does. A role that
@@ -28,8 +29,10 @@ to stop and save. If the driver dies, its actors die with it; ``prefrl resume`` 
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
+import signal
 import threading
 import time
 import uuid
@@ -41,6 +44,7 @@ from prefrl.runtime.channels import ClipBatch, RunMemory, Status
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.ending import RunEnd
 from prefrl.runtime.errors import RunFailed
+from prefrl.runtime.hangs import Beating, HangWatch, cpu_seconds, hung_message
 from prefrl.runtime.monitor import Monitor
 from prefrl.runtime.multiprocess import ROLES, Inbox, Outbox, decode, run_end, run_role, sigterm_as_ctrl_c
 from prefrl.utils.ray_cluster import connect
@@ -72,9 +76,10 @@ class RoleHost:
         self.from_role, from_role_w = mp.Pipe(duplex=False)
         self.to_role = Outbox(to_role_w)
         self.stop_event = threading.Event()
+        outbox = Outbox(from_role_w)
         self.thread = threading.Thread(
             target=run_role,
-            args=(role, config, run_dir, Inbox(to_role_r), Outbox(from_role_w), self.stop_event),
+            args=(role, config, run_dir, Inbox(to_role_r), outbox, Beating(self.stop_event, outbox)),
             name=f"prefrl-{role}",
             daemon=True,
         )
@@ -83,8 +88,9 @@ class RoleHost:
     def exchange(self, inbound: list[tuple[str, Any]], wait_s: float = EXCHANGE_WAIT_S) -> dict[str, Any]:
         """Deliver ``inbound`` to the role; return what it sent within ``wait_s`` seconds.
 
-        Returns ``incarnation`` (new after each restart), ``pid``, ``messages`` and
-        ``ended`` (the role's thread has ended: done, or failed with an error status).
+        Returns ``incarnation`` (new after each restart), ``pid``, ``tid`` (the role's
+        thread), ``messages`` and ``ended`` (the role's thread has ended: done, or failed
+        with an error status).
         """
         import ray
 
@@ -101,7 +107,13 @@ class RoleHost:
                 ready = self.from_role.poll(0)
         except (EOFError, OSError):
             pass  # the role's thread has closed its end: everything it sent is read
-        return {"incarnation": self.incarnation, "pid": os.getpid(), "messages": messages, "ended": ended}
+        return {
+            "incarnation": self.incarnation,
+            "pid": os.getpid(),
+            "tid": self.thread.native_id,
+            "messages": messages,
+            "ended": ended,
+        }
 
     def stop(self, timeout: float) -> list[tuple[str, Any]]:
         """Ask the role to stop (it saves its checkpoint); return its last messages."""
@@ -133,6 +145,8 @@ class _Hub:
         self.killed: dict[str, str | None] = dict.fromkeys(ROLES)  # the incarnation last killed
         self.started = time.monotonic()
         self.start_notice_given = False
+        self.watch = HangWatch()
+        self.threads: dict[str, tuple[int, int]] = {}  # role -> the pid and thread id running it
 
     def start(self) -> None:
         from prefrl.tasks import trusted_task_files
@@ -158,8 +172,23 @@ class _Hub:
             else:
                 self._handle(role, reply, statuses)
         self.monitor.consume(statuses)
+        self._end_the_hung()
         self._call_idle()
         self._notice_slow_start()
+
+    def _end_the_hung(self) -> None:
+        """Kill the process of every actor whose role is hung (:mod:`prefrl.runtime.hangs`;
+        its thread's CPU time is read: the actors run on this node); Ray restarts it."""
+        self.watch.look()
+        for role, (pid, tid) in list(self.threads.items()):
+            if role in self.ended:
+                continue
+            silent = self.watch.silent_for(role, cpu_seconds(pid, tid))
+            if silent:
+                self.monitor.errors[role] = hung_message(silent)
+                del self.threads[role]  # until its next incarnation answers
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
     def _notice_slow_start(self) -> None:
         """Say once, after :data:`START_NOTICE_S`, which actors have not answered yet (a busy
@@ -189,6 +218,10 @@ class _Hub:
                 self._restarted(role)
             self.incarnation[role] = reply["incarnation"]
             self.monitor.pids[role] = reply["pid"]
+            self.threads[role] = (reply["pid"], reply["tid"])
+            self.watch.sign(role)
+        if reply["messages"]:
+            self.watch.sign(role)
         for kind, payload in reply["messages"]:
             if kind == "status":
                 statuses.append(payload)
