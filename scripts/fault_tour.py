@@ -45,13 +45,16 @@ class Tour:
             [sys.executable, "-m", "prefrl.cli", *args], capture_output=True, text=True, timeout=timeout
         )
 
-    def start(self, *args: str) -> subprocess.Popen[str]:
+    def start(
+        self, *args: str, env: dict[str, str] | None = None, stdout: int = subprocess.DEVNULL
+    ) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [sys.executable, "-m", "prefrl.cli", *args],
-            stdout=subprocess.DEVNULL,
+            stdout=stdout,
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
+            env=None if env is None else {**os.environ, **env},
         )
 
     def run_dir(self, name: str) -> Path:
@@ -102,9 +105,19 @@ class Tour:
         return None
 
     # ----------------------------------------------------------------- faults
-    def kill_role(self, role: str) -> None:
-        run = self.run_dir(f"kill-{role}")
-        proc = self.start("train", *RUN, "--run-dir", str(run))
+    def kill_role(self, role: str, sig: int = signal.SIGKILL) -> None:
+        """``role`` sent ``sig`` up to 3 times at random moments: SIGKILL, or SIGSTOP (hung;
+        the run is told to end a role silent for 5 s)."""
+        stop = sig == signal.SIGSTOP
+        run = self.run_dir(f"{'stop' if stop else 'kill'}-{role}")
+        proc = self.start(
+            "train",
+            *RUN,
+            "--run-dir",
+            str(run),
+            env={"PREFRL_HANG_S": "5"} if stop else None,
+            stdout=subprocess.PIPE if stop else subprocess.DEVNULL,
+        )
         kills, killed, before = 0, set(), set()
         for _ in range(3):
             time.sleep(self.rng.uniform(1.0, 5.0))
@@ -117,20 +130,29 @@ class Tour:
                 break
             before = self.answered(run)
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, sig)
                 kills += 1
             killed.add(pid)
-        _, err = proc.communicate(timeout=300)
-        result = subprocess.CompletedProcess(proc.args, proc.returncode, "", err)
+        out, err = proc.communicate(timeout=300)
+        told = [line for line in (out or "").splitlines() if " hung: " in line]
+        result = subprocess.CompletedProcess(proc.args, proc.returncode, "", "\n".join(told[-1:]) or err)
         used = self.labels(run)
+        restarted = (
+            not stop or kills == 0 or len(told) >= 1
+        )  # a role stopped after its job is done is left be
         self.record(
-            f"kill -9 of the {role} process, {kills} times at random moments",
-            f"prefrl train {' '.join(RUN[:5])} ...; kill -9 <{role} pid from status.json>",
+            f"{'SIGSTOP' if stop else 'kill -9'} of the {role} process, {kills} times at random moments",
+            f"{'PREFRL_HANG_S=5 ' if stop else ''}prefrl train {' '.join(RUN[:5])} ...; "
+            f"{'kill -STOP' if stop else 'kill -9'} <{role} pid from status.json>",
             result,
             labels=used,
             kept_every_label=before <= self.answered(run),
-            outcome="run completed, restarted each time"
-            if proc.returncode == 0 and used and used[0] == used[1]
+            outcome=(
+                f"run completed, ended as hung and restarted {len(told)} times"
+                if stop
+                else "run completed, restarted each time"
+            )
+            if proc.returncode == 0 and used and used[0] == used[1] and restarted
             else "FAILED",
         )
 
@@ -846,6 +868,9 @@ def main() -> int:
         ("kill_agent", lambda t: t.kill_role("agent")),
         ("kill_labeler", lambda t: t.kill_role("labeler")),
         ("kill_reward_trainer", lambda t: t.kill_role("reward_trainer")),
+        ("stop_agent", lambda t: t.kill_role("agent", signal.SIGSTOP)),
+        ("stop_labeler", lambda t: t.kill_role("labeler", signal.SIGSTOP)),
+        ("stop_reward_trainer", lambda t: t.kill_role("reward_trainer", signal.SIGSTOP)),
         ("kill_parent", Tour.kill_parent),
         ("ctrl_c", Tour.ctrl_c),
         ("agent_first", Tour.agent_first),

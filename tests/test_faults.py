@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from test_runtime import small
 
+from prefrl.errors import ConfigError
 from prefrl.prefs.store import PreferenceStore, StoreError
 from prefrl.runtime import hangs
 from prefrl.runtime.run import train
@@ -120,7 +121,7 @@ def test_a_role_killed_at_random_moments_never_costs_a_label(tmp_path, role, cap
 @pytest.mark.parametrize("role", ["agent", "labeler", "reward_trainer"])
 def test_a_role_stopped_at_random_moments_is_ended_and_started_again(tmp_path, role, capsys, monkeypatch):
     # SIGSTOP: the process lives on, sends nothing and uses no CPU, as a deadlocked one would
-    monkeypatch.setattr(hangs, "HANG_S", 5.0)
+    monkeypatch.setenv("PREFRL_HANG_S", "5")
     total_stops = 0
     for n in range(HANG_RUNS):
         seed = BASE_SEED + n
@@ -140,7 +141,7 @@ def test_a_role_stopped_at_random_moments_is_ended_and_started_again(tmp_path, r
     ), out
 
 
-def test_the_watchdog_judges_silence_by_cpu_use_and_forgives_its_own_absence():
+def test_the_watchdog_judges_silence_by_cpu_use_and_forgives_its_own_absence(monkeypatch):
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
@@ -162,9 +163,24 @@ def test_the_watchdog_judges_silence_by_cpu_use_and_forgives_its_own_absence():
         watch.last_look -= hangs.PARENT_GAP_S + 1  # the supervisor was stopped (Ctrl-Z), then went on
         watch.look()
         assert watch.silent_for("sleeper", hangs.cpu_seconds(sleeper.pid)) == 0.0  # forgiven
+        monkeypatch.setenv("PREFRL_HANG_S", "0")  # never end a role
+        never = hangs.HangWatch()
+        never.sign("sleeper")
+        never.last_sign["sleeper"] = long_ago
+        never.look()
+        assert never.silent_for("sleeper", hangs.cpu_seconds(sleeper.pid)) == 0.0
     finally:
         sleeper.kill()
         spinner.kill()
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan", "inf", ""])
+def test_a_hang_time_that_is_no_number_of_seconds_is_refused(monkeypatch, value):
+    monkeypatch.setenv("PREFRL_HANG_S", value)
+    with pytest.raises(
+        ConfigError, match=r"PREFRL_HANG_S=.*give the seconds after which a silent role counts as hung"
+    ):
+        hangs.HangWatch()
 
 
 def test_a_damaged_clip_stops_the_run_with_its_name_and_repair_lets_it_finish(tmp_path, capsys):

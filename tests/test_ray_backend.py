@@ -21,7 +21,6 @@ from prefrl.envs.vector import VecEnv
 from prefrl.errors import ConfigError
 from prefrl.prefs.store import PreferenceStore
 from prefrl.rundir import RunDir
-from prefrl.runtime import hangs
 from prefrl.runtime.run import resume, train
 from prefrl.utils.ray_cluster import RayConnectError, RayMissingError, connect
 
@@ -175,7 +174,7 @@ def test_a_role_actor_killed_at_random_moments_never_costs_a_label(cluster, tmp_
 def test_a_role_actor_stopped_at_a_random_moment_is_ended_and_restarted(
     cluster, tmp_path, role, capsys, monkeypatch
 ):
-    monkeypatch.setattr(hangs, "HANG_S", 5.0)
+    monkeypatch.setenv("PREFRL_HANG_S", "5")
     seed = int(os.environ.get("PREFRL_FAULT_SEED", "0")) or int(time.time())
     summary, stops, before = run_with_kills(tmp_path / "run", role, seed, backend="ray", sig=signal.SIGSTOP)
     where = f"{role}, seed {seed} (replay: PREFRL_FAULT_SEED={seed})"

@@ -19,12 +19,14 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from prefrl.errors import ConfigError
 from prefrl.runtime.channels import StopFlag
 
 HEARTBEAT_S = 1.0
 """a role's loop says it is alive at most this often"""
 HANG_S = 120.0
-"""seconds without a message and without CPU use after which a role counts as hung"""
+"""seconds without a message and without CPU use after which a role counts as hung
+(the environment variable ``PREFRL_HANG_S`` sets it for a run; 0 never ends a role)"""
 HANG_CPU_S = 0.5
 """CPU seconds a silent role must use within ``HANG_S`` to count as working"""
 PARENT_GAP_S = 5.0
@@ -74,10 +76,32 @@ def hung_message(seconds: float) -> str:
     )
 
 
+def hang_s() -> float:
+    """``PREFRL_HANG_S`` if set, else ``HANG_S``.
+
+    Raises:
+        ConfigError: ``PREFRL_HANG_S`` is not a number of seconds >= 0.
+    """
+    text = os.environ.get("PREFRL_HANG_S")
+    if text is None:
+        return HANG_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise ConfigError(
+            f"PREFRL_HANG_S={text!r}: give the seconds after which a silent role counts as hung "
+            f"(default {HANG_S:g}), or 0 to never end one"
+        )
+    return value
+
+
 class HangWatch:
     """When each role last gave a sign of life: a message, or CPU used."""
 
     def __init__(self) -> None:
+        self.hang_s = hang_s()
         self.last_look = time.monotonic()
         self.last_sign: dict[str, float] = {}
         self.cpu_at_sign: dict[str, float | None] = {}
@@ -97,7 +121,7 @@ class HangWatch:
 
     def silent_for(self, role: str, cpu: float | None) -> float:
         """Seconds ``role`` (whose CPU time is now ``cpu``) has been hung for, 0.0 if it is not."""
-        if cpu is None or role not in self.last_sign:
+        if cpu is None or role not in self.last_sign or not self.hang_s:
             return 0.0
         now = time.monotonic()
         before = self.cpu_at_sign[role]
@@ -106,4 +130,4 @@ class HangWatch:
         elif cpu - before >= HANG_CPU_S:
             self.last_sign[role], self.cpu_at_sign[role] = now, cpu
         silent = now - self.last_sign[role]
-        return silent if silent > HANG_S else 0.0
+        return silent if silent > self.hang_s else 0.0
