@@ -97,6 +97,15 @@ def stopped_child(pid: int) -> bool:
     return state == "T" and int(ppid) in (os.getpid(), 1)
 
 
+def assert_every_label_kept(summary: dict, run_dir: Path, before: set[int], where: str) -> None:
+    """The short run of :func:`run_with_kills` completed with its 8 labels, every answer
+    given before the last kill among them."""
+    assert summary["complete"] is True, f"{where}: {summary['incomplete_reason']}"
+    assert summary["labels_used"] == 8 and summary["env_steps"] >= 2048, where
+    after = answered_ids(run_dir)
+    assert before <= after and len(after) == 8, where
+
+
 @pytest.mark.faults
 @pytest.mark.parametrize("role", ["agent", "labeler", "reward_trainer"])
 def test_a_role_killed_at_random_moments_never_costs_a_label(tmp_path, role, capsys):
@@ -107,10 +116,7 @@ def test_a_role_killed_at_random_moments_never_costs_a_label(tmp_path, role, cap
         summary, kills, before = run_with_kills(run_dir, role, seed)
         total_kills += kills
         where = f"{role}, seed {seed} (replay: PREFRL_FAULT_SEED={seed} PREFRL_FAULT_RUNS=1)"
-        assert summary["complete"] is True, f"{where}: {summary['incomplete_reason']}"
-        assert summary["labels_used"] == 8 and summary["env_steps"] >= 2048, where
-        after = answered_ids(run_dir)
-        assert before <= after and len(after) == 8, where
+        assert_every_label_kept(summary, run_dir, before, where)
         with PreferenceStore(run_dir / "prefs.sqlite") as store:
             assert store.pending_queries() == [], where
     assert total_kills >= RUNS // 2  # the kills did land
@@ -129,10 +135,7 @@ def test_a_role_stopped_at_random_moments_is_ended_and_started_again(tmp_path, r
         summary, stops, before = run_with_kills(run_dir, role, seed, sig=signal.SIGSTOP)
         total_stops += stops
         where = f"{role}, seed {seed} (replay: PREFRL_FAULT_SEED={seed})"
-        assert summary["complete"] is True, f"{where}: {summary['incomplete_reason']}"
-        assert summary["labels_used"] == 8 and summary["env_steps"] >= 2048, where
-        after = answered_ids(run_dir)
-        assert before <= after and len(after) == 8, where
+        assert_every_label_kept(summary, run_dir, before, where)
     assert total_stops >= HANG_RUNS // 2  # the stops did land
     out = capsys.readouterr().out
     assert (

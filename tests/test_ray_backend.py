@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from test_faults import answered_ids, run_with_kills
+from test_faults import answered_ids, assert_every_label_kept, run_with_kills
 from test_runtime import small
 
 from prefrl.cli import main
@@ -160,10 +160,7 @@ def test_a_role_actor_killed_at_random_moments_never_costs_a_label(cluster, tmp_
         summary, kills, before = run_with_kills(run_dir, role, seed, backend="ray")
         total_kills += kills
         where = f"{role}, seed {seed} (replay: PREFRL_FAULT_SEED={seed} PREFRL_FAULT_RUNS_RAY=1)"
-        assert summary["complete"] is True, f"{where}: {summary['incomplete_reason']}"
-        assert summary["labels_used"] == 8 and summary["env_steps"] >= 2048, where
-        after = answered_ids(run_dir)
-        assert before <= after and len(after) == 8, where
+        assert_every_label_kept(summary, run_dir, before, where)
     assert total_kills >= 1  # the kills did land
     # a kill after the role finished its job is not seen (nothing asks it again)
     assert capsys.readouterr().out.count(f"the {role} actor died") >= total_kills // 2
@@ -178,10 +175,7 @@ def test_a_role_actor_stopped_at_a_random_moment_is_ended_and_restarted(
     seed = int(os.environ.get("PREFRL_FAULT_SEED", "0")) or int(time.time())
     summary, stops, before = run_with_kills(tmp_path / "run", role, seed, backend="ray", sig=signal.SIGSTOP)
     where = f"{role}, seed {seed} (replay: PREFRL_FAULT_SEED={seed})"
-    assert summary["complete"] is True, f"{where}: {summary['incomplete_reason']}"
-    assert summary["labels_used"] == 8 and summary["env_steps"] >= 2048, where
-    after = answered_ids(tmp_path / "run")
-    assert before <= after and len(after) == 8, where
+    assert_every_label_kept(summary, tmp_path / "run", before, where)
     out = capsys.readouterr().out
     # a stop after the role finished its job is not seen (nothing asks it again)
     assert (
