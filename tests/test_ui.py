@@ -463,6 +463,33 @@ def test_run_status_tells_a_live_run_from_a_stopped_or_dead_one(tmp_path, clips)
     assert not read_state(info, now=now + START_GRACE_S + 1).live
 
 
+def test_a_run_killed_without_a_word_is_seen_stopped_at_once_by_its_lock(tmp_path, clips):
+    run = make_run(tmp_path / "run", clips, 0, running=True)
+    info = open_run(run.path)
+    assert read_state(info).live  # no run.lock: a run of an older prefrl, judged by the time alone
+    holder = subprocess.Popen(  # the process running the run holds its lock
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from prefrl.utils.locking import exclusive\n"
+            "with exclusive(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)",
+            str(run.path / "run.lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert read_state(info).live
+        holder.kill()  # kill -9 of the run: status.json still says running, just written
+        holder.wait(10)
+        gone = read_state(info)
+        assert gone.stale and not gone.live
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+
+
 def test_the_reward_trainer_drops_an_undone_label_and_takes_its_new_answer(tmp_path, clips):
     run = make_run(tmp_path / "run", clips, 4, labels=4)
     with PreferenceStore(run.store_path) as store:

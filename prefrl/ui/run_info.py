@@ -9,6 +9,7 @@ is opened.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +19,11 @@ from prefrl.prefs.store import PreferenceStore, Query
 from prefrl.rundir import RunDir, read_run_status
 from prefrl.status import RunStatus
 from prefrl.tasks import instruction_for, locate_run_task, open_run_task
+from prefrl.utils.locking import lock_held
 
 STATUS_STALE_S = 30.0
-"""a ``status.json`` saying ``running`` but older than this is from a run that died"""
+"""a ``status.json`` saying ``running`` but older than this is from a run that died
+(sooner where the run's lock tells: :func:`runner_gone`)"""
 START_GRACE_S = 120.0
 """a run without ``status.json`` whose ``config.json`` is younger than this is starting"""
 HUMAN = "human"
@@ -73,7 +76,8 @@ class RunState:
             :data:`START_GRACE_S`): more questions may come.
         known: ``status.json`` was read; ``status``'s counts are None when it was not.
         stale: ``status.json`` says running but has not been updated for
-            :data:`STATUS_STALE_S` (the run died without saying so).
+            :data:`STATUS_STALE_S`, or nobody holds the run's lock (the run died
+            without saying so).
         age_s: seconds since ``status.json`` was last written (None when not known).
         status: what ``status.json`` says (all None when it was not read).
     """
@@ -159,7 +163,7 @@ def read_state(run: LabelingRun, now: float | None = None) -> RunState:
             age = float("inf")
         return RunState(live=age < START_GRACE_S, known=False)
     updated = status.updated_at or 0.0
-    stale = status.running and now - updated > STATUS_STALE_S
+    stale = status.running and (now - updated > STATUS_STALE_S or runner_gone(run, status))
     return RunState(
         live=status.running and not stale,
         known=True,
@@ -167,6 +171,17 @@ def read_state(run: LabelingRun, now: float | None = None) -> RunState:
         age_s=max(0.0, now - updated),
         status=status,
     )
+
+
+def runner_gone(run: LabelingRun, status: RunStatus) -> bool:
+    """Whether the run that ``status.json`` says is running has no process any more: its
+    ``run.lock`` is there and nobody holds it (a ``kill -9``, a crash). False where that
+    cannot be told: no lock file (a run of an older prefrl), no ``flock``, or the run
+    runs in this very process."""
+    lock = RunDir(run.path).lock_path
+    if status.pid == os.getpid() or not lock.exists():
+        return False
+    return lock_held(lock) is False
 
 
 def human_pending(store: PreferenceStore) -> list[Query]:
