@@ -31,13 +31,26 @@ def run_checkpoints(run_dir: str | Path) -> list[tuple[Path, str]]:
 
 def check_run_checkpoints(run_dir: str | Path) -> None:
     """Load every checkpoint of a run once, so that an old, newer, wrong or unsafe one is
-    refused in one line here rather than in a child process of the run.
+    refused in one line here rather than in a child process of the run, and every one
+    that cannot be loaded is named at once, each with its way out.
 
     Raises:
-        prefrl.utils.checkpoint.CheckpointError: the first checkpoint that cannot be loaded.
+        prefrl.utils.checkpoint.CheckpointError: a checkpoint cannot be loaded (its own
+            error), or several cannot (one error naming each).
     """
+    errors = []
     for path, kind in run_checkpoints(run_dir):
-        load_checkpoint(path, kind)
+        try:
+            load_checkpoint(path, kind)
+        except CheckpointError as err:
+            errors.append(err)
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise CheckpointError(
+            f"{len(errors)} of the run's checkpoints cannot be loaded: "
+            + " | ".join(f"({n}) {err}" for n, err in enumerate(errors, 1))
+        )
 
 
 def upgrade(path: str | Path) -> dict[str, Any]:

@@ -267,6 +267,31 @@ def test_a_damaged_checkpoint_names_the_way_out_and_deleting_it_resumes(tmp_path
         load_checkpoint(path, kind)  # written again
 
 
+def test_every_damaged_checkpoint_is_named_at_once(tmp_path, capsys):
+    run = RunDir(tmp_path / "run")
+    train(small(), run.path, progress=False, video=False)  # multiprocess: each role loads its own
+    damaged = [run.agent_checkpoint, run.trainer_checkpoint]
+    for path in damaged:
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+    resume_further = ["resume", str(run.path), "--steps", "8192", "--quiet", "--no-video"]
+    capsys.readouterr()
+    assert main(resume_further) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"prefrl resume: error: 2 of the run's checkpoints cannot be loaded: "
+        f"(1) {damaged[0]} is not a readable checkpoint (truncated, or not a torch file); "
+        f"delete it and resume (prefrl resume {run.path}): {WAY_OUT['agent']} | "
+        f"(2) {damaged[1]} is not a readable checkpoint (truncated, or not a torch file); "
+        f"delete it and resume (prefrl resume {run.path}): {WAY_OUT['reward_trainer']}\n"
+    )
+    assert json.loads(run.config_path.read_text())["steps"] == 4096  # refused before anything changed
+    for path in damaged:
+        path.unlink()
+    assert main(resume_further) == 0, capsys.readouterr().err
+    summary = run.read_summary()
+    assert (summary["complete"], summary["labels_used"], summary["env_steps"]) == (True, 12, 8192)
+
+
 def test_a_finished_run_trains_further_with_a_larger_budget(tmp_path):
     run = tmp_path / "r"
     first = train(small(backend="inprocess"), run, progress=False, video=False)
