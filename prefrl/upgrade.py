@@ -12,7 +12,7 @@ from typing import Any
 
 from prefrl.errors import MissingFileError
 from prefrl.rundir import RunDir
-from prefrl.utils.checkpoint import CheckpointError, load_checkpoint, upgrade_checkpoint
+from prefrl.utils.checkpoint import CheckpointError, OldCheckpointError, load_checkpoint, upgrade_checkpoint
 
 RUN_CHECKPOINTS = {
     "agent_checkpoint": "agent",
@@ -38,19 +38,36 @@ def check_run_checkpoints(run_dir: str | Path) -> None:
         prefrl.utils.checkpoint.CheckpointError: a checkpoint cannot be loaded (its own
             error), or several cannot (one error naming each).
     """
-    errors = []
-    for path, kind in run_checkpoints(run_dir):
-        try:
-            load_checkpoint(path, kind)
-        except CheckpointError as err:
-            errors.append(err)
-    if len(errors) == 1:
-        raise errors[0]
+    errors: list[CheckpointError] = []
+    try:
+        for path, kind in run_checkpoints(run_dir):
+            try:
+                load_checkpoint(path, kind)
+            except CheckpointError as err:
+                errors.append(err)
+    except Exception as err:  # not a checkpoint problem: the ones found first still come first
+        if errors:
+            raise _all_of(errors, run_dir) from err
+        raise
     if errors:
-        raise CheckpointError(
-            f"{len(errors)} of the run's checkpoints cannot be loaded: "
-            + " | ".join(f"({n}) {err}" for n, err in enumerate(errors, 1))
+        raise _all_of(errors, run_dir)
+
+
+def _all_of(errors: list[CheckpointError], run_dir: str | Path) -> CheckpointError:
+    """One error for every checkpoint that cannot be loaded (a lone one as it is; the
+    checkpoints of an older prefrl, which one ``prefrl upgrade`` converts, in one line)."""
+    if len(errors) == 1:
+        return errors[0]
+    if all(isinstance(err, OldCheckpointError) for err in errors):
+        return OldCheckpointError(
+            f"{len(errors)} of {run_dir}'s checkpoints were written by an older prefrl, in a format "
+            f"whose loading could run code. If you trust where they came from, convert them with: "
+            f"prefrl upgrade {run_dir}"
         )
+    return CheckpointError(
+        f"{len(errors)} of the run's checkpoints cannot be loaded: "
+        + " | ".join(f"({n}) {err}" for n, err in enumerate(errors, 1))
+    )
 
 
 def upgrade(path: str | Path) -> dict[str, Any]:

@@ -248,9 +248,13 @@ def test_old_checkpoints_are_refused_until_upgraded_then_load_identically(tmp_pa
                 f"{path} was written by an older prefrl, in a format whose loading could run code. "
                 f"If you trust where it came from, convert it with: prefrl upgrade {run}"
             )
-    for command in (["play", str(run)], ["resume", str(run)]):
-        assert main(command) == 2
-        assert f"convert it with: prefrl upgrade {run}" in capsys.readouterr().err
+    assert main(["play", str(run)]) == 2
+    assert f"convert it with: prefrl upgrade {run}" in capsys.readouterr().err
+    assert main(["resume", str(run)]) == 2  # every checkpoint old: one upgrade converts them all
+    assert capsys.readouterr().err == (
+        f"prefrl resume: error: 3 of {run}'s checkpoints were written by an older prefrl, in a format "
+        f"whose loading could run code. If you trust where they came from, convert them with: prefrl upgrade {run}\n"
+    )
 
     assert main(["upgrade", str(run)]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -369,3 +373,19 @@ def test_a_damaged_checkpoint_of_a_run_says_what_its_kind_of_run_allows(tmp_path
             "peer": "",
         }[run_kind]
     )
+
+
+def test_a_checkpoint_error_found_first_is_not_hidden_by_a_later_crash(tmp_path, monkeypatch):
+    import prefrl.upgrade as upgrade
+
+    run = tmp_path / "run"
+    write_old_run(run)
+    first = CheckpointError("agent.pt is damaged")
+
+    def load(path, kind):
+        raise first if kind == "agent" else KeyError("a torch internal")
+
+    monkeypatch.setattr(upgrade, "load_checkpoint", load)
+    with pytest.raises(CheckpointError) as raised:
+        upgrade.check_run_checkpoints(run)
+    assert raised.value is first  # what was found before the crash, not a traceback

@@ -47,9 +47,10 @@ from prefrl.ui.cli import main as label_main
 from prefrl.ui.keys import KEY_GROUPS
 from prefrl.ui.layout import compute_layout, pack_rows, wrap_text
 from prefrl.ui.render_ahead import _make_renderer, frame_stride_for
-from prefrl.ui.run_info import START_GRACE_S, STATUS_STALE_S, read_state
+from prefrl.ui.run_info import GONE_AFTER_S, START_GRACE_S, STATUS_STALE_S, read_state
 from prefrl.ui.screen import Control, Screen
 from prefrl.ui.scripted import ScriptedPerson, collect_clips, make_human_run
+from prefrl.ui.status_line import status_line
 from prefrl.ui.view import _group_gap
 from prefrl.ui.window import LabelingWindow
 
@@ -478,13 +479,16 @@ def test_a_run_killed_without_a_word_is_seen_stopped_at_once_by_its_lock(tmp_pat
         stdout=subprocess.PIPE,
         text=True,
     )
+    later = time.time() + GONE_AFTER_S + 1  # status.json not rewritten since: a heartbeat or more missed
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        assert read_state(info).live
-        holder.kill()  # kill -9 of the run: status.json still says running, just written
+        assert read_state(info).live and read_state(info, now=later).live  # the lock says it runs
+        holder.kill()  # kill -9 of the run: status.json still says running
         holder.wait(10)
-        gone = read_state(info)
-        assert gone.stale and not gone.live
+        assert read_state(info).live  # just written: a run on another host may hold a lock not seen here
+        gone = read_state(info, now=later)
+        assert gone.gone and gone.stale and not gone.live
+        assert "Run stopped unexpectedly (its process is gone)" in status_line(gone, 0, info)
     finally:
         if holder.poll() is None:
             holder.kill()

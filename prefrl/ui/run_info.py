@@ -24,6 +24,9 @@ from prefrl.utils.locking import lock_held
 STATUS_STALE_S = 30.0
 """a ``status.json`` saying ``running`` but older than this is from a run that died
 (sooner where the run's lock tells: :func:`runner_gone`)"""
+GONE_AFTER_S = 5.0
+"""a ``status.json`` saying ``running``, older than this (a running run rewrites it every
+second), whose run's lock nobody holds, is from a run whose process is gone"""
 START_GRACE_S = 120.0
 """a run without ``status.json`` whose ``config.json`` is younger than this is starting"""
 HUMAN = "human"
@@ -76,8 +79,10 @@ class RunState:
             :data:`START_GRACE_S`): more questions may come.
         known: ``status.json`` was read; ``status``'s counts are None when it was not.
         stale: ``status.json`` says running but has not been updated for
-            :data:`STATUS_STALE_S`, or nobody holds the run's lock (the run died
-            without saying so).
+            :data:`STATUS_STALE_S`, or is gone (the run died without saying so).
+        gone: ``status.json`` says running, has not been updated for
+            :data:`GONE_AFTER_S`, and nobody holds the run's lock: its process has
+            ended (:func:`runner_gone`).
         age_s: seconds since ``status.json`` was last written (None when not known).
         status: what ``status.json`` says (all None when it was not read).
     """
@@ -85,6 +90,7 @@ class RunState:
     live: bool
     known: bool
     stale: bool = False
+    gone: bool = False
     age_s: float | None = field(default=None, compare=False)
     status: RunStatus = field(default_factory=RunStatus)
 
@@ -162,13 +168,15 @@ def read_state(run: LabelingRun, now: float | None = None) -> RunState:
         except OSError:
             age = float("inf")
         return RunState(live=age < START_GRACE_S, known=False)
-    updated = status.updated_at or 0.0
-    stale = status.running and (now - updated > STATUS_STALE_S or runner_gone(run, status))
+    age = now - (status.updated_at or 0.0)
+    gone = status.running and age > GONE_AFTER_S and runner_gone(run, status)
+    stale = status.running and (age > STATUS_STALE_S or gone)
     return RunState(
         live=status.running and not stale,
         known=True,
         stale=stale,
-        age_s=max(0.0, now - updated),
+        gone=gone,
+        age_s=max(0.0, age),
         status=status,
     )
 
@@ -179,9 +187,12 @@ def runner_gone(run: LabelingRun, status: RunStatus) -> bool:
     cannot be told: no lock file (a run of an older prefrl), no ``flock``, or the run
     runs in this very process."""
     lock = RunDir(run.path).lock_path
-    if status.pid == os.getpid() or not lock.exists():
+    try:
+        if status.pid == os.getpid() or not lock.exists():
+            return False
+        return lock_held(lock) is False
+    except OSError:  # unreadable, or a file system that fails the lock test: the time tells
         return False
-    return lock_held(lock) is False
 
 
 def human_pending(store: PreferenceStore) -> list[Query]:
@@ -214,6 +225,8 @@ def check_something_to_label(run: LabelingRun) -> None:
     given = f"{answered} of {run.budget} labels given"
     if state.known and not state.stale and state.finished:
         why = "has finished"  # short of its budget (or answers were set aside since): resume asks the rest
+    elif state.gone:
+        why = "stopped without finishing (its process is gone)"
     elif state.stale:
         why = "stopped without finishing (its status.json has not changed for a while)"
     elif state.known:

@@ -45,7 +45,9 @@ def status_line(state: RunState, given: int, run: LabelingRun, pace: str | None 
         steps = "Run starting"
         labels = f"Labels {given} given (budget {budget})"
     else:
-        if state.stale:
+        if state.gone:
+            steps = "Run stopped unexpectedly (its process is gone)"
+        elif state.stale:
             steps = "Run not responding (its status.json is out of date)"
         elif not state.known:
             steps = "Run not started"

@@ -47,6 +47,10 @@ class CheckpointError(PrefrlError):
     """A checkpoint file that cannot or must not be loaded; the message names the fix."""
 
 
+class OldCheckpointError(CheckpointError):
+    """A checkpoint of an older prefrl's format: ``prefrl upgrade`` converts it."""
+
+
 def to_plain(value: Any) -> Any:
     """``value`` with numpy arrays as tensors and numpy scalars as Python numbers (recursively)."""
     if isinstance(value, np.ndarray):
@@ -89,7 +93,7 @@ def load_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
         state = torch.load(path, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError:
         if _is_old_format(path):
-            raise CheckpointError(_old_format_message(path)) from None
+            raise OldCheckpointError(_old_format_message(path)) from None
         raise CheckpointError(
             f"{path} was refused: it holds more than tensors and plain data, and loading it "
             "could run code. Load only checkpoints written by prefrl."
@@ -151,7 +155,7 @@ def _run_config(run: Path) -> dict[str, Any]:
 def _check_header(state: Any, path: Path, kind: str) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         if isinstance(state, dict) and "format" not in state:
-            raise CheckpointError(_old_format_message(path))
+            raise OldCheckpointError(_old_format_message(path))
         raise CheckpointError(f"{path} is not a prefrl checkpoint")
     version = state.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
