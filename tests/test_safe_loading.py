@@ -389,3 +389,21 @@ def test_a_checkpoint_error_found_first_is_not_hidden_by_a_later_crash(tmp_path,
     with pytest.raises(CheckpointError) as raised:
         upgrade.check_run_checkpoints(run)
     assert raised.value is first  # what was found before the crash, not a traceback
+
+
+def test_a_checkpoint_this_user_may_not_read_is_not_called_damaged(tmp_path, monkeypatch):
+    path = tmp_path / "agent.pt"
+    save_checkpoint({"x": torch.zeros(2)}, path, "agent")
+    opened = Path.open
+
+    def unreadable(self, *args, **kwargs):  # as for a file without read permission (root reads all)
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return opened(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", unreadable)
+    with pytest.raises(CheckpointError) as raised:
+        load_checkpoint(path, "agent")
+    assert str(raised.value) == (
+        f"{path} cannot be opened (Permission denied): give this user read access to it (the file itself may be sound)"
+    )

@@ -108,7 +108,18 @@ def load_checkpoint(path: str | Path, kind: str) -> dict[str, Any]:
 def _check_zip(path: Path, kind: str) -> None:
     # torch.save writes a zip archive; anything else (a truncated file, text) is not a
     # checkpoint, whatever the pickle inside would say
-    if path.is_file() and not zipfile.is_zipfile(path):
+    if not path.is_file():
+        return
+    try:
+        with path.open("rb"):  # is_zipfile takes a file it may not open for a damaged one
+            pass
+    except OSError as err:
+        advice = ": give this user read access to it (the file itself may be sound)"
+        raise CheckpointError(
+            f"{path} cannot be opened ({err.strerror or err})"
+            + (advice if isinstance(err, PermissionError) else "")
+        ) from None
+    if not zipfile.is_zipfile(path):
         raise _unreadable(path, kind)
 
 
