@@ -13,8 +13,9 @@ import time
 import numpy as np
 import pytest
 
+import prefrl.prefs.store as store_module
 from prefrl.prefs.clips import Answer, Clip
-from prefrl.prefs.store import PreferenceStore
+from prefrl.prefs.store import PreferenceStore, StoreError
 from prefrl.rundir import RunDir, mark_stopped_if_dead, read_run_status, read_window, window_open, write_json
 from prefrl.status import RunStatus
 from prefrl.ui.heartbeat import WindowHeartbeat
@@ -264,6 +265,35 @@ def test_close_writes_an_answer_not_yet_committed(tmp_path, events):
     session.handle([Answer.EQUAL], 2.0)
     session.close()
     assert stored(run) == {1: (Answer.EQUAL, "human", pytest.approx(1.0))}
+
+
+def test_answers_wait_while_the_store_is_busy_and_are_written_once_it_is_free(tmp_path, events, monkeypatch):
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.2)  # the session's store gives up in 0.2 s
+    run = make_run(tmp_path)
+    session, renderer = on_screen(run, events)
+    holder = sqlite3.connect(run.store_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock (hung mid-write)
+    session.handle([Answer.LEFT], 2.0)
+    session.commit()
+    assert stored(run) == {} and session.answers == 0
+    assert session.toast is not None and session.toast[0].startswith("Not saved yet (database is locked)")
+    session.tick(3.0)  # tried again, still busy: kept
+    holder.execute("COMMIT")
+    session.tick(4.0)
+    assert stored(run) == {1: (Answer.LEFT, "human", pytest.approx(1.0))} and session.answers == 1
+    renderer.finish()
+    session.tick(5.0)
+    session.presented(5.0)
+    holder.execute("BEGIN IMMEDIATE")
+    session.handle([Answer.RIGHT], 6.0)
+    with pytest.raises(
+        StoreError,
+        match=r"1 answer\(s\) given in this window could not be saved: the run's store stayed busy \(database is locked\)",
+    ):
+        session.close()  # told, not lost in silence: the pair is still unanswered in the store
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert list(stored(run)) == [1]
 
 
 # ------------------------------------------------------------------------- playback

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -142,6 +143,7 @@ class LabelingSession:
         """answers in the store, from any window"""
         self.state: RunState = read_state(run)
         self.toast: tuple[str, float] | None = None
+        self._busy = ""  # why the store last refused to write an answer (busy)
         self.closing = False
         """the person quit, or ``max_answers`` answers are given: close now"""
         self.message: str | None = None
@@ -276,13 +278,21 @@ class LabelingSession:
         self._top_up()
 
     def commit(self) -> None:
-        """Write the answers given to the store (each in its own transaction)."""
+        """Write the answers given to the store (each in its own transaction). While
+        another process holds the store's write lock past its busy timeout (a run's
+        process hung mid-write, a stalled network disk), the answers wait here and are
+        written at a later call."""
         given, self._given = self._given, []
-        for g in given:
+        for n, g in enumerate(given):
             if self.store is None:  # pragma: no cover - an answer needs a pair, a pair the store
                 break
             try:
                 self.store.record_answer(g.query_id, g.answer, oracle=HUMAN, response_time=g.response_time)
+            except sqlite3.OperationalError as err:  # busy ("database is locked"): kept, tried again
+                self._given = given[n:] + self._given
+                self._busy = str(err)
+                self._set_toast(f"Not saved yet ({err}): the run's store is busy; trying again", g.key_time)
+                return
             except StoreError as err:
                 # e.g. answered meanwhile in another window on the same run: nothing to save.
                 self._set_toast(f"Not saved: {err}", g.key_time)
@@ -469,10 +479,22 @@ class LabelingSession:
         self.toast = (text, now + TOAST_S)
 
     def close(self) -> None:
-        """Commit what is given, stop the renderer and close the store (idempotent)."""
+        """Commit what is given, stop the renderer and close the store (idempotent).
+
+        Raises:
+            StoreError: answers given could not be written (the store stayed busy); the
+                pairs are still unanswered in the store, asked again by the next window.
+        """
         try:
             if self.store is not None:
                 self.commit()
+                if self._given:
+                    unsaved, self._given = len(self._given), []
+                    raise StoreError(
+                        f"{unsaved} answer(s) given in this window could not be saved: the run's store "
+                        f"stayed busy ({self._busy}). Their pairs are still unanswered; label them again "
+                        f"with: prefrl label {self.run.path}"
+                    )
         finally:
             if self.heartbeat is not None:
                 self.heartbeat.close()
