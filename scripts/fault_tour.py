@@ -137,9 +137,8 @@ class Tour:
         told = [line for line in (out or "").splitlines() if " hung: " in line]
         result = subprocess.CompletedProcess(proc.args, proc.returncode, "", "\n".join(told[-1:]) or err)
         used = self.labels(run)
-        restarted = (
-            not stop or kills == 0 or len(told) >= 1
-        )  # a role stopped after its job is done is left be
+        # a role stopped after its job is done is left be: one hung line is enough
+        restarted = not stop or kills == 0 or len(told) >= 1
         self.record(
             f"{'SIGSTOP' if stop else 'kill -9'} of the {role} process, {kills} times at random moments",
             f"{'PREFRL_HANG_S=5 ' if stop else ''}prefrl train {' '.join(RUN[:5])} ...; "

@@ -111,7 +111,7 @@ def _check_zip(path: Path, kind: str) -> None:
     if not path.is_file():
         return
     try:
-        with path.open("rb"):  # is_zipfile takes a file it may not open for a damaged one
+        with path.open("rb"):  # is_zipfile says False for a file it cannot open: say why instead
             pass
     except OSError as err:
         advice = ": give this user read access to it (the file itself may be sound)"
