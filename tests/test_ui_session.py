@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-import prefrl.prefs.store as store_module
+import prefrl.ui.session as session_module
 from prefrl.prefs.clips import Answer, Clip
 from prefrl.prefs.store import PreferenceStore, StoreError
 from prefrl.rundir import RunDir, mark_stopped_if_dead, read_run_status, read_window, window_open, write_json
@@ -268,9 +268,11 @@ def test_close_writes_an_answer_not_yet_committed(tmp_path, events):
 
 
 def test_answers_wait_while_the_store_is_busy_and_are_written_once_it_is_free(tmp_path, events, monkeypatch):
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.2)  # the session's store gives up in 0.2 s
+    monkeypatch.setattr(session_module, "BUSY_TIMEOUT_S", 0.2)  # closing waits 0.2 s, not 30
     run = make_run(tmp_path)
     session, renderer = on_screen(run, events)
+    # the window's writes give up after WRITE_WAIT_S, where the run's roles wait 30 s
+    assert session.store._conn.execute("PRAGMA busy_timeout").fetchone()[0] == 250
     holder = sqlite3.connect(run.store_path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock (hung mid-write)
     session.handle([Answer.LEFT], 2.0)
@@ -294,6 +296,40 @@ def test_answers_wait_while_the_store_is_busy_and_are_written_once_it_is_free(tm
     holder.execute("ROLLBACK")
     holder.close()
     assert list(stored(run)) == [1]
+
+
+def test_undo_while_the_store_is_busy_takes_back_an_unsaved_answer_and_retries_a_saved_one(tmp_path, events):
+    run = make_run(tmp_path, [(20, 20)] * 3, budget=3)
+    session, renderer = start(run, events)
+    clock = Clock()
+    session.tick(clock.next())
+    renderer.finish()
+    session.tick(clock.next())
+    session.presented(clock.next())
+    session.handle([Answer.LEFT], clock.next())
+    session.commit()  # pair 1 saved
+    session.tick(clock.next())
+    session.presented(clock.next())
+    holder = sqlite3.connect(run.store_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    session.handle([Answer.RIGHT], clock.next())  # pair 2: given, cannot be saved yet
+    session.commit()
+    assert stored(run) == {1: (Answer.LEFT, "human", pytest.approx(1.0))}
+
+    session.handle([Control.UNDO], clock.next())  # takes back pair 2's answer before it is written
+    assert session.pair.query_id == 2 and session.answers == 1
+    assert session.toast[0] == "Undone: right is better. Answer it again"
+    session.handle([Control.UNDO], clock.next())  # pair 1's answer is written: the store must change
+    assert session.toast[0] == "Not undone yet (database is locked): the run's store is busy; undo again"
+    assert session.pair.query_id == 2 and session.answers == 1
+    holder.execute("ROLLBACK")
+    holder.close()
+    session.handle([Control.UNDO], clock.next())
+    assert session.pair.query_id == 1 and session.answers == 0 and stored(run) == {}
+    session.presented(clock.next())
+    session.handle([Answer.EQUAL], clock.next())
+    session.close()
+    assert stored(run) == {1: (Answer.EQUAL, "human", pytest.approx(1.0))}
 
 
 # ------------------------------------------------------------------------- playback

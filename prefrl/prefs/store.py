@@ -143,6 +143,13 @@ class PreferenceStore:
     def __repr__(self) -> str:
         return f"PreferenceStore({str(self.path)!r}, env_id={self.env_id!r})"
 
+    def wait_when_busy(self, seconds: float) -> None:
+        """How long a write waits for another process's write lock before it fails with
+        ``sqlite3.OperationalError`` ("database is locked"): ``BUSY_TIMEOUT_S`` from
+        opening. A caller that must stay responsive (the labelling window) waits less and
+        tries again later."""
+        self._conn.execute(f"PRAGMA busy_timeout = {max(0, round(seconds * 1000))}")
+
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: all of it is committed, or none of it (also what

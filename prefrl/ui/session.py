@@ -31,7 +31,7 @@ from typing import Protocol
 import numpy as np
 
 from prefrl.prefs.clips import Answer
-from prefrl.prefs.store import PreferenceStore, Query, StoreError
+from prefrl.prefs.store import BUSY_TIMEOUT_S, PreferenceStore, Query, StoreError
 from prefrl.ui.heartbeat import WindowHeartbeat
 from prefrl.ui.playback import Playback
 from prefrl.ui.render_ahead import RenderedPair
@@ -55,6 +55,9 @@ KEEP_FRAMES_OF = 2
 """answered pairs whose frames are kept, so that undoing them shows them again at once"""
 PACE_REFRESH_S = 5.0
 """how often the labels-per-minute part of the status line is recomputed"""
+WRITE_WAIT_S = 0.25
+"""how long a write waits while another process holds the store's write lock; the window
+stays responsive and tries again at its next tick (closing, it waits BUSY_TIMEOUT_S)"""
 
 
 class Renderer(Protocol):
@@ -239,19 +242,27 @@ class LabelingSession:
         """Take back the last answer given in this window; its pair is shown again (at once
         when its frames are still here, else once rendered again)."""
         self.commit()  # an answer given but not written yet is written, then undone
-        if not self._history or self.store is None:
+        if self._given:  # still not written (the store is busy): taken back before it is
+            assert self.store is not None  # an answer needs a pair, a pair the store
+            last = self._given.pop()
+        elif not self._history or self.store is None:
             self._set_toast("Nothing to undo: no answer given in this window", now)
             return
-        last = self._history.pop()
-        try:
-            self.store.undo_answer(last.query_id)
-        except StoreError as err:
-            self._set_toast(f"Not undone: {err}", now)
-            return
-        self.answers -= 1
+        else:
+            last = self._history.pop()
+            try:
+                self.store.undo_answer(last.query_id)
+            except sqlite3.OperationalError as err:  # busy: nothing changed, try again
+                self._history.append(last)
+                self._set_toast(f"Not undone yet ({err}): the run's store is busy; undo again", now)
+                return
+            except StoreError as err:
+                self._set_toast(f"Not undone: {err}", now)
+                return
+            self.answers -= 1
+            self.answered_total = self.store.num_answered()
+            self._pace = None
         self.pending = human_pending(self.store)
-        self.answered_total = self.store.num_answered()
-        self._pace = None
         self._set_toast(f"Undone: {ANSWER_TEXT[last.answer]}. Answer it again", now)
         self._emit(LabelEvent("undone", last.query_id, now, len(self.ready), last.answer))
         if self.pair is not None:
@@ -338,6 +349,7 @@ class LabelingSession:
             if not self.run.store_path.exists():
                 return  # the run has not made its store yet
             self.store = PreferenceStore(self.run.store_path, env_id=self.run.env_id)
+            self.store.wait_when_busy(WRITE_WAIT_S)
         self.pending = human_pending(self.store)
         pending_ids = {q.query_id for q in self.pending}
         for query_id in [q for q in self.ready if q not in pending_ids]:
@@ -487,6 +499,8 @@ class LabelingSession:
         """
         try:
             if self.store is not None:
+                if self._given:
+                    self.store.wait_when_busy(BUSY_TIMEOUT_S)  # the last chance to save them
                 self.commit()
                 if self._given:
                     unsaved, self._given = len(self._given), []
