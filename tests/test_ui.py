@@ -721,6 +721,38 @@ def start_window_process(run, events_path):
     raise AssertionError("the window showed no pair within 60 s")
 
 
+def test_no_process_outlives_a_window_killed_while_it_starts(tmp_path, clips):
+    # killed at random moments of its first second: the render process may not have
+    # finished starting (a window killed before it read its parent's pid left it running)
+    run = make_run(tmp_path / "run", clips, 4)
+    rng = np.random.default_rng()
+    for _ in range(4):
+        env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prefrl.ui", str(run.path), "--min-view", "0"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not children_of(proc.pid) and time.monotonic() < deadline:
+                assert proc.poll() is None, "the window ended before it started its render process"
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 1.0))
+            family = children_of(proc.pid)
+            family += [g for c in family for g in children_of(c)]
+            assert family, "the window started no render process"
+            proc.kill()
+            proc.wait(15)
+            assert wait_gone(family) == [], f"left behind: {[cmdline(p) for p in family if pid_alive(p)]}"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert pending_ids(run) == [1, 2, 3, 4]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGHUP])
 def test_no_process_outlives_a_window_killed_from_outside(tmp_path, clips, sig):
     run = make_run(tmp_path / "run", clips, 4)

@@ -125,7 +125,7 @@ class RenderAhead:
             self._results: Any = ctx.Queue()
             self._proc = ctx.Process(
                 target=_process_main,
-                args=(*args, self._requests, self._results),
+                args=(*args, self._requests, self._results, os.getpid()),
                 name="prefrl-render",
                 daemon=True,
             )
@@ -290,8 +290,9 @@ def _process_main(
     task: str | None,
     requests: Any,
     results: Any,
+    parent: int,
 ) -> None:
-    """Process backend: the render process's loop."""
+    """Process backend: the render process's loop (``parent``: the window's pid)."""
     # This process never opens a window or plays sound: pygame (which classic-control envs
     # draw with) must not reach for the person's display or audio device.
     os.environ["SDL_VIDEODRIVER"] = "dummy"
@@ -302,7 +303,7 @@ def _process_main(
     os.environ["SDL_NO_SIGNAL_HANDLERS"] = "1"
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the window's process to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _exit_with_parent()
+    _exit_with_parent(parent)
     try:
         renderer, stride, fps = _make_renderer(env_id, fixed_length, max_display_fps, task)
     except Exception as err:
@@ -325,17 +326,17 @@ def _process_main(
         renderer.close()
 
 
-def _exit_with_parent() -> None:
-    """Exit this process as soon as its parent (the window's process) is gone: a thread
-    polls the parent's pid every :data:`PARENT_POLL_S` (when the parent dies, this process
-    is handed to another one, and ``os.getppid()`` changes)."""
-    parent = os.getppid()
+def _exit_with_parent(parent: int) -> None:
+    """Exit this process as soon as its parent (the window's process, pid ``parent``) is
+    gone: a thread polls the parent's pid every :data:`PARENT_POLL_S` (when the parent
+    dies, this process is handed to another one, and ``os.getppid()`` changes). The pid
+    comes from the parent itself: one read here could be read after the parent died
+    while this process was still starting."""
 
     def watch() -> None:
-        while True:
+        while os.getppid() == parent:
             time.sleep(PARENT_POLL_S)
-            if os.getppid() != parent:
-                os._exit(0)  # nothing here is worth saving: the window is gone
+        os._exit(0)  # nothing here is worth saving: the window is gone
 
     threading.Thread(target=watch, name="prefrl-render-parent-watch", daemon=True).start()
 
