@@ -430,6 +430,39 @@ def test_run_directories_that_cannot_be_labelled(tmp_path, clips, capsys):
         )
 
 
+def as_a_user_without_write_access(argv):
+    """``argv`` as run by a user who may not write what this one chmod'ed read-only (as
+    root: with the capabilities that override file permissions dropped)."""
+    if os.geteuid() != 0:
+        return argv
+    drop = "-dac_override,-dac_read_search,-fowner"
+    return ["setpriv", "--inh-caps=-all", f"--bounding-set={drop}", *argv]
+
+
+def test_a_run_this_user_may_not_write_is_refused_before_any_answer(tmp_path, clips):
+    run = make_run(tmp_path / "run", clips, 2)
+    for path in (run.path, *run.path.iterdir()):
+        path.chmod(path.stat().st_mode & ~0o222)
+    try:
+        done = subprocess.run(
+            as_a_user_without_write_access([sys.executable, "-m", "prefrl.cli", "label", str(run.path)]),
+            env={**os.environ, "SDL_VIDEODRIVER": "dummy"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        for path in (run.path, *run.path.iterdir()):
+            path.chmod(path.stat().st_mode | 0o200)
+    assert done.returncode == EXIT_USAGE, done.stderr
+    assert done.stderr == (
+        f"prefrl label: error: cannot label {run.path}: this user may not write {run.store_path} (the run's "
+        "answers and its store's journal are written there), so no answer could be saved. Label it as the "
+        "run's owner, or give this user write access to the run directory\n"
+    )
+    assert pending_ids(run) == [1, 2]
+
+
 def test_the_window_prefrl_train_starts_closes_when_the_run_stops(tmp_path, clips):
     """``start_labeling_window`` (``python -m prefrl.ui RUN_DIR --stop-with-run``) leaves a
     stopped run's questions pending and exits by itself."""

@@ -290,12 +290,54 @@ def test_answers_wait_while_the_store_is_busy_and_are_written_once_it_is_free(tm
     session.handle([Answer.RIGHT], 6.0)
     with pytest.raises(
         StoreError,
-        match=r"1 answer\(s\) given in this window could not be saved: the run's store stayed busy \(database is locked\)",
+        match=r"1 answer\(s\) given in this window could not be saved: the run's store stayed busy \(database is locked\)\. Their pairs are still unanswered\. Label them again with: prefrl label ",
     ):
         session.close()  # told, not lost in silence: the pair is still unanswered in the store
     holder.execute("ROLLBACK")
     holder.close()
     assert list(stored(run)) == [1]
+
+
+def test_a_pair_answered_while_the_store_is_busy_is_not_asked_again(tmp_path, events):
+    run = make_run(tmp_path)
+    session, renderer = on_screen(run, events)
+    holder = sqlite3.connect(run.store_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    shown = []
+    clock = Clock()
+    for _ in range(6):  # answer whatever is shown; the store stays busy
+        renderer.finish()
+        session.tick(clock.next())
+        if session.pair is not None:
+            session.presented(clock.now)
+            shown.append(session.pair.query_id)
+            session.handle([Answer.LEFT], clock.next())
+            session.commit()
+    assert shown == [1, 2, 3] and stored(run) == {}
+    assert session.pair is None and not session.ready and session.finished is None
+    holder.execute("COMMIT")
+    holder.close()
+    session.tick(clock.next())
+    assert sorted(stored(run)) == [1, 2, 3] and session.answers == 3
+    assert not any(e.kind == "shown" and e.query_id in (1, 2) for e in events[-6:])
+    assert session.toast[0] == "Saved: left is better"  # never "answered elsewhere"
+
+
+def test_a_store_this_window_may_not_write_ends_labelling_and_says_why(tmp_path, events):
+    run = make_run(tmp_path)
+    session, _ = on_screen(run, events)
+    session.store._conn.close()  # as if the store had been opened by a user who may not write it
+    session.store._conn = sqlite3.connect(f"file:{run.store_path}?mode=ro", uri=True, isolation_level=None)
+    session.handle([Answer.RIGHT], 2.0)
+    session.commit()
+    assert session.closing and stored(run) == {}  # no "trying again": it cannot succeed
+    with pytest.raises(StoreError) as err:
+        session.close()
+    assert str(err.value) == (
+        f"1 answer(s) given in this window could not be saved: this user may not write the run's store "
+        f"{run.store_path} (attempt to write a readonly database). Their pairs are still unanswered. Give "
+        f"this user write access to the run directory, then label them again with: prefrl label {run.path}"
+    )
 
 
 def test_undo_while_the_store_is_busy_takes_back_an_unsaved_answer_and_retries_a_saved_one(tmp_path, events):

@@ -62,7 +62,25 @@ __all__ = [
     "Query",
     "SetAsideReport",
     "StoreError",
+    "is_busy",
+    "is_read_only",
 ]
+
+
+def is_busy(err: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused because another connection holds a lock (worth trying again)."""
+    code = getattr(err, "sqlite_errorcode", None)
+    if code is None:  # raised before SQLite answered (no code): judged by the message
+        return "locked" in str(err) or "busy" in str(err)
+    return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def is_read_only(err: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused to write because the store is read-only to this process."""
+    code = getattr(err, "sqlite_errorcode", None)
+    if code is None:
+        return "readonly" in str(err)
+    return code & 0xFF == sqlite3.SQLITE_READONLY
 
 
 class PreferenceStore:

@@ -204,12 +204,19 @@ def check_something_to_label(run: LabelingRun) -> None:
     """Refuse a run that has no question for a person now and will ask none later.
 
     Raises:
-        NothingToLabelError: the run is not running and no query waits for an answer, or
-            its label budget is spent.
+        NothingToLabelError: the run is not running and no query waits for an answer, its
+            label budget is spent, or this user may not write its store.
     """
     state = read_state(run)
     pending: list[Query] = []
     answered = 0
+    where = run.store_path if run.store_path.exists() else run.path
+    if not (os.access(where, os.W_OK) and os.access(run.path, os.W_OK)):
+        raise NothingToLabelError(
+            f"cannot label {run.path}: this user may not write {where} (the run's answers and "
+            "its store's journal are written there), so no answer could be saved. Label it as "
+            "the run's owner, or give this user write access to the run directory"
+        )
     if run.store_path.exists():
         with PreferenceStore(run.store_path) as store:
             pending = human_pending(store)

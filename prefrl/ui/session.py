@@ -31,7 +31,7 @@ from typing import Protocol
 import numpy as np
 
 from prefrl.prefs.clips import Answer
-from prefrl.prefs.store import BUSY_TIMEOUT_S, PreferenceStore, Query, StoreError
+from prefrl.prefs.store import BUSY_TIMEOUT_S, PreferenceStore, Query, StoreError, is_busy, is_read_only
 from prefrl.ui.heartbeat import WindowHeartbeat
 from prefrl.ui.playback import Playback
 from prefrl.ui.render_ahead import RenderedPair
@@ -147,6 +147,7 @@ class LabelingSession:
         self.state: RunState = read_state(run)
         self.toast: tuple[str, float] | None = None
         self._busy = ""  # why the store last refused to write an answer (busy)
+        self._unwritable = False  # the store refused as read-only: trying again cannot help
         self.closing = False
         """the person quit, or ``max_answers`` answers are given: close now"""
         self.message: str | None = None
@@ -262,7 +263,7 @@ class LabelingSession:
             self.answers -= 1
             self.answered_total = self.store.num_answered()
             self._pace = None
-        self.pending = human_pending(self.store)
+        self.pending = self._pending_in_store()
         self._set_toast(f"Undone: {ANSWER_TEXT[last.answer]}. Answer it again", now)
         self._emit(LabelEvent("undone", last.query_id, now, len(self.ready), last.answer))
         if self.pair is not None:
@@ -299,10 +300,17 @@ class LabelingSession:
                 break
             try:
                 self.store.record_answer(g.query_id, g.answer, oracle=HUMAN, response_time=g.response_time)
-            except sqlite3.OperationalError as err:  # busy ("database is locked"): kept, tried again
+            except sqlite3.OperationalError as err:  # kept, tried again (or told at close)
                 self._given = given[n:] + self._given
                 self._busy = str(err)
-                self._set_toast(f"Not saved yet ({err}): the run's store is busy; trying again", g.key_time)
+                if is_read_only(err):  # this user may not write the store: nothing to wait for
+                    self._unwritable = self.closing = True
+                elif is_busy(err):  # another process holds the write lock
+                    self._set_toast(
+                        f"Not saved yet ({err}): the run's store is busy; trying again", g.key_time
+                    )
+                else:  # e.g. the disk is full: space may be made
+                    self._set_toast(f"Not saved yet ({err}); trying again", g.key_time)
                 return
             except StoreError as err:
                 # e.g. answered meanwhile in another window on the same run: nothing to save.
@@ -350,7 +358,7 @@ class LabelingSession:
                 return  # the run has not made its store yet
             self.store = PreferenceStore(self.run.store_path, env_id=self.run.env_id)
             self.store.wait_when_busy(WRITE_WAIT_S)
-        self.pending = human_pending(self.store)
+        self.pending = self._pending_in_store()
         pending_ids = {q.query_id for q in self.pending}
         for query_id in [q for q in self.ready if q not in pending_ids]:
             del self.ready[query_id]  # answered elsewhere (another window)
@@ -359,6 +367,24 @@ class LabelingSession:
             self._drop_pair()
         self.answered_total = self.store.num_answered()
         self._top_up()
+
+    def _pending_in_store(self) -> list[Query]:
+        """The store's pending queries for a person, less those answered here and not
+        written yet (the store is busy): they are not asked again."""
+        assert self.store is not None
+        given = {g.query_id for g in self._given}
+        return [q for q in human_pending(self.store) if q.query_id not in given]
+
+    def closing_note(self, now: float) -> bool:
+        """Before :meth:`close`: when answers wait for a busy store, say under the status
+        line that closing waits for it (up to ``BUSY_TIMEOUT_S``); returns whether it will."""
+        if not self._given or self._unwritable:
+            return False
+        self._set_toast(
+            f"Saving {len(self._given)} answer(s): waiting up to {BUSY_TIMEOUT_S:.0f} s for the run's busy store",
+            now,
+        )
+        return True
 
     def _take_next(self, now: float) -> None:
         """Take the oldest rendered pair (to be presented); nothing if none is ready."""
@@ -499,15 +525,20 @@ class LabelingSession:
         """
         try:
             if self.store is not None:
-                if self._given:
+                if self._given and not self._unwritable:
                     self.store.wait_when_busy(BUSY_TIMEOUT_S)  # the last chance to save them
-                self.commit()
+                    self.commit()
                 if self._given:
                     unsaved, self._given = len(self._given), []
+                    if self._unwritable:
+                        why = f"this user may not write the run's store {self.run.store_path} ({self._busy})"
+                        then = "Give this user write access to the run directory, then label them again"
+                    else:
+                        why = f"the run's store stayed busy ({self._busy})"
+                        then = "Label them again"
                     raise StoreError(
-                        f"{unsaved} answer(s) given in this window could not be saved: the run's store "
-                        f"stayed busy ({self._busy}). Their pairs are still unanswered; label them again "
-                        f"with: prefrl label {self.run.path}"
+                        f"{unsaved} answer(s) given in this window could not be saved: {why}. Their pairs "
+                        f"are still unanswered. {then} with: prefrl label {self.run.path}"
                     )
         finally:
             if self.heartbeat is not None:

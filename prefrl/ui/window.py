@@ -252,6 +252,9 @@ class LabelingWindow:
     def close(self) -> None:
         """Commit what is given, stop the renderer, close the store and the window (idempotent)."""
         try:
+            now = time.perf_counter()
+            if self.session.closing_note(now):  # not a frozen window in silence
+                self.view.draw(self.session.screen(now), now)
             self.session.close()
         finally:
             self.view.close()
