@@ -180,3 +180,26 @@ def test_a_window_closed_after_the_last_label_says_the_run_goes_on_to_its_end(tm
     assert capsys.readouterr().out == (
         "prefrl: the labelling window is closed after the last of the run's 4 labels; the run goes on to its end\n"
     )
+
+
+def test_resuming_a_run_whose_labels_are_all_given_opens_no_window(tmp_path):
+    # a person's run killed after its last answer: resuming it has nothing to ask, and a
+    # window opened on it would only print "nothing to label" as an error
+    from prefrl.runtime.run import resume
+
+    config = small(backend="multiprocess", labels=4)
+    train(config, tmp_path / "r", progress=False, video=False)
+    run = RunDir(tmp_path / "r")
+    run.write_config({**run.read_config(), "oracle": "human"})
+
+    class Launcher:
+        def check(self):
+            pass
+
+        def start(self, run_dir):
+            raise AssertionError(f"a window was opened on {run_dir}, whose every label is given")
+
+    summary = resume(
+        run.path, steps=2 * config.steps, progress=False, video=False, labeling_window=Launcher()
+    )
+    assert (summary["complete"], summary["labels_used"]) == (True, 4)

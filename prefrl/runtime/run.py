@@ -342,7 +342,7 @@ def _execute(
     monitor = Monitor(run, config.steps, config.labels, progress, progress_videos=video)
     monitor.write_status(running=True)
     process = None
-    if config.oracle == "human" and window is not None:
+    if config.oracle == "human" and window is not None and not all_labels_given(run, config):
         process = window.start(run.path)  # closes by itself when the run stops
     try:
         if config.backend == "inprocess":
@@ -399,6 +399,18 @@ def label_warnings(counts: dict[str, int]) -> list[str]:
     ]
 
 
+def all_labels_given(run: RunDir, config: TrainConfig) -> bool:
+    """Whether the run's store holds an answer for every label of the budget (a store that
+    cannot be read now counts as not)."""
+    if not run.store_path.exists():
+        return False
+    try:
+        with PreferenceStore(run.store_path) as store:
+            return store.num_answered() >= config.labels
+    except (StoreError, OSError, sqlite3.Error):
+        return False
+
+
 class PersonWatch:
     """Whether the person labelling is still there: the window ``prefrl train`` opened is
     alive, or a window opened later (``prefrl label RUN_DIR``) keeps its heartbeat
@@ -412,7 +424,7 @@ class PersonWatch:
         present = self.process.poll() is None or window_open(self.run.path)
         if not self.present and present:
             print("prefrl: a labelling window is open again", flush=True)
-        if self.present and not present and self._all_given():
+        if self.present and not present and all_labels_given(self.run, self.config):
             print(
                 f"prefrl: the labelling window is closed after the last of the run's {self.config.labels} "
                 "labels; the run goes on to its end",
@@ -429,17 +441,6 @@ class PersonWatch:
             )
         self.present = present
         return present
-
-    def _all_given(self) -> bool:
-        """Whether the store holds an answer for every label of the budget (a store that
-        cannot be read now counts as not: the usual message, with how to come back)."""
-        if not self.run.store_path.exists():
-            return False
-        try:
-            with PreferenceStore(self.run.store_path) as store:
-                return store.num_answered() >= self.config.labels
-        except (StoreError, OSError, sqlite3.Error):
-            return False
 
 
 def summarize(config: TrainConfig, run: RunDir, monitor: Monitor, end: RunEnd) -> dict[str, Any]:
