@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from moviepy import ImageSequenceClip
@@ -28,7 +30,26 @@ def test_a_failed_write_leaves_the_old_video_and_nothing_else(tmp_path, monkeypa
         write_video(FRAMES, path, fps=10)
     assert path.read_bytes() == b"the old, good video"
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
-    assert written == [str(tmp_path / f".{path.stem}.partial{path.suffix}")]  # moviepy sees the extension
+    assert len(written) == 1 and written[0].endswith(f".tmp{path.suffix}")  # moviepy sees the extension
+
+
+def test_two_writers_of_one_video_at_once_both_succeed(tmp_path):
+    path = tmp_path / "trained.mp4"
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            write_video(FRAMES, path, fps=10)
+        except BaseException as err:  # reported by the assertion below
+            errors.append(err)
+
+    writers = [threading.Thread(target=write) for _ in range(3)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join()
+    assert errors == []
+    assert path.read_bytes()[4:8] == b"ftyp" and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
 
 def test_a_whole_video_replaces_the_old_one(tmp_path):

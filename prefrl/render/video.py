@@ -10,7 +10,7 @@ import numpy as np
 
 from prefrl.errors import RenderError
 from prefrl.render.frames import make_render_env, render_fps, render_frame
-from prefrl.utils.io import replacing
+from prefrl.utils.io import replacing, temporary_beside
 
 
 def write_video(frames: Sequence[np.ndarray] | np.ndarray, path: str | Path, fps: float) -> Path:
@@ -21,10 +21,10 @@ def write_video(frames: Sequence[np.ndarray] | np.ndarray, path: str | Path, fps
     path.parent.mkdir(parents=True, exist_ok=True)
     clip = ImageSequenceClip([np.asarray(f) for f in frames], fps=fps)
     # written beside it, renamed over it once whole: a failed write leaves the old video as
-    # it was (the temporary name keeps the extension, which moviepy goes by)
-    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    # it was (the temporary name keeps the extension, which moviepy goes by, and is its
+    # writer's own: two processes may write one video, e.g. two seeds' measures)
     try:
-        with replacing(path, partial) as tmp:
+        with replacing(path, temporary_beside(path, keep_suffix=True)) as tmp:
             if path.suffix.lower() == ".gif":
                 clip.write_gif(str(tmp), fps=fps, logger=None)
             else:

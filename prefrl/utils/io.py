@@ -15,12 +15,17 @@ from typing import Any
 _WRITES = itertools.count(1)  # numbers this process's temporary files apart
 
 
-def temporary_beside(path: Path) -> Path:
+def temporary_beside(path: Path, *, keep_suffix: bool = False) -> Path:
     """A temporary name beside ``path`` that no other writer of ``path`` uses at the same
     time (``NAME.PID-N.tmp``): two threads or processes writing one file (a grid's
     ``results.csv`` from two cells, or from ``prefrl report`` during ``prefrl bench``) must
-    not write into each other's temporary file and rename a mix of both."""
-    return path.with_name(f"{path.name}.{os.getpid()}-{next(_WRITES)}.tmp")
+    not write into each other's temporary file and rename a mix of both.
+    ``keep_suffix``: the name ends in ``path``'s suffix (``STEM.PID-N.tmp.mp4``), for a
+    writer that goes by it (moviepy)."""
+    tag = f"{os.getpid()}-{next(_WRITES)}.tmp"
+    if keep_suffix:
+        return path.with_name(f"{path.stem}.{tag}{path.suffix}")
+    return path.with_name(f"{path.name}.{tag}")
 
 
 @contextmanager
