@@ -14,7 +14,7 @@ from prefrl.errors import ConfigError
 from prefrl.fit_reward import fit_reward
 from prefrl.metrics import read_metrics
 from prefrl.prefs.errors import StoreError
-from prefrl.prefs.exchange import export_store, gather_labels, import_run
+from prefrl.prefs.exchange import export_store, gather_labels, import_into, import_run
 from prefrl.prefs.store import PreferenceStore
 from prefrl.reward import load_reward_model
 from prefrl.runtime.run import resume, train
@@ -145,9 +145,16 @@ def test_a_run_that_reused_labels_exports_and_passes_them_on_with_its_own(source
         assert main(["import", str(tmp_path / f"copy{i}.sqlite"), str(source)]) == 0
         assert json.loads(capsys.readouterr().out)["answered"] == 18
         assert pairs(tmp_path / f"copy{i}.sqlite") == pairs(tmp_path / "gathered.sqlite")
-    # none twice: the run's own store holding the reused pairs too, they go once
-    import_run(run, source_run)
+    # none twice: importing the labels the run reuses into its own store adds none of them
+    # (it would train on each twice), and a store that holds them anyway exports them once
+    report = import_run(run, source_run)
+    assert (report["answers_added"], report["answers_already_reused"], report["answered"]) == (0, 12, 6)
     assert main(["export", str(run), str(tmp_path / "again")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["answers"], printed["reused_answers"]) == (18, 12)
+    with PreferenceStore(run / "prefs.sqlite") as store:  # as a store written before imports knew
+        import_into(store, source_run / "prefs.sqlite")
+    assert main(["export", str(run), str(tmp_path / "once")]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert (printed["answers"], printed["reused_answers"]) == (18, 0)
     # a run with no labels of its own exports the reused ones

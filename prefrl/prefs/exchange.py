@@ -16,7 +16,7 @@ import os
 import sqlite3
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,8 @@ class ImportReport:
         clips_added, queries_added, answers_added: rows added to the store.
         answers_conflicting: source answers to queries this store had already answered
             differently; the store's answer was kept.
+        answers_already_reused: source queries left out because the run already reuses
+            them (its ``reused.sqlite``): trained on once, not twice.
     """
 
     source: str
@@ -84,6 +86,7 @@ class ImportReport:
     queries_added: int
     answers_added: int
     answers_conflicting: int = 0
+    answers_already_reused: int = 0
 
 
 def import_run(path: str | os.PathLike[str], source: str | os.PathLike[str]) -> dict[str, Any]:
@@ -124,8 +127,12 @@ def _import_run(target: Path, source: Path) -> dict[str, Any]:
         if not source.exists():
             raise StoreError(f"cannot import {source}: no such file or directory")
         env_id = _run_env_id(store_path.parent) or _source_env_id(parts[0])
+    reused: set[tuple[str, str, float]] = set()
+    if (store_path.parent / REUSED_STORE_NAME).exists():
+        with PreferenceStore(store_path.parent / REUSED_STORE_NAME) as known:
+            reused = known.query_keys()
     with PreferenceStore(store_path, env_id) as store:
-        reports = [import_into(store, part) for part in parts]
+        reports = [import_into(store, part, reused=reused) for part in parts]
         answered = store.num_answered()
     result = asdict(reports[0])
     if source / REUSED_STORE_NAME in run_parts:  # a run that reused labels: what came of each store
@@ -198,7 +205,12 @@ def gather_labels(source: str | os.PathLike[str], target: str | os.PathLike[str]
     )
 
 
-def import_into(store: PreferenceStore, source: str | os.PathLike[str]) -> ImportReport:
+def import_into(
+    store: PreferenceStore,
+    source: str | os.PathLike[str],
+    *,
+    reused: Collection[tuple[str, str, float]] = (),
+) -> ImportReport:
     """Copy the clips, queries and answers of ``source`` into ``store``, in one transaction.
 
     ``source`` is an export directory (see :func:`export_store`) or another store's ``.sqlite``
@@ -206,7 +218,8 @@ def import_into(store: PreferenceStore, source: str | os.PathLike[str]) -> Impor
     records ``"<source path>#<query_id there>"``, and a query ``store`` already holds
     (same clips, same creation time) is not copied again, so importing a source twice
     adds nothing the second time. An answer the source has for a query ``store`` holds
-    unanswered is added; an answer there is never replaced.
+    unanswered is added; an answer there is never replaced. A query in ``reused`` (the
+    :meth:`~PreferenceStore.query_keys` of the labels the run reuses) is left out.
 
     Raises:
         StoreError: ``source`` is missing, not an export or a preference store, holds
@@ -220,7 +233,7 @@ def import_into(store: PreferenceStore, source: str | os.PathLike[str]) -> Impor
         raise StoreError(f"cannot import the store {store.path} into itself")
     label = str(src.resolve())
     if src.is_dir():
-        return _import_export_dir(store, src, label)
+        return _import_export_dir(store, src, label, reused)
     with _open_source(src) as other, other._snapshot() as conn:
         env_ids = {row[0] for row in conn.execute("SELECT DISTINCT env_id FROM clips")}
         _check_env_ids(store, env_ids, src)
@@ -235,10 +248,12 @@ def import_into(store: PreferenceStore, source: str | os.PathLike[str]) -> Impor
             )
         }
         clip_rows = conn.execute(f"SELECT {CLIP_COLUMNS}, checksum FROM clips WHERE {INTACT} ORDER BY rowid")
-        return _import(store, label, clip_rows, queries, answers)
+        return _import(store, label, clip_rows, queries, answers, reused)
 
 
-def _import_export_dir(store: PreferenceStore, src: Path, label: str) -> ImportReport:
+def _import_export_dir(
+    store: PreferenceStore, src: Path, label: str, reused: Collection[tuple[str, str, float]]
+) -> ImportReport:
     checked = _VERIFIED.pop(src.resolve(), None)
     if checked is None or checked != _file_stats(src):  # not checked just before, as it is now
         check_export_files(src)
@@ -311,7 +326,7 @@ def _import_export_dir(store: PreferenceStore, src: Path, label: str) -> ImportR
                     )
                 yield values
 
-        return _import(store, label, clip_rows(), queries, answers)
+        return _import(store, label, clip_rows(), queries, answers, reused)
 
 
 def _check_env_ids(store: PreferenceStore, env_ids: set[str], src: Path) -> None:
@@ -329,6 +344,7 @@ def _import(
     clip_rows: Iterable[tuple[Any, ...]],
     queries: list[Query],
     answers: dict[int, tuple[Any, ...]],
+    reused: Collection[tuple[str, str, float]],
 ) -> ImportReport:
     query_ids = {q.query_id for q in queries}
     orphans = sorted(set(answers) - query_ids)
@@ -337,7 +353,7 @@ def _import(
     for qid, (answer, *_) in answers.items():
         if answer not in _ANSWER_SET:
             raise StoreError(f"{label}: query {qid} has the answer {answer!r}, which is not an Answer value")
-    clips_added = queries_added = answers_added = conflicting = 0
+    clips_added = queries_added = answers_added = conflicting = already_reused = 0
     with store._write() as conn:
         for source_row in clip_rows:
             row, expected = tuple(source_row[:11]), source_row[11]
@@ -352,6 +368,9 @@ def _import(
                 _check_env_ids(store, {row[1]}, Path(label))
             clips_added += conn.execute(INSERT_CLIP, (*row, checksum)).rowcount
         for q in queries:
+            if (q.left_clip_id, q.right_clip_id, q.created_at) in reused:
+                already_reused += int(q.query_id in answers)
+                continue
             found = conn.execute(
                 "SELECT query_id FROM queries WHERE left_clip = ? AND right_clip = ? AND created_at = ?",
                 (q.left_clip_id, q.right_clip_id, q.created_at),
@@ -393,7 +412,7 @@ def _import(
                 else:
                     ours = conn.execute("SELECT answer FROM answers WHERE query_id = ?", (qid,)).fetchone()
                     conflicting += int(ours[0] != answers[q.query_id][0])
-    return ImportReport(label, clips_added, queries_added, answers_added, conflicting)
+    return ImportReport(label, clips_added, queries_added, answers_added, conflicting, already_reused)
 
 
 def _check_clip_row(row: tuple[Any, ...], label: str) -> None:

@@ -428,6 +428,12 @@ class PreferenceStore:
         rows = self._conn.execute("SELECT query_id, answer, oracle FROM undone ORDER BY undo_id")
         return [(int(qid), Answer(answer), oracle) for qid, answer, oracle in rows]
 
+    def query_keys(self) -> set[tuple[str, str, float]]:
+        """What identifies each query in use across stores (an import, a copy of reused
+        labels): ``(left clip, right clip, creation time)``."""
+        rows = self._conn.execute(f"SELECT left_clip, right_clip, created_at FROM queries WHERE {IN_USE}")
+        return {(str(left), str(right), float(created)) for left, right, created in rows}
+
     def pending_queries(self) -> list[Query]:
         """Queries without an answer, oldest first (including ones offered before a crash);
         set-aside queries are left out."""
