@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import zipfile
@@ -168,6 +169,34 @@ def test_import_other_env_is_refused_and_imports_nothing(tmp_path: Path, rng: np
         assert before[:2] == after[:2] and set(before[2]) == set(after[2])
 
 
+def test_clips_of_another_shape_than_the_envs_are_refused_and_nothing_is_imported(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    # an export whose env_id was edited: the env's name matches, its arrays do not
+    with PreferenceStore(tmp_path / "forged.sqlite", ENV) as forged:
+        wide = make_clip(rng)
+        wide = dataclasses.replace(wide, obs=np.zeros((wide.length, 3), np.float32))
+        forged.add_query(make_clip(rng), wide, agent_step=0, oracle="human", selection="random")
+        forged.record_answer(1, Answer.LEFT, oracle="human")
+        export = export_store(forged, tmp_path / "forged-export")
+    with (
+        filled_store(tmp_path / "prefs.sqlite", rng) as store,
+        PreferenceStore(tmp_path / "new.sqlite", ENV) as new,
+    ):
+        for target in (store, new):  # shapes known from the store's clips, or from the import's first
+            before = dump(target)
+            for source in (export, tmp_path / "forged.sqlite"):
+                with pytest.raises(
+                    StoreError,
+                    match=rf"clip {wide.clip_id} has observations of shape \(3,\) per step, where the other clips "
+                    rf"of env {ENV} have \(4,\): it is not a clip of this env \(was its env_id edited\?\); "
+                    "nothing was imported",
+                ):
+                    import_into(target, source)
+            after = dump(target)
+            assert before[:2] == after[:2] and set(before[2]) == set(after[2])
+
+
 def test_import_of_incomplete_export_imports_nothing(tmp_path: Path, rng: np.random.Generator) -> None:
     with filled_store(tmp_path / "a.sqlite", rng) as a:
         export = export_store(a, tmp_path / "export")
@@ -260,6 +289,7 @@ def test_cli_export_then_import_into_a_fresh_store_matches_exactly(
         "queries_added": 5,
         "answers_added": 4,
         "answers_conflicting": 0,
+        "answers_already_reused": 0,
         "answered": 4,
     }
     with PreferenceStore(run / "prefs.sqlite") as a, PreferenceStore(fresh / "prefs.sqlite") as b:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from prefrl.prefs.blobs import ARRAYS, Damaged, clip_checksum, load_clip, pack
-from prefrl.prefs.clips import Answer
+from prefrl.prefs.clips import Answer, Clip
 from prefrl.prefs.errors import StoreError
 from prefrl.prefs.export import (
     ANSWERS_CSV,
@@ -46,7 +46,7 @@ from prefrl.prefs.schema import (
     STORE_NAME,
     check_file,
 )
-from prefrl.prefs.store import PreferenceStore, Query
+from prefrl.prefs.store import DamagedClipError, PreferenceStore, Query
 from prefrl.rundir import RunDir, mark_stopped_if_dead
 
 __all__ = [
@@ -354,6 +354,11 @@ def _import(
         if answer not in _ANSWER_SET:
             raise StoreError(f"{label}: query {qid} has the answer {answer!r}, which is not an Answer value")
     clips_added = queries_added = answers_added = conflicting = already_reused = 0
+    try:
+        known = store.recent_clips(1)
+    except DamagedClipError:  # a damaged store being mended by this import: the import's clips decide
+        known = []
+    shapes = {name: shape for clip in known for name, shape in _step_shapes(clip).items()}
     with store._write() as conn:
         for source_row in clip_rows:
             row, expected = tuple(source_row[:11]), source_row[11]
@@ -363,7 +368,7 @@ def _import(
                     f"{label}: clip {row[0]} is damaged (its arrays do not match their "
                     "checksum); nothing was imported"
                 )
-            _check_clip_row(row, label)
+            _check_clip_row(row, label, shapes)
             if row[1] != store.env_id:  # the caller checked; this guards the stream itself
                 _check_env_ids(store, {row[1]}, Path(label))
             clips_added += conn.execute(INSERT_CLIP, (*row, checksum)).rowcount
@@ -415,13 +420,28 @@ def _import(
     return ImportReport(label, clips_added, queries_added, answers_added, conflicting, already_reused)
 
 
-def _check_clip_row(row: tuple[Any, ...], label: str) -> None:
+def _check_clip_row(row: tuple[Any, ...], label: str, shapes: dict[str, tuple[int, ...]]) -> None:
     """Check that an imported clip's arrays decode and have ``length`` rows (a row of
-    ``CLIP_COLUMNS``), as the store checks what it reads."""
+    ``CLIP_COLUMNS``), as the store checks what it reads, and that each step of them has
+    the shape in ``shapes`` (the env's, from a clip the store or the import had before;
+    set from this one where none had)."""
     try:
-        load_clip((*row[:5], *row[6:10], None))
+        clip = load_clip((*row[:5], *row[6:10], None))
     except Damaged as reason:
         raise StoreError(f"{label}: clip {row[0]} is damaged ({reason}); nothing was imported") from None
+    for name, shape in _step_shapes(clip).items():
+        expected = shapes.setdefault(name, shape)
+        if shape != expected:
+            raise StoreError(
+                f"{label}: clip {row[0]} has {name} of shape {shape} per step, where the other clips of "
+                f"env {row[1]} have {expected}: it is not a clip of this env (was its env_id edited?); "
+                "nothing was imported"
+            )
+
+
+def _step_shapes(clip: Clip) -> dict[str, tuple[int, ...]]:
+    arrays = {"observations": clip.obs, "actions": clip.actions, "snapshots": clip.snapshots}
+    return {name: tuple(a.shape[1:]) for name, a in arrays.items() if a is not None}
 
 
 # -- files ----------------------------------------------------------------------------
