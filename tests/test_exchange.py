@@ -223,6 +223,14 @@ def test_import_refuses_a_damaged_source_clip(tmp_path: Path, rng: np.random.Gen
         with pytest.raises(StoreError, match=f"clip {victim} is damaged .*; nothing was imported"):
             import_into(dst, src)
         assert dst.num_answered() == 0 and dst._conn.execute("SELECT COUNT(*) FROM clips").fetchone()[0] == 0
+    # nor does it pass through an export, which carries no checksum per clip: export refuses it
+    with PreferenceStore(src) as store, pytest.raises(StoreError) as err:
+        export_store(store, tmp_path / "export")
+    assert str(err.value) == (
+        f"clip {victim} of {src} is damaged (its arrays do not match their checksum); run `prefrl repair "
+        "RUN_DIR`, which sets damaged clips' queries aside, then export again"
+    )
+    assert not (tmp_path / "export" / "manifest.json").exists()
 
 
 @pytest.mark.parametrize("via", ["export", "store"])

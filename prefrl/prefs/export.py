@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from prefrl import __version__
-from prefrl.prefs.blobs import ARRAYS, to_npy
+from prefrl.prefs.blobs import ARRAYS, clip_checksum, to_npy
 from prefrl.prefs.errors import StoreError
 from prefrl.prefs.schema import IN_USE, QUERY_COLUMNS, REUSED_STORE_NAME, STORE_NAME, store_file
 from prefrl.prefs.store import PreferenceStore
@@ -187,9 +187,22 @@ def _write_export(store: PreferenceStore, out: Path, reused: PreferenceStore | N
             written.append((npz, out / "clips.npz"))
             arrays = 0
             with zipfile.ZipFile(npz, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-                sql = f"SELECT clip_id, obs, actions, true_rewards, snapshots FROM clips WHERE {INTACT} ORDER BY rowid"
+                sql = (
+                    "SELECT clip_id, obs, actions, true_rewards, snapshots, checksum FROM clips "
+                    f"WHERE {INTACT} ORDER BY rowid"
+                )
                 rows = conn.execute(sql)
-                for cid, *blobs in rows if extra is None else itertools.chain(rows, extra.clips(sql)):
+                for cid, *blobs, checksum in (
+                    rows if extra is None else itertools.chain(rows, extra.clips(sql))
+                ):
+                    if checksum is not None and clip_checksum(blobs) != checksum:
+                        # an export carries no checksum of its own: an import would take the
+                        # damaged arrays as whole
+                        raise StoreError(
+                            f"clip {cid} of {extra.path if extra and cid in extra.added else store.path} is damaged "
+                            "(its arrays do not match their checksum); run `prefrl repair RUN_DIR`, which sets "
+                            "damaged clips' queries aside, then export again"
+                        )
                     for name, blob in zip(ARRAYS, blobs, strict=True):
                         if blob is not None:
                             # .npy files, which is what np.savez stores; large ones deflated
