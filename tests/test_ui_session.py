@@ -432,6 +432,25 @@ def test_stops_with_the_run_when_status_json_says_stopped(tmp_path, events):
     assert screen.frames is None and screen.waiting == screen.finished == "The run has stopped. Thank you!"
 
 
+def test_a_run_whose_process_died_ends_the_runs_own_window_with_how_to_continue(tmp_path, events):
+    from prefrl.ui.cli import run_died_meanwhile
+
+    run = make_run(tmp_path)
+    session, _ = start(run, events, stop_with_run=True)
+    session.tick(0.0)
+    (run.path / "run.lock").touch()  # its process held the lock, and is gone: nobody holds it
+    write_status(run, running=True, updated_at=time.time() - 10)
+    session.tick(1.0)
+    said = f"The run stopped unexpectedly. Continue it with: prefrl resume {run.path}"
+    assert session.finished == said
+    # the window's terminal says it too (the run's own may be gone with it), once
+    assert run_died_meanwhile(run.path) == (
+        "the run stopped unexpectedly (its process is gone); every answer is saved. "
+        f"Continue it with: prefrl resume {run.path}"
+    )
+    assert run_died_meanwhile(run.path) is None  # its status.json says stopped now
+
+
 def test_a_stopped_run_is_labelled_until_nothing_is_left(tmp_path, events):
     run = make_run(tmp_path, [(20, 20)], running=False)
     session, renderer = start(run, events)  # without stop_with_run: `prefrl label` on a stopped run

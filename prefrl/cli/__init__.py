@@ -65,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from prefrl.utils.json_text import json_text
 
         print(json_text(result))
+        if result.get("then"):  # what to do next, besides the numbers (prefrl label: the run died)
+            print(f"prefrl {args.command}: {result['then']}", file=sys.stderr)
         if result.get("complete") is False:  # the run said why when it ended; say it last, too
             print(f"prefrl {args.command}: ended short: {result.get('incomplete_reason')}", file=sys.stderr)
             return EXIT_SHORT

@@ -114,7 +114,21 @@ def cmd_label(args: argparse.Namespace) -> dict[str, Any]:
         trust_task_file=args.trust_task_file,
         task=args.task,
     )
-    return {"run_dir": str(args.run_dir), "answers_given": answers}
+    return {"run_dir": str(args.run_dir), "answers_given": answers, "then": run_died_meanwhile(args.run_dir)}
+
+
+def run_died_meanwhile(run_dir: str | Path) -> str | None:
+    """After the window closed: what to do when the run's process died while it was open
+    (killed, crashed: its ``status.json`` still says running), in one line; None when not.
+    The window's terminal may be the only one left to say it."""
+    from prefrl.rundir import mark_stopped_if_dead
+
+    if not mark_stopped_if_dead(run_dir):
+        return None
+    return (
+        "the run stopped unexpectedly (its process is gone); every answer is saved. "
+        f"Continue it with: prefrl resume {run_dir}"
+    )
 
 
 def event_log(path: Path) -> EventSink:
@@ -195,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("prefrl label: interrupted; the pair on screen stays pending", file=sys.stderr)
         return 130
     print(f"prefrl label: {result['answers_given']} answers given to {result['run_dir']}")
+    if result["then"] is not None:
+        print(f"prefrl label: {result['then']}", file=sys.stderr)
     return 0
 
 

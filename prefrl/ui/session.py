@@ -434,6 +434,8 @@ class LabelingSession:
         """Why labelling is over, as the window says it (None: it is not): the run will ask
         nothing more (or, with ``stop_with_run``, it has stopped)."""
         state = self.state
+        if self.stop_with_run and state.gone:
+            return f"The run stopped unexpectedly. Continue it with: prefrl resume {self.run.path}"
         if self.stop_with_run and state.known and not state.live:
             return "The run has stopped. Thank you!"
         if self.pair is not None or self.ready or self.pending:
