@@ -345,7 +345,7 @@ def refused(err: OSError, path: str | Path, doing: str, *, shown: str | Path | N
     """``err`` as a one-line :class:`RunDirError` naming ``path`` when it is the OS refusing
     for a reason the user can fix (see :func:`prefrl.errors.os_refusal`), else ``err``
     itself. ``doing``: ``"writing"`` or ``"reading"``; ``shown``: the path the message
-    names (default ``path``). For a file of a preference run the
+    names (default ``path``). For a file of a preference run being written the
     message says that the labels are safe and how to continue the run."""
     words = os_refusal(err)
     if words is None:
@@ -361,7 +361,9 @@ def refused(err: OSError, path: str | Path, doing: str, *, shown: str | Path | N
     else:
         fix = f"move what is in the way of {path}"
     run = run_of(path)
-    if run is not None and (run / "prefs.sqlite").exists():
+    if doing != "reading" and run is not None and (run / "prefs.sqlite").exists():
+        # a run's file being written: the run (one reading another's run, an export or a
+        # fit-reward, is not asked to resume it)
         where = "the copy" if code == errno.EROFS else str(run)
         how = f"every label given so far is in {run / 'prefs.sqlite'}: {fix} and continue with: prefrl resume {where}"
     else:

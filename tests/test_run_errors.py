@@ -32,6 +32,7 @@ from prefrl.rundir import (
     RunDirError,
     check_config_fields,
     mark_stopped_if_dead,
+    refused,
     write_json,
 )
 from prefrl.runtime.config import TrainConfig
@@ -376,6 +377,17 @@ def test_config_types_cover_train_config() -> None:
 
 
 # ------------------------------------------------------------------ other OS refusals in cli.main
+def test_a_run_read_but_not_run_is_not_asked_to_be_resumed(tmp_path: Path) -> None:
+    # reading a run's file (an export, fit-reward, another person's run) refused: the fix
+    # is the reader's, and resuming the run is not it
+    run = make_run(tmp_path / "run")
+    denied = OSError(errno.EACCES, "Permission denied", str(run.store_path))
+    assert str(refused(denied, run.store_path, "reading")) == (
+        f"permission denied reading {run.store_path}; give your user read access to {run.path} and try again"
+    )
+    assert str(refused(denied, run.store_path, "writing")).endswith(f"and continue with: prefrl resume {run.path}")
+
+
 def test_an_os_refusal_anywhere_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -387,8 +399,12 @@ def test_an_os_refusal_anywhere_is_one_line(
 
     monkeypatch.setattr("prefrl.play.play", full)
     assert main(["play", str(run.path)]) == EXIT_FAILED
+    # playing a run is not running it: no advice to resume it (it may be another person's)
+    assert one_line(capsys) == f"prefrl play: error: {file}: no space left on device"
+    monkeypatch.setattr("prefrl.runtime.run.resume", full)
+    assert main(["resume", str(run.path), "--quiet"]) == EXIT_FAILED
     assert one_line(capsys) == (
-        f"prefrl play: error: {file}: no space left on device; every label given so far is in "
+        f"prefrl resume: error: {file}: no space left on device; every label given so far is in "
         f"{run.store_path}: once fixed, continue with: prefrl resume {run.path}"
     )
 

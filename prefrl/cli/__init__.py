@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from prefrl.rundir import run_of
 
             where, run = f"{err.filename}: ", run_of(str(err.filename))
-            if run is not None and (run / "prefs.sqlite").exists():
+            if args.command in ("train", "resume") and run is not None and (run / "prefs.sqlite").exists():
                 hint = f"; every label given so far is in {run / 'prefs.sqlite'}: once fixed, continue with: prefrl resume {run}"
         print(f"prefrl {args.command}: error: {where}{words}{hint}", file=sys.stderr)
         return EXIT_FAILED
