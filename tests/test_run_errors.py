@@ -385,7 +385,9 @@ def test_a_run_read_but_not_run_is_not_asked_to_be_resumed(tmp_path: Path) -> No
     assert str(refused(denied, run.store_path, "reading")) == (
         f"permission denied reading {run.store_path}; give your user read access to {run.path} and try again"
     )
-    assert str(refused(denied, run.store_path, "writing")).endswith(f"and continue with: prefrl resume {run.path}")
+    assert str(refused(denied, run.store_path, "writing")).endswith(
+        f"and continue with: prefrl resume {run.path}"
+    )
 
 
 def test_an_os_refusal_anywhere_is_one_line(
