@@ -291,6 +291,14 @@ budgets = [10]
         ),
         (BASE + "fixed_length = -3\n", "fixed_length must be true, false or a number of steps > 0"),
         (BASE + "train = { seed = 3 }\n", "cannot set ['seed']"),
+        (
+            BASE + "train = { initial_fracton = 0.5 }\n",
+            "unknown key 'initial_fracton' in train = {...} (did you mean 'initial_fraction'?)",
+        ),
+        (
+            BASE + 'train = { labels_from = "/nowhere/run" }\n',
+            "train = {labels_from = '/nowhere/run'}: no run directory, store or export at /nowhere/run",
+        ),
         (BASE + 'env = "Pendulm-v1"\n', "Unknown env id 'Pendulm-v1'"),
         (
             BASE.replace('["perfect"]', '["mistake:eps=0.2", "mistake(eps=0.2)"]'),

@@ -44,7 +44,7 @@ import json
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, cast
 
@@ -297,6 +297,7 @@ def _env_settings(label: str, s: dict[str, Any], where: str, check_env: bool) ->
     owned = sorted(set(train) & _GRID_OWNED)
     if owned:
         raise GridError(f"{where}: train = {{...}} cannot set {owned}; they are grid keys of their own")
+    _check_keys(train, tuple(f.name for f in fields(TrainConfig)), where, "train = {...}")
     task = _typed(s, "task", str, None, where)
     if task:
         trust_task(task)  # the grid file names it: the user asked for it to be loaded
@@ -321,6 +322,11 @@ def _env_settings(label: str, s: dict[str, Any], where: str, check_env: bool) ->
     except ValueError as err:  # unknown task, env id or reward-model setting
         raise GridError(f"{where}: {err}") from None
     fixed_length: bool | int = probe.fixed_length if probe.fixed_length is not None else False
+    if probe.labels_from is not None and not Path(probe.labels_from).exists():
+        raise GridError(
+            f"{where}: train = {{labels_from = {train['labels_from']!r}}}: no run directory, store or "
+            f"export at {probe.labels_from}"
+        )
     if check_env:
         _check_env(probe.env_id, fixed_length, probe.clip_length, ppo, where)
     return EnvSettings(
