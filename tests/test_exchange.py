@@ -378,6 +378,11 @@ def test_cli_export_and_import_errors_are_one_line(
         (("import", run, tmp_path / "empty"), "not a preference-store export"),
         (("import", tmp_path / "new", tmp_path / "empty"), "not a preference-store export"),
         (("import", run, run / "prefs.sqlite"), "into itself"),
+        (
+            ("import", tmp_path / "baseline", run),
+            f"{tmp_path / 'baseline'} is a baseline run, which trains on no labels of its own; import into "
+            "a preference run (prefrl train) or into a store file (a path ending in .sqlite)",
+        ),
         (("export", run, Path("/proc/prefrl-export")), "does not allow creating directories"),
     ]
     for argv, words in cases:

@@ -119,6 +119,13 @@ def _import_run(target: Path, source: Path) -> dict[str, Any]:
     run_parts = run_stores(source)
     parts = run_parts or [source]  # another run directory: its stores
     store_path = target / STORE_NAME if target.is_dir() else target
+    config = store_path.parent / "config.json"
+    kind = RunDir(store_path.parent).read_config().get("kind") if config.is_file() else None
+    if kind not in (None, "train"):  # nothing would read the labels: refused, not added in silence
+        raise StoreError(
+            f"{store_path.parent} is a {kind} run, which trains on no labels of its own; import into a "
+            "preference run (prefrl train) or into a store file (a path ending in .sqlite)"
+        )
     env_id = None
     created = not store_path.exists()
     if created:
