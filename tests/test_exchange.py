@@ -379,6 +379,11 @@ def test_cli_export_and_import_errors_are_one_line(
         (("import", tmp_path / "new", tmp_path / "empty"), "not a preference-store export"),
         (("import", run, run / "prefs.sqlite"), "into itself"),
         (
+            ("import", run / "config.json", run),
+            f"cannot import into {run / 'config.json'}: it is no preference store (not an SQLite database); "
+            "name the run directory, or its prefs.sqlite",
+        ),
+        (
             ("import", tmp_path / "baseline", run),
             f"{tmp_path / 'baseline'} is a baseline run, which trains on no labels of its own; import into "
             "a preference run (prefrl train) or into a store file (a path ending in .sqlite)",

@@ -43,6 +43,7 @@ from prefrl.prefs.schema import (
     INSERT_CLIP,
     QUERY_COLUMNS,
     REUSED_STORE_NAME,
+    SQLITE_MAGIC,
     STORE_NAME,
     check_file,
 )
@@ -119,6 +120,11 @@ def _import_run(target: Path, source: Path) -> dict[str, Any]:
     run_parts = run_stores(source)
     parts = run_parts or [source]  # another run directory: its stores
     store_path = target / STORE_NAME if target.is_dir() else target
+    if target.is_file() and not _is_sqlite(target):
+        raise StoreError(
+            f"cannot import into {target}: it is no preference store (not an SQLite database); name the "
+            "run directory, or its prefs.sqlite"
+        )
     config = store_path.parent / "config.json"
     kind = RunDir(store_path.parent).read_config().get("kind") if config.is_file() else None
     if kind not in (None, "train"):  # nothing would read the labels: refused, not added in silence
@@ -494,6 +500,11 @@ def _run_env_id(run_dir: Path) -> str | None:
         return None
     env_id = RunDir(run_dir).read_config().get("env_id")
     return str(env_id) if env_id else None
+
+
+def _is_sqlite(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
 
 
 def _open_source(src: Path) -> PreferenceStore:
