@@ -587,6 +587,12 @@ def test_an_export_altered_or_with_a_damaged_manifest_is_refused_and_an_older_on
 
         # An export written before prefrl wrote manifest.json imports as it always did.
         (export / "manifest.json").unlink()
+        first = answers.splitlines(keepends=True)[1]  # the first answer's row, given again, changed
+        (export / "answers.csv").write_bytes(answers + first.replace(b",left,", b",right,"))
+        refused(
+            f"{export / 'answers.csv'}, data row 5: query 1 is answered a second time; keep one of its rows"
+        )
+        (export / "answers.csv").write_bytes(answers)
         with PreferenceStore(tmp_path / "b.sqlite", ENV) as b:
             assert import_into(b, export) == ImportReport(str(export.resolve()), 11, 5, 4, 0)
             assert_same_dump(a, b)

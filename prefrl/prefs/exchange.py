@@ -290,6 +290,8 @@ def _import_export_dir(
     answers: dict[int, tuple[Any, ...]] = {}
     for i, row in enumerate(_read_csv(src / "answers.csv", ANSWERS_CSV), start=1):
         with _csv_row(src / "answers.csv", i):
+            if int(row["query_id"]) in answers:  # which one is meant cannot be told: neither is taken
+                raise ValueError(f"query {row['query_id']} is answered a second time; keep one of its rows")
             answers[int(row["query_id"])] = (
                 row["answer"],
                 float(row["answered_at"]),
