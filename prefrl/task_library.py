@@ -201,12 +201,15 @@ class HopperFlight:
         return self.credit * max(0.0, 1.0 - self.since / CREDIT_STEPS)
 
 
-def hopper_flight(inner: Any) -> HopperFlight:
-    """The env's :class:`HopperFlight`, advanced to the simulation's present."""
+def hopper_flight(inner: Any, kind: type[HopperFlight] = HopperFlight) -> HopperFlight:
+    """The env's :class:`HopperFlight`, advanced to the simulation's present; ``kind``: a
+    task's own subclass of it, kept beside the built-in one."""
     now = float(inner.data.time)
-    flight: HopperFlight | None = getattr(inner, "_prefrl_flight", None)
+    attr = "_prefrl_flight" if kind is HopperFlight else f"_prefrl_flight_{kind.__name__}"
+    flight: HopperFlight | None = getattr(inner, attr, None)
     if flight is None or now < flight.time or (now == 0.0 and flight.time > 0.0):
-        flight = inner._prefrl_flight = HopperFlight(float(inner.data.qpos[2]))
+        flight = kind(float(inner.data.qpos[2]))
+        setattr(inner, attr, flight)
     elif now > flight.time:
         flight.advance(inner)
     return flight
