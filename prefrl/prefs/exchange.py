@@ -455,8 +455,9 @@ def _check_clip_row(row: tuple[Any, ...], label: str, shapes: dict[str, tuple[in
 
 
 def _step_shapes(clip: Clip) -> dict[str, tuple[int, ...]]:
-    arrays = {"observations": clip.obs, "actions": clip.actions, "snapshots": clip.snapshots}
-    return {name: tuple(a.shape[1:]) for name, a in arrays.items() if a is not None}
+    # what the reward model reads; not the snapshots, whose width may differ between runs
+    # of one env (an Atari state's bytes, padded as each run first saw them)
+    return {"observations": tuple(clip.obs.shape[1:]), "actions": tuple(clip.actions.shape[1:])}
 
 
 # -- files ----------------------------------------------------------------------------
