@@ -13,6 +13,10 @@ landing credit. The
 credit it pays is one observation extra, "landing credit (from standing)", in place of the
 built-in "landing credit"; the rest (turning, uprightness, height, restarts, pink noise)
 is the built-in backflip's.
+
+Tried on 2026-12-02: its go / no-go fails on seeds 1 and 2 (PPO on this person's own
+reward, 1M steps: 5, 0 and 0 clean flips; backflip_from_standing.csv). Seed 2 lands and
+leaves within 25 steps by a front flip, which this person does not price.
 """
 
 import dataclasses
