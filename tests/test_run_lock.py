@@ -292,9 +292,9 @@ def test_repair_and_import_hold_the_lock_while_they_change_the_store(
     else:
         import_into = exchange.import_into
 
-        def watched_import(store: PreferenceStore, part: Any) -> Any:
+        def watched_import(store: PreferenceStore, part: Any, **kwargs: Any) -> Any:
             seen.append(lock_free(run))
-            return import_into(store, part)
+            return import_into(store, part, **kwargs)
 
         monkeypatch.setattr(exchange, "import_into", watched_import)
     argv = [command, str(run.path)] + ([str(tmp_path / "other.sqlite")] if command == "import" else [])
