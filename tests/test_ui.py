@@ -214,6 +214,28 @@ def test_mujoco_clips_are_shown_at_most_25_frames_a_second():
 # ------------------------------------------------------------------------ window
 
 
+def test_the_last_answer_of_the_budget_can_be_taken_back_on_the_final_screen(tmp_path, clips):
+    run = make_run(tmp_path / "run", clips, 2, labels=2, running=True)
+    person = ScriptedPerson(run.store_path, PerfectOracle())
+    undone = []
+
+    def answer_then_undo_the_last(event):
+        person(event)
+        if event.kind == "answered" and len(person.answered) == 2 and not undone:
+            undone.append(event.query_id)
+            post_key(pygame.K_BACKSPACE)  # pressed as "All 2 labels are given" appears
+
+    try:
+        given = run_labeling(run.path, on_event=answer_then_undo_the_last, finish_linger_s=2.0)
+    finally:
+        person.close()
+    assert undone == [2] and given == 2
+    assert [e.query_id for e in person.shown] == [1, 2, 2]  # shown again, answered again
+    assert len(stored_answers(run)) == 2 and pending_ids(run) == []
+    with PreferenceStore(run.store_path) as store:
+        assert [qid for qid, _, _ in store.undone_answers()] == [2]
+
+
 def test_answers_land_in_the_store_and_train_the_reward_model(tmp_path, clips):
     run = make_run(tmp_path / "run", clips, 6, labels=12)
     person = ScriptedPerson(run.store_path, PerfectOracle())

@@ -447,8 +447,9 @@ class LabelingSession:
             return "The run has stopped and nothing is left to label. Thank you!"
         return None
 
-    def end(self, message: str) -> None:
-        """Labelling is over: no pair any more, ``message`` in its place."""
+    def end(self, message: str | None) -> None:
+        """Labelling is over: no pair any more, ``message`` in its place (None: it is
+        not over after all, e.g. the last answer is being taken back)."""
         self.message = message
         self._drop_pair()
 

@@ -221,8 +221,7 @@ class LabelingWindow:
                 return session.answers
             session.tick(time.perf_counter())
             reason = session.finished
-            if reason is not None:
-                self._finish(reason, finish_linger_s)
+            if reason is not None and self._finish(reason, finish_linger_s):
                 return session.answers
 
     def _show(self) -> None:
@@ -238,16 +237,28 @@ class LabelingWindow:
         elif self.view.needs_draw(screen, now):
             self.view.draw(screen, now)
 
-    def _finish(self, message: str, linger_s: float) -> None:
-        """Show why labelling is over for ``linger_s`` (Escape or closing ends it sooner)."""
+    def _finish(self, message: str, linger_s: float) -> bool:
+        """Show why labelling is over for ``linger_s`` (Escape or closing ends it sooner);
+        returns False when the person took the last answer back meanwhile (undo): its pair
+        is on screen again and labelling goes on."""
         self.session.end(message)
         now = time.perf_counter()
         self.view.draw(self.session.screen(now), now)
         deadline = now + linger_s
         while time.perf_counter() < deadline:
-            if Control.QUIT in self.view.inputs(self.view.wait(0)):
-                return
+            inputs = self.view.inputs(self.view.wait(0))
+            if Control.QUIT in inputs:
+                return True
+            if Control.UNDO in inputs:
+                now = time.perf_counter()
+                self.session.end(None)
+                self.session.handle([Control.UNDO], now)
+                if self.session.finished is None:
+                    return False
+                self.session.end(message)  # nothing of this window's to take back
+                self.view.draw(self.session.screen(now), now)
             time.sleep(0.02)
+        return True
 
     def close(self) -> None:
         """Commit what is given, stop the renderer, close the store and the window (idempotent)."""
