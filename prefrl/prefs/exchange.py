@@ -43,9 +43,9 @@ from prefrl.prefs.schema import (
     INSERT_CLIP,
     QUERY_COLUMNS,
     REUSED_STORE_NAME,
-    SQLITE_MAGIC,
     STORE_NAME,
     check_file,
+    is_sqlite_file,
 )
 from prefrl.prefs.store import DamagedClipError, PreferenceStore, Query
 from prefrl.rundir import RunDir, mark_stopped_if_dead
@@ -120,7 +120,7 @@ def _import_run(target: Path, source: Path) -> dict[str, Any]:
     run_parts = run_stores(source)
     parts = run_parts or [source]  # another run directory: its stores
     store_path = target / STORE_NAME if target.is_dir() else target
-    if target.is_file() and not _is_sqlite(target):
+    if target.is_file() and not is_sqlite_file(target):
         raise StoreError(
             f"cannot import into {target}: it is no preference store (not an SQLite database); name the "
             "run directory, or its prefs.sqlite"
@@ -503,11 +503,6 @@ def _run_env_id(run_dir: Path) -> str | None:
         return None
     env_id = RunDir(run_dir).read_config().get("env_id")
     return str(env_id) if env_id else None
-
-
-def _is_sqlite(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
 
 
 def _open_source(src: Path) -> PreferenceStore:

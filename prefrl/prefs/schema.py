@@ -142,6 +142,12 @@ def read_only_uri(path: Path) -> str:
     return uri
 
 
+def is_sqlite_file(path: Path) -> bool:
+    """Whether the file ``path`` starts with the SQLite header."""
+    with open(path, "rb") as f:
+        return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+
+
 def check_file(path: Path, pragma: str = "quick_check", *, source: bool = False) -> None:
     """Refuse a file that is not an intact SQLite database, without writing to it.
 
@@ -150,9 +156,7 @@ def check_file(path: Path, pragma: str = "quick_check", *, source: bool = False)
     as a source of labels (``prefrl import``, ``--labels-from``), not a run's own store,
     so a refusal says what a source is rather than how to mend a run's store.
     """
-    with open(path, "rb") as f:
-        head = f.read(len(SQLITE_MAGIC))
-    if head != SQLITE_MAGIC:
+    if not is_sqlite_file(path):
         if source:
             raise StoreError(
                 f"{path} is not a preference store or an export (it is not an SQLite database). "
