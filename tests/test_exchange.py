@@ -252,6 +252,45 @@ def test_what_repair_set_aside_stays_behind(tmp_path: Path, rng: np.random.Gener
         assert damaged.left_clip_id not in clip_ids
 
 
+@pytest.mark.parametrize("via", ["export", "store"])
+def test_an_intact_copy_restores_what_repair_set_aside(
+    tmp_path: Path, rng: np.random.Generator, via: str
+) -> None:
+    src = tmp_path / "prefs.sqlite"
+    with PreferenceStore(src, ENV) as store:
+        answer_all(store, rng, [Answer.LEFT, Answer.RIGHT, Answer.EQUAL, Answer.LEFT])
+        labels = store.labels()
+        copy = export_store(store, tmp_path / "export") if via == "export" else tmp_path / "copy.sqlite"
+        if via == "store":
+            store._conn.execute(f"VACUUM INTO '{copy}'")
+    one, both = labels[1], labels[3]
+    flip_byte(src, one.left_clip_id, "obs", 140)
+    flip_byte(src, both.left_clip_id, "actions", 140)
+    flip_byte(src, both.right_clip_id, "actions", 140)
+    with PreferenceStore(src) as store:
+        assert store.set_aside_damaged().answers_set_aside == 2
+        assert store.num_answered() == 2
+    # a copy in which only one of query 4's clips is intact leaves query 4 aside
+    with PreferenceStore(tmp_path / "partial.sqlite", ENV) as partial:
+        import_into(partial, copy)
+        flip_byte(partial.path, both.right_clip_id, "actions", 140)
+        partial.set_aside_damaged()
+    with PreferenceStore(src) as store:
+        report = import_into(store, tmp_path / "partial.sqlite")
+        assert (report.clips_restored, report.answers_restored, report.answers_added) == (2, 1, 0)
+        assert store.num_answered() == 3
+        assert set(store.set_aside_queries()) == {both.query_id}
+        report = import_into(store, copy)
+        assert (report.clips_restored, report.answers_restored, report.answers_added) == (1, 1, 0)
+        assert store.labels() == labels
+        assert store.set_aside_queries() == {} and store.set_aside_damaged().damaged_clips == ()
+        with PreferenceStore(tmp_path / "copy-check.sqlite", ENV) as check:
+            import_into(check, copy)
+            intact = check.get_clips([both.right_clip_id])[both.right_clip_id]
+        assert_same_clip(store.get_clips([both.right_clip_id])[both.right_clip_id], intact)
+        assert import_into(store, copy).clips_restored == 0
+
+
 # -- prefrl export / prefrl import ----------------------------------------------------
 
 
@@ -298,6 +337,8 @@ def test_cli_export_then_import_into_a_fresh_store_matches_exactly(
         "answers_added": 4,
         "answers_conflicting": 0,
         "answers_already_reused": 0,
+        "clips_restored": 0,
+        "answers_restored": 0,
         "answered": 4,
     }
     with PreferenceStore(run / "prefs.sqlite") as a, PreferenceStore(fresh / "prefs.sqlite") as b:

@@ -209,3 +209,31 @@ def test_a_damaged_clip_stops_the_run_with_its_name_and_repair_lets_it_finish(tm
     assert main(["resume", str(run), "--labels", "12", "--quiet", "--no-video"]) == 0
     summary = json.loads((run / "summary.json").read_text())
     assert (summary["complete"], summary["labels_used"]) == (True, 12)  # set-aside labels asked again
+
+
+def test_an_export_made_before_the_damage_restores_what_repair_set_aside(tmp_path, capsys):
+    from test_store import flip_byte
+
+    from prefrl.cli import main
+
+    run = tmp_path / "r"
+    assert train(small(backend="inprocess", labels=8), run, progress=False, video=False)["complete"]
+    assert main(["export", str(run), str(tmp_path / "backup")]) == 0
+    with PreferenceStore(run / "prefs.sqlite") as store:
+        labels = store.labels()
+    flip_byte(run / "prefs.sqlite", labels[2].left_clip_id, "obs", 200)
+    capsys.readouterr()
+
+    assert main(["repair", str(run)]) == 0
+    out = capsys.readouterr()
+    set_aside = json.loads(out.out)["answers_set_aside"]
+    assert set_aside >= 1 and f"prefrl import {run} COPY" in out.err
+    assert main(["import", str(run), str(tmp_path / "backup")]) == 0
+    imported = json.loads(capsys.readouterr().out)
+    restored = (imported["clips_restored"], imported["answers_restored"], imported["answered"])
+    assert restored == (1, set_aside, 8)
+    with PreferenceStore(run / "prefs.sqlite") as store:
+        assert store.labels() == labels and store.set_aside_queries() == {}
+    assert main(["resume", str(run), "--quiet", "--no-video"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["complete"], summary["labels_used"]) == (True, 8)  # nothing asked again

@@ -509,6 +509,8 @@ def test_repair_sets_damaged_queries_aside_and_keeps_everything(
         "answers_set_aside": 1,
         "total_set_aside": 2,
         "answered": 3,
+        "then": "an intact copy of the store (a backup of prefs.sqlite, or an export) restores the 2 set-aside "
+        f"queries: prefrl import {tmp_path} COPY",
     }
     with PreferenceStore(path) as store:
         assert store.num_answered() == 3
@@ -548,6 +550,7 @@ def test_repair_sets_damaged_queries_aside_and_keeps_everything(
         "queries_set_aside": 0,
         "answers_set_aside": 0,
         "answered": 4,
+        "then": report["then"].replace(str(tmp_path), str(path)),
     }
     with PreferenceStore(path) as store:
         assert store.set_aside_queries() == {2: reason, 5: reason}

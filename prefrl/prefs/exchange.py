@@ -5,7 +5,9 @@ is replaced (``prefrl import RUN_DIR SOURCE``; ``prefrl train --labels-from`` an
 :func:`import_into` merges an export directory (written by :mod:`prefrl.prefs.export`, whose
 :func:`export_store` and :func:`export_run` are importable from here too), or another
 store's ``.sqlite`` file, into a store: what the store already holds is recognised and not
-copied again, and an answer it holds is never replaced.
+copied again, and an answer it holds is never replaced; a clip the store set aside as
+damaged (``prefrl repair``) is mended from the source's intact copy of it, and its
+answers count again.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sqlite3
 import zipfile
 import zlib
 from collections.abc import Collection, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,7 @@ from prefrl.prefs.schema import (
     IN_USE,
     INSERT_CLIP,
     QUERY_COLUMNS,
+    READ_CLIP,
     REUSED_STORE_NAME,
     STORE_NAME,
     check_file,
@@ -80,6 +83,9 @@ class ImportReport:
             differently; the store's answer was kept.
         answers_already_reused: source queries left out because the run already reuses
             them (its ``reused.sqlite``): trained on once, not twice.
+        clips_restored: clips the store had set aside as damaged whose intact arrays
+            (the checksum the store recorded when it stored them) the source held.
+        answers_restored: answers counted again because their queries' clips were restored.
     """
 
     source: str
@@ -88,6 +94,8 @@ class ImportReport:
     answers_added: int
     answers_conflicting: int = 0
     answers_already_reused: int = 0
+    clips_restored: int = 0
+    answers_restored: int = 0
 
 
 def import_run(path: str | os.PathLike[str], source: str | os.PathLike[str]) -> dict[str, Any]:
@@ -368,13 +376,15 @@ def _import(
     for qid, (answer, *_) in answers.items():
         if answer not in _ANSWER_SET:
             raise StoreError(f"{label}: query {qid} has the answer {answer!r}, which is not an Answer value")
-    clips_added = queries_added = answers_added = conflicting = already_reused = 0
+    clips_added = queries_added = answers_added = conflicting = already_reused = restored = 0
     try:
         known = store.recent_clips(1)
     except DamagedClipError:  # a damaged store being mended by this import: the import's clips decide
         known = []
     shapes = {name: shape for clip in known for name, shape in _step_shapes(clip).items()}
     with store._write() as conn:
+        aside = {row[0] for row in conn.execute("SELECT DISTINCT clip_id FROM set_aside")}
+        answered_before = _answered_in_use(conn)
         for source_row in clip_rows:
             row, expected = tuple(source_row[:11]), source_row[11]
             checksum = clip_checksum(row[6:10])
@@ -387,6 +397,9 @@ def _import(
             if row[1] != store.env_id:  # the caller checked; this guards the stream itself
                 _check_env_ids(store, {row[1]}, Path(label))
             clips_added += conn.execute(INSERT_CLIP, (*row, checksum)).rowcount
+            if row[0] in aside:
+                restored += _restore_clip(conn, row, checksum)
+        answers_restored = _answered_in_use(conn) - answered_before
         for q in queries:
             if (q.left_clip_id, q.right_clip_id, q.created_at) in reused:
                 already_reused += int(q.query_id in answers)
@@ -432,7 +445,44 @@ def _import(
                 else:
                     ours = conn.execute("SELECT answer FROM answers WHERE query_id = ?", (qid,)).fetchone()
                     conflicting += int(ours[0] != answers[q.query_id][0])
-    return ImportReport(label, clips_added, queries_added, answers_added, conflicting, already_reused)
+    report = ImportReport(label, clips_added, queries_added, answers_added, conflicting, already_reused)
+    return replace(report, clips_restored=restored, answers_restored=answers_restored)
+
+
+def _answered_in_use(conn: sqlite3.Connection) -> int:
+    return int(conn.execute(f"SELECT COUNT(*) FROM answers WHERE {IN_USE}").fetchone()[0])
+
+
+def _restore_clip(conn: sqlite3.Connection, row: tuple[Any, ...], checksum: int) -> int:
+    """Mend the set-aside clip ``row[0]`` with the arrays of ``row`` (a row of
+    ``CLIP_COLUMNS`` whose arrays were checked: ``checksum`` is theirs) if it is that clip,
+    of the same env, length and creation time. Its queries are in use again then, except
+    those whose other clip is damaged too: they stay aside, for that one. 1 if it was
+    mended, else 0."""
+    cid = row[0]
+    mended = conn.execute(
+        "UPDATE clips SET obs = ?, actions = ?, true_rewards = ?, snapshots = ?, checksum = ? "
+        "WHERE clip_id = ? AND env_id = ? AND length = ? AND created_at = ?",
+        (*row[6:10], checksum, cid, row[1], row[4], row[10]),
+    ).rowcount
+    if not mended:
+        return 0
+    aside = conn.execute(
+        "SELECT query_id, left_clip, right_clip FROM set_aside JOIN queries USING (query_id) WHERE clip_id = ?",
+        (cid,),
+    ).fetchall()
+    for qid, left, right in aside:
+        other = right if left == cid else left
+        try:
+            load_clip(conn.execute(f"{READ_CLIP} WHERE clip_id = ?", (other,)).fetchone())
+        except Damaged as reason:
+            conn.execute(
+                "UPDATE set_aside SET clip_id = ?, reason = ? WHERE query_id = ?",
+                (other, f"clip {other} is damaged: {reason}", qid),
+            )
+            continue
+        conn.execute("DELETE FROM set_aside WHERE query_id = ?", (qid,))
+    return 1
 
 
 def _check_clip_row(row: tuple[Any, ...], label: str, shapes: dict[str, tuple[int, ...]]) -> None:

@@ -28,7 +28,8 @@ def repair_store(path: str | os.PathLike[str]) -> dict[str, Any]:
         A JSON-serialisable dict: ``store`` (the file's path), ``clips_checked``,
         ``damaged_clips`` (ids), ``queries_set_aside`` and ``answers_set_aside`` (by this
         call; both 0 when repeated), ``total_set_aside`` (in the store), ``answered``
-        (answers still counted toward the label budget).
+        (answers still counted toward the label budget), and with queries set aside,
+        ``then``: how their labels come back.
 
     Raises:
         RunBusyError: a live process runs the run (a label set aside under it would still
@@ -44,4 +45,9 @@ def repair_store(path: str | os.PathLike[str]) -> dict[str, Any]:
     result: dict[str, Any] = {"store": str(store_path)}
     result.update(dataclasses.asdict(report))
     result["damaged_clips"] = list(report.damaged_clips)
+    if report.total_set_aside:
+        result["then"] = (
+            f"an intact copy of the store (a backup of {store_path.name}, or an export) restores the "
+            f"{report.total_set_aside} set-aside queries: prefrl import {path} COPY"
+        )
     return result
