@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -455,6 +456,23 @@ class Tour:
         for kind in ("agent", "reward_model", "reward_trainer"):
             path = run / "checkpoints" / f"{kind}.pt"
             data = path.read_bytes()
+            name, at = self.random_tensor_byte(path)
+            flipped = bytearray(data)
+            flipped[at] ^= 1 << self.rng.randrange(8)
+            path.write_bytes(bytes(flipped))
+            steps += 2048
+            result = self.prefrl("resume", str(run), "--steps", str(steps), "--quiet", "--no-video")
+            said = self.line_with(result, "changed on disk")
+            self.record(
+                f"a bit flipped in checkpoints/{kind}.pt (a random bit of a random tensor)",
+                f"prefrl resume RUN --steps {steps}",
+                result,
+                told=said or self.line_with(result, "prefrl"),
+                labels=None,
+                kept_every_label=before <= self.answered(run),
+                outcome=f"{name}, byte {at}: "
+                + ("names the file and the way out" if said and result.returncode != 0 else "FAILED"),
+            )
             cut = self.rng.randrange(1, len(data))
             path.write_bytes(data[:cut])
             steps += 2048
@@ -480,6 +498,18 @@ class Tour:
                 kept_every_label=before <= self.answered(run),
                 outcome="completed" if result.returncode == 0 and self.complete(run) else "FAILED",
             )
+
+    def random_tensor_byte(self, path: Path) -> tuple[str, int]:
+        """A random byte of a random tensor's data in the checkpoint ``path`` (a zip
+        archive): the tensor's name in it, and the byte's offset in the file."""
+        data = path.read_bytes()
+        with zipfile.ZipFile(path) as archive:
+            tensors = [info for info in archive.infolist() if "/data/" in info.filename and info.file_size]
+        info = self.rng.choice(tensors)
+        local = info.header_offset  # the local header's name and extra lengths, then the data
+        start = local + 30 + int.from_bytes(data[local + 26 : local + 28], "little")
+        start += int.from_bytes(data[local + 28 : local + 30], "little")
+        return info.filename, start + self.rng.randrange(info.file_size)
 
     def live_run(self) -> None:
         run = self.run_dir("live")

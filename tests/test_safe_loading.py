@@ -196,6 +196,46 @@ def test_a_checkpoint_of_another_kind_is_refused(tmp_path):
     )
 
 
+def test_a_byte_changed_inside_a_checkpoints_tensors_is_refused_not_loaded(tmp_path):
+    # torch.load alone loads such a file, with a wrong weight; faults at random bytes of
+    # every tensor of a reward model, each refused naming the file and the damage
+    import zipfile
+
+    path = tmp_path / "checkpoints" / "reward_model.pt"
+    path.parent.mkdir()
+    reward_model().save(path)
+    data = path.read_bytes()
+    with zipfile.ZipFile(path) as archive:
+        tensors = [info for info in archive.infolist() if "/data/" in info.filename]
+    rng = np.random.default_rng(0)
+    assert len(tensors) >= 4
+    for info in tensors:
+        local = info.header_offset  # the local header's name and extra lengths, then the data
+        start = local + 30 + int.from_bytes(data[local + 26 : local + 28], "little")
+        start += int.from_bytes(data[local + 28 : local + 30], "little")
+        at = start + int(rng.integers(info.file_size))
+        damaged = bytearray(data)
+        damaged[at] ^= 1 << int(rng.integers(8))
+        path.write_bytes(bytes(damaged))
+        torch.load(path, weights_only=True)  # what it would have loaded in silence
+        assert refused(load_reward_model, path) == (
+            f"{path} is not a readable checkpoint (changed on disk since it was written): its part "
+            f"{info.filename} does not match its CRC-32"
+        )
+    path.write_bytes(data)
+    assert load_reward_model(path).version == 3
+
+
+def test_checkpoints_carry_their_crcs_where_torch_was_told_not_to_write_them(tmp_path):
+    torch.serialization.set_crc32_options(False)
+    try:
+        save_checkpoint({"x": torch.ones(3)}, tmp_path / "agent.pt", "agent")
+        assert not torch.serialization.get_crc32_options()
+    finally:
+        torch.serialization.set_crc32_options(True)
+    assert torch.equal(load_checkpoint(tmp_path / "agent.pt", "agent")["x"], torch.ones(3))
+
+
 def test_a_newer_format_is_refused(tmp_path):
     path = tmp_path / "reward_model.pt"
     torch.save({"format": "prefrl", "kind": "reward_model", "format_version": 2}, path)

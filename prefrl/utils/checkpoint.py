@@ -5,7 +5,8 @@ tuples, strings, numbers, booleans and None. :func:`load_checkpoint` reads it wi
 ``torch.load(weights_only=True)``, which never runs code from the file, so a checkpoint
 someone else sent (a ``reward_model.pt``, a run directory) is safe to open. Every file
 names what it holds (``kind``) and the version of the format, so a wrong or newer file is
-refused with a one-line message instead of failing later.
+refused with a one-line message instead of failing later; and the CRC-32 of each part of
+the archive is checked before it is read, so a file changed on disk is named, not loaded.
 
 Checkpoints written by older prefrl held numpy arrays, which ``weights_only=True``
 refuses; :func:`upgrade_checkpoint` (``prefrl upgrade PATH``) rewrites them, allowing
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import pickle
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -121,13 +123,24 @@ def _check_zip(path: Path, kind: str) -> None:
         ) from None
     if not zipfile.is_zipfile(path):
         raise _unreadable(path, kind)
+    # torch.load does not check the archive's CRC-32s: a byte changed on disk inside a
+    # tensor would load as a wrong weight, in silence
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError, ValueError) as err:
+        raise _unreadable(path, kind, f": {_first_line(err)}") from None
+    if bad is not None:
+        raise _unreadable(path, kind, f": its part {bad} does not match its CRC-32", damaged=True)
 
 
-def _unreadable(path: Path, kind: str, detail: str = "") -> CheckpointError:
-    """A damaged checkpoint; one of a run directory's names what can be done: for a
-    preference run, the way out (:data:`WAY_OUT`); a fit-reward or baseline run, which
-    cannot be resumed, is made again into a new directory."""
-    message = f"{path} is not a readable checkpoint (truncated, or not a torch file){detail}"
+def _unreadable(path: Path, kind: str, detail: str = "", *, damaged: bool = False) -> CheckpointError:
+    """A damaged checkpoint (``damaged``: changed on disk since it was written); one of a
+    run directory's names what can be done: for a preference run, the way out
+    (:data:`WAY_OUT`); a fit-reward or baseline run, which cannot be resumed, is made again
+    into a new directory."""
+    what = "changed on disk since it was written" if damaged else "truncated, or not a torch file"
+    message = f"{path} is not a readable checkpoint ({what}){detail}"
     run = path.parent.parent
     if path.parent.name != "checkpoints" or path.name != f"{kind}.pt" or kind not in WAY_OUT:
         return CheckpointError(message)

@@ -109,5 +109,13 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
-    torch.save(obj, buffer)
+    # with the CRC-32s that prefrl.utils.checkpoint checks (a torch before 2.6 always writes them)
+    crc32 = getattr(torch.serialization, "get_crc32_options", lambda: True)()
+    if not crc32:
+        torch.serialization.set_crc32_options(True)
+    try:
+        torch.save(obj, buffer)
+    finally:
+        if not crc32:
+            torch.serialization.set_crc32_options(False)
     atomic_write(path, buffer.getbuffer())
