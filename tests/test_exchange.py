@@ -620,6 +620,8 @@ def test_an_export_altered_or_with_a_damaged_manifest_is_refused_and_an_older_on
         refused(f"{export / 'manifest.json'} is damaged (")
         (export / "manifest.json").write_text(json.dumps({**manifest, "version": 2}))
         refused("is of export format 2, which this prefrl cannot read (it reads 1)")
+        (export / "manifest.json").write_text(json.dumps({**manifest, "version": "1"}))
+        refused(f"{export / 'manifest.json'} is damaged (TypeError: its version is '1', not a whole number)")
         manifest["files"]["answers.csv"]["rows"] = 5
         (export / "manifest.json").write_text(json.dumps(manifest))
         refused(
@@ -633,6 +635,13 @@ def test_an_export_altered_or_with_a_damaged_manifest_is_refused_and_an_older_on
         refused(
             f"{export / 'answers.csv'}, data row 5: query 1 is answered a second time; keep one of its rows"
         )
+        for cut in (answers[:-7], answers[:-2] + b",human\r\n"):  # a row cut short; one with a cell too many
+            (export / "answers.csv").write_bytes(cut)
+            cells = 4 if cut == answers[:-7] else 6
+            refused(
+                f"{export / 'answers.csv'}, data row 4 has {cells} cells where its header names 5: the file "
+                "was cut short or edited; export it again"
+            )
         (export / "answers.csv").write_bytes(answers)
         with PreferenceStore(tmp_path / "b.sqlite", ENV) as b:
             assert import_into(b, export) == ImportReport(str(export.resolve()), 11, 5, 4, 0)

@@ -63,6 +63,14 @@ def test_gather_labels_refuses_what_holds_no_labels_and_leaves_nothing_behind(tm
     (tmp_path / "junk.sqlite").write_bytes(b"not a database at all")
     with pytest.raises(StoreError, match=r"is not an SQLite database"):
         gather_labels(tmp_path / "junk.sqlite", tmp_path / "g.sqlite")
+    with PreferenceStore(tmp_path / "clipless.sqlite", "Pendulum-v1") as clipless:
+        export_store(clipless, tmp_path / "clipless")
+    with pytest.raises(StoreError) as err:
+        gather_labels(tmp_path / "clipless", tmp_path / "g.sqlite")
+    assert (
+        str(err.value)
+        == f"{tmp_path / 'clipless'} holds no labels: it is the export of a store without clips"
+    )
     assert not (tmp_path / "g.sqlite").exists()
 
 

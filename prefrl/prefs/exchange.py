@@ -208,7 +208,7 @@ def gather_labels(source: str | os.PathLike[str], target: str | os.PathLike[str]
                 f"{src} holds no labels: pass the run directory of a preference run, a store "
                 "file (.sqlite) or a directory written by `prefrl export`"
             )
-    env_id = _source_env_id(parts[0])
+    env_id = _source_env_id(parts[0], gathering=True)
     try:
         with PreferenceStore(out, env_id) as store:
             for part in parts:
@@ -521,7 +521,15 @@ def _read_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
             raise StoreError(
                 f"{path} lacks the columns {', '.join(missing)}; is it a preference-store export?"
             )
-        return list(reader)
+        rows = list(reader)
+    for i, row in enumerate(rows, start=1):
+        if None in row or None in row.values():  # DictReader's marks of cells too many or too few
+            cells = len(row) - 1 + len(row[None]) if None in row else sum(v is not None for v in row.values())
+            raise StoreError(
+                f"{path}, data row {i} has {cells} cell{'s' * (cells != 1)} where its header names {len(reader.fieldnames or ())}: "
+                f"the file was cut short or edited; {EXPORT_AGAIN}"
+            )
+    return rows
 
 
 @contextlib.contextmanager
@@ -580,14 +588,17 @@ def _file_stats(src: Path) -> tuple[tuple[int, ...], ...] | None:
     return tuple((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) for st in stats)
 
 
-def _source_env_id(src: Path) -> str:
-    """The env of an import source (an export directory or a store file)."""
+def _source_env_id(src: Path, gathering: bool = False) -> str:
+    """The env of an import source (an export directory or a store file); ``gathering``:
+    for :func:`gather_labels`, which an export without clips has no labels for."""
     if src.is_file():
         with _open_source(src) as other:
             return other.env_id
     stats = _file_stats(src)  # before the check: a change while it reads is a change
     check_export_files(src)
     env_ids = {row["env_id"] for row in _read_csv(src / "clips.csv", CLIPS_CSV)}
+    if gathering and not env_ids:
+        raise StoreError(f"{src} holds no labels: it is the export of a store without clips")
     if len(env_ids) != 1:
         raise StoreError(
             f"cannot tell which env a new store for {src} would hold "

@@ -345,12 +345,14 @@ def _check_manifest(src: Path) -> None:
         manifest = json.loads(path.read_text(encoding="utf-8"))
         version, files = manifest["version"], manifest["files"]
         expected = {name: (int(files[name]["bytes"]), str(files[name]["sha256"])) for name in EXPORT_FILES}
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise TypeError(f"its version is {version!r}, not a whole number")
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise StoreError(
             f"{path} is damaged ({type(e).__name__}: {e}); nothing was imported; {EXPORT_AGAIN}, "
             f"{_unchecked(src)}"
         ) from None
-    if not isinstance(version, int) or version > EXPORT_FORMAT:
+    if version > EXPORT_FORMAT:
         raise StoreError(
             f"{path} is of export format {version!r}, which this prefrl cannot read (it reads "
             f"{EXPORT_FORMAT}); import it with the prefrl that exported it, or a newer one"
