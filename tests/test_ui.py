@@ -28,7 +28,7 @@ from prefrl.prefs.clips import Answer
 from prefrl.prefs.store import PreferenceStore
 from prefrl.render.frames import SnapshotRenderer
 from prefrl.render.pair import compose_pair, pad_clip, write_pair_video
-from prefrl.rundir import RunDir, pid_alive, read_window, window_open, write_json
+from prefrl.rundir import RunDir, mark_stopped_if_dead, pid_alive, read_window, window_open, write_json
 from prefrl.runtime.channels import ClipBatch, LocalClipQueue, LocalStatus, LocalWeights
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.labeler import LabelerRole
@@ -544,6 +544,11 @@ def test_a_run_killed_without_a_word_is_seen_stopped_at_once_by_its_lock(tmp_pat
         gone = read_state(info, now=later)
         assert gone.gone and gone.stale and not gone.live
         assert "Run stopped unexpectedly (its process is gone)" in status_line(gone, 0, info)
+        # prefrl label, resume or play found it so and rewrote status.json: still said so
+        assert mark_stopped_if_dead(run.path)
+        marked = read_state(info)
+        assert marked.gone and not marked.live and not read_state(info, now=later).live
+        assert "Run stopped unexpectedly (its process is gone)" in status_line(marked, 0, info)
     finally:
         if holder.poll() is None:
             holder.kill()

@@ -80,9 +80,10 @@ class RunState:
         known: ``status.json`` was read; ``status``'s counts are None when it was not.
         stale: ``status.json`` says running but has not been updated for
             :data:`STATUS_STALE_S`, or is gone (the run died without saying so).
-        gone: ``status.json`` says running, has not been updated for
-            :data:`GONE_AFTER_S`, and nobody holds the run's lock: its process has
-            ended (:func:`runner_gone`).
+        gone: the run's process ended without stopping the run: ``status.json`` says
+            running, has not been updated for :data:`GONE_AFTER_S`, and nobody holds
+            the run's lock (:func:`runner_gone`), or says why it stopped as
+            :func:`prefrl.rundir.mark_stopped_if_dead` found it so.
         age_s: seconds since ``status.json`` was last written (None when not known).
         status: what ``status.json`` says (all None when it was not read).
     """
@@ -169,7 +170,7 @@ def read_state(run: LabelingRun, now: float | None = None) -> RunState:
             age = float("inf")
         return RunState(live=age < START_GRACE_S, known=False)
     age = now - (status.updated_at or 0.0)
-    gone = status.running and age > GONE_AFTER_S and runner_gone(run, status)
+    gone = status.stopped is not None or (status.running and age > GONE_AFTER_S and runner_gone(run, status))
     stale = status.running and (age > STATUS_STALE_S or gone)
     return RunState(
         live=status.running and not stale,
