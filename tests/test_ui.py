@@ -813,6 +813,40 @@ def test_no_process_outlives_a_window_killed_while_it_starts(tmp_path, clips):
     assert pending_ids(run) == [1, 2, 3, 4]
 
 
+def test_ctrl_c_while_the_window_starts_is_one_line_and_leaves_no_process(tmp_path, clips):
+    # Ctrl-C reaches the terminal's whole process group: the render process too, which
+    # may still be starting its interpreter (it printed "Fatal Python error" there)
+    run = make_run(tmp_path / "run", clips, 4)
+    rng = np.random.default_rng()
+    for _ in range(4):
+        env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prefrl.ui", str(run.path), "--min-view", "0"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # a process group of its own, as a terminal's foreground job
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not children_of(proc.pid) and time.monotonic() < deadline:
+                assert proc.poll() is None, proc.communicate()[1]
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0.0, 0.5))
+            family = children_of(proc.pid)
+            os.killpg(proc.pid, signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+            assert err.splitlines() == ["prefrl label: interrupted; the pair on screen stays pending"], err
+            assert wait_gone(family) == [], f"left behind: {[cmdline(p) for p in family if pid_alive(p)]}"
+            assert not list(Path("/dev/shm").glob(f"prefrl{proc.pid}r*"))  # every frame block freed
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert pending_ids(run) == [1, 2, 3, 4]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGHUP])
 def test_no_process_outlives_a_window_killed_from_outside(tmp_path, clips, sig):
     run = make_run(tmp_path / "run", clips, 4)

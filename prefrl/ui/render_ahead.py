@@ -119,6 +119,8 @@ class RenderAhead:
         self._closed = False
         args = (env_id, fixed_length, max_display_fps, task)
         self._proc: Any = None
+        self._blocks: set[str] = set()  # process backend: shared-memory blocks asked for, not yet freed
+        self._sent = 0
         if backend == "process":
             ctx = mp.get_context("spawn")
             self._requests: Any = ctx.Queue()
@@ -129,7 +131,15 @@ class RenderAhead:
                 name="prefrl-render",
                 daemon=True,
             )
-            self._proc.start()
+            # Ctrl-C reaches the terminal's whole process group, and the render process
+            # would die of it while its interpreter starts, with a traceback: it starts
+            # with SIGINT blocked (the mask is inherited) and then ignores it
+            # (_process_main). One that comes meanwhile reaches this process after.
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                self._proc.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             self._worker = threading.Thread(target=self._receive, name="prefrl-render-receiver", daemon=True)
         else:
             self._requests = queue.Queue()
@@ -149,7 +159,13 @@ class RenderAhead:
         """
         self.check()
         self.in_flight.add(query_id)
-        self._requests.put((query_id, np.asarray(left_snapshots), np.asarray(right_snapshots)))
+        request: tuple[Any, ...] = (query_id, np.asarray(left_snapshots), np.asarray(right_snapshots))
+        if self._proc is not None:  # the name of the shared-memory block its frames will come in
+            name = f"prefrl{os.getpid()}r{self._sent}"
+            self._sent += 1
+            self._blocks.add(name)
+            request += (name,)
+        self._requests.put(request)
 
     def poll(self) -> list[RenderedPair]:
         """The pairs finished since the last call (never waits).
@@ -184,14 +200,10 @@ class RenderAhead:
                 self._proc.join(_JOIN_S)
         self._worker.join(_JOIN_S)
         if self._proc is not None:
-            # Results the receiver did not take: free their shared memory.
-            while True:
-                try:
-                    message = self._results.get(timeout=0.05)
-                except (queue.Empty, OSError, EOFError, ValueError):
-                    break
-                if message[0] == "pair":
-                    _unlink(message[2])
+            # Blocks the receiver did not take: the render process made them, and stopped
+            # before or after it said so
+            for name in list(self._blocks):
+                _unlink(name)
             # Never wait at exit for a request the stopped process will not read.
             self._requests.cancel_join_thread()
             self._requests.close()
@@ -221,6 +233,7 @@ class RenderAhead:
             if message[0] == "pair":
                 _, query_id, name, left_shape, right_shape, fps, stride, render_s = message
                 left, right = _take_shared(name, left_shape, right_shape)
+                self._blocks.discard(name)
                 with self._lock:
                     self._done.append(RenderedPair(query_id, left, right, fps, stride, render_s))
             else:
@@ -314,13 +327,13 @@ def _process_main(
             request = requests.get()
             if request is None:
                 return
-            query_id, left_snaps, right_snaps = request
+            query_id, left_snaps, right_snaps, name = request
             try:
                 left, right, render_s = _render_pair(renderer, left_snaps, right_snaps, stride)
             except Exception as err:
                 results.put(("error", _describe(err)))
                 return
-            name = _put_shared(left, right)
+            _put_shared(left, right, name)
             results.put(("pair", query_id, name, left.shape, right.shape, fps, stride, render_s))
     finally:
         renderer.close()
@@ -341,9 +354,14 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="prefrl-render-parent-watch", daemon=True).start()
 
 
-def _put_shared(left: np.ndarray, right: np.ndarray) -> str:
-    """Copy both arrays into a new shared-memory block; return its name (the receiver frees it)."""
-    block = shared_memory.SharedMemory(create=True, size=left.nbytes + right.nbytes)
+def _put_shared(left: np.ndarray, right: np.ndarray, name: str) -> None:
+    """Copy both arrays into a new shared-memory block ``name`` (the receiver frees it)."""
+    size = left.nbytes + right.nbytes
+    try:
+        block = shared_memory.SharedMemory(name, create=True, size=size)
+    except FileExistsError:  # left by a window of another life of this pid
+        _unlink(name)
+        block = shared_memory.SharedMemory(name, create=True, size=size)
     try:
         flat = np.ndarray((left.nbytes + right.nbytes,), dtype=np.uint8, buffer=block.buf)
         flat[: left.nbytes] = left.reshape(-1)
@@ -351,7 +369,6 @@ def _put_shared(left: np.ndarray, right: np.ndarray) -> str:
         del flat  # the block cannot close while an array views it
     finally:
         block.close()
-    return block.name
 
 
 def _take_shared(
