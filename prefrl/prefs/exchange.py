@@ -17,7 +17,6 @@ import csv
 import os
 import sqlite3
 import zipfile
-import zlib
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -52,6 +51,7 @@ from prefrl.prefs.schema import (
 )
 from prefrl.prefs.store import DamagedClipError, PreferenceStore, Query
 from prefrl.rundir import RunDir, mark_stopped_if_dead
+from prefrl.utils.io import ZIP_DAMAGE
 
 __all__ = [
     "GatheredLabels",
@@ -65,12 +65,6 @@ __all__ = [
 
 _ANSWER_SET = frozenset(a.value for a in Answer)
 
-# What reading a damaged .npz file (a zip archive) raises: a member whose CRC-32 or header
-# does not match (BadZipFile), a deflated member that does not inflate (zlib.error,
-# EOFError), header fields no zip writer sets (NotImplementedError), offsets past the end
-# (OSError, ValueError).
-_ZIP_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError, ValueError)
-
 
 @dataclass(frozen=True)
 class ImportReport:
@@ -83,8 +77,8 @@ class ImportReport:
             differently; the store's answer was kept.
         answers_already_reused: source queries left out because the run already reuses
             them (its ``reused.sqlite``): trained on once, not twice.
-        clips_restored: clips the store had set aside as damaged whose intact arrays
-            (the checksum the store recorded when it stored them) the source held.
+        clips_restored: clips the store had set aside as damaged that the source held
+            intact (the same clip id, env, length and creation time), mended from it.
         answers_restored: answers counted again because their queries' clips were restored.
     """
 
@@ -309,7 +303,7 @@ def _import_export_dir(
     npz = src / "clips.npz"
     try:
         zf = zipfile.ZipFile(npz)
-    except _ZIP_DAMAGE as e:
+    except ZIP_DAMAGE as e:
         raise StoreError(f"{npz} is not a readable .npz file ({_reason(e)}); {EXPORT_AGAIN}") from None
     with zf:
         members = set(zf.namelist())
@@ -323,7 +317,7 @@ def _import_export_dir(
                     if member in members:
                         try:
                             npy = zf.read(member)
-                        except _ZIP_DAMAGE as e:
+                        except ZIP_DAMAGE as e:
                             raise StoreError(
                                 f"{npz} is damaged: its array {cid}.{name} cannot be read ({_reason(e)}); "
                                 f"nothing was imported; {EXPORT_AGAIN}"
@@ -523,8 +517,9 @@ def _read_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
             )
         rows = list(reader)
     for i, row in enumerate(rows, start=1):
-        if None in row or None in row.values():  # DictReader's marks of cells too many or too few
-            cells = len(row) - 1 + len(row[None]) if None in row else sum(v is not None for v in row.values())
+        extra = row.pop(None, [])  # DictReader's cells past the header's; None for cells short of it
+        if extra or None in row.values():
+            cells = sum(v is not None for v in row.values()) + len(extra)
             raise StoreError(
                 f"{path}, data row {i} has {cells} cell{'s' * (cells != 1)} where its header names {len(reader.fieldnames or ())}: "
                 f"the file was cut short or edited; {EXPORT_AGAIN}"

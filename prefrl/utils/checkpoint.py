@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import pickle
 import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 
 from prefrl.errors import PrefrlError
-from prefrl.utils.io import atomic_torch_save
+from prefrl.utils.io import ZIP_DAMAGE, atomic_torch_save
 
 FORMAT = "prefrl"
 FORMAT_VERSION = 1
@@ -128,7 +127,7 @@ def _check_zip(path: Path, kind: str) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError, ValueError) as err:
+    except ZIP_DAMAGE as err:
         raise _unreadable(path, kind, f": {_first_line(err)}") from None
     if bad is not None:
         raise _unreadable(path, kind, f": its part {bad} does not match its CRC-32", damaged=True)

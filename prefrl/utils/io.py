@@ -7,12 +7,21 @@ import errno
 import io
 import itertools
 import os
+import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 _WRITES = itertools.count(1)  # numbers this process's temporary files apart
+
+
+# What reading a damaged zip archive (an .npz file, a torch checkpoint) raises: a member
+# whose CRC-32 or header does not match (BadZipFile), a deflated member that does not
+# inflate (zlib.error, EOFError), header fields no zip writer sets (NotImplementedError),
+# offsets past the end (OSError, ValueError).
+ZIP_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError, ValueError)
 
 
 def temporary_beside(path: Path, *, keep_suffix: bool = False) -> Path:
