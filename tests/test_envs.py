@@ -247,6 +247,7 @@ def test_an_env_id_may_carry_keyword_arguments_for_gymnasium_make():
         ("Hopper-v5(xml_file='no.xml')", "Hopper-v5(xml_file='no.xml') cannot be built: OSError: File "),
         ("CartPole-v1(max_episode_steps='x')", "max_episode_steps='x': must be a whole number of steps"),
         ("CartPole-v1(max_episode_steps=0)", "max_episode_steps=0: must be a whole number of steps"),
+        ("CartPole-v1(render_mode='human')", "prefrl chooses the render mode itself"),
     ],
 )
 def test_bad_env_keyword_arguments_are_a_clear_error(env_id, says):

@@ -185,7 +185,16 @@ def test_labels_from_is_checked_before_anything_is_written(source_run, tmp_path)
     with pytest.raises(ConfigError, match=r"its labels are of Pendulum-v1, this run is of CartPole-v1$"):
         config = small(env_id="CartPole-v1", labels_from=str(source_run), fixed_length=200)
         train(config, tmp_path / "b", progress=False, video=False)
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    with pytest.raises(
+        ConfigError, match=r"this run is of Pendulum-v1\(\); a run's env id is compared as written: "
+    ):
+        train(
+            small(env_id="Pendulum-v1()", labels_from=str(source_run)),
+            tmp_path / "c",
+            progress=False,
+            video=False,
+        )
+    assert not any((tmp_path / name).exists() for name in "abc")
 
 
 def test_labels_0_needs_reused_labels_it_can_train_on(source_run, tmp_path):

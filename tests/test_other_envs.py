@@ -4,8 +4,11 @@ on its derived defaults, or says up front what it cannot do."""
 
 import json
 
+import gymnasium as gym
+import numpy as np
 import pytest
 
+from prefrl.envs.make import make_env
 from prefrl.errors import ConfigError
 from prefrl.prefs.store import PreferenceStore
 from prefrl.runtime.config import TrainConfig
@@ -58,9 +61,44 @@ def test_clips_of_an_env_that_cannot_be_snapshotted_cannot_be_shown(tmp_path, ch
     flag = "--oracle human" if changes.get("oracle") else "--query-videos"
     with pytest.raises(
         ConfigError, match=rf"^{flag}: clips must be shown, and prefrl cannot snapshot BlackjackEnv"
-    ):
+    ) as err:
         train(config, tmp_path / "r", progress=False, video=False)
+    way_out = (
+        "Use a synthetic oracle (which needs no video)"
+        if changes.get("oracle")
+        else "Leave out --query-videos"
+    )
+    assert way_out in str(err.value) and "synthetic" not in str(err.value).replace(way_out, "")
     assert not (tmp_path / "r").exists()
+
+
+class CountedFromMinusOne(gym.Env):
+    """Actions Discrete(3, start=-1): the env asserts it gets -1, 0 or 1."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Discrete(3, start=-1)
+
+    def __init__(self, render_mode=None):
+        self.render_mode = render_mode
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        assert action in (-1, 0, 1), f"bad action {action}"
+        return np.full(2, action, np.float32), float(action), False, False, {}
+
+
+def test_discrete_actions_that_start_elsewhere_than_0_are_taken_as_counted_from_0(tmp_path):
+    gym.register("prefrl-test/CountedFromMinusOne-v0", entry_point=CountedFromMinusOne, max_episode_steps=30)
+    env = make_env("prefrl-test/CountedFromMinusOne-v0")
+    env.reset(seed=0)
+    assert env.action_space == gym.spaces.Discrete(3)
+    assert [env.step(a)[1] for a in range(3)] == [-1.0, 0.0, 1.0]  # the true reward is the env's action
+    config = TrainConfig(env_id="prefrl-test/CountedFromMinusOne-v0", clip_length=10, **TINY)
+    summary = train(config, tmp_path / "r", progress=False, video=False)
+    assert summary["complete"] and summary["labels_used"] == 6
 
 
 def test_a_run_whose_answers_were_almost_all_ties_warns(tmp_path, capsys):

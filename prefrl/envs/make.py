@@ -25,7 +25,13 @@ from prefrl.envs.atari import DEFAULT_HORIZON as ATARI_HORIZON
 from prefrl.envs.atari import is_atari_id, make_atari
 from prefrl.envs.errors import EnvError
 from prefrl.envs.snapshot import can_snapshot
-from prefrl.envs.wrappers import AfterTermination, FixedLengthEpisodes, FlatObservations, RewardFromSource
+from prefrl.envs.wrappers import (
+    AfterTermination,
+    FixedLengthEpisodes,
+    FlatObservations,
+    RewardFromSource,
+    ZeroBasedActions,
+)
 
 # Headless rendering: EGL (Mesa's llvmpipe on a CPU machine) unless the user chose otherwise.
 # It must be decided before MuJoCo creates its first GL context.
@@ -214,8 +220,11 @@ FLATTENED_SPACES = (
 
 def flatten_if_composite(env: gym.Env) -> gym.Env:
     """``env`` with :class:`~prefrl.envs.wrappers.FlatObservations` if its observations are
-    discrete or composite and can be flattened; else ``env`` as it is (:func:`check_spaces`
-    then says what is wrong)."""
+    discrete or composite and can be flattened, and with
+    :class:`~prefrl.envs.wrappers.ZeroBasedActions` if its discrete actions start elsewhere
+    than 0; else ``env`` as it is (:func:`check_spaces` then says what is wrong)."""
+    if isinstance(env.action_space, gym.spaces.Discrete) and int(env.action_space.start) != 0:
+        env = ZeroBasedActions(env)
     if not isinstance(env.observation_space, FLATTENED_SPACES):
         return env
     try:
@@ -369,6 +378,12 @@ def make_env(
             library, or spaces prefrl cannot handle; the message names the fix.
     """
     env_id, id_kwargs = split_env_kwargs(env_id)
+    if "render_mode" in id_kwargs:
+        raise EnvError(
+            f"{env_id}: render_mode={id_kwargs['render_mode']!r}: prefrl chooses the render mode itself "
+            "(frames where it renders clips and videos, none where it trains); take render_mode out of "
+            "the env id"
+        )
     env_kwargs = {**id_kwargs, **env_kwargs}
     given = dict(env_kwargs)  # the caller's, before prefrl adds its own
     limit = env_kwargs.get("max_episode_steps")

@@ -28,6 +28,9 @@ import numpy as np
 
 from prefrl.envs.errors import EnvError
 
+NO_VIDEO_ORACLE = "Use a synthetic oracle (which needs no video)"
+"""the advice on an env whose clips cannot be shown (replaced where clips are shown to no one)"""
+
 
 class Snapshotter(ABC):
     """Captures and restores the part of an env's state that its renderer reads."""
@@ -222,8 +225,8 @@ def snapshotter_for(env: gym.Env) -> Snapshotter:
             raise EnvError(
                 f"prefrl snapshots an Atari env through the frames prefrl.make_env builds for it, and "
                 f"this {type(env.unwrapped).__name__} has none (RAM observations, or built elsewhere), so "
-                "its clips cannot be re-rendered for a human. Use a synthetic oracle (which needs no "
-                "video), or the game's pixel observations (the default)"
+                f"its clips cannot be re-rendered for a human. {NO_VIDEO_ORACLE}, or the game's pixel "
+                "observations (the default)"
             )
         return AtariSnapshotter(env)
     if family == "minatar":
@@ -232,6 +235,6 @@ def snapshotter_for(env: gym.Env) -> Snapshotter:
         return ToyTextGridSnapshotter()
     raise EnvError(
         f"prefrl cannot snapshot {type(env.unwrapped).__name__} ({family} family), so its clips "
-        "cannot be re-rendered for a human. Use a synthetic oracle (which needs no video), "
+        f"cannot be re-rendered for a human. {NO_VIDEO_ORACLE}, "
         "or add a Snapshotter for this family in prefrl/envs/snapshot.py."
     )

@@ -156,3 +156,19 @@ class FlatObservations(gym.ObservationWrapper):
 
     def observation(self, observation: Any) -> np.ndarray:
         return np.asarray(gym.spaces.flatten(self._inner_space, observation), dtype=np.float32)
+
+
+class ZeroBasedActions(gym.ActionWrapper):
+    """A ``Discrete(n, start=s)`` action space as ``Discrete(n)``: the agent, the reward
+    model's one-hot and the stored clips count actions from 0, as prefrl does everywhere;
+    the env gets ``action + s``."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        space = env.action_space
+        assert isinstance(space, gym.spaces.Discrete)
+        self._start = int(space.start)
+        self.action_space = gym.spaces.Discrete(int(space.n))
+
+    def action(self, action: Any) -> Any:
+        return int(action) + self._start

@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 from prefrl import __version__
 from prefrl.envs.errors import EnvError
-from prefrl.envs.make import check_first_step, make_env
-from prefrl.envs.snapshot import snapshotter_for
+from prefrl.envs.make import check_first_step, make_env, split_env_kwargs
+from prefrl.envs.snapshot import NO_VIDEO_ORACLE, snapshotter_for
 from prefrl.errors import ConfigError, MissingFileError, RunKindError
 from prefrl.metrics import column, read_metrics
 from prefrl.oracles import Oracle
@@ -282,7 +282,10 @@ def _check(config: TrainConfig) -> None:
             try:
                 snapshotter_for(env)
             except EnvError as err:
-                raise ConfigError(f"{shown}: clips must be shown, and {err}") from None
+                why = str(err)
+                if config.oracle != "human":  # a synthetic oracle already: the videos are the trouble
+                    why = why.replace(NO_VIDEO_ORACLE, "Leave out --query-videos")
+                raise ConfigError(f"{shown}: clips must be shown, and {why}") from None
     finally:
         env.close()
     if horizon is not None and config.clip_length > horizon:
@@ -309,7 +312,11 @@ def _gather_reused_labels(config: TrainConfig, scratch: Path) -> Path | None:
     except StoreError as err:
         raise ConfigError(f"{flag}: {err}") from None
     if gathered.env_id != config.env_id:
-        raise ConfigError(f"{flag}: its labels are of {gathered.env_id}, this run is of {config.env_id}")
+        same = split_env_kwargs(gathered.env_id) == split_env_kwargs(config.env_id)
+        raise ConfigError(
+            f"{flag}: its labels are of {gathered.env_id}, this run is of {config.env_id}"
+            + ("; a run's env id is compared as written: write it as that run did" if same else "")
+        )
     if gathered.trainable == 0 and config.labels == 0:
         raise ConfigError(
             f"{flag}: none of its {gathered.answered} answers can be trained on (a reward model learns "
