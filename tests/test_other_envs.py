@@ -120,3 +120,15 @@ def test_label_warnings_count_the_answers_that_say_one_clip_is_better():
         "2 can't tell, 1 skipped), so the reward model had almost nothing to learn from."
     )
     assert "--explore-labels N" in warning
+
+
+def test_clips_longer_than_every_episode_end_the_run_short_saying_so(tmp_path):
+    # Blackjack's hands are 1-3 steps: no clip of 25 steps is ever complete, however many steps
+    config = TrainConfig(env_id="Blackjack-v1", clip_length=25, **TINY)
+    summary = train(config, tmp_path / "r", progress=False, video=False)
+    assert summary["complete"] is False and summary["labels_used"] == 0
+    assert summary["incomplete_reason"] == (
+        "the agent finished with 0 clip(s) to compare, too few for a pair; 0 of 6 labels were given. Its "
+        "episodes end before a clip of 25 steps is complete: a shorter --clip-length, or --fixed-length STEPS "
+        "(episodes of that many steps), in a new run (prefrl resume keeps the clip length)"
+    )

@@ -144,11 +144,22 @@ class LabelerRole(Role):
             self.final and not self.store.pending_queries() and not len(unasked_pairs(self.pool, self.asked))
         ):
             few = "too few for a pair" if len(self.pool) < 2 else "and every pair of them was asked"
+            shorter = (
+                "a shorter --clip-length, or --fixed-length STEPS (episodes of that many steps), in a new "
+                "run (prefrl resume keeps the clip length)"
+            )
+            if self.pool:
+                advice = (
+                    f"Give the run more --steps; if its episodes end before a clip of "
+                    f"{self.cfg.clip_length} steps is complete, {shorter}"
+                )
+            else:  # not one clip in the whole budget: more of the same episodes would give none either
+                advice = (
+                    f"Its episodes end before a clip of {self.cfg.clip_length} steps is complete: {shorter}"
+                )
             reason = (
                 f"the agent finished with {len(self.pool)} clip(s) to compare, {few}; "
-                f"{self.answered} of {self.cfg.labels} labels were given. Give the run more --steps; "
-                f"if its episodes end before a clip of {self.cfg.clip_length} steps is complete, a "
-                "shorter --clip-length, or --fixed-length STEPS (episodes of that many steps)"
+                f"{self.answered} of {self.cfg.labels} labels were given. {advice}"
             )
         else:
             return
