@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from prefrl import __version__
-from prefrl.envs.make import base_env_id, make_env
+from prefrl.envs.make import make_env, tuned_for
 from prefrl.errors import ConfigError
 from prefrl.metrics import MetricsLogger
 from prefrl.prefs.clips import Answer
@@ -96,7 +96,7 @@ def fit_reward(
                 f"--task {task}: the task runs on {behaviour.gym_id}, the labels of {source} on {env_id}"
             )
         settings = {
-            **PREFERENCE_DEFAULTS.get(base_env_id(env_id), {}).get("reward_model", {}),
+            **(tuned_for(PREFERENCE_DEFAULTS, env_id) or {}).get("reward_model", {}),
             **source_config.get("reward_model", {}),
             **(reward_model or {}),
         }

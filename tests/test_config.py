@@ -194,6 +194,16 @@ def test_unset_budgets_become_the_defaults_and_stored_configs_read_back():
     assert (task.steps, task.labels, task.fixed_length) == (200_000, 200, True)
 
 
+def test_another_version_of_a_tuned_env_takes_its_settings():
+    # Hopper-v4 derived clips of 188 steps (1.5 s at 125 fps) where Hopper-v5's are 64
+    hopper = TrainConfig(env_id="Hopper-v4")
+    assert (hopper.clip_length, hopper.fixed_length, hopper.steps) == (64, True, 1_000_000)
+    cartpole, tuned = TrainConfig(env_id="CartPole-v0"), TrainConfig(env_id="CartPole-v1")
+    assert (cartpole.clip_length, cartpole.fixed_length, cartpole.steps) == (50, 200, 100_000)
+    assert cartpole.ppo == tuned.ppo and cartpole.reward_model == tuned.reward_model
+    assert TrainConfig(env_id="Swimmer-v5").clip_length == 38  # untuned: 1.5 s at its 25 fps
+
+
 def test_a_task_carries_its_label_schedule_and_the_flags_override_it(monkeypatch):
     plain = TrainConfig(task="spin")
     assert (plain.initial_fraction, plain.decay_fraction) == (0.25, 0.1)

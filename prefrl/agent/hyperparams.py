@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefrl.agent.ppo import PPOConfig
-from prefrl.envs.make import base_env_id, is_mujoco_id, observes_images
+from prefrl.envs.make import is_mujoco_id, observes_images, tuned_for
 from prefrl.utils.device import torch_device
 from prefrl.utils.settings import override
 
@@ -94,14 +94,14 @@ def default_config(env_id: str, mujoco: bool = False) -> PPOConfig:
     MuJoCo's when ``mujoco``, the image envs' when it observes images
     (:func:`~prefrl.envs.make.observes_images`), else classic control's)."""
     base = _MUJOCO if mujoco else _IMAGES if observes_images(env_id) else _CLASSIC
-    return PPOConfig(**{**base, **HYPERPARAMS.get(base_env_id(env_id), {})})
+    return PPOConfig(**{**base, **(tuned_for(HYPERPARAMS, env_id) or {})})
 
 
 def default_steps(env_id: str, mujoco: bool | None = None) -> int:
     """The default env-step budget for ``env_id`` (1M for MuJoCo, 200k otherwise if unlisted)."""
-    env_id = base_env_id(env_id)
-    if env_id in DEFAULT_STEPS:
-        return DEFAULT_STEPS[env_id]
+    steps = tuned_for(DEFAULT_STEPS, env_id)
+    if steps is not None:
+        return steps
     if mujoco is None:
         mujoco = is_mujoco_id(env_id)
     return 1_000_000 if mujoco else 200_000

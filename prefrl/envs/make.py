@@ -15,8 +15,8 @@ import functools
 import importlib
 import os
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import gymnasium as gym
 import numpy as np
@@ -160,6 +160,20 @@ def base_env_id(env_id: str) -> str:
     if env_id.startswith("prefrl/") and env_id not in _BASE_ENV_IDS:
         _ensure_registered(env_id)  # unknown: say so, rather than give the wrong env's defaults
     return import_env_module(_BASE_ENV_IDS.get(env_id, env_id))
+
+
+T = TypeVar("T")
+
+
+def tuned_for(table: Mapping[str, T], env_id: str) -> T | None:
+    """``table``'s entry (settings tuned per env) for ``env_id``'s :func:`base_env_id`,
+    else for another version of that env (``Hopper-v4`` takes ``Hopper-v5``'s: the same
+    body, timestep and rewards), else None."""
+    base = base_env_id(env_id)
+    if base in table:
+        return table[base]
+    name = re.sub(r"-v\d+$", "", base)
+    return next((value for key, value in table.items() if re.sub(r"-v\d+$", "", key) == name), None)
 
 
 def is_mujoco_id(env_id: str) -> bool:

@@ -11,13 +11,13 @@ from prefrl.agent.hyperparams import default_steps, resolve_ppo_config
 from prefrl.agent.ppo import PPOConfig
 from prefrl.envs.errors import EnvError
 from prefrl.envs.make import (
-    base_env_id,
     frame_rate,
     observes_images,
     own_time_limit,
     random_episode_length,
     split_env_kwargs,
     time_limit,
+    tuned_for,
 )
 from prefrl.errors import ConfigError
 from prefrl.oracles import make_oracle, parse_teacher
@@ -91,10 +91,11 @@ DEFAULT_LABELS = 100
 
 
 def preference_defaults(env_id: str) -> dict[str, Any]:
-    """A preference run's defaults for ``env_id``: its own, else those of its family."""
-    base = base_env_id(env_id)
-    if base in PREFERENCE_DEFAULTS:
-        return PREFERENCE_DEFAULTS[base]
+    """A preference run's defaults for ``env_id``: its own, or another version's
+    (:func:`~prefrl.envs.make.tuned_for`), else those of its family."""
+    tuned = tuned_for(PREFERENCE_DEFAULTS, env_id)
+    if tuned is not None:
+        return tuned
     try:
         if observes_images(env_id):
             return _IMAGES
