@@ -459,35 +459,35 @@ class Tour:
             name, at = self.random_tensor_byte(path)
             flipped = bytearray(data)
             flipped[at] ^= 1 << self.rng.randrange(8)
-            path.write_bytes(bytes(flipped))
-            steps += 2048
-            result = self.prefrl("resume", str(run), "--steps", str(steps), "--quiet", "--no-video")
-            said = self.line_with(result, "changed on disk")
-            self.record(
-                f"a bit flipped in checkpoints/{kind}.pt (a random bit of a random tensor)",
-                f"prefrl resume RUN --steps {steps}",
-                result,
-                told=said or self.line_with(result, "prefrl"),
-                labels=None,
-                kept_every_label=before <= self.answered(run),
-                outcome=f"{name}, byte {at}: "
-                + ("names the file and the way out" if said and result.returncode != 0 else "FAILED"),
-            )
             cut = self.rng.randrange(1, len(data))
-            path.write_bytes(data[:cut])
-            steps += 2048
-            result = self.prefrl("resume", str(run), "--steps", str(steps), "--quiet", "--no-video")
-            said = self.line_with(result, "delete it and resume")
-            self.record(
-                f"checkpoints/{kind}.pt cut at a random byte",
-                f"prefrl resume RUN --steps {steps}",
-                result,
-                told=said or self.line_with(result, "prefrl"),
-                labels=None,
-                kept_every_label=before <= self.answered(run),
-                outcome=f"cut at byte {cut} of {len(data)}: "
-                + ("names the file and the way out" if said and result.returncode != 0 else "FAILED"),
-            )
+            for fault, damaged, words, where in (
+                (
+                    f"a bit flipped in checkpoints/{kind}.pt (a random bit of a random tensor)",
+                    bytes(flipped),
+                    "changed on disk",
+                    f"{name}, byte {at}",
+                ),
+                (
+                    f"checkpoints/{kind}.pt cut at a random byte",
+                    data[:cut],
+                    "delete it and resume",
+                    f"cut at byte {cut} of {len(data)}",
+                ),
+            ):
+                path.write_bytes(damaged)
+                steps += 2048
+                result = self.prefrl("resume", str(run), "--steps", str(steps), "--quiet", "--no-video")
+                said = self.line_with(result, words)
+                self.record(
+                    fault,
+                    f"prefrl resume RUN --steps {steps}",
+                    result,
+                    told=said or self.line_with(result, "prefrl"),
+                    labels=None,
+                    kept_every_label=before <= self.answered(run),
+                    outcome=f"{where}: "
+                    + ("names the file and the way out" if said and result.returncode != 0 else "FAILED"),
+                )
             path.unlink()
             result = self.prefrl("resume", str(run), "--quiet", "--no-video")
             self.record(

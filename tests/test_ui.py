@@ -781,24 +781,33 @@ def start_window_process(run, events_path):
     raise AssertionError("the window showed no pair within 60 s")
 
 
+def window_starting(run, stderr=subprocess.DEVNULL, **popen):
+    """``python -m prefrl.ui RUN`` (no display), returned as soon as it has a render process."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefrl.ui", str(run.path), "--min-view", "0"],
+        env={**os.environ, "SDL_VIDEODRIVER": "dummy"},
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
+        **popen,
+    )
+    deadline = time.monotonic() + 60
+    while not children_of(proc.pid) and time.monotonic() < deadline:
+        assert proc.poll() is None, (
+            f"the window ended before it started its render process: {proc.communicate()}"
+        )
+        time.sleep(0.005)
+    return proc
+
+
 def test_no_process_outlives_a_window_killed_while_it_starts(tmp_path, clips):
     # killed at random moments of its first second: the render process may not have
     # finished starting (a window killed before it read its parent's pid left it running)
     run = make_run(tmp_path / "run", clips, 4)
     rng = np.random.default_rng()
     for _ in range(4):
-        env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "prefrl.ui", str(run.path), "--min-view", "0"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        proc = window_starting(run)
         try:
-            deadline = time.monotonic() + 60
-            while not children_of(proc.pid) and time.monotonic() < deadline:
-                assert proc.poll() is None, "the window ended before it started its render process"
-                time.sleep(0.01)
             time.sleep(rng.uniform(0.0, 1.0))
             family = children_of(proc.pid)
             family += [g for c in family for g in children_of(c)]
@@ -819,20 +828,9 @@ def test_ctrl_c_while_the_window_starts_is_one_line_and_leaves_no_process(tmp_pa
     run = make_run(tmp_path / "run", clips, 4)
     rng = np.random.default_rng()
     for _ in range(4):
-        env = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "prefrl.ui", str(run.path), "--min-view", "0"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,  # a process group of its own, as a terminal's foreground job
-        )
+        # a process group of its own, as a terminal's foreground job
+        proc = window_starting(run, stderr=subprocess.PIPE, start_new_session=True)
         try:
-            deadline = time.monotonic() + 60
-            while not children_of(proc.pid) and time.monotonic() < deadline:
-                assert proc.poll() is None, proc.communicate()[1]
-                time.sleep(0.005)
             time.sleep(rng.uniform(0.0, 0.5))
             family = children_of(proc.pid)
             os.killpg(proc.pid, signal.SIGINT)
