@@ -270,18 +270,18 @@ def test_an_intact_copy_restores_what_repair_set_aside(
     with PreferenceStore(src) as store:
         assert store.set_aside_damaged().answers_set_aside == 2
         assert store.num_answered() == 2
-    # a copy in which only one of query 4's clips is intact leaves query 4 aside
+    # a copy in which query 4 is set aside too brings query 2 back, not query 4
     with PreferenceStore(tmp_path / "partial.sqlite", ENV) as partial:
         import_into(partial, copy)
         flip_byte(partial.path, both.right_clip_id, "actions", 140)
         partial.set_aside_damaged()
     with PreferenceStore(src) as store:
         report = import_into(store, tmp_path / "partial.sqlite")
-        assert (report.clips_restored, report.answers_restored, report.answers_added) == (2, 1, 0)
+        assert (report.clips_restored, report.answers_restored, report.answers_added) == (1, 1, 0)
         assert store.num_answered() == 3
         assert set(store.set_aside_queries()) == {both.query_id}
-        report = import_into(store, copy)
-        assert (report.clips_restored, report.answers_restored, report.answers_added) == (1, 1, 0)
+        report = import_into(store, copy)  # both of query 4's clips damaged: one import mends both
+        assert (report.clips_restored, report.answers_restored, report.answers_added) == (2, 1, 0)
         assert store.labels() == labels
         assert store.set_aside_queries() == {} and store.set_aside_damaged().damaged_clips == ()
         with PreferenceStore(tmp_path / "copy-check.sqlite", ENV) as check:
@@ -289,6 +289,15 @@ def test_an_intact_copy_restores_what_repair_set_aside(
             intact = check.get_clips([both.right_clip_id])[both.right_clip_id]
         assert_same_clip(store.get_clips([both.right_clip_id])[both.right_clip_id], intact)
         assert import_into(store, copy).clips_restored == 0
+    # the same after repair named only one of them: an export leaves both behind
+    flip_byte(src, both.left_clip_id, "actions", 140)
+    flip_byte(src, both.right_clip_id, "actions", 140)
+    with PreferenceStore(src) as store:
+        assert store.set_aside_damaged().answers_set_aside == 1
+        export_store(store, tmp_path / "after")  # leaves both damaged clips behind, not only the one named
+        report = import_into(store, copy)
+        assert (report.clips_restored, report.answers_restored) == (2, 1)
+        assert store.labels() == labels and store.set_aside_damaged().damaged_clips == ()
 
 
 # -- prefrl export / prefrl import ----------------------------------------------------

@@ -377,7 +377,14 @@ def _import(
         known = []
     shapes = {name: shape for clip in known for name, shape in _step_shapes(clip).items()}
     with store._write() as conn:
-        aside = {row[0] for row in conn.execute("SELECT DISTINCT clip_id FROM set_aside")}
+        # both clips of a set-aside query: repair names one, and the other may be damaged too
+        aside = {
+            row[0]
+            for row in conn.execute(
+                "SELECT left_clip FROM set_aside JOIN queries USING (query_id) "
+                "UNION SELECT right_clip FROM set_aside JOIN queries USING (query_id)"
+            )
+        }
         answered_before = _answered_in_use(conn)
         for source_row in clip_rows:
             row, expected = tuple(source_row[:11]), source_row[11]
@@ -448,12 +455,14 @@ def _answered_in_use(conn: sqlite3.Connection) -> int:
 
 
 def _restore_clip(conn: sqlite3.Connection, row: tuple[Any, ...], checksum: int) -> int:
-    """Mend the set-aside clip ``row[0]`` with the arrays of ``row`` (a row of
-    ``CLIP_COLUMNS`` whose arrays were checked: ``checksum`` is theirs) if it is that clip,
-    of the same env, length and creation time. Its queries are in use again then, except
-    those whose other clip is damaged too: they stay aside, for that one. 1 if it was
-    mended, else 0."""
+    """Mend the clip ``row[0]`` of a set-aside query with the arrays of ``row`` (a row of
+    ``CLIP_COLUMNS`` whose arrays were checked: ``checksum`` is theirs) if the stored one
+    is damaged and it is that clip, of the same env, length and creation time. The queries
+    set aside for it are in use again then, except those whose other clip is damaged too:
+    they stay aside, for that one. 1 if it was mended, else 0."""
     cid = row[0]
+    if _damage(conn, cid) is None:
+        return 0
     mended = conn.execute(
         "UPDATE clips SET obs = ?, actions = ?, true_rewards = ?, snapshots = ?, checksum = ? "
         "WHERE clip_id = ? AND env_id = ? AND length = ? AND created_at = ?",
@@ -467,16 +476,24 @@ def _restore_clip(conn: sqlite3.Connection, row: tuple[Any, ...], checksum: int)
     ).fetchall()
     for qid, left, right in aside:
         other = right if left == cid else left
-        try:
-            load_clip(conn.execute(f"{READ_CLIP} WHERE clip_id = ?", (other,)).fetchone())
-        except Damaged as reason:
+        reason = _damage(conn, other)
+        if reason is None:
+            conn.execute("DELETE FROM set_aside WHERE query_id = ?", (qid,))
+        else:
             conn.execute(
                 "UPDATE set_aside SET clip_id = ?, reason = ? WHERE query_id = ?",
                 (other, f"clip {other} is damaged: {reason}", qid),
             )
-            continue
-        conn.execute("DELETE FROM set_aside WHERE query_id = ?", (qid,))
     return 1
+
+
+def _damage(conn: sqlite3.Connection, clip_id: str) -> str | None:
+    """Why the stored clip ``clip_id`` cannot be read, or None if it can."""
+    try:
+        load_clip(conn.execute(f"{READ_CLIP} WHERE clip_id = ?", (clip_id,)).fetchone())
+    except Damaged as reason:
+        return str(reason)
+    return None
 
 
 def _check_clip_row(row: tuple[Any, ...], label: str, shapes: dict[str, tuple[int, ...]]) -> None:

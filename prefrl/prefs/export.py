@@ -25,14 +25,14 @@ from typing import Any
 from prefrl import __version__
 from prefrl.prefs.blobs import ARRAYS, clip_checksum, to_npy
 from prefrl.prefs.errors import StoreError
-from prefrl.prefs.schema import IN_USE, QUERY_COLUMNS, REUSED_STORE_NAME, STORE_NAME, store_file
+from prefrl.prefs.schema import CLIP_IN_USE, IN_USE, QUERY_COLUMNS, REUSED_STORE_NAME, STORE_NAME, store_file
 from prefrl.prefs.store import PreferenceStore
 from prefrl.rundir import mkdir_refusal, run_holding
 from prefrl.utils.io import atomic_write, fsync_file
 
 # What leaves a store (export, or import from it): neither the queries set aside by
 # `prefrl repair` nor the damaged clips they show; they stay in their store, for the record.
-INTACT = "clip_id NOT IN (SELECT clip_id FROM set_aside)"
+INTACT = CLIP_IN_USE
 
 # CSV headers of an export directory.
 CLIPS_CSV = (

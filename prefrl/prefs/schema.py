@@ -44,6 +44,14 @@ SET_ASIDE_TABLE = """CREATE TABLE IF NOT EXISTS set_aside (
         set_aside_at REAL NOT NULL
     )"""
 IN_USE = "query_id NOT IN (SELECT query_id FROM set_aside)"
+# Clips that leave a store (export, import from it) and that a labeler pairs again: not
+# one a set-aside query names as damaged, nor one whose every query is set aside (a query
+# with two damaged clips names only one of them); a clip in no query yet is one.
+CLIP_IN_USE = (
+    "clip_id NOT IN (SELECT clip_id FROM set_aside) AND ("
+    f"clip_id IN (SELECT left_clip FROM queries WHERE {IN_USE} UNION SELECT right_clip FROM queries WHERE {IN_USE}) "
+    "OR clip_id NOT IN (SELECT left_clip FROM queries UNION SELECT right_clip FROM queries))"
+)
 # Answers taken back by the person who gave them (the labelling window's undo): moved here
 # from ``answers``, for the record, so the query is unanswered again and asked anew. A query
 # can be answered and undone several times: one row per undo.

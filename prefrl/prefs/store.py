@@ -41,6 +41,7 @@ from prefrl.prefs.errors import DamagedClipError, StoreError
 from prefrl.prefs.records import Label, Query, SetAsideReport
 from prefrl.prefs.schema import (
     BUSY_TIMEOUT_S,
+    CLIP_IN_USE,
     IN_USE,
     INSERT_CLIP,
     MAX_VARS,
@@ -226,8 +227,7 @@ class PreferenceStore:
             DamagedClipError: one of them is damaged (see :meth:`get_clips`).
         """
         rows = self._conn.execute(
-            "SELECT clip_id FROM clips WHERE clip_id NOT IN (SELECT clip_id FROM set_aside) "
-            "ORDER BY rowid DESC LIMIT ?",
+            f"SELECT clip_id FROM clips WHERE {CLIP_IN_USE} ORDER BY rowid DESC LIMIT ?",
             (num,),
         ).fetchall()
         ids = [row[0] for row in reversed(rows)]
