@@ -132,3 +132,19 @@ def test_clips_longer_than_every_episode_end_the_run_short_saying_so(tmp_path):
         "episodes end before a clip of 25 steps is complete: a shorter --clip-length, or --fixed-length STEPS "
         "(episodes of that many steps), in a new run (prefrl resume keeps the clip length)"
     )
+
+
+def test_a_learned_reward_on_the_env_itself_takes_its_actions_as_they_start():
+    # the model counts actions from 0 (it was trained through make_env); the raw env from -1
+    from prefrl.reward.model import RewardModel
+    from prefrl.reward.wrapper import LearnedRewardWrapper
+
+    model = RewardModel((2,), gym.spaces.Discrete(3), seed=0)
+    env = LearnedRewardWrapper(CountedFromMinusOne(), model)
+    env.reset(seed=0)
+    rewards = [env.step(action)[1] for action in (-1, 0, 1)]
+    observed = [np.zeros(2, np.float32), np.full(2, -1, np.float32), np.full(2, 0, np.float32)]
+    expected = [
+        float(model.predict(o[None], np.array([a]))[0]) for o, a in zip(observed, range(3), strict=True)
+    ]
+    assert rewards == pytest.approx(expected) and len(set(rewards)) == 3

@@ -837,7 +837,7 @@ def test_ctrl_c_while_the_window_starts_is_one_line_and_leaves_no_process(tmp_pa
             _, err = proc.communicate(timeout=30)
             assert err.splitlines() == ["prefrl label: interrupted; the pair on screen stays pending"], err
             assert wait_gone(family) == [], f"left behind: {[cmdline(p) for p in family if pid_alive(p)]}"
-            assert not list(Path("/dev/shm").glob(f"prefrl{proc.pid}r*"))  # every frame block freed
+            assert not list(Path("/dev/shm").glob(f"prefrl{proc.pid}_*"))  # every frame block freed
         finally:
             if proc.poll() is None:
                 proc.kill()

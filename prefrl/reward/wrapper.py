@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 
 from prefrl.envs.wrappers import RewardFromSource
 from prefrl.errors import MissingFileError
@@ -47,5 +48,10 @@ class LearnedRewardWrapper(RewardFromSource):
 
     def __init__(self, env: gym.Env, model: RewardModel):
         model.check_spaces(env.observation_space, env.action_space)
-        super().__init__(env, model.predict)
+        space = env.action_space
+        start = int(space.start) if isinstance(space, gym.spaces.Discrete) else 0
+        if start:  # prefrl counts discrete actions from 0 (ZeroBasedActions), as the model was trained
+            super().__init__(env, lambda obs, actions: model.predict(obs, np.asarray(actions) - start))
+        else:
+            super().__init__(env, model.predict)
         self.model = model

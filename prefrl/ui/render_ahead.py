@@ -32,6 +32,7 @@ import math
 import multiprocessing as mp
 import os
 import queue
+import secrets
 import signal
 import threading
 import time
@@ -121,6 +122,9 @@ class RenderAhead:
         self._proc: Any = None
         self._blocks: set[str] = set()  # process backend: shared-memory blocks asked for, not yet freed
         self._sent = 0
+        # unique to this renderer (a name /dev/shm already holds is not ours to reuse): at
+        # most 31 characters with the count, as macOS allows
+        self._block_prefix = f"prefrl{os.getpid()}_{secrets.token_hex(4)}"
         if backend == "process":
             ctx = mp.get_context("spawn")
             self._requests: Any = ctx.Queue()
@@ -161,7 +165,7 @@ class RenderAhead:
         self.in_flight.add(query_id)
         request: tuple[Any, ...] = (query_id, np.asarray(left_snapshots), np.asarray(right_snapshots))
         if self._proc is not None:  # the name of the shared-memory block its frames will come in
-            name = f"prefrl{os.getpid()}r{self._sent}"
+            name = f"{self._block_prefix}r{self._sent}"
             self._sent += 1
             self._blocks.add(name)
             request += (name,)
@@ -356,12 +360,7 @@ def _exit_with_parent(parent: int) -> None:
 
 def _put_shared(left: np.ndarray, right: np.ndarray, name: str) -> None:
     """Copy both arrays into a new shared-memory block ``name`` (the receiver frees it)."""
-    size = left.nbytes + right.nbytes
-    try:
-        block = shared_memory.SharedMemory(name, create=True, size=size)
-    except FileExistsError:  # left by a window of another life of this pid
-        _unlink(name)
-        block = shared_memory.SharedMemory(name, create=True, size=size)
+    block = shared_memory.SharedMemory(name, create=True, size=left.nbytes + right.nbytes)
     try:
         flat = np.ndarray((left.nbytes + right.nbytes,), dtype=np.uint8, buffer=block.buf)
         flat[: left.nbytes] = left.reshape(-1)

@@ -7,6 +7,7 @@ import errno
 import io
 import itertools
 import os
+import threading
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 _WRITES = itertools.count(1)  # numbers this process's temporary files apart
+_CRC32_OPTION = threading.Lock()
 
 
 # What reading a damaged zip archive (an .npz file, a torch checkpoint) raises: a member
@@ -118,13 +120,15 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
-    # with the CRC-32s that prefrl.utils.checkpoint checks (a torch before 2.6 always writes them)
-    crc32 = getattr(torch.serialization, "get_crc32_options", lambda: True)()
-    if not crc32:
-        torch.serialization.set_crc32_options(True)
-    try:
-        torch.save(obj, buffer)
-    finally:
+    # with the CRC-32s that prefrl.utils.checkpoint checks (a torch before 2.6 always writes
+    # them); the option is global: threads saving at once switch it under one lock
+    with _CRC32_OPTION:
+        crc32 = getattr(torch.serialization, "get_crc32_options", lambda: True)()
         if not crc32:
-            torch.serialization.set_crc32_options(False)
+            torch.serialization.set_crc32_options(True)
+        try:
+            torch.save(obj, buffer)
+        finally:
+            if not crc32:
+                torch.serialization.set_crc32_options(False)
     atomic_write(path, buffer.getbuffer())
