@@ -7,7 +7,8 @@ on disk is only noticed when it is read (:func:`prefrl.prefs.blobs.load_clip`).
 use that compare them, and the command that sets those aside (``prefrl repair``). The
 store's :meth:`~prefrl.prefs.store.PreferenceStore.get_clips`,
 :meth:`~prefrl.prefs.store.PreferenceStore.verify` and
-:meth:`~prefrl.prefs.store.PreferenceStore.set_aside_damaged` use them.
+:meth:`~prefrl.prefs.store.PreferenceStore.set_aside_damaged` use them; :func:`clip_damage`
+checks one clip.
 """
 
 from __future__ import annotations
@@ -77,3 +78,12 @@ def damaged_clips(conn: sqlite3.Connection) -> tuple[int, dict[str, str]]:
                 load_clip(tuple(row))
             except Damaged as e:
                 damaged[row[0]] = str(e)
+
+
+def clip_damage(conn: sqlite3.Connection, clip_id: str) -> str | None:
+    """Why the stored clip ``clip_id`` cannot be read, or None if it can."""
+    try:
+        load_clip(conn.execute(f"{READ_CLIP} WHERE clip_id = ?", (clip_id,)).fetchone())
+    except Damaged as reason:
+        return str(reason)
+    return None

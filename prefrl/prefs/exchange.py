@@ -38,12 +38,12 @@ from prefrl.prefs.export import (
     export_store,
     run_stores,
 )
+from prefrl.prefs.repair import clips_of_set_aside_queries, restore_clip
 from prefrl.prefs.schema import (
     CLIP_COLUMNS,
     IN_USE,
     INSERT_CLIP,
     QUERY_COLUMNS,
-    READ_CLIP,
     REUSED_STORE_NAME,
     STORE_NAME,
     check_file,
@@ -377,14 +377,7 @@ def _import(
         known = []
     shapes = {name: shape for clip in known for name, shape in _step_shapes(clip).items()}
     with store._write() as conn:
-        # both clips of a set-aside query: repair names one, and the other may be damaged too
-        aside = {
-            row[0]
-            for row in conn.execute(
-                "SELECT left_clip FROM set_aside JOIN queries USING (query_id) "
-                "UNION SELECT right_clip FROM set_aside JOIN queries USING (query_id)"
-            )
-        }
+        aside = clips_of_set_aside_queries(conn)
         answered_before = _answered_in_use(conn)
         for source_row in clip_rows:
             row, expected = tuple(source_row[:11]), source_row[11]
@@ -399,7 +392,7 @@ def _import(
                 _check_env_ids(store, {row[1]}, Path(label))
             clips_added += conn.execute(INSERT_CLIP, (*row, checksum)).rowcount
             if row[0] in aside:
-                restored += _restore_clip(conn, row, checksum)
+                restored += restore_clip(conn, row, checksum)
         answers_restored = _answered_in_use(conn) - answered_before
         for q in queries:
             if (q.left_clip_id, q.right_clip_id, q.created_at) in reused:
@@ -452,48 +445,6 @@ def _import(
 
 def _answered_in_use(conn: sqlite3.Connection) -> int:
     return int(conn.execute(f"SELECT COUNT(*) FROM answers WHERE {IN_USE}").fetchone()[0])
-
-
-def _restore_clip(conn: sqlite3.Connection, row: tuple[Any, ...], checksum: int) -> int:
-    """Mend the clip ``row[0]`` of a set-aside query with the arrays of ``row`` (a row of
-    ``CLIP_COLUMNS`` whose arrays were checked: ``checksum`` is theirs) if the stored one
-    is damaged and it is that clip, of the same env, length and creation time. The queries
-    set aside for it are in use again then, except those whose other clip is damaged too:
-    they stay aside, for that one. 1 if it was mended, else 0."""
-    cid = row[0]
-    if _damage(conn, cid) is None:
-        return 0
-    mended = conn.execute(
-        "UPDATE clips SET obs = ?, actions = ?, true_rewards = ?, snapshots = ?, checksum = ? "
-        "WHERE clip_id = ? AND env_id = ? AND length = ? AND created_at = ?",
-        (*row[6:10], checksum, cid, row[1], row[4], row[10]),
-    ).rowcount
-    if not mended:
-        return 0
-    aside = conn.execute(
-        "SELECT query_id, left_clip, right_clip FROM set_aside JOIN queries USING (query_id) WHERE clip_id = ?",
-        (cid,),
-    ).fetchall()
-    for qid, left, right in aside:
-        other = right if left == cid else left
-        reason = _damage(conn, other)
-        if reason is None:
-            conn.execute("DELETE FROM set_aside WHERE query_id = ?", (qid,))
-        else:
-            conn.execute(
-                "UPDATE set_aside SET clip_id = ?, reason = ? WHERE query_id = ?",
-                (other, f"clip {other} is damaged: {reason}", qid),
-            )
-    return 1
-
-
-def _damage(conn: sqlite3.Connection, clip_id: str) -> str | None:
-    """Why the stored clip ``clip_id`` cannot be read, or None if it can."""
-    try:
-        load_clip(conn.execute(f"{READ_CLIP} WHERE clip_id = ?", (clip_id,)).fetchone())
-    except Damaged as reason:
-        return str(reason)
-    return None
 
 
 def _check_clip_row(row: tuple[Any, ...], label: str, shapes: dict[str, tuple[int, ...]]) -> None:
