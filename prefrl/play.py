@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from prefrl.errors import ConfigError, os_refusal
-from prefrl.rundir import RunDir, RunDirError
+from prefrl.rundir import RunDir, RunDirError, mkdir_refusal
 from prefrl.runtime.config import SEEDS_BELOW
 from prefrl.runtime.videos import record_run_policy
 from prefrl.tasks import measure_all, open_run_task, task_for_env
@@ -60,23 +60,31 @@ def play(
 
 def _check_writable(path: Path) -> None:
     """Fail before any episode is played when the video cannot be written where asked (a
-    run on a read-only disk).
+    run on a read-only disk, a name without a video format).
 
     Raises:
+        ConfigError: ``path`` names no video format.
         RunDirError: the OS refused; the message says to pass ``--out``.
     """
+    if not path.suffix:
+        raise ConfigError(f"--out {path}: name a video file, ending in .mp4 or .gif")
     existed = path.exists()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _unwritable(path, err, mkdir_refusal(err)) from None
+    try:
         path.open("ab").close()
     except OSError as err:
-        words = os_refusal(err)
-        if words is None:
-            raise
-        raise RunDirError(
-            f"cannot write the video {path}: {words}; pass --out with a path on a writable disk",
-            err.errno,
-            path,
-        ) from None
+        raise _unwritable(path, err, os_refusal(err)) from None
     if not existed:
         path.unlink()
+
+
+def _unwritable(path: Path, err: OSError, words: str | None) -> OSError:
+    """``err`` in one line (the OS's refusal ``words``), or ``err`` itself: a bug."""
+    if words is None:
+        return err
+    return RunDirError(
+        f"cannot write the video {path}: {words}; pass --out with a path on a writable disk", err.errno, path
+    )

@@ -338,6 +338,8 @@ def mkdir_refusal(err: OSError) -> str | None:
     (``/proc``)."""
     if err.errno == errno.ENOENT:
         return "the file system there does not allow creating directories"
+    if err.errno == errno.EEXIST:  # exist_ok=True: a file where a directory should be
+        return os_refusal(NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)))
     return os_refusal(err)
 
 
@@ -373,11 +375,14 @@ def refused(err: OSError, path: str | Path, doing: str, *, shown: str | Path | N
 
 def run_of(path: str | Path) -> Path | None:
     """The run directory ``path`` is in (its own directory or the one above, e.g. for a
-    checkpoint), or None."""
+    checkpoint), or None; None too where the OS cannot look (a path too long)."""
     path = Path(path)
     for folder in (path.parent, path.parent.parent):
-        if (folder / "config.json").is_file():
-            return folder
+        try:
+            if (folder / "config.json").is_file():
+                return folder
+        except OSError:
+            return None
     return None
 
 

@@ -73,12 +73,20 @@ def test_bad_ppo_override_is_a_clear_error(tmp_path, capsys):
 
 
 def test_parse_overrides_reads_python_literals():
-    assert parse_overrides(["a=1e-3", "b=(64, 64)", "c=relu", "d=True"]) == {
+    assert parse_overrides(["a=1e-3", "b=(64, 64)", "c=relu", "d=True"], "--ppo") == {
         "a": 1e-3,
         "b": (64, 64),
         "c": "relu",
         "d": True,
     }
+
+
+def test_an_override_without_a_value_names_its_flag(tmp_path, capsys):
+    assert main(["train", "Pendulum-v1", "--reward-model", "epochs", "--run-dir", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err == (
+        "prefrl train: error: --reward-model epochs: expected KEY=VALUE, e.g. --reward-model learning_rate=1e-3\n"
+    )
+    assert not (tmp_path / "r").exists()
 
 
 def test_train_takes_the_evaluation_settings(capsys):

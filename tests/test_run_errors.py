@@ -270,6 +270,34 @@ def test_a_run_on_a_read_only_medium_is_exported_and_played_elsewhere(
         ]
 
 
+def test_a_video_path_play_cannot_write_is_one_line_saying_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = make_run(tmp_path / "run")
+    (tmp_path / "afile").write_text("")
+    assert main(["play", str(run.path), "--out", str(tmp_path / "afile" / "x.mp4")]) == EXIT_FAILED
+    assert one_line(capsys) == (
+        f"prefrl play: cannot write the video {tmp_path / 'afile' / 'x.mp4'}: a part of the path is a file, "
+        "not a directory; pass --out with a path on a writable disk"
+    )
+    assert main(["play", str(run.path), "--out", str(tmp_path / "noext")]) == EXIT_USAGE
+    assert (
+        one_line(capsys)
+        == f"prefrl play: error: --out {tmp_path / 'noext'}: name a video file, ending in .mp4 or .gif"
+    )
+
+
+def test_a_run_directory_whose_path_is_too_long_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    long = tmp_path / ("x" * 300)
+    assert (
+        main(["train", "Pendulum-v1", "--steps", "2048", "--labels", "4", "--quiet", "--run-dir", str(long)])
+        == EXIT_FAILED
+    )
+    assert one_line(capsys) == f"prefrl train: error: {long / 'config.json'}: file name too long"
+
+
 def test_resume_read_only_simulated(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, no_run: list[str]
 ) -> None:

@@ -15,13 +15,14 @@ class UserError(PrefrlError):
     """A mistake in what the user asked for; printed without a traceback."""
 
 
-def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    """``["learning_rate=1e-3", "hidden_sizes=(128,128)"]`` -> ``{...}`` (Python literals)."""
+def parse_overrides(items: Sequence[str], flag: str) -> dict[str, Any]:
+    """``["learning_rate=1e-3", "hidden_sizes=(128,128)"]`` -> ``{...}`` (Python literals),
+    given as ``flag`` (``--ppo``), which an error names."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UserError(f"expected KEY=VALUE, got {item!r}")
+            raise UserError(f"{flag} {item}: expected KEY=VALUE, e.g. {flag} learning_rate=1e-3")
         try:
             out[key.strip()] = ast.literal_eval(value.strip())
         except (ValueError, SyntaxError):
@@ -57,8 +58,8 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         decay_fraction=args.decay_fraction,
         explore_labels=args.explore_labels,
         query_videos=args.query_videos,
-        ppo=parse_overrides(args.ppo),
-        reward_model=parse_overrides(args.reward_model),
+        ppo=parse_overrides(args.ppo, "--ppo"),
+        reward_model=parse_overrides(args.reward_model, "--reward-model"),
         eval_episodes=args.eval_episodes,
         num_evals=args.num_evals,
     )
@@ -169,7 +170,7 @@ def cmd_baseline(args: argparse.Namespace) -> dict[str, Any]:
         run_dir=args.run_dir,
         reward=args.reward,
         fixed_length=args.fixed_length,
-        ppo_overrides=parse_overrides(args.ppo),
+        ppo_overrides=parse_overrides(args.ppo, "--ppo"),
         eval_episodes=args.eval_episodes,
         num_evals=args.num_evals,
         video=not args.no_video,
@@ -185,7 +186,7 @@ def cmd_fit_reward(args: argparse.Namespace) -> dict[str, Any]:
         args.run_dir,
         seed=args.seed,
         rounds=DEFAULT_ROUNDS if args.rounds is None else args.rounds,
-        reward_model=parse_overrides(args.reward_model),
+        reward_model=parse_overrides(args.reward_model, "--reward-model"),
         task=args.task,
         trust_task_file=args.trust_task_file,
     )
