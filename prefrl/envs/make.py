@@ -234,11 +234,8 @@ FLATTENED_SPACES = (
 
 def flatten_if_composite(env: gym.Env) -> gym.Env:
     """``env`` with :class:`~prefrl.envs.wrappers.FlatObservations` if its observations are
-    discrete or composite and can be flattened, and with
-    :class:`~prefrl.envs.wrappers.ZeroBasedActions` if its discrete actions start elsewhere
-    than 0; else ``env`` as it is (:func:`check_spaces` then says what is wrong)."""
-    if isinstance(env.action_space, gym.spaces.Discrete) and int(env.action_space.start) != 0:
-        env = ZeroBasedActions(env)
+    discrete or composite and can be flattened; else ``env`` as it is (:func:`check_spaces`
+    then says what is wrong)."""
     if not isinstance(env.observation_space, FLATTENED_SPACES):
         return env
     try:
@@ -438,6 +435,8 @@ def make_env(
             raise
         raise error from err
     env = flatten_if_composite(env)
+    if isinstance(env.action_space, gym.spaces.Discrete) and int(env.action_space.start) != 0:
+        env = ZeroBasedActions(env)  # prefrl counts discrete actions from 0
     check_spaces(env)
     if mujoco and render_mode is not None:
         _check_mujoco_render(env, env_id)
