@@ -68,7 +68,9 @@ def fit_reward(
 
     Returns the summary (also written to ``summary.json``): the labels trained on, the
     ensemble's accuracy on its held-out labels and on all of them, and, as a diagnostic
-    that training never sees, the correlation of predicted and true clip returns.
+    that training never sees, the correlation of predicted and true clip returns. Stopped
+    by Ctrl-C after a round or more, it keeps the model of the rounds done, and the
+    summary says ``complete: false`` and why.
 
     Raises:
         ConfigError: a bad setting, no label to train on, or a task whose env is not the
@@ -131,11 +133,19 @@ def fit_reward(
     metrics_log = MetricsLogger(run.metrics_path)
     metrics: dict[str, float] = {}
     started = time.perf_counter()
-    for _ in range(rounds):
-        metrics = trainer.train_round()
-        metrics_log.log(trainer.rounds, metrics)
+    stopped = None
+    try:
+        for _ in range(rounds):
+            metrics = trainer.train_round()
+            metrics_log.log(trainer.rounds, metrics)
+    except KeyboardInterrupt:  # Ctrl-C: the rounds done are kept, as the model they made
+        if not metrics:
+            raise
+        stopped = (
+            f"stopped (Ctrl-C) after {trainer.rounds} of {rounds} rounds; the model of those rounds is saved"
+        )
     model.fit_output_normalization(trainer.recent_features(num_pairs=len(labels)))
-    model.version = rounds
+    model.version = trainer.rounds
     model.save(run.reward_checkpoint)
     trainer.save(run.trainer_checkpoint)
     summary = {
@@ -144,7 +154,7 @@ def fit_reward(
         "labels": len(labels),
         "answered": gathered.answered,
         "tie_share": round(ties / gathered.answered, 4),
-        "rounds": rounds,
+        "rounds": trainer.rounds,
         "reward_val_accuracy": metrics["reward/val_accuracy"],
         "reward_train_accuracy": metrics["reward/train_accuracy"],
         "reward_val_loss": metrics["reward/val_loss"],
@@ -153,6 +163,8 @@ def fit_reward(
         "reward_model": dataclasses.asdict(config),
         "fit_time_s": round(time.perf_counter() - started, 2),
     }
+    if stopped is not None:
+        summary.update(complete=False, incomplete_reason=stopped)
     summary["warnings"] = warnings = label_warnings({answer.value: n for answer, n in counts.items()})
     for warning in warnings:  # on stderr: stdout is the summary
         print(f"prefrl: warning: {warning}", file=sys.stderr, flush=True)

@@ -246,6 +246,27 @@ def test_fit_reward_from_the_command_line(source_run, tmp_path, capsys):
     assert capsys.readouterr().err.startswith("prefrl fit-reward: error: ")
 
 
+def test_fit_reward_stopped_by_ctrl_c_keeps_the_rounds_done(source_run, tmp_path, capsys, monkeypatch):
+    from prefrl.reward.trainer import PreferenceTrainer
+
+    train_round = PreferenceTrainer.train_round
+
+    def interrupted_in_the_third(self):
+        if self.rounds == 2:
+            raise KeyboardInterrupt
+        return train_round(self)
+
+    monkeypatch.setattr(PreferenceTrainer, "train_round", interrupted_in_the_third)
+    assert main(["fit-reward", str(source_run), "--run-dir", str(tmp_path / "fit"), "--rounds", "50"]) == 3
+    out = capsys.readouterr()
+    reason = "stopped (Ctrl-C) after 2 of 50 rounds; the model of those rounds is saved"
+    assert out.err == f"prefrl fit-reward: ended short: {reason}\n"
+    summary = json.loads((tmp_path / "fit" / "summary.json").read_text())
+    assert (summary["complete"], summary["incomplete_reason"], summary["rounds"]) == (False, reason, 2)
+    assert load_reward_model(tmp_path / "fit").version == 2
+    assert [int(r["global_step"]) for r in read_metrics(tmp_path / "fit" / "metrics.csv")] == [1, 2]
+
+
 def test_no_command_overwrites_a_run_directory_that_holds_a_run(source_run, tmp_path, capsys):
     files = {p: p.read_bytes() for p in source_run.rglob("*") if p.is_file()}
     tiny = ["--steps", "64", "--ppo", "num_steps=8", "--no-video", "--quiet"]
