@@ -30,7 +30,6 @@ from prefrl.prefs.export import (
     CLIPS_CSV,
     EXPORT_AGAIN,
     EXPORT_FILES,
-    INTACT,
     MANIFEST,
     QUERIES_CSV,
     check_export_files,
@@ -41,6 +40,7 @@ from prefrl.prefs.export import (
 from prefrl.prefs.repair import clips_of_set_aside_queries, restore_clip
 from prefrl.prefs.schema import (
     CLIP_COLUMNS,
+    CLIP_IN_USE,
     IN_USE,
     INSERT_CLIP,
     QUERY_COLUMNS,
@@ -262,7 +262,9 @@ def import_into(
                 f"SELECT query_id, answer, answered_at, oracle, response_time FROM answers WHERE {IN_USE}"
             )
         }
-        clip_rows = conn.execute(f"SELECT {CLIP_COLUMNS}, checksum FROM clips WHERE {INTACT} ORDER BY rowid")
+        clip_rows = conn.execute(
+            f"SELECT {CLIP_COLUMNS}, checksum FROM clips WHERE {CLIP_IN_USE} ORDER BY rowid"
+        )
         return _import(store, label, clip_rows, queries, answers, reused)
 
 

@@ -30,10 +30,6 @@ from prefrl.prefs.store import PreferenceStore
 from prefrl.rundir import mkdir_refusal, run_holding
 from prefrl.utils.io import atomic_write, fsync_file
 
-# What leaves a store (export, or import from it): neither the queries set aside by
-# `prefrl repair` nor the damaged clips they show; they stay in their store, for the record.
-INTACT = CLIP_IN_USE
-
 # CSV headers of an export directory.
 CLIPS_CSV = (
     "clip_id",
@@ -189,7 +185,7 @@ def _write_export(store: PreferenceStore, out: Path, reused: PreferenceStore | N
             with zipfile.ZipFile(npz, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
                 sql = (
                     "SELECT clip_id, obs, actions, true_rewards, snapshots, checksum FROM clips "
-                    f"WHERE {INTACT} ORDER BY rowid"
+                    f"WHERE {CLIP_IN_USE} ORDER BY rowid"
                 )
                 rows = conn.execute(sql)
                 for cid, *blobs, checksum in (
@@ -224,7 +220,7 @@ def _write_export(store: PreferenceStore, out: Path, reused: PreferenceStore | N
                     "clips.csv",
                     CLIPS_CSV,
                     "SELECT clip_id, env_id, agent_step, episode_step, length, true_return, "
-                    f"snapshots IS NOT NULL, created_at FROM clips WHERE {INTACT} ORDER BY rowid",
+                    f"snapshots IS NOT NULL, created_at FROM clips WHERE {CLIP_IN_USE} ORDER BY rowid",
                 ),
                 (
                     "queries.csv",
@@ -280,8 +276,8 @@ class _ReusedRows:
 
     def __init__(self, reused: PreferenceStore, conn: sqlite3.Connection, own: sqlite3.Connection):
         self.path, self.conn = reused.path, conn
-        held = {row[0] for row in own.execute(f"SELECT clip_id FROM clips WHERE {INTACT}")}
-        self.added = {row[0] for row in conn.execute(f"SELECT clip_id FROM clips WHERE {INTACT}")} - held
+        held = {row[0] for row in own.execute(f"SELECT clip_id FROM clips WHERE {CLIP_IN_USE}")}
+        self.added = {row[0] for row in conn.execute(f"SELECT clip_id FROM clips WHERE {CLIP_IN_USE}")} - held
         ids = {
             tuple(key): qid
             for qid, *key in own.execute(

@@ -46,7 +46,8 @@ SET_ASIDE_TABLE = """CREATE TABLE IF NOT EXISTS set_aside (
 IN_USE = "query_id NOT IN (SELECT query_id FROM set_aside)"
 # Clips that leave a store (export, import from it) and that a labeler pairs again: not
 # one a set-aside query names as damaged, nor one whose every query is set aside (a query
-# with two damaged clips names only one of them); a clip in no query yet is one.
+# with two damaged clips names only one of them); a clip in no query yet is one. What
+# `prefrl repair` set aside stays in its store, for the record.
 CLIP_IN_USE = (
     "clip_id NOT IN (SELECT clip_id FROM set_aside) AND ("
     f"clip_id IN (SELECT left_clip FROM queries WHERE {IN_USE} UNION SELECT right_clip FROM queries WHERE {IN_USE}) "
