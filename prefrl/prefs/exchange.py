@@ -48,6 +48,7 @@ from prefrl.prefs.schema import (
     STORE_NAME,
     check_file,
     is_sqlite_file,
+    remove_store,
 )
 from prefrl.prefs.store import DamagedClipError, PreferenceStore, Query
 from prefrl.rundir import RunDir, mark_stopped_if_dead
@@ -146,9 +147,14 @@ def _import_run(target: Path, source: Path) -> dict[str, Any]:
     if (store_path.parent / REUSED_STORE_NAME).exists():
         with PreferenceStore(store_path.parent / REUSED_STORE_NAME) as known:
             reused = known.query_keys()
-    with PreferenceStore(store_path, env_id) as store:
-        reports = [import_into(store, part, reused=reused) for part in parts]
-        answered = store.num_answered()
+    try:
+        with PreferenceStore(store_path, env_id) as store:
+            reports = [import_into(store, part, reused=reused) for part in parts]
+            answered = store.num_answered()
+    except BaseException:
+        if created:  # nothing was imported: no empty store left behind
+            remove_store(store_path)
+        raise
     result = asdict(reports[0])
     if source / REUSED_STORE_NAME in run_parts:  # a run that reused labels: what came of each store
         totals = {key: sum(asdict(r)[key] for r in reports) for key in result if key != "source"}
@@ -209,8 +215,7 @@ def gather_labels(source: str | os.PathLike[str], target: str | os.PathLike[str]
                 import_into(store, part)
             answered, trainable = store.num_answered(), store.num_trainable()
     except BaseException:
-        for leftover in (out, Path(f"{out}-wal"), Path(f"{out}-shm")):
-            leftover.unlink(missing_ok=True)
+        remove_store(out)
         raise
     return GatheredLabels(
         env_id,

@@ -151,6 +151,12 @@ def read_only_uri(path: Path) -> str:
     return uri
 
 
+def remove_store(path: Path) -> None:
+    """Delete the store file ``path`` with its WAL and shared-memory files, where they exist."""
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        part.unlink(missing_ok=True)
+
+
 def is_sqlite_file(path: Path) -> bool:
     """Whether the file ``path`` starts with the SQLite header."""
     with open(path, "rb") as f:
