@@ -118,3 +118,21 @@ def test_prefrl_export_calls_export_run_of_its_own_module(tmp_path, monkeypatch,
     assert main(["export", str(tmp_path / "run"), str(tmp_path / "out")]) == 0
     assert called == [(str(tmp_path / "run"), str(tmp_path / "out"))]
     assert json.loads(capsys.readouterr().out) == {"out": str(tmp_path / "out")}
+
+
+def test_a_quoted_home_in_a_path_is_the_home_directory(tmp_path, monkeypatch, capsys):
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(cwd)
+    argv = ["baseline", "CartPole-v1", "--steps", "512", "--run-dir", "~/runs/b", "--quiet"]
+    assert main([*argv, "--ppo", "num_envs=4", "--eval-episodes", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["run_dir"] == str(home / "runs" / "b")
+    assert (home / "runs" / "b" / "summary.json").is_file()
+    assert main(["import", "~/runs/new.sqlite", "~/missing"]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"prefrl import: error: cannot import {home / 'missing'}: no such file or directory\n"
+    )
+    assert list(cwd.iterdir()) == []  # no directory named ~ made here

@@ -4,6 +4,8 @@ what went wrong where the user can mend it."""
 
 from __future__ import annotations
 
+import argparse
+import os
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -29,9 +31,25 @@ SQLITE_REFUSALS = {
 """SQLite's messages of the OS refusing a write, in plain words"""
 
 
+def expand_home(args: argparse.Namespace) -> None:
+    """Expand a leading ``~`` in every value given as text, as the shell does when it is
+    not quoted: a quoted ``"~/runs/x"`` would otherwise make a directory named ``~`` here,
+    and an ``rm -r ~`` meant for it would delete the home directory."""
+    for key, value in vars(args).items():
+        if isinstance(value, str) and value.startswith("~"):
+            setattr(args, key, os.path.expanduser(value))
+        elif isinstance(value, list):
+            setattr(
+                args,
+                key,
+                [os.path.expanduser(v) if isinstance(v, str) and v.startswith("~") else v for v in value],
+            )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    expand_home(args)
     try:
         result = args.func(args)
     except PrefrlError as err:  # the message says what happened and how to go on
