@@ -67,6 +67,14 @@ BAD_TRAIN_FLAGS = [
         "running while you label)",
     ),
     (["--task", "spin", "CartPole-v1"], "--task spin: the task runs on Pendulum-v1, not CartPole-v1"),
+    (
+        ["--oracle", "human", "--teacher", "mistake"],
+        "--teacher mistake: for a synthetic oracle only; a person answers here",
+    ),
+    (
+        ["--min-view", "2"],
+        "--min-view: for the window of --oracle human only; a synthetic oracle sees no video",
+    ),
 ]
 
 

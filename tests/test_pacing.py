@@ -117,7 +117,7 @@ def test_a_free_paced_agent_says_it_waits_for_the_first_answers(tmp_path):
     finally:
         person.stop.set()
     assert person.error is None
-    assert (summary["complete"], summary["labels_used"]) == (True, 20)
+    assert (summary["complete"], summary["labels_used"], summary["teacher"]) == (True, 20, None)
 
 
 @pytest.mark.parametrize("pace", ["wait", "free"])

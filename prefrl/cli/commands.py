@@ -36,6 +36,8 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     from prefrl.tasks import trust_task
     from prefrl.ui import LabelingWindowProcess
 
+    if args.min_view is not None and args.oracle != "human":
+        raise UserError("--min-view: for the window of --oracle human only; a synthetic oracle sees no video")
     if args.task:
         trust_task(args.task)  # the user named the file: loading it is what they asked for
     config = TrainConfig(

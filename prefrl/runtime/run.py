@@ -372,7 +372,9 @@ def _execute(
                 process.terminate()
     summary = summarize(config, run, monitor, end)
     plot_learning_curve(
-        run.metrics_path, run.plot_path, f"prefrl: {config.env_id}, {config.labels} labels ({config.teacher})"
+        run.metrics_path,
+        run.plot_path,
+        f"prefrl: {config.env_id}, {config.labels} labels ({config.teacher if config.oracle == 'synthetic' else 'a person'})",
     )
     if video:
         final_video(lambda: record_run_policy(run.path, run.videos / "final_policy.mp4"))
@@ -486,7 +488,7 @@ def summarize(config: TrainConfig, run: RunDir, monitor: Monitor, end: RunEnd) -
         "env_id": config.env_id,
         "task": config.task,
         "oracle": config.oracle,
-        "teacher": config.teacher,
+        "teacher": config.teacher if config.oracle == "synthetic" else None,
         "selection": config.selection,
         "seed": config.seed,
         "backend": config.backend,
