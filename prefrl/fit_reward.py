@@ -12,6 +12,7 @@ anywhere with :func:`prefrl.load_reward_model`, or reuse its labels with ``prefr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 import sys
@@ -34,6 +35,7 @@ from prefrl.reward.model import RewardModel, RewardModelConfig
 from prefrl.reward.trainer import PreferenceTrainer
 from prefrl.rundir import RunDir
 from prefrl.runtime.config import PREFERENCE_DEFAULTS, SEEDS_BELOW
+from prefrl.runtime.multiprocess import sigterm_as_ctrl_c
 from prefrl.runtime.run import label_warnings
 from prefrl.tasks import (  # importing it registers the built-in tasks' env ids (prefrl/...)
     Task,
@@ -69,8 +71,9 @@ def fit_reward(
     Returns the summary (also written to ``summary.json``): the labels trained on, the
     ensemble's accuracy on its held-out labels and on all of them, and, as a diagnostic
     that training never sees, the correlation of predicted and true clip returns. Stopped
-    by Ctrl-C after a round or more, it keeps the model of the rounds done, and the
-    summary says ``complete: false`` and why.
+    by Ctrl-C or SIGTERM after a round or more, it keeps the model of the rounds done, and
+    the summary says ``complete: false`` and why; stopped before, it leaves no run and the
+    run directory can be used again.
 
     Raises:
         ConfigError: a bad setting, no label to train on, or a task whose env is not the
@@ -107,43 +110,54 @@ def fit_reward(
         obs_shape, action_space = env.observation_space.shape, env.action_space
         env.close()
         assert obs_shape is not None
+        made = run_dir is None or not Path(run_dir).exists()
         run = RunDir.create(run_dir, "fit-reward", env_id, seed)
         shutil.move(Path(scratch) / "prefs.sqlite", run.store_path)
-    run.write_config(
-        {
-            "kind": "fit-reward",
-            "env_id": env_id,
-            "seed": seed,
-            "source": str(Path(source).resolve()),
-            "rounds": rounds,
-            "task": task,
-            "reward_model": settings,
-            # what the labels were given on: `prefrl baseline --reward` trains with the same
-            "fixed_length": source_config.get("fixed_length"),
-            "prefrl_version": __version__,
-        }
-    )
-    model = RewardModel(obs_shape, action_space, config, seed=seed)
-    trainer = PreferenceTrainer(model, seed=seed)
-    with PreferenceStore(run.store_path, env_id=env_id) as store:
-        labels = store.trainable_labels()
-        trainer.add_labels(labels, store.clips_of(labels))
-        counts = store.answer_counts()
-    ties = counts[Answer.EQUAL]
-    metrics_log = MetricsLogger(run.metrics_path)
-    metrics: dict[str, float] = {}
-    started = time.perf_counter()
-    stopped = None
     try:
-        for _ in range(rounds):
-            metrics = trainer.train_round()
-            metrics_log.log(trainer.rounds, metrics)
-    except KeyboardInterrupt:  # Ctrl-C: the rounds done are kept, as the model they made
-        if not metrics:
-            raise
-        stopped = (
-            f"stopped (Ctrl-C) after {trainer.rounds} of {rounds} rounds; the model of those rounds is saved"
+        run.write_config(
+            {
+                "kind": "fit-reward",
+                "env_id": env_id,
+                "seed": seed,
+                "source": str(Path(source).resolve()),
+                "rounds": rounds,
+                "task": task,
+                "reward_model": settings,
+                # what the labels were given on: `prefrl baseline --reward` trains with the same
+                "fixed_length": source_config.get("fixed_length"),
+                "prefrl_version": __version__,
+            }
         )
+        model = RewardModel(obs_shape, action_space, config, seed=seed)
+        trainer = PreferenceTrainer(model, seed=seed)
+        with PreferenceStore(run.store_path, env_id=env_id) as store:
+            labels = store.trainable_labels()
+            trainer.add_labels(labels, store.clips_of(labels))
+            counts = store.answer_counts()
+        ties = counts[Answer.EQUAL]
+        metrics_log = MetricsLogger(run.metrics_path)
+        metrics: dict[str, float] = {}
+        started = time.perf_counter()
+        stopped = None
+        with sigterm_as_ctrl_c():  # a scheduler's SIGTERM: as Ctrl-C
+            try:
+                for _ in range(rounds):
+                    metrics = trainer.train_round()
+                    metrics_log.log(trainer.rounds, metrics)
+            except KeyboardInterrupt:  # the rounds done are kept, as the model they made
+                if not metrics:
+                    raise
+                stopped = f"interrupted after {trainer.rounds} of {rounds} rounds; the model of those rounds is saved"
+    except KeyboardInterrupt:  # before a round was done: no run, and the directory free again
+        if made:
+            shutil.rmtree(run.path, ignore_errors=True)
+        else:
+            for path in (run.config_path, run.store_path, run.metrics_path):
+                path.unlink(missing_ok=True)
+            for folder in (run.checkpoints, run.videos):
+                with contextlib.suppress(OSError):  # not empty: not this run's
+                    folder.rmdir()
+        raise
     model.fit_output_normalization(trainer.recent_features(num_pairs=len(labels)))
     model.version = trainer.rounds
     model.save(run.reward_checkpoint)

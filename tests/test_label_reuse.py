@@ -1,7 +1,10 @@
 """Labels that outlive their run: ``prefrl train --labels-from`` and gathering labels."""
 
 import json
+import os
 import shutil
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +13,7 @@ import torch
 from test_runtime import small
 
 from prefrl.cli import main
-from prefrl.errors import ConfigError
+from prefrl.errors import EXIT_INTERRUPTED, ConfigError
 from prefrl.fit_reward import fit_reward
 from prefrl.metrics import read_metrics
 from prefrl.prefs.errors import StoreError
@@ -246,25 +249,58 @@ def test_fit_reward_from_the_command_line(source_run, tmp_path, capsys):
     assert capsys.readouterr().err.startswith("prefrl fit-reward: error: ")
 
 
-def test_fit_reward_stopped_by_ctrl_c_keeps_the_rounds_done(source_run, tmp_path, capsys, monkeypatch):
+def interrupt(how: str) -> None:
+    if how == "ctrl-c":
+        raise KeyboardInterrupt
+    os.kill(os.getpid(), signal.SIGTERM)  # a scheduler's stop
+    time.sleep(5)  # the handler raises before this ends
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_fit_reward_stopped_keeps_the_rounds_done(source_run, tmp_path, capsys, monkeypatch, how):
     from prefrl.reward.trainer import PreferenceTrainer
 
     train_round = PreferenceTrainer.train_round
 
     def interrupted_in_the_third(self):
         if self.rounds == 2:
-            raise KeyboardInterrupt
+            interrupt(how)
         return train_round(self)
 
     monkeypatch.setattr(PreferenceTrainer, "train_round", interrupted_in_the_third)
     assert main(["fit-reward", str(source_run), "--run-dir", str(tmp_path / "fit"), "--rounds", "50"]) == 3
     out = capsys.readouterr()
-    reason = "stopped (Ctrl-C) after 2 of 50 rounds; the model of those rounds is saved"
+    reason = "interrupted after 2 of 50 rounds; the model of those rounds is saved"
     assert out.err == f"prefrl fit-reward: ended short: {reason}\n"
     summary = json.loads((tmp_path / "fit" / "summary.json").read_text())
     assert (summary["complete"], summary["incomplete_reason"], summary["rounds"]) == (False, reason, 2)
     assert load_reward_model(tmp_path / "fit").version == 2
     assert [int(r["global_step"]) for r in read_metrics(tmp_path / "fit" / "metrics.csv")] == [1, 2]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # given back
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("where", ["a new directory", "an empty directory"])
+def test_fit_reward_stopped_in_its_first_round_leaves_the_directory_free(
+    source_run, tmp_path, capsys, monkeypatch, how, where
+):
+    from prefrl.reward.trainer import PreferenceTrainer
+
+    train_round = PreferenceTrainer.train_round
+    monkeypatch.setattr(PreferenceTrainer, "train_round", lambda self: interrupt(how))
+    fit = tmp_path / "fit"
+    if where == "an empty directory":
+        fit.mkdir()
+    argv = ["fit-reward", str(source_run), "--run-dir", str(fit), "--rounds", "1"]
+    assert main(argv) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "prefrl fit-reward: interrupted\n"
+    if where == "a new directory":
+        assert not fit.exists()
+    else:  # as the user made it
+        assert list(fit.iterdir()) == []
+    monkeypatch.setattr(PreferenceTrainer, "train_round", train_round)
+    assert main(argv) == 0  # the same directory, used again
+    assert json.loads(capsys.readouterr().out)["rounds"] == 1
 
 
 def test_no_command_overwrites_a_run_directory_that_holds_a_run(source_run, tmp_path, capsys):
