@@ -314,6 +314,20 @@ def test_a_finished_run_trains_further_with_a_larger_budget(tmp_path):
     assert (status["labels_answered"], status["agent_step"], status["running"]) == (20, 10240, False)
 
 
+def test_a_run_that_ended_before_its_first_clip_sends_its_first_clips_when_resumed(tmp_path):
+    # 256 steps over 4 envs: 64 steps each, shorter than a clip of 150
+    run = tmp_path / "r"
+    config = small(backend="inprocess", steps=256, clip_length=150, ppo={"num_envs": 4, "num_steps": 64})
+    first = train(config, run, progress=False, video=False)
+    assert (first["complete"], first["labels_used"]) == (False, 0)
+    assert first["incomplete_reason"].endswith(
+        "Its --steps 256 over 4 envs are 64 steps each, fewer than a clip of 150: give at least 600: "
+        f"prefrl resume {run} --steps 600"
+    )
+    more = resume(run, steps=2048, progress=False, video=False)
+    assert (more["complete"], more["labels_used"], more["env_steps"]) == (True, 12, 2048)
+
+
 def test_a_finished_run_whose_labels_changed_asks_and_trains_on_them_when_resumed(tmp_path, capsys):
     run = RunDir(tmp_path / "r")
     assert train(small(backend="inprocess"), run.path, progress=False, video=False)["complete"]

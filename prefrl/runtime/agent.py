@@ -87,7 +87,10 @@ class AgentRole(Role):
             self.agent.load(self.rundir.agent_checkpoint)
             self.agent.total_steps = config.steps  # a resumed run may have been given more
             self.next_eval = (self.agent.env_steps // self.eval_every + 1) * self.eval_every
-            self.clips_sent = self.initial_clips_wanted  # the initial clips were cut before the crash
+            # the initial clips cut before the crash are those the labeler stored (a run that
+            # stopped before it had any must still send them, or it waits for a first model forever)
+            store = self._open_store()
+            self.clips_sent = min(self.initial_clips_wanted, 0 if store is None else store.num_clips())
         if self.rundir.reward_checkpoint.exists():
             self.model = RewardModel.load(self.rundir.reward_checkpoint)
 

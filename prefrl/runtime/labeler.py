@@ -148,7 +148,14 @@ class LabelerRole(Role):
                 "a shorter --clip-length, or --fixed-length STEPS (episodes of that many steps), in a new "
                 "run (prefrl resume keeps the clip length)"
             )
-            if self.pool:
+            envs = self.cfg.ppo_config().num_envs
+            if self.cfg.steps // envs < self.cfg.clip_length:  # the budget, not the episodes, too short
+                advice = (
+                    f"Its --steps {self.cfg.steps} over {envs} envs are {self.cfg.steps // envs} steps each, "
+                    f"fewer than a clip of {self.cfg.clip_length}: give at least "
+                    f"{self.cfg.clip_length * envs}: prefrl resume {self.rundir.path} --steps {self.cfg.clip_length * envs}"
+                )
+            elif self.pool:
                 advice = (
                     f"Give the run more --steps; if its episodes end before a clip of "
                     f"{self.cfg.clip_length} steps is complete, {shorter}"
