@@ -20,6 +20,8 @@ from prefrl.prefs.errors import StoreError
 from prefrl.prefs.exchange import export_store, gather_labels, import_into, import_run
 from prefrl.prefs.store import PreferenceStore
 from prefrl.reward import load_reward_model
+from prefrl.runtime.channels import LocalClipQueue, LocalStatus, LocalWeights
+from prefrl.runtime.labeler import LabelerRole
 from prefrl.runtime.run import resume, train
 
 torch.set_num_threads(1)
@@ -160,6 +162,13 @@ def test_a_run_that_reused_labels_exports_and_passes_them_on_with_its_own(source
     # (it would train on each twice), and a store that holds them anyway exports them once
     report = import_run(run, source_run)
     assert (report["answers_added"], report["answers_already_reused"], report["answered"]) == (0, 12, 6)
+    assert report["clips_added"] == 0  # nor their clips, which the labeler would pair again
+    labeler = LabelerRole(
+        small(labels=6, labels_from=str(source_run)), run, LocalClipQueue(), LocalWeights(), LocalStatus()
+    )
+    with PreferenceStore(source_run / "prefs.sqlite") as reused:
+        assert reused.asked_pairs() <= labeler.asked  # never asked again
+    labeler.close()
     assert main(["export", str(run), str(tmp_path / "again")]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert (printed["answers"], printed["reused_answers"]) == (18, 12)

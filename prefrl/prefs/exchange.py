@@ -383,6 +383,15 @@ def _import(
     except DamagedClipError:  # a damaged store being mended by this import: the import's clips decide
         known = []
     shapes = {name: shape for clip in known for name, shape in _step_shapes(clip).items()}
+    skipped = {(q.left_clip_id, q.right_clip_id, q.created_at) for q in queries} & set(reused)
+    kept = {
+        c
+        for q in queries
+        if (q.left_clip_id, q.right_clip_id, q.created_at) not in skipped
+        for c in (q.left_clip_id, q.right_clip_id)
+    }
+    # the clips of pairs the run already reuses, and of no other: the labeler would pair them again
+    reused_only = {c for left, right, _ in skipped for c in (left, right)} - kept
     with store._write() as conn:
         aside = clips_of_set_aside_queries(conn)
         answered_before = _answered_in_use(conn)
@@ -397,6 +406,8 @@ def _import(
             _check_clip_row(row, label, shapes)
             if row[1] != store.env_id:  # the caller checked; this guards the stream itself
                 _check_env_ids(store, {row[1]}, Path(label))
+            if row[0] in reused_only:
+                continue
             clips_added += conn.execute(INSERT_CLIP, (*row, checksum)).rowcount
             if row[0] in aside:
                 restored += restore_clip(conn, row, checksum)
