@@ -366,3 +366,30 @@ def test_fit_reward_warns_when_almost_no_answer_said_one_clip_was_better(tmp_pat
     ]
     assert capsys.readouterr().err == f"prefrl: warning: {summary['warnings'][0]}\n"
     assert json.loads((tmp_path / "fit" / "summary.json").read_text())["warnings"] == summary["warnings"]
+
+
+def test_more_labels_for_a_run_whose_agent_has_finished_pair_the_stored_clips_or_are_refused(
+    source_run, tmp_path, capsys
+):
+    only = tmp_path / "only"
+    train(
+        small(backend="inprocess", labels=0, labels_from=str(source_run)), only, progress=False, video=False
+    )
+    config = json.loads((only / "config.json").read_text())
+    with pytest.raises(ConfigError) as info:  # nothing to pair: it would end short at once
+        resume(only, labels=4, progress=False, video=False)
+    assert str(info.value) == (
+        "--labels 4: the agent has taken all its 4096 steps, so no new clip will come, and the store "
+        f"holds 0 to pair; give it more steps too, e.g. prefrl resume {only} --labels 4 --steps 8192"
+    )
+    assert json.loads((only / "config.json").read_text()) == config
+    run = tmp_path / "run"
+    train(small(backend="inprocess", labels=6), run, progress=False, video=False)
+    capsys.readouterr()
+    summary = resume(run, labels=8, progress=False, video=False)
+    assert (summary["complete"], summary["labels_used"]) == (True, 8)
+    assert capsys.readouterr().out.startswith(
+        "prefrl: the agent has taken all its 4096 steps: the new labels pair the 9 clips the store "
+        f"holds (of its earlier behaviour); for clips of it acting on, give it more steps too, e.g. "
+        f"prefrl resume {run} --labels 8 --steps 8192\n"
+    )

@@ -146,6 +146,8 @@ def _resume(
             raise ConfigError(f"--{name} {new}: below the run's budget of {old}; a budget can only grow")
     if config.labels_from is not None and not run.reused_store_path.exists():
         _gather_reused_again(config, run)
+    if (labels or 0) > config.labels and (steps or config.steps) <= steps_taken:
+        _check_clips_to_pair(run, labels or 0, config.steps)
     grows = (steps or config.steps) > config.steps or (labels or config.labels) > config.labels
     changed = None
     if not grows and run.summary_path.exists() and run.read_summary().get("complete"):
@@ -174,6 +176,31 @@ def _resume(
             flush=True,
         )
     return _execute(config, run, progress=progress, video=video, oracle=None, window=labeling_window)
+
+
+def _check_clips_to_pair(run: RunDir, labels: int, steps: int) -> None:
+    """New labels for a run whose agent has taken all its steps: they pair the clips its
+    store holds, as no new clip comes; refused when it holds too few for one pair, said
+    otherwise.
+
+    Raises:
+        ConfigError: the store holds fewer than 2 clips.
+    """
+    clips = 0
+    if run.store_path.exists():
+        with PreferenceStore(run.store_path) as store:
+            clips = store.num_clips()
+    more = f"give it more steps too, e.g. prefrl resume {run.path} --labels {labels} --steps {2 * steps}"
+    if clips < 2:
+        raise ConfigError(
+            f"--labels {labels}: the agent has taken all its {steps} steps, so no new clip will come, and "
+            f"the store holds {clips} to pair; {more}"
+        )
+    print(
+        f"prefrl: the agent has taken all its {steps} steps: the new labels pair the {clips} clips the "
+        f"store holds (of its earlier behaviour); for clips of it acting on, {more}",
+        flush=True,
+    )
 
 
 def _short_of_budgets(config: TrainConfig, run: RunDir, summary: dict[str, Any]) -> str | None:
