@@ -36,8 +36,11 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     from prefrl.tasks import trust_task
     from prefrl.ui import LabelingWindowProcess
 
+    # flags that would do nothing, refused here (a stored config of an older run is not checked)
     if args.min_view is not None and args.oracle != "human":
         raise UserError("--min-view: for the window of --oracle human only; a synthetic oracle sees no video")
+    if args.oracle == "human" and args.teacher != "perfect":  # the default, which a person replaces
+        raise UserError(f"--teacher {args.teacher}: for a synthetic oracle only; a person answers here")
     if args.task:
         trust_task(args.task)  # the user named the file: loading it is what they asked for
     config = TrainConfig(

@@ -275,8 +275,6 @@ class TrainConfig:
             self.clip_length = default_clip_length(self.env_id, defaults, self.fixed_length)
         if self.pace is None:
             self.pace = "wait" if self.oracle == "human" else "free"
-        if self.oracle == "human" and self.teacher != "perfect":  # the default, which a person replaces
-            raise ConfigError(f"--teacher {self.teacher}: for a synthetic oracle only; a person answers here")
         if self.backend != "ray" and (self.workers or self.ray_address is not None):
             flag = "--workers" if self.workers else "--ray-address"
             raise ConfigError(f"{flag}: for the ray backend only; add --backend ray")
