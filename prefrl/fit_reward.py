@@ -30,6 +30,7 @@ from prefrl.errors import ConfigError
 from prefrl.metrics import MetricsLogger
 from prefrl.prefs.clips import Answer
 from prefrl.prefs.exchange import gather_labels
+from prefrl.prefs.schema import STORE_NAME, remove_store
 from prefrl.prefs.store import PreferenceStore
 from prefrl.reward.model import RewardModel, RewardModelConfig
 from prefrl.reward.trainer import PreferenceTrainer
@@ -88,58 +89,62 @@ def fit_reward(
     torch.set_num_threads(1)
     source_config = _run_config(Path(source))
     behaviour, task = _open_labels_task(source, source_config, task, trust_task_file)
-    with tempfile.TemporaryDirectory(prefix="prefrl-") as scratch:
-        gathered = gather_labels(source, Path(scratch) / "prefs.sqlite")
-        if gathered.trainable == 0:
-            raise ConfigError(
-                f"{source}: none of its {gathered.answered} answers can be trained on (a reward model "
-                "learns from left, right and equally-good answers)"
-            )
-        env_id = gathered.env_id
-        if behaviour is not None and behaviour.gym_id != env_id:
-            raise ConfigError(
-                f"--task {task}: the task runs on {behaviour.gym_id}, the labels of {source} on {env_id}"
-            )
-        settings = {
-            **(tuned_for(PREFERENCE_DEFAULTS, env_id) or {}).get("reward_model", {}),
-            **source_config.get("reward_model", {}),
-            **(reward_model or {}),
-        }
-        config = RewardModelConfig().override(settings)
-        env = make_env(env_id)
-        obs_shape, action_space = env.observation_space.shape, env.action_space
-        env.close()
-        assert obs_shape is not None
-        made = run_dir is None or not Path(run_dir).exists()
-        run = RunDir.create(run_dir, "fit-reward", env_id, seed)
-        shutil.move(Path(scratch) / "prefs.sqlite", run.store_path)
-    try:
-        run.write_config(
-            {
-                "kind": "fit-reward",
-                "env_id": env_id,
-                "seed": seed,
-                "source": str(Path(source).resolve()),
-                "rounds": rounds,
-                "task": task,
-                "reward_model": settings,
-                # what the labels were given on: `prefrl baseline --reward` trains with the same
-                "fixed_length": source_config.get("fixed_length"),
-                "prefrl_version": __version__,
+    with sigterm_as_ctrl_c():  # a scheduler's SIGTERM stops it as Ctrl-C does
+        with tempfile.TemporaryDirectory(prefix="prefrl-") as scratch:
+            gathered = gather_labels(source, Path(scratch) / "prefs.sqlite")
+            if gathered.trainable == 0:
+                raise ConfigError(
+                    f"{source}: none of its {gathered.answered} answers can be trained on (a reward model "
+                    "learns from left, right and equally-good answers)"
+                )
+            env_id = gathered.env_id
+            if behaviour is not None and behaviour.gym_id != env_id:
+                raise ConfigError(
+                    f"--task {task}: the task runs on {behaviour.gym_id}, the labels of {source} on {env_id}"
+                )
+            settings = {
+                **(tuned_for(PREFERENCE_DEFAULTS, env_id) or {}).get("reward_model", {}),
+                **source_config.get("reward_model", {}),
+                **(reward_model or {}),
             }
-        )
-        model = RewardModel(obs_shape, action_space, config, seed=seed)
-        trainer = PreferenceTrainer(model, seed=seed)
-        with PreferenceStore(run.store_path, env_id=env_id) as store:
-            labels = store.trainable_labels()
-            trainer.add_labels(labels, store.clips_of(labels))
-            counts = store.answer_counts()
-        ties = counts[Answer.EQUAL]
-        metrics_log = MetricsLogger(run.metrics_path)
-        metrics: dict[str, float] = {}
-        started = time.perf_counter()
-        stopped = None
-        with sigterm_as_ctrl_c():  # a scheduler's SIGTERM: as Ctrl-C
+            config = RewardModelConfig().override(settings)
+            env = make_env(env_id)
+            obs_shape, action_space = env.observation_space.shape, env.action_space
+            env.close()
+            assert obs_shape is not None
+            made = run_dir is None or not Path(run_dir).exists()
+            if run_dir is not None and not (Path(run_dir) / "config.json").exists():  # a run: create says so
+                for name in (STORE_NAME, "metrics.csv"):  # not this run's to replace, nor to remove
+                    if (Path(run_dir) / name).exists():
+                        raise ConfigError(f"--run-dir {run_dir}: it holds a {name}; choose another --run-dir")
+            run = RunDir.create(run_dir, "fit-reward", env_id, seed)
+            shutil.move(Path(scratch) / "prefs.sqlite", run.store_path)
+        try:
+            run.write_config(
+                {
+                    "kind": "fit-reward",
+                    "env_id": env_id,
+                    "seed": seed,
+                    "source": str(Path(source).resolve()),
+                    "rounds": rounds,
+                    "task": task,
+                    "reward_model": settings,
+                    # what the labels were given on: `prefrl baseline --reward` trains with the same
+                    "fixed_length": source_config.get("fixed_length"),
+                    "prefrl_version": __version__,
+                }
+            )
+            model = RewardModel(obs_shape, action_space, config, seed=seed)
+            trainer = PreferenceTrainer(model, seed=seed)
+            with PreferenceStore(run.store_path, env_id=env_id) as store:
+                labels = store.trainable_labels()
+                trainer.add_labels(labels, store.clips_of(labels))
+                counts = store.answer_counts()
+            ties = counts[Answer.EQUAL]
+            metrics_log = MetricsLogger(run.metrics_path)
+            metrics: dict[str, float] = {}
+            started = time.perf_counter()
+            stopped = None
             try:
                 for _ in range(rounds):
                     metrics = trainer.train_round()
@@ -148,16 +153,17 @@ def fit_reward(
                 if not metrics:
                     raise
                 stopped = f"interrupted after {trainer.rounds} of {rounds} rounds; the model of those rounds is saved"
-    except KeyboardInterrupt:  # before a round was done: no run, and the directory free again
-        if made:
-            shutil.rmtree(run.path, ignore_errors=True)
-        else:
-            for path in (run.config_path, run.store_path, run.metrics_path):
-                path.unlink(missing_ok=True)
-            for folder in (run.checkpoints, run.videos):
-                with contextlib.suppress(OSError):  # not empty: not this run's
-                    folder.rmdir()
-        raise
+        except KeyboardInterrupt:  # before a round was done: no run, and the directory free again
+            if made:
+                shutil.rmtree(run.path, ignore_errors=True)
+            else:
+                for path in (run.config_path, run.metrics_path):
+                    path.unlink(missing_ok=True)
+                remove_store(run.store_path)
+                for folder in (run.checkpoints, run.videos):
+                    with contextlib.suppress(OSError):  # not empty: not this run's
+                        folder.rmdir()
+            raise
     model.fit_output_normalization(trainer.recent_features(num_pairs=len(labels)))
     model.version = trainer.rounds
     model.save(run.reward_checkpoint)

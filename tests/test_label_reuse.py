@@ -379,8 +379,9 @@ def test_more_labels_for_a_run_whose_agent_has_finished_pair_the_stored_clips_or
     with pytest.raises(ConfigError) as info:  # nothing to pair: it would end short at once
         resume(only, labels=4, progress=False, video=False)
     assert str(info.value) == (
-        "--labels 4: the agent has taken all its 4096 steps, so no new clip will come, and the store "
-        f"holds 0 to pair; give it more steps too, e.g. prefrl resume {only} --labels 4 --steps 8192"
+        "--labels 4: the agent has taken all its 4096 steps, so no new clip will come, and no pair of the "
+        f"0 clips the store holds is left to ask; give it more steps too, e.g. prefrl resume {only} --labels 4 "
+        "--steps 8192"
     )
     assert json.loads((only / "config.json").read_text()) == config
     run = tmp_path / "run"
@@ -389,7 +390,20 @@ def test_more_labels_for_a_run_whose_agent_has_finished_pair_the_stored_clips_or
     summary = resume(run, labels=8, progress=False, video=False)
     assert (summary["complete"], summary["labels_used"]) == (True, 8)
     assert capsys.readouterr().out.startswith(
-        "prefrl: the agent has taken all its 4096 steps: the new labels pair the 9 clips the store "
-        f"holds (of its earlier behaviour); for clips of it acting on, give it more steps too, e.g. "
-        f"prefrl resume {run} --labels 8 --steps 8192\n"
+        "prefrl: the agent has taken all its 4096 steps: the new labels pair the clips the store holds "
+        "(of its earlier behaviour), 30 pairs not asked yet; for clips of it acting on, give it more steps "
+        f"too, e.g. prefrl resume {run} --labels 8 --steps 8192\n"
     )
+
+
+def test_fit_reward_into_a_directory_holding_a_store_is_refused_and_keeps_it(source_run, tmp_path, capsys):
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    shutil.copy(source_run / "prefs.sqlite", labels / "prefs.sqlite")
+    before = (labels / "prefs.sqlite").read_bytes()
+    assert main(["fit-reward", str(labels), "--run-dir", str(labels), "--rounds", "1"]) == 2
+    assert capsys.readouterr().err == (
+        f"prefrl fit-reward: error: --run-dir {labels}: it holds a prefs.sqlite; choose another --run-dir\n"
+    )
+    assert [p.name for p in labels.iterdir()] == ["prefs.sqlite"]
+    assert (labels / "prefs.sqlite").read_bytes() == before

@@ -24,6 +24,7 @@ from prefrl.prefs.clips import Answer
 from prefrl.prefs.errors import StoreError
 from prefrl.prefs.exchange import gather_labels
 from prefrl.prefs.schema import REUSED_STORE_NAME
+from prefrl.prefs.selection import unasked_pairs
 from prefrl.prefs.store import PreferenceStore
 from prefrl.render.video import final_video
 from prefrl.rundir import RunDir, mark_stopped_if_dead, read_run_status, window_open
@@ -146,8 +147,9 @@ def _resume(
             raise ConfigError(f"--{name} {new}: below the run's budget of {old}; a budget can only grow")
     if config.labels_from is not None and not run.reused_store_path.exists():
         _gather_reused_again(config, run)
-    if (labels or 0) > config.labels and (steps or config.steps) <= steps_taken:
-        _check_clips_to_pair(run, labels or 0, config.steps)
+    agent_done = run.agent_checkpoint.exists() and (steps or config.steps) <= steps_taken
+    if (labels or 0) > config.labels and agent_done:
+        _check_pairs_left(run, labels or 0, config)
     grows = (steps or config.steps) > config.steps or (labels or config.labels) > config.labels
     changed = None
     if not grows and run.summary_path.exists() and run.read_summary().get("complete"):
@@ -178,27 +180,34 @@ def _resume(
     return _execute(config, run, progress=progress, video=video, oracle=None, window=labeling_window)
 
 
-def _check_clips_to_pair(run: RunDir, labels: int, steps: int) -> None:
-    """New labels for a run whose agent has taken all its steps: they pair the clips its
-    store holds, as no new clip comes; refused when it holds too few for one pair, said
-    otherwise.
+def _check_pairs_left(run: RunDir, labels: int, config: TrainConfig) -> None:
+    """More labels for a run whose agent has taken all its steps: no new clip comes, so
+    they pair the clips its store holds (of the labeler's pool, as many as it keeps) that
+    were never asked, reused pairs included. Refused when there is none, said otherwise.
 
     Raises:
-        ConfigError: the store holds fewer than 2 clips.
+        ConfigError: not one pair is left to ask.
     """
-    clips = 0
-    if run.store_path.exists():
-        with PreferenceStore(run.store_path) as store:
-            clips = store.num_clips()
-    more = f"give it more steps too, e.g. prefrl resume {run.path} --labels {labels} --steps {2 * steps}"
-    if clips < 2:
+    clips: list[Any] = []
+    asked: set[tuple[str, str]] = set()
+    for path in (run.store_path, run.reused_store_path):
+        if path.exists():
+            with PreferenceStore(path) as store:
+                if path == run.store_path:
+                    clips = store.recent_clips(config.pool_size)
+                asked |= store.asked_pairs()
+    left = len(unasked_pairs(clips, asked))
+    more = f"prefrl resume {run.path} --labels {labels} --steps {2 * config.steps}"
+    if not left:
         raise ConfigError(
-            f"--labels {labels}: the agent has taken all its {steps} steps, so no new clip will come, and "
-            f"the store holds {clips} to pair; {more}"
+            f"--labels {labels}: the agent has taken all its {config.steps} steps, so no new clip will "
+            f"come, and no pair of the {len(clips)} clips the store holds is left to ask; give it more "
+            f"steps too, e.g. {more}"
         )
     print(
-        f"prefrl: the agent has taken all its {steps} steps: the new labels pair the {clips} clips the "
-        f"store holds (of its earlier behaviour); for clips of it acting on, {more}",
+        f"prefrl: the agent has taken all its {config.steps} steps: the new labels pair the clips the "
+        f"store holds (of its earlier behaviour), {left} pairs not asked yet; for clips of it acting on, "
+        f"give it more steps too, e.g. {more}",
         flush=True,
     )
 
