@@ -321,9 +321,11 @@ def test_a_run_that_ended_before_its_first_clip_sends_its_first_clips_when_resum
     first = train(config, run, progress=False, video=False)
     assert (first["complete"], first["labels_used"]) == (False, 0)
     assert first["incomplete_reason"].endswith(
-        "Its --steps 256 over 4 envs are 64 steps each, fewer than a clip of 150: give at least 600: "
-        f"prefrl resume {run} --steps 600"
+        "Its --steps 256 over 4 envs are 64 steps each, fewer than a clip of 150: "
+        f"prefrl resume {run} --steps 1024 gives each env a whole clip more"
     )
+    more = resume(run, steps=1024, progress=False, video=False)  # as advised: clips come
+    assert (more["env_steps"], more["labels_used"]) == (1024, 6)  # 4 clips: every pair of them asked
     more = resume(run, steps=2048, progress=False, video=False)
     assert (more["complete"], more["labels_used"], more["env_steps"]) == (True, 12, 2048)
 

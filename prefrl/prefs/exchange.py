@@ -152,8 +152,10 @@ def _import_run(target: Path, source: Path) -> dict[str, Any]:
             reports = [import_into(store, part, reused=reused) for part in parts]
             answered = store.num_answered()
     except BaseException:
-        if created:  # nothing was imported: no empty store left behind
-            remove_store(store_path)
+        # nothing was imported: no empty store left behind (only the file: a -wal file beside
+        # a store that was missing may be that store's, which the user can still put back)
+        if created:
+            store_path.unlink(missing_ok=True)
         raise
     result = asdict(reports[0])
     if source / REUSED_STORE_NAME in run_parts:  # a run that reused labels: what came of each store

@@ -85,7 +85,7 @@ class LabelerRole(Role):
         self.max_queries_per_step = max_queries_per_step
         self.answered = self.store.num_answered()
         self.asked = self.store.asked_pairs()  # never asked again: a label that teaches nothing new
-        if self.rundir.reused_store_path.exists():  # nor a pair the run already has an answer to
+        if self.rundir.reused_store_path.exists():  # nor a pair of the labels the run reuses
             with PreferenceStore(self.rundir.reused_store_path) as reused:
                 self.asked |= reused.asked_pairs()
         self.reused_trainable = reused_trainable_labels(self.rundir)
@@ -151,12 +151,15 @@ class LabelerRole(Role):
                 "a shorter --clip-length, or --fixed-length STEPS (episodes of that many steps), in a new "
                 "run (prefrl resume keeps the clip length)"
             )
-            envs = self.cfg.ppo_config().num_envs
+            ppo = self.cfg.ppo_config()
+            envs, rollout = ppo.num_envs, ppo.num_envs * ppo.num_steps
             if self.cfg.steps // envs < self.cfg.clip_length:  # the budget, not the episodes, too short
+                # a resumed run cuts its clips afresh: a whole clip per env more, in whole rollouts
+                more = -(-self.cfg.clip_length * envs // rollout) * rollout
                 advice = (
                     f"Its --steps {self.cfg.steps} over {envs} envs are {self.cfg.steps // envs} steps each, "
-                    f"fewer than a clip of {self.cfg.clip_length}: give at least "
-                    f"{self.cfg.clip_length * envs}: prefrl resume {self.rundir.path} --steps {self.cfg.clip_length * envs}"
+                    f"fewer than a clip of {self.cfg.clip_length}: prefrl resume {self.rundir.path} --steps "
+                    f"{self.agent_step + more} gives each env a whole clip more"
                 )
             elif self.pool:
                 advice = (
