@@ -16,6 +16,7 @@ from prefrl.cli import main
 from prefrl.errors import EXIT_INTERRUPTED, ConfigError
 from prefrl.fit_reward import fit_reward
 from prefrl.metrics import read_metrics
+from prefrl.prefs.clips import Answer
 from prefrl.prefs.errors import StoreError
 from prefrl.prefs.exchange import export_store, gather_labels, import_into, import_run
 from prefrl.prefs.store import PreferenceStore
@@ -407,3 +408,29 @@ def test_fit_reward_into_a_directory_holding_a_store_is_refused_and_keeps_it(sou
     )
     assert [p.name for p in labels.iterdir()] == ["prefs.sqlite"]
     assert (labels / "prefs.sqlite").read_bytes() == before
+
+
+def test_a_pair_open_in_the_source_when_its_labels_were_reused_is_imported_once_answered(tmp_path):
+    source = tmp_path / "source"
+    train(small(backend="inprocess", labels=4), source, progress=False, video=False)
+    with PreferenceStore(source / "prefs.sqlite") as store:  # a pair asked, not answered yet
+        first, second = store.labels()[:2]
+        clips = store.get_clips({first.left_clip_id, second.left_clip_id})
+        open_pair = store.add_query(
+            clips[first.left_clip_id],
+            clips[second.left_clip_id],
+            agent_step=0,
+            oracle="human",
+            selection="random",
+        )
+    run = tmp_path / "run"
+    train(small(backend="inprocess", labels=4, labels_from=str(source)), run, progress=False, video=False)
+    key = (first.left_clip_id, second.left_clip_id)
+    with PreferenceStore(run / "reused.sqlite") as reused:
+        assert key in reused.asked_pairs() and key not in reused.asked_pairs(answered=True)
+    with PreferenceStore(source / "prefs.sqlite") as store:  # answered in the source since
+        store.record_answer(open_pair, Answer.LEFT, oracle="human")
+    report = import_run(run, source)
+    assert (report["answers_added"], report["answers_already_reused"]) == (1, 4)  # the new answer, once
+    with PreferenceStore(run / "prefs.sqlite") as store:
+        assert key in store.asked_pairs(answered=True)

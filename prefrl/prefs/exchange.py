@@ -146,7 +146,7 @@ def _import_run(target: Path, source: Path) -> dict[str, Any]:
     reused: set[tuple[str, str, float]] = set()
     if (store_path.parent / REUSED_STORE_NAME).exists():
         with PreferenceStore(store_path.parent / REUSED_STORE_NAME) as known:
-            reused = known.query_keys()
+            reused = known.query_keys(answered=True)  # a pair still open there may be answered here
     try:
         with PreferenceStore(store_path, env_id) as store:
             reports = [import_into(store, part, reused=reused) for part in parts]
@@ -241,7 +241,7 @@ def import_into(
     (same clips, same creation time) is not copied again, so importing a source twice
     adds nothing the second time. An answer the source has for a query ``store`` holds
     unanswered is added; an answer there is never replaced. A query in ``reused`` (the
-    :meth:`~PreferenceStore.query_keys` of the labels the run reuses) is left out.
+    :meth:`~PreferenceStore.query_keys` of the answered labels the run reuses) is left out.
 
     Raises:
         StoreError: ``source`` is missing, not an export or a preference store, holds

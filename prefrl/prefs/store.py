@@ -428,10 +428,12 @@ class PreferenceStore:
         rows = self._conn.execute("SELECT query_id, answer, oracle FROM undone ORDER BY undo_id")
         return [(int(qid), Answer(answer), oracle) for qid, answer, oracle in rows]
 
-    def query_keys(self) -> set[tuple[str, str, float]]:
+    def query_keys(self, *, answered: bool = False) -> set[tuple[str, str, float]]:
         """What identifies each query in use across stores (an import, a copy of reused
-        labels): ``(left clip, right clip, creation time)``."""
-        rows = self._conn.execute(f"SELECT left_clip, right_clip, created_at FROM queries WHERE {IN_USE}")
+        labels): ``(left clip, right clip, creation time)``; ``answered``: of answered
+        queries only."""
+        where = f"{IN_USE} AND query_id IN (SELECT query_id FROM answers)" if answered else IN_USE
+        rows = self._conn.execute(f"SELECT left_clip, right_clip, created_at FROM queries WHERE {where}")
         return {(str(left), str(right), float(created)) for left, right, created in rows}
 
     def pending_queries(self) -> list[Query]:
@@ -451,11 +453,10 @@ class PreferenceStore:
         """Queries asked, answered or not; set-aside queries left out."""
         return int(self._conn.execute(f"SELECT COUNT(*) FROM queries WHERE {IN_USE}").fetchone()[0])
 
-    def asked_pairs(self) -> set[tuple[str, str]]:
-        """The clip ids ``(left, right)`` of every query, answered or not; set-aside queries
-        left out."""
-        rows = self._conn.execute(f"SELECT left_clip, right_clip FROM queries WHERE {IN_USE}")
-        return {(str(left), str(right)) for left, right in rows}
+    def asked_pairs(self, *, answered: bool = False) -> set[tuple[str, str]]:
+        """The clip ids ``(left, right)`` of every query, answered or not (``answered``:
+        answered ones only); set-aside queries left out."""
+        return {(left, right) for left, right, _ in self.query_keys(answered=answered)}
 
     def num_answered(self) -> int:
         """Number of answers, of every kind: ``cant_tell`` and ``skipped`` cost the labeler's

@@ -85,9 +85,9 @@ class LabelerRole(Role):
         self.max_queries_per_step = max_queries_per_step
         self.answered = self.store.num_answered()
         self.asked = self.store.asked_pairs()  # never asked again: a label that teaches nothing new
-        if self.rundir.reused_store_path.exists():  # nor a pair of the labels the run reuses
+        if self.rundir.reused_store_path.exists():  # nor a pair the run reuses an answer to
             with PreferenceStore(self.rundir.reused_store_path) as reused:
-                self.asked |= reused.asked_pairs()
+                self.asked |= reused.asked_pairs(answered=True)
         self.reused_trainable = reused_trainable_labels(self.rundir)
         self.final = False  # the agent has finished: ask for the whole budget
 

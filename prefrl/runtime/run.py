@@ -195,7 +195,7 @@ def _check_pairs_left(run: RunDir, labels: int, config: TrainConfig) -> None:
             with PreferenceStore(path) as store:
                 if path == run.store_path:
                     clips = store.recent_clips(config.pool_size)
-                asked |= store.asked_pairs()
+                asked |= store.asked_pairs(answered=path != run.store_path)  # as the labeler counts
     left = len(unasked_pairs(clips, asked))
     more = f"prefrl resume {run.path} --labels {labels} --steps {2 * config.steps}"
     if not left:
