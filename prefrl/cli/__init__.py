@@ -9,6 +9,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from prefrl.cli.commands import UserError, parse_overrides
 from prefrl.cli.parser import BASELINE_REWARDS, build_parser
@@ -35,15 +36,12 @@ def expand_home(args: argparse.Namespace) -> None:
     """Expand a leading ``~`` in every value given as text, as the shell does when it is
     not quoted: a quoted ``"~/runs/x"`` would otherwise make a directory named ``~`` here,
     and an ``rm -r ~`` meant for it would delete the home directory."""
+
+    def expand(value: Any) -> Any:
+        return os.path.expanduser(value) if isinstance(value, str) else value
+
     for key, value in vars(args).items():
-        if isinstance(value, str) and value.startswith("~"):
-            setattr(args, key, os.path.expanduser(value))
-        elif isinstance(value, list):
-            setattr(
-                args,
-                key,
-                [os.path.expanduser(v) if isinstance(v, str) and v.startswith("~") else v for v in value],
-            )
+        setattr(args, key, [expand(v) for v in value] if isinstance(value, list) else expand(value))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,6 +29,16 @@ def build_oracle(config: TrainConfig) -> Oracle:
     return make_oracle(name, seed=config.seed, **params)
 
 
+def pairs_not_to_ask(store: PreferenceStore, run: RunDir) -> set[tuple[str, str]]:
+    """The pairs a labeler never asks: a label that teaches nothing new. Those asked in the
+    run's ``store``, and those of the labels the run reuses that have an answer."""
+    asked = store.asked_pairs()
+    if run.reused_store_path.exists():
+        with PreferenceStore(run.reused_store_path) as reused:
+            asked |= reused.asked_pairs(answered=True)
+    return asked
+
+
 def reused_trainable_labels(run: RunDir) -> int:
     """Trainable labels the run reuses from others (``--labels-from``); 0 without any."""
     if not run.reused_store_path.exists():
@@ -84,10 +94,7 @@ class LabelerRole(Role):
         self.rng = np.random.default_rng([config.seed, 7])
         self.max_queries_per_step = max_queries_per_step
         self.answered = self.store.num_answered()
-        self.asked = self.store.asked_pairs()  # never asked again: a label that teaches nothing new
-        if self.rundir.reused_store_path.exists():  # nor a pair the run reuses an answer to
-            with PreferenceStore(self.rundir.reused_store_path) as reused:
-                self.asked |= reused.asked_pairs(answered=True)
+        self.asked = pairs_not_to_ask(self.store, self.rundir)
         self.reused_trainable = reused_trainable_labels(self.rundir)
         self.final = False  # the agent has finished: ask for the whole budget
 

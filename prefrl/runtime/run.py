@@ -20,7 +20,7 @@ from prefrl.errors import ConfigError, MissingFileError, RunKindError
 from prefrl.metrics import column, read_metrics
 from prefrl.oracles import Oracle
 from prefrl.plotting import plot_learning_curve
-from prefrl.prefs.clips import Answer
+from prefrl.prefs.clips import Answer, Clip
 from prefrl.prefs.errors import StoreError
 from prefrl.prefs.exchange import gather_labels
 from prefrl.prefs.schema import REUSED_STORE_NAME
@@ -32,7 +32,7 @@ from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.ending import RunEnd
 from prefrl.runtime.errors import RunInterrupted
 from prefrl.runtime.inprocess import run_inprocess
-from prefrl.runtime.labeler import reused_trainable_labels
+from prefrl.runtime.labeler import pairs_not_to_ask, reused_trainable_labels
 from prefrl.runtime.monitor import Monitor
 from prefrl.runtime.multiprocess import run_multiprocess, sigterm_as_ctrl_c
 from prefrl.runtime.ray_backend import run_ray
@@ -188,15 +188,12 @@ def _check_pairs_left(run: RunDir, labels: int, config: TrainConfig) -> None:
     Raises:
         ConfigError: not one pair is left to ask.
     """
-    clips: list[Any] = []
-    asked: set[tuple[str, str]] = set()
-    for path in (run.store_path, run.reused_store_path):
-        if path.exists():
-            with PreferenceStore(path) as store:
-                if path == run.store_path:
-                    clips = store.recent_clips(config.pool_size)
-                asked |= store.asked_pairs(answered=path != run.store_path)  # as the labeler counts
-    left = len(unasked_pairs(clips, asked))
+    clips: list[Clip] = []
+    left = 0
+    if run.store_path.exists():
+        with PreferenceStore(run.store_path) as store:
+            clips = store.recent_clips(config.pool_size)  # the labeler's pool, as it starts
+            left = len(unasked_pairs(clips, pairs_not_to_ask(store, run)))
     more = f"prefrl resume {run.path} --labels {labels} --steps {2 * config.steps}"
     if not left:
         raise ConfigError(
