@@ -11,10 +11,11 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import SMALL_RUN_FLAGS
-from test_store import flip_byte
+from test_store import flip_byte, make_clip
 
 from prefrl.cli import main
 from prefrl.errors import ConfigError
@@ -25,7 +26,7 @@ from prefrl.prefs.repair import repair_store
 from prefrl.prefs.store import PreferenceStore
 from prefrl.reward import load_reward_model
 from prefrl.rundir import RunDir
-from prefrl.runtime.channels import LocalClipQueue, LocalStatus, LocalWeights
+from prefrl.runtime.channels import ClipBatch, LocalClipQueue, LocalStatus, LocalWeights
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunStuck
 from prefrl.runtime.labeler import LabelerRole
@@ -396,6 +397,34 @@ def test_query_videos_keep_every_pair_that_was_asked(tmp_path):
     assert summary["labels_used"] == 6
     assert [v.name for v in videos] == [f"query_{i:05d}.mp4" for i in range(1, 7)]
     assert all(v.stat().st_size > 1000 for v in videos)
+
+
+def test_questions_already_in_the_store_are_answered_when_due_and_never_past_the_budget(tmp_path):
+    """Unanswered queries in a synthetic run's store (asked before a crash, or imported
+    from another run) are answered as the labeler's own are: when the schedule wants them,
+    and none past the label budget."""
+    config = small(labels=4)
+    run = RunDir.create(tmp_path / "r", "train", config.env_id, 0)
+    run.write_config({"kind": "train", **config.to_dict()})
+    rng = np.random.default_rng(0)
+    clips = [make_clip(rng, config.clip_length, env_id=config.env_id) for _ in range(12)]
+    with PreferenceStore(run.store_path, env_id=config.env_id) as store:
+        for k in range(6):
+            store.add_query(clips[2 * k], clips[2 * k + 1], agent_step=0, oracle="perfect", selection="random")
+    queue = LocalClipQueue()
+    queue.put(ClipBatch(clips, agent_step=0))
+    role = LabelerRole(config, run.path, queue, LocalWeights(), LocalStatus())
+    try:
+        for _ in range(3):
+            role.step()
+        assert config.schedule().labels_wanted(0) == role.store.num_answered() == 1
+        queue.put(ClipBatch([], agent_step=config.steps, final=True))
+        for _ in range(3):
+            role.step()
+        assert role.done and role.store.num_answered() == 4
+        assert [query.query_id for query in role.store.pending_queries()] == [5, 6]
+    finally:
+        role.close()
 
 
 def test_a_labeler_started_again_gives_its_teacher_the_pairs_it_answered(tmp_path):

@@ -71,13 +71,14 @@ def clips():
     return collect_clips(ENV, 24, CLIP, seed=3)
 
 
-def make_run(path, clips, num_queries, *, labels=12, running=False, agent_step=2048):
-    """A human-labelled run directory with ``num_queries`` pending queries."""
+def make_run(path, clips, num_queries, *, labels=12, running=False, agent_step=2048, oracle="human"):
+    """A human-labelled run directory with ``num_queries`` pending queries (asked of
+    ``oracle``)."""
     run = make_human_run(path, ENV, labels=labels, **SMALL)
     with PreferenceStore(run.store_path) as store:
         for k in range(num_queries):
             store.add_query(
-                clips[2 * k], clips[2 * k + 1], agent_step=agent_step, oracle="human", selection="random"
+                clips[2 * k], clips[2 * k + 1], agent_step=agent_step, oracle=oracle, selection="random"
             )
     write_status(run, running=running, agent_step=agent_step, labels=labels)
     return run
@@ -350,6 +351,29 @@ def test_a_live_run_keeps_asking_until_its_budget_is_spent(tmp_path, clips):
     assert not errors
     assert given == labels and len(stored_answers(run)) == labels
     assert max(pending_seen) <= 3
+
+
+def test_questions_imported_from_a_synthetic_run_are_asked_of_the_person(tmp_path, clips):
+    """Queries left open in a synthetic run's store (killed mid-question) and imported into
+    a person's run: the person is the run's only oracle, and its labeler counts them in its
+    queue of 3, so they are shown to the person, and new ones follow once answered."""
+    run = make_run(tmp_path / "run", clips, 3, labels=6, running=True, agent_step=4096, oracle="perfect")
+    config = TrainConfig.from_dict(json.loads(run.config_path.read_text()))
+    queue = LocalClipQueue()
+    queue.put(ClipBatch(list(clips[6:]), agent_step=config.steps, final=True))  # the whole budget is due
+    role = LabelerRole(config, run.path, queue, LocalWeights(), LocalStatus())
+    person = ScriptedPerson(run.store_path, PerfectOracle())
+    try:
+        role.step()
+        assert pending_ids(run) == [1, 2, 3]  # the queue is full
+        assert run_labeling(run.path, max_answers=3, on_event=person, finish_linger_s=0) == 3
+        assert [shown.query_id for shown in person.shown] == [1, 2, 3]
+        assert {oracle for _, oracle, _ in stored_answers(run).values()} == {"human"}
+        role.step()
+        assert pending_ids(run) == [4, 5, 6]
+    finally:
+        person.close()
+        role.close()
 
 
 def test_closing_mid_query_leaves_it_pending_and_it_comes_first_next_time(tmp_path, clips):

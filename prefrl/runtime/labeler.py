@@ -118,12 +118,12 @@ class LabelerRole(Role):
 
     def _ask_synthetic(self) -> bool:
         pending = self.store.pending_queries()
-        if pending:
+        wanted = self._wanted()
+        if pending and self.answered < wanted:  # e.g. asked before a crash, or imported: due like any
             query = pending[0]
             clips = self.store.get_clips([query.left_clip_id, query.right_clip_id])
             self._ask(query.query_id, clips[query.left_clip_id], clips[query.right_clip_id])
             return True
-        wanted = self._wanted()
         if self.answered >= wanted or len(self.pool) < 2:
             return False
         if not self._add_queries(min(wanted - self.answered, self.max_queries_per_step), ask=True):

@@ -196,11 +196,6 @@ def runner_gone(run: LabelingRun, status: RunStatus) -> bool:
         return False
 
 
-def human_pending(store: PreferenceStore) -> list[Query]:
-    """The store's unanswered queries meant for a person, oldest first."""
-    return [q for q in store.pending_queries() if q.oracle == HUMAN]
-
-
 def check_something_to_label(run: LabelingRun) -> None:
     """Refuse a run that has no question for a person now and will ask none later.
 
@@ -220,7 +215,7 @@ def check_something_to_label(run: LabelingRun) -> None:
         )
     if run.store_path.exists():
         with PreferenceStore(run.store_path) as store:
-            pending = human_pending(store)
+            pending = store.pending_queries()  # a person's run: every one is theirs
             answered = store.num_answered()
     if pending:
         return

@@ -35,7 +35,7 @@ from prefrl.prefs.store import BUSY_TIMEOUT_S, PreferenceStore, Query, StoreErro
 from prefrl.ui.heartbeat import WindowHeartbeat
 from prefrl.ui.playback import Playback
 from prefrl.ui.render_ahead import RenderedPair
-from prefrl.ui.run_info import HUMAN, LabelingRun, RunState, human_pending, read_state
+from prefrl.ui.run_info import HUMAN, LabelingRun, RunState, read_state
 from prefrl.ui.screen import Control, EventSink, Input, LabelEvent, Screen
 from prefrl.ui.status_line import pace_line, status_line
 
@@ -369,11 +369,12 @@ class LabelingSession:
         self._top_up()
 
     def _pending_in_store(self) -> list[Query]:
-        """The store's pending queries for a person, less those answered here and not
-        written yet (the store is busy): they are not asked again."""
+        """The store's pending queries (in a person's run, every one is theirs: also those an
+        import brought from a synthetic run), less those answered here and not written yet
+        (the store is busy): they are not asked again."""
         assert self.store is not None
         given = {g.query_id for g in self._given}
-        return [q for q in human_pending(self.store) if q.query_id not in given]
+        return [q for q in self.store.pending_queries() if q.query_id not in given]
 
     def closing_note(self, now: float) -> bool:
         """Before :meth:`close`: when answers wait for a busy store, say under the status
