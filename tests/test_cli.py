@@ -136,3 +136,30 @@ def test_a_quoted_home_in_a_path_is_the_home_directory(tmp_path, monkeypatch, ca
         == f"prefrl import: error: cannot import {home / 'missing'}: no such file or directory\n"
     )
     assert list(cwd.iterdir()) == []  # no directory named ~ made here
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["export", "RUN", ""],
+        ["import", "", "SOURCE"],
+        ["train", "CartPole-v1", "--run-dir", ""],
+        ["baseline", "CartPole-v1", "--run-dir", ""],
+        ["fit-reward", "SOURCE", "--run-dir", ""],
+        ["resume", ""],
+        ["label", ""],
+        ["report", ""],
+        ["repair", ""],
+        ["play", ""],
+    ],
+)
+def test_an_empty_argument_is_refused_and_nothing_is_written(argv, tmp_path, monkeypatch, capsys):
+    """An empty path is the current directory to the file system: refused before any
+    command runs, so nothing is written here."""
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"prefrl {argv[0]}: error: an empty argument (''): give every path, id and name in full "
+        "('.' is the current directory)\n"
+    )
+    assert list(tmp_path.iterdir()) == []

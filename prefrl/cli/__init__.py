@@ -32,23 +32,35 @@ SQLITE_REFUSALS = {
 """SQLite's messages of the OS refusing a write, in plain words"""
 
 
-def expand_home(args: argparse.Namespace) -> None:
+def read_text_arguments(args: argparse.Namespace) -> None:
     """Expand a leading ``~`` in every value given as text, as the shell does when it is
     not quoted: a quoted ``"~/runs/x"`` would otherwise make a directory named ``~`` here,
-    and an ``rm -r ~`` meant for it would delete the home directory."""
+    and an ``rm -r ~`` meant for it would delete the home directory. An empty value is
+    refused: to the file system it is the current directory, so ``prefrl export RUN ''``
+    would write its files here and ``--run-dir ''`` make this directory a run.
 
-    def expand(value: Any) -> Any:
-        return os.path.expanduser(value) if isinstance(value, str) else value
+    Raises:
+        UserError: a value is the empty text.
+    """
+
+    def read(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if not value:
+            raise UserError(
+                "an empty argument (''): give every path, id and name in full ('.' is the current directory)"
+            )
+        return os.path.expanduser(value)
 
     for key, value in vars(args).items():
-        setattr(args, key, [expand(v) for v in value] if isinstance(value, list) else expand(value))
+        setattr(args, key, [read(v) for v in value] if isinstance(value, list) else read(value))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    expand_home(args)
     try:
+        read_text_arguments(args)
         result = args.func(args)
     except PrefrlError as err:  # the message says what happened and how to go on
         prefix = "error: " if err.exit_code == EXIT_USAGE else ""

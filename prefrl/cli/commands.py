@@ -167,7 +167,7 @@ def cmd_baseline(args: argparse.Namespace) -> dict[str, Any]:
     from prefrl.baseline import run_baseline
 
     return run_baseline(
-        args.env_id,
+        args.env_id or "",
         args.steps,
         task=args.task,
         trust_task_file=args.trust_task_file,

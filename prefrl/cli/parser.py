@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "env_id",
         nargs="?",
-        default="",
+        default=None,
         help="gymnasium env id, e.g. CartPole-v1, Pendulum-v1, Hopper-v5; keyword arguments for "
         "gymnasium.make in parentheses: 'Hopper-v5(ctrl_cost_weight=0.01)' (default: the task's, "
         "or the --reward run's)",
