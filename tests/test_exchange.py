@@ -410,6 +410,9 @@ def test_cli_export_and_import_errors_are_one_line(
     (tmp_path / "baseline" / "config.json").write_text(
         json.dumps({"kind": "baseline", "prefrl_version": "0.1.0"})
     )
+    exported = tmp_path / "exported"
+    assert cli(capsys, "export", run, exported)[0] == 0
+    shared = sorted(p.name for p in exported.iterdir())
     cases = [
         (("export", tmp_path / "empty", tmp_path / "out"), "there is no preference store at"),
         (("export", run, tmp_path / "a-file"), "is a file; name a directory"),
@@ -439,6 +442,11 @@ def test_cli_export_and_import_errors_are_one_line(
             "a preference run (prefrl train) or into a store file (a path ending in .sqlite)",
         ),
         (("export", run, Path("/proc/prefrl-export")), "does not allow creating directories"),
+        (  # the two arguments swapped
+            ("import", exported, run),
+            f"{exported} is an export (prefrl export), not a run: import it into a run, prefrl import "
+            f"RUN_DIR {exported}, or into a store file (a path ending in .sqlite)",
+        ),
     ]
     for argv, words in cases:
         code, printed, err = cli(capsys, *argv)
@@ -452,6 +460,7 @@ def test_cli_export_and_import_errors_are_one_line(
         "run.lock",
     ]  # held, let go
     assert not (tmp_path / "baseline" / "labels").exists()
+    assert sorted(p.name for p in exported.iterdir()) == shared  # no store made among its files
     other = tmp_path / "ml-project"  # another tool's config.json and checkpoints/: no run
     (other / "checkpoints").mkdir(parents=True)
     (other / "config.json").write_text(json.dumps({"lr": 0.1}))
