@@ -410,7 +410,9 @@ def test_questions_already_in_the_store_are_answered_when_due_and_never_past_the
     clips = [make_clip(rng, config.clip_length, env_id=config.env_id) for _ in range(12)]
     with PreferenceStore(run.store_path, env_id=config.env_id) as store:
         for k in range(6):
-            store.add_query(clips[2 * k], clips[2 * k + 1], agent_step=0, oracle="perfect", selection="random")
+            store.add_query(
+                clips[2 * k], clips[2 * k + 1], agent_step=0, oracle="perfect", selection="random"
+            )
     queue = LocalClipQueue()
     queue.put(ClipBatch(clips, agent_step=0))
     role = LabelerRole(config, run.path, queue, LocalWeights(), LocalStatus())
