@@ -376,6 +376,21 @@ def test_questions_imported_from_a_synthetic_run_are_asked_of_the_person(tmp_pat
         role.close()
 
 
+def test_the_window_asks_no_question_past_the_budget(tmp_path, clips):
+    """An import brought more open questions than the budget has left: the person is asked
+    the oldest the budget allows, and the run then has nothing more to label."""
+    run = make_run(tmp_path / "run", clips, 3, labels=2, running=True, agent_step=4096, oracle="perfect")
+    person = ScriptedPerson(run.store_path, PerfectOracle())
+    try:
+        assert run_labeling(run.path, on_event=person, finish_linger_s=0) == 2
+    finally:
+        person.close()
+    assert [shown.query_id for shown in person.shown] == [1, 2]
+    assert pending_ids(run) == [3]
+    with pytest.raises(NothingToLabelError, match="all 2 labels of its budget are given"):
+        run_labeling(run.path)
+
+
 def test_closing_mid_query_leaves_it_pending_and_it_comes_first_next_time(tmp_path, clips):
     run = make_run(tmp_path / "run", clips, 3)
     seen = []

@@ -51,7 +51,8 @@ class LabelerRole(Role):
     """Asks for labels as the schedule allows, from a pool of the agent's recent clips.
 
     With a synthetic oracle it asks and records each answer itself; queries left
-    unanswered by a crash are asked again first. With ``config.oracle == "human"`` it
+    unanswered by a crash (or brought by an import) are asked first, as the schedule and
+    the budget allow. With ``config.oracle == "human"`` it
     only keeps up to ``human_queue`` queries waiting in the store, ahead of the person:
     the labelling window (``prefrl label RUN_DIR``, a separate process that may come and
     go) shows them and commits each answer to the store the moment it is given.

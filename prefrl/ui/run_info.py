@@ -217,12 +217,12 @@ def check_something_to_label(run: LabelingRun) -> None:
         with PreferenceStore(run.store_path) as store:
             pending = store.pending_queries()  # a person's run: every one is theirs
             answered = store.num_answered()
-    if pending:
-        return
-    if answered >= run.budget:
+    if answered >= run.budget:  # open questions past it (an import's) are not asked
         raise NothingToLabelError(
             f"nothing to label in {run.path}: all {run.budget} labels of its budget are given"
         )
+    if pending:
+        return
     if state.live:
         return
     given = f"{answered} of {run.budget} labels given"

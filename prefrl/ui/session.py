@@ -132,7 +132,8 @@ class LabelingSession:
         self._read_state = read_state
         self.store: PreferenceStore | None = None
         self.pending: list[Query] = []
-        """the store's unanswered queries for a person, oldest first (the pair on screen included)"""
+        """the store's unanswered queries, as many as the budget has left (the pair on screen
+        included; see :meth:`_pending_in_store`)"""
         self.ready: dict[int, RenderedPair] = {}
         """rendered pairs waiting to be shown, by query id"""
         self.pair: RenderedPair | None = None
@@ -263,13 +264,13 @@ class LabelingSession:
             self.answers -= 1
             self.answered_total = self.store.num_answered()
             self._pace = None
+        self._first = last.query_id
         self.pending = self._pending_in_store()
         self._set_toast(f"Undone: {ANSWER_TEXT[last.answer]}. Answer it again", now)
         self._emit(LabelEvent("undone", last.query_id, now, len(self.ready), last.answer))
         if self.pair is not None:
             self.ready[self.pair.query_id] = self.pair  # back in line, rendered
             self._drop_pair()
-        self._first = last.query_id
         if last.pair is not None:
             self.ready[last.query_id] = last.pair
             self._take_next(now)
@@ -371,10 +372,17 @@ class LabelingSession:
     def _pending_in_store(self) -> list[Query]:
         """The store's pending queries (in a person's run, every one is theirs: also those an
         import brought from a synthetic run), less those answered here and not written yet
-        (the store is busy): they are not asked again."""
+        (the store is busy): they are not asked again; and no more than the label budget has
+        left (an import may bring more): the one on screen, taken back or being rendered
+        first, then the oldest."""
         assert self.store is not None
         given = {g.query_id for g in self._given}
-        return [q for q in self.store.pending_queries() if q.query_id not in given]
+        pending = [q for q in self.store.pending_queries() if q.query_id not in given]
+        held = {self._first, *self.ready, *(self.renderer.in_flight if self.renderer else ())}
+        if self.pair is not None:
+            held.add(self.pair.query_id)
+        pending.sort(key=lambda q: q.query_id not in held)  # stable: oldest first in each part
+        return pending[: max(0, self.run.budget - self.store.num_answered() - len(given))]
 
     def closing_note(self, now: float) -> bool:
         """Before :meth:`close`: when answers wait for a busy store, say under the status
