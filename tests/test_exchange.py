@@ -461,6 +461,11 @@ def test_cli_export_and_import_errors_are_one_line(
     ]  # held, let go
     assert not (tmp_path / "baseline" / "labels").exists()
     assert sorted(p.name for p in exported.iterdir()) == shared  # no store made among its files
+    assert cli(capsys, "import", exported / "back.sqlite", exported)[0] == 0  # a store file, named
+    mine = tmp_path / "mine"  # a directory with another tool's answers.csv is no export
+    mine.mkdir()
+    (mine / "answers.csv").write_text("id,answer\n")
+    assert cli(capsys, "import", mine, exported)[0] == 0
     other = tmp_path / "ml-project"  # another tool's config.json and checkpoints/: no run
     (other / "checkpoints").mkdir(parents=True)
     (other / "config.json").write_text(json.dumps({"lr": 0.1}))

@@ -140,10 +140,12 @@ def _import_run(target: Path, source: Path) -> dict[str, Any]:
     if created:
         if not target.is_dir() and target.suffix != ".sqlite":
             raise StoreError(f"there is no run directory or preference store at {target}")
-        if any((store_path.parent / name).is_file() for name in (MANIFEST, *EXPORT_FILES)):
+        if target.is_dir() and (
+            (target / MANIFEST).is_file() or all((target / name).is_file() for name in EXPORT_FILES)
+        ):
             raise StoreError(  # a store made here would not travel with the export's files
-                f"{store_path.parent} is an export (prefrl export), not a run: import it into a run, "
-                f"prefrl import RUN_DIR {store_path.parent}, or into a store file (a path ending in .sqlite)"
+                f"{target} is an export (prefrl export), not a run: import it into a run, "
+                f"prefrl import RUN_DIR {target}, or into a store file (a path ending in .sqlite)"
             )
         if not source.exists():
             raise StoreError(f"cannot import {source}: no such file or directory")
