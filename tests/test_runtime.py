@@ -30,7 +30,7 @@ from prefrl.runtime.channels import ClipBatch, LocalClipQueue, LocalStatus, Loca
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunStuck
 from prefrl.runtime.labeler import LabelerRole
-from prefrl.runtime.run import resume, train
+from prefrl.runtime.run import _check, _evaluation_warning, resume, train
 from prefrl.utils.checkpoint import WAY_OUT, load_checkpoint
 
 SMALL = dict(
@@ -446,3 +446,40 @@ def test_a_labeler_started_again_gives_its_teacher_the_pairs_it_answered(tmp_pat
         assert role.oracle._rng.random() == fresh._rng.random()
     finally:
         role.close()
+
+
+def test_a_run_whose_evaluations_outweigh_its_training_is_warned_before_it_starts(tmp_path, capsys):
+    """Atari's fixed-length episodes are 27,000 steps: 20 of them per evaluation dwarf a
+    short run's training, which then seems to hang. The warning names the flags."""
+    pong = TrainConfig(env_id="ALE/Pong-v5", steps=4096)
+    assert _evaluation_warning(pong, _check(pong)) == (
+        "the policy's 4 evaluation(s) may take up to 2,160,000 env steps (20 episodes of up to 27,000 "
+        "steps each), 527.3 times the 4,096 of training; --eval-episodes and --num-evals make them fewer"
+    )
+    assert _evaluation_warning(TrainConfig(env_id="ALE/Pong-v5", steps=10_000_000), 27_000) is None
+    config = small(eval_episodes=8, backend="inprocess")  # 2 evaluations x 16 episodes x 200 steps
+    train(config, tmp_path / "r", progress=False, video=False)
+    assert capsys.readouterr().err.splitlines()[0] == (
+        "prefrl: warning: the policy's 2 evaluation(s) may take up to 6,400 env steps (16 episodes of up "
+        "to 200 steps each), 1.6 times the 4,096 of training; --eval-episodes and --num-evals make them fewer"
+    )
+    train(small(backend="inprocess"), tmp_path / "light", progress=False, video=False)  # 1,600 steps
+    assert "warning: the policy's" not in capsys.readouterr().err
+
+
+def test_the_agent_is_saved_before_each_evaluation(tmp_path, monkeypatch):
+    """An evaluation of long episodes takes minutes: a run stopped in one resumes from the
+    steps taken, not from the checkpoint before."""
+    from prefrl.runtime import agent as agent_module
+
+    evaluate_both = agent_module.evaluate_both
+    saved_at: list[tuple[int, int]] = []
+
+    def evaluate_after_a_look(agent, *args, **kwargs):
+        checkpoint = load_checkpoint(tmp_path / "r" / "checkpoints" / "agent.pt", "agent")
+        saved_at.append((agent.env_steps, int(checkpoint["env_steps"])))
+        return evaluate_both(agent, *args, **kwargs)
+
+    monkeypatch.setattr(agent_module, "evaluate_both", evaluate_after_a_look)
+    train(small(backend="inprocess", checkpoint_every=1000), tmp_path / "r", progress=False, video=False)
+    assert len(saved_at) == 2 and all(steps == saved for steps, saved in saved_at)

@@ -202,11 +202,13 @@ class AgentRole(Role):
         values["charts/wait_share"] = self.pacer.wait_share()
         values["charts/explore_weight"] = self.exploration_weight()
         if self.agent.env_steps >= self.next_eval or self.agent.env_steps >= self.cfg.steps:
+            # saved first: a run stopped in a long evaluation keeps its steps, and the policy
+            # evaluated is the one a progress video will show
+            self.save()
             self._evaluate()
             values["eval/mean_return"] = float(np.mean(self.last_eval))
             values["eval/mean_return_stochastic"] = float(np.mean(self.last_eval_stochastic))
             values["eval/episodes_running"] = 0
-            self.save()  # the policy just evaluated is the one a progress video will show
             while self.next_eval <= self.agent.env_steps:
                 self.next_eval += self.eval_every
         self.status.put(Status(self.name, "metrics", self.agent.env_steps, values))

@@ -7,6 +7,7 @@ import csv
 import shutil
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -71,8 +72,11 @@ def train(
     (once the agent has taken all its steps, a run with labels still due and no window
     open ends short, saying how to give the rest).
     """
-    _check(config)
+    horizon = _check(config)
     _check_human(config, labeling_window)
+    warning = _evaluation_warning(config, horizon)
+    if warning is not None:
+        print(f"prefrl: warning: {warning}", file=sys.stderr, flush=True)
     if oracle is not None and config.backend != "inprocess":
         raise ValueError("an oracle object can only be passed to the inprocess backend")
     with contextlib.ExitStack() as claimed:
@@ -298,14 +302,19 @@ def _progress_so_far(run: RunDir) -> tuple[int, int]:
     return int(max([answered, *logged_answers])), int(max([steps, *logged_steps]))
 
 
-def _check(config: TrainConfig) -> None:
+def _check(config: TrainConfig) -> int | None:
     """Fail before anything is written: an env that cannot be built or fails its first
     step, clips longer than an episode, clips to be seen of an env whose steps cannot be
-    re-rendered (the config checked everything else when it was made)."""
+    re-rendered (the config checked everything else when it was made). Returns the
+    longest an episode can be (None: as long as the game, e.g. Atari's without a fixed
+    length)."""
     if config.backend == "ray":
         check_ready(config.ray_address)
     env = make_env(config.env_id, fixed_length=config.fixed_length or False)
-    horizon = env.spec.max_episode_steps if env.spec else None
+    try:
+        horizon: int | None = int(env.get_wrapper_attr("horizon"))  # fixed-length episodes
+    except AttributeError:
+        horizon = env.spec.max_episode_steps if env.spec else None
     shown = (
         "--oracle human" if config.oracle == "human" else "--query-videos" if config.query_videos else None
     )
@@ -326,6 +335,26 @@ def _check(config: TrainConfig) -> None:
             f"--clip-length {config.clip_length}: longer than an episode of {config.env_id} ({horizon} steps), "
             f"so no clip could ever be cut; give at most {horizon}"
         )
+    return horizon
+
+
+def _evaluation_warning(config: TrainConfig, horizon: int | None) -> str | None:
+    """A warning when the policy's evaluations may take more env steps than its training
+    (a short run of long episodes: Atari's fixed length is 27,000 steps), else None. Each
+    evaluation plays 2 x ``eval_episodes`` episodes (the most likely and sampled actions),
+    at most once per rollout."""
+    if horizon is None:
+        return None
+    ppo = config.ppo_config()
+    evaluations = min(config.num_evals, -(-config.steps // (ppo.num_envs * ppo.num_steps)))
+    steps = evaluations * 2 * config.eval_episodes * horizon
+    if steps <= config.steps:
+        return None
+    return (
+        f"the policy's {evaluations} evaluation(s) may take up to {steps:,} env steps "
+        f"({2 * config.eval_episodes} episodes of up to {horizon:,} steps each), {steps / config.steps:,.1f} times "
+        f"the {config.steps:,} of training; --eval-episodes and --num-evals make them fewer"
+    )
 
 
 def _gather_reused_labels(config: TrainConfig, scratch: Path) -> Path | None:
