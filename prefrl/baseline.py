@@ -11,6 +11,7 @@ learned reward teaches the task by itself, without the run's agent and labels.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,10 @@ import numpy as np
 import torch
 
 from prefrl import __version__
-from prefrl.agent.evaluate import evaluate_both
+from prefrl.agent.evaluate import evaluate_both, evaluation_warning
 from prefrl.agent.hyperparams import default_steps, resolve_ppo_config
 from prefrl.agent.ppo import PPOAgent, PPOConfig, Rollout
-from prefrl.envs.make import check_first_step, make_env
+from prefrl.envs.make import check_first_step, episode_horizon, make_env
 from prefrl.envs.vector import VecEnv
 from prefrl.errors import ConfigError, MissingFileError
 from prefrl.metrics import MetricsLogger
@@ -293,6 +294,7 @@ def run_baseline(
     probe = make()  # its first step, before any file is written (the run's envs stay untouched)
     try:
         check_first_step(probe, env_id)
+        horizon = episode_horizon(probe)
     finally:
         probe.close()
     envs = VecEnv([make] * config.num_envs)
@@ -304,6 +306,9 @@ def run_baseline(
             f"x num_steps {config.num_steps}); give at least {rollout}, or make a rollout shorter with "
             "--ppo num_steps=N (or --ppo num_envs=N)"
         )
+    warning = evaluation_warning(steps, rollout, num_evals, eval_episodes, horizon)
+    if warning is not None:
+        print(f"prefrl: warning: {warning}", file=sys.stderr, flush=True)
     about_reward: dict[str, Any] = {"reward": kind}
     if learned is not None:
         about_reward.update(reward_path=str(learned.path), reward_version=learned.model.version)

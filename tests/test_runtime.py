@@ -17,7 +17,9 @@ import torch
 from conftest import SMALL_RUN_FLAGS
 from test_store import flip_byte, make_clip
 
+from prefrl.agent.evaluate import evaluation_warning
 from prefrl.cli import main
+from prefrl.envs.make import episode_horizon, make_env
 from prefrl.errors import ConfigError
 from prefrl.metrics import column, read_metrics
 from prefrl.oracles import make_oracle
@@ -30,7 +32,7 @@ from prefrl.runtime.channels import ClipBatch, LocalClipQueue, LocalStatus, Loca
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunStuck
 from prefrl.runtime.labeler import LabelerRole
-from prefrl.runtime.run import _check, _evaluation_warning, resume, train
+from prefrl.runtime.run import resume, train
 from prefrl.utils.checkpoint import WAY_OUT, load_checkpoint
 
 SMALL = dict(
@@ -451,18 +453,42 @@ def test_a_labeler_started_again_gives_its_teacher_the_pairs_it_answered(tmp_pat
 def test_a_run_whose_evaluations_outweigh_its_training_is_warned_before_it_starts(tmp_path, capsys):
     """Atari's fixed-length episodes are 27,000 steps: 20 of them per evaluation dwarf a
     short run's training, which then seems to hang. The warning names the flags."""
-    pong = TrainConfig(env_id="ALE/Pong-v5", steps=4096)
-    assert _evaluation_warning(pong, _check(pong)) == (
+    pong = make_env("ALE/Pong-v5", fixed_length=True)
+    try:
+        assert episode_horizon(pong) == 27_000
+    finally:
+        pong.close()
+    assert evaluation_warning(4096, 1024, 10, 10, 27_000) == (
         "the policy's 4 evaluation(s) may take up to 2,160,000 env steps (20 episodes of up to 27,000 "
         "steps each), 527.3 times the 4,096 of training; --eval-episodes and --num-evals make them fewer"
     )
-    assert _evaluation_warning(TrainConfig(env_id="ALE/Pong-v5", steps=10_000_000), 27_000) is None
+    assert evaluation_warning(10_000_000, 1024, 10, 10, 27_000) is None
+    assert evaluation_warning(4096, 1024, 10, 10, None) is None  # a game played to its end
     config = small(eval_episodes=8, backend="inprocess")  # 2 evaluations x 16 episodes x 200 steps
     train(config, tmp_path / "r", progress=False, video=False)
-    assert capsys.readouterr().err.splitlines()[0] == (
+    warning = (
         "prefrl: warning: the policy's 2 evaluation(s) may take up to 6,400 env steps (16 episodes of up "
         "to 200 steps each), 1.6 times the 4,096 of training; --eval-episodes and --num-evals make them fewer"
     )
+    assert capsys.readouterr().err.splitlines()[0] == warning
+    argv = ["baseline", "Pendulum-v1", "--steps", "4096", "--ppo", "num_envs=2", "--ppo", "num_steps=256"]
+    assert (
+        main(
+            [
+                *argv,
+                "--eval-episodes",
+                "8",
+                "--num-evals",
+                "2",
+                "--run-dir",
+                str(tmp_path / "b"),
+                "--quiet",
+                "--no-video",
+            ]
+        )
+        == 0
+    )
+    assert capsys.readouterr().err.splitlines()[0] == warning
     train(small(backend="inprocess"), tmp_path / "light", progress=False, video=False)  # 1,600 steps
     assert "warning: the policy's" not in capsys.readouterr().err
 

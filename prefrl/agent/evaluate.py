@@ -69,3 +69,23 @@ def evaluate_both(
         fixed_length=fixed_length,
     )
     return deterministic, stochastic
+
+
+def evaluation_warning(
+    steps: int, rollout: int, num_evals: int, eval_episodes: int, horizon: int | None
+) -> str | None:
+    """A warning when a run's evaluations may take more env steps than its ``steps`` of
+    training (a short run of long episodes: Atari's fixed length is 27,000 steps), else
+    None. A run evaluates ``num_evals`` times, at most once per ``rollout``, each time
+    :func:`evaluate_both` on ``eval_episodes`` episodes of up to ``horizon`` steps."""
+    if horizon is None:
+        return None
+    evaluations = min(num_evals, -(-steps // rollout))
+    cost = evaluations * 2 * eval_episodes * horizon
+    if cost <= steps:
+        return None
+    return (
+        f"the policy's {evaluations} evaluation(s) may take up to {cost:,} env steps "
+        f"({2 * eval_episodes} episodes of up to {horizon:,} steps each), {cost / steps:,.1f} times "
+        f"the {steps:,} of training; --eval-episodes and --num-evals make them fewer"
+    )

@@ -209,6 +209,15 @@ def time_limit(env_id: str) -> int:
     return DEFAULT_TIME_LIMIT if own is None else own
 
 
+def episode_horizon(env: gym.Env) -> int | None:
+    """The most steps an episode of ``env`` (from :func:`make_env`) lasts: its fixed length,
+    else its time limit; None for a game played to its end (Atari without a fixed length)."""
+    try:
+        return int(env.get_wrapper_attr("horizon"))  # FixedLengthEpisodes
+    except AttributeError:
+        return env.spec.max_episode_steps if env.spec else None
+
+
 def _accepts_kwarg(env_id: str, name: str) -> bool:
     import inspect
 

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from prefrl import __version__
+from prefrl.agent.evaluate import evaluation_warning
 from prefrl.envs.errors import EnvError
-from prefrl.envs.make import check_first_step, make_env, split_env_kwargs
+from prefrl.envs.make import check_first_step, episode_horizon, make_env, split_env_kwargs
 from prefrl.envs.snapshot import NO_VIDEO_ORACLE, snapshotter_for
 from prefrl.errors import ConfigError, MissingFileError, RunKindError
 from prefrl.metrics import column, read_metrics
@@ -74,7 +75,9 @@ def train(
     """
     horizon = _check(config)
     _check_human(config, labeling_window)
-    warning = _evaluation_warning(config, horizon)
+    ppo = config.ppo_config()
+    rollout = ppo.num_envs * ppo.num_steps
+    warning = evaluation_warning(config.steps, rollout, config.num_evals, config.eval_episodes, horizon)
     if warning is not None:
         print(f"prefrl: warning: {warning}", file=sys.stderr, flush=True)
     if oracle is not None and config.backend != "inprocess":
@@ -311,10 +314,7 @@ def _check(config: TrainConfig) -> int | None:
     if config.backend == "ray":
         check_ready(config.ray_address)
     env = make_env(config.env_id, fixed_length=config.fixed_length or False)
-    try:
-        horizon: int | None = int(env.get_wrapper_attr("horizon"))  # fixed-length episodes
-    except AttributeError:
-        horizon = env.spec.max_episode_steps if env.spec else None
+    horizon = episode_horizon(env)
     shown = (
         "--oracle human" if config.oracle == "human" else "--query-videos" if config.query_videos else None
     )
@@ -336,25 +336,6 @@ def _check(config: TrainConfig) -> int | None:
             f"so no clip could ever be cut; give at most {horizon}"
         )
     return horizon
-
-
-def _evaluation_warning(config: TrainConfig, horizon: int | None) -> str | None:
-    """A warning when the policy's evaluations may take more env steps than its training
-    (a short run of long episodes: Atari's fixed length is 27,000 steps), else None. Each
-    evaluation plays 2 x ``eval_episodes`` episodes (the most likely and sampled actions),
-    at most once per rollout."""
-    if horizon is None:
-        return None
-    ppo = config.ppo_config()
-    evaluations = min(config.num_evals, -(-config.steps // (ppo.num_envs * ppo.num_steps)))
-    steps = evaluations * 2 * config.eval_episodes * horizon
-    if steps <= config.steps:
-        return None
-    return (
-        f"the policy's {evaluations} evaluation(s) may take up to {steps:,} env steps "
-        f"({2 * config.eval_episodes} episodes of up to {horizon:,} steps each), {steps / config.steps:,.1f} times "
-        f"the {config.steps:,} of training; --eval-episodes and --num-evals make them fewer"
-    )
 
 
 def _gather_reused_labels(config: TrainConfig, scratch: Path) -> Path | None:
