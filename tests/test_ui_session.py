@@ -477,6 +477,59 @@ def test_the_budget_spent_ends_labelling(tmp_path, events):
     assert session.finished == "All 2 labels are given. Thank you!"
 
 
+def answer_in_another_process(run, query_ids):
+    """Answers recorded behind the window's back (e.g. ``prefrl import`` into a stopped run)."""
+    with PreferenceStore(run.store_path) as store:
+        for query_id in query_ids:
+            store.record_answer(query_id, Answer.RIGHT, oracle="perfect")
+
+
+def test_answers_added_past_the_budget_drop_the_pair_on_screen_and_say_why(tmp_path, events):
+    run = make_run(tmp_path, [(20, 20)] * 5, budget=3)
+    session, renderer = on_screen(run, events)
+    session.handle([Answer.LEFT], 2.0)
+    renderer.finish()
+    session.tick(3.0)
+    session.presented(3.0)
+    assert session.pair.query_id == 2
+    answer_in_another_process(run, [4, 5])
+    session.tick(3.0 + session_module.POLL_STORE_S)
+    assert session.pair is None and session.toast[0] == "Query 2 is past the budget: all 3 labels given"
+    assert session.finished == "All 3 labels are given. Thank you!"
+
+
+def test_an_answer_taken_back_is_asked_again_when_the_store_holds_more_than_the_budget(tmp_path, events):
+    run = make_run(tmp_path, [(20, 20)] * 8, budget=3)
+    session, renderer = start(run, events)
+    clock = Clock()
+    session.tick(clock.next())
+    for _ in range(3):
+        renderer.finish()
+        session.tick(clock.next())
+        session.presented(clock.next())
+        session.handle([Answer.LEFT], clock.next())
+        session.commit()
+    answer_in_another_process(run, [4, 5, 6])
+    for expected in (3, 2):  # the frames of the last two answers are kept
+        session.handle([Control.UNDO], clock.next())
+        assert session.pair.query_id == expected and [q.query_id for q in session.pending] == [expected]
+    session.handle([Control.UNDO], clock.next())  # query 1's frames are gone: rendered again
+    assert session.pair is None and 1 in renderer.in_flight
+    renderer.finish(1)
+    session.tick(clock.next())
+    assert session.pair.query_id == 1
+
+
+def test_a_budget_raised_while_the_window_is_open_is_asked(tmp_path, events):
+    """``prefrl resume RUN --labels 3`` with a window open on the run: its status.json
+    says the new budget, which the window follows."""
+    run = make_run(tmp_path, [(20, 20)] * 3, budget=2)
+    write_status(run, running=True, labels_total=3)
+    session, renderer = start(run, events)
+    session.tick(0.0)
+    assert session.budget == 3 and [q.query_id for q in session.pending] == [1, 2, 3]
+
+
 def test_waiting_for_the_run_to_make_its_store(tmp_path, events):
     run = make_run(tmp_path, store=False)
     session, _ = start(run, events)

@@ -359,14 +359,19 @@ class LabelingSession:
                 return  # the run has not made its store yet
             self.store = PreferenceStore(self.run.store_path, env_id=self.run.env_id)
             self.store.wait_when_busy(WRITE_WAIT_S)
+        self.answered_total = self.store.num_answered()
         self.pending = self._pending_in_store()
         pending_ids = {q.query_id for q in self.pending}
         for query_id in [q for q in self.ready if q not in pending_ids]:
-            del self.ready[query_id]  # answered elsewhere (another window)
+            del self.ready[query_id]  # answered elsewhere (another window), or past the budget
         if self.pair is not None and self.pair.query_id not in pending_ids:
-            self._set_toast(f"Query {self.pair.query_id} was answered elsewhere", now)
+            if any(q.query_id == self.pair.query_id for q in self.store.pending_queries()):
+                self._set_toast(
+                    f"Query {self.pair.query_id} is past the budget: all {self.budget} labels given", now
+                )
+            else:
+                self._set_toast(f"Query {self.pair.query_id} was answered elsewhere", now)
             self._drop_pair()
-        self.answered_total = self.store.num_answered()
         self._top_up()
 
     def _pending_in_store(self) -> list[Query]:
@@ -378,11 +383,15 @@ class LabelingSession:
         assert self.store is not None
         given = {g.query_id for g in self._given}
         pending = [q for q in self.store.pending_queries() if q.query_id not in given]
-        held = {self._first, *self.ready, *(self.renderer.in_flight if self.renderer else ())}
+        held = {*self.ready, *(self.renderer.in_flight if self.renderer else ())}
         if self.pair is not None:
             held.add(self.pair.query_id)
-        pending.sort(key=lambda q: q.query_id not in held)  # stable: oldest first in each part
-        return pending[: max(0, self.run.budget - self.store.num_answered() - len(given))]
+        # stable: oldest first in each part
+        pending.sort(key=lambda q: (q.query_id != self._first, q.query_id not in held))
+        left = self.budget - self.store.num_answered() - len(given)
+        if self._first is not None:  # taken back: asked again, even if the store holds more answers
+            left = max(left, 1)
+        return pending[: max(0, left)]
 
     def closing_note(self, now: float) -> bool:
         """Before :meth:`close`: when answers wait for a busy store, say under the status
@@ -439,6 +448,12 @@ class LabelingSession:
     # -- what to show ---------------------------------------------------------------------
 
     @property
+    def budget(self) -> int:
+        """The run's label budget: as its status.json says (a resume may raise it while
+        this window is open), else as its config.json did when the window opened."""
+        return self.state.status.labels_total or self.run.budget
+
+    @property
     def finished(self) -> str | None:
         """Why labelling is over, as the window says it (None: it is not): the run will ask
         nothing more (or, with ``stop_with_run``, it has stopped)."""
@@ -449,7 +464,7 @@ class LabelingSession:
             return "The run has stopped. Thank you!"
         if self.pair is not None or self.ready or self.pending:
             return None
-        budget = self.run.budget
+        budget = self.budget
         if self.store is not None and self.answered_total >= budget:
             return f"All {budget} labels are given. Thank you!"
         if not state.live:
@@ -482,7 +497,7 @@ class LabelingSession:
         key = (self.answers, int(elapsed // PACE_REFRESH_S))
         if self._pace is None or self._pace[0] != key:
             sessions = self.heartbeat.sessions if self.heartbeat is not None else None
-            left = max(0, self.run.budget - self.answered_total)
+            left = max(0, self.budget - self.answered_total)
             self._pace = (key, pace_line(self.answers, elapsed, left, sessions))
         return self._pace[1]
 
