@@ -525,7 +525,7 @@ def test_a_budget_raised_while_the_window_is_open_is_asked(tmp_path, events):
     says the new budget, which the window follows."""
     run = make_run(tmp_path, [(20, 20)] * 3, budget=2)
     write_status(run, running=True, labels_total=3)
-    session, renderer = start(run, events)
+    session, _ = start(run, events)
     session.tick(0.0)
     assert session.budget == 3 and [q.query_id for q in session.pending] == [1, 2, 3]
 
