@@ -212,10 +212,12 @@ def time_limit(env_id: str) -> int:
 def episode_horizon(env: gym.Env) -> int | None:
     """The most steps an episode of ``env`` (from :func:`make_env`) lasts: its fixed length,
     else its time limit; None for a game played to its end (Atari without a fixed length)."""
-    try:
-        return int(env.get_wrapper_attr("horizon"))  # FixedLengthEpisodes
-    except AttributeError:
-        return env.spec.max_episode_steps if env.spec else None
+    wrapper: Any = env
+    while isinstance(wrapper, gym.Wrapper):
+        if isinstance(wrapper, FixedLengthEpisodes):
+            return wrapper.horizon
+        wrapper = wrapper.env
+    return env.spec.max_episode_steps if env.spec else None
 
 
 def _accepts_kwarg(env_id: str, name: str) -> bool:
