@@ -498,17 +498,24 @@ def test_answers_added_past_the_budget_drop_the_pair_on_screen_and_say_why(tmp_p
     assert session.finished == "All 3 labels are given. Thank you!"
 
 
-def test_an_answer_taken_back_is_asked_again_when_the_store_holds_more_than_the_budget(tmp_path, events):
-    run = make_run(tmp_path, [(20, 20)] * 8, budget=3)
+def answered_in_turn(run, events, answers):
+    """A session that has shown and answered (left) its first ``answers`` pairs, one by
+    one, each written at once; and its clock."""
     session, renderer = start(run, events)
     clock = Clock()
     session.tick(clock.next())
-    for _ in range(3):
+    for _ in range(answers):
         renderer.finish()
         session.tick(clock.next())
         session.presented(clock.next())
         session.handle([Answer.LEFT], clock.next())
         session.commit()
+    return session, renderer, clock
+
+
+def test_an_answer_taken_back_is_asked_again_when_the_store_holds_more_than_the_budget(tmp_path, events):
+    run = make_run(tmp_path, [(20, 20)] * 8, budget=3)
+    session, renderer, clock = answered_in_turn(run, events, 3)
     answer_in_another_process(run, [4, 5, 6])
     for expected in (3, 2):  # the frames of the last two answers are kept
         session.handle([Control.UNDO], clock.next())
@@ -728,15 +735,7 @@ def test_undo_takes_back_the_last_answer_and_shows_its_pair_again(tmp_path, even
 
 def test_an_undone_pair_without_frames_is_rendered_again_and_shown_first(tmp_path, events):
     run = make_run(tmp_path, [(20, 20)] * 5)
-    session, renderer = start(run, events)
-    clock = Clock()
-    session.tick(clock.next())
-    for _ in range(4):
-        renderer.finish()
-        session.tick(clock.next())
-        session.presented(clock.next())
-        session.handle([Answer.LEFT], clock.next())
-        session.commit()
+    session, renderer, clock = answered_in_turn(run, events, 4)
     renderer.finish()
     session.tick(clock.next())
     session.presented(clock.next())
