@@ -163,3 +163,20 @@ def test_an_empty_argument_is_refused_and_nothing_is_written(argv, tmp_path, mon
         "('.' is the current directory)\n"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_windows_own_entry_reads_its_arguments_as_prefrl_label_does(tmp_path, monkeypatch, capsys):
+    """``python -m prefrl.ui RUN`` (how ``prefrl train --oracle human`` opens the window)
+    refuses ``''`` and expands a quoted ``~`` as ``prefrl label`` does."""
+    from prefrl.ui.cli import main as window_main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert window_main([""]) == 2
+    assert capsys.readouterr().err == (
+        "prefrl label: error: an empty argument (''): give every path, id and name in full "
+        "('.' is the current directory)\n"
+    )
+    assert window_main(["~/runs/a"]) == 2
+    assert f"there is no run directory {tmp_path / 'home' / 'runs' / 'a'}." in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

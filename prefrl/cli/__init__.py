@@ -4,12 +4,9 @@ what went wrong where the user can mend it."""
 
 from __future__ import annotations
 
-import argparse
-import os
 import sqlite3
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from prefrl.cli.commands import UserError, parse_overrides
 from prefrl.cli.parser import BASELINE_REWARDS, build_parser
@@ -22,6 +19,7 @@ from prefrl.errors import (
     PrefrlError,
     os_refusal,
 )
+from prefrl.utils.arguments import read_text_arguments
 
 __all__ = ["BASELINE_REWARDS", "UserError", "build_parser", "main", "parse_overrides"]
 
@@ -30,30 +28,6 @@ SQLITE_REFUSALS = {
     "attempt to write a readonly database": "read-only (file system or permissions)",
 }
 """SQLite's messages of the OS refusing a write, in plain words"""
-
-
-def read_text_arguments(args: argparse.Namespace) -> None:
-    """Expand a leading ``~`` in every value given as text, as the shell does when it is
-    not quoted: a quoted ``"~/runs/x"`` would otherwise make a directory named ``~`` here,
-    and an ``rm -r ~`` meant for it would delete the home directory. An empty value is
-    refused: to the file system it is the current directory, so ``prefrl export RUN ''``
-    would write its files here and ``--run-dir ''`` make this directory a run.
-
-    Raises:
-        UserError: a value is the empty text.
-    """
-
-    def read(value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        if not value:
-            raise UserError(
-                "an empty argument (''): give every path, id and name in full ('.' is the current directory)"
-            )
-        return os.path.expanduser(value)
-
-    for key, value in vars(args).items():
-        setattr(args, key, [read(v) for v in value] if isinstance(value, list) else read(value))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

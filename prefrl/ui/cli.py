@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from prefrl.errors import PrefrlError, RenderError
 from prefrl.ui.errors import NoDisplayError
 from prefrl.ui.render_ahead import BACKENDS
+from prefrl.utils.arguments import read_text_arguments
 
 if TYPE_CHECKING:
     from prefrl.ui.screen import EventSink, LabelEvent
@@ -201,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_label_arguments(parser)
     args = parser.parse_args(argv)
     try:
+        read_text_arguments(args)
         result = cmd_label(args)
     except (PrefrlError, ValueError, FileNotFoundError, NoDisplayError, RenderError) as err:
         print(f"prefrl label: error: {err}", file=sys.stderr)

@@ -379,7 +379,8 @@ class LabelingSession:
         import brought from a synthetic run), less those answered here and not written yet
         (the store is busy): they are not asked again; and no more than the label budget has
         left (an import may bring more): the one on screen, taken back or being rendered
-        first, then the oldest."""
+        first, then the oldest. ``answered_total`` must be the store's count (as read by
+        :meth:`_poll_store`, or kept up to date since)."""
         assert self.store is not None
         given = {g.query_id for g in self._given}
         pending = [q for q in self.store.pending_queries() if q.query_id not in given]
@@ -388,7 +389,7 @@ class LabelingSession:
             held.add(self.pair.query_id)
         # stable: oldest first in each part
         pending.sort(key=lambda q: (q.query_id != self._first, q.query_id not in held))
-        left = self.budget - self.store.num_answered() - len(given)
+        left = self.budget - self.answered_total - len(given)
         if self._first is not None:  # taken back: asked again, even if the store holds more answers
             left = max(left, 1)
         return pending[: max(0, left)]
