@@ -30,7 +30,7 @@ from prefrl.reward import load_reward_model
 from prefrl.rundir import RunDir
 from prefrl.runtime.channels import ClipBatch, LocalClipQueue, LocalStatus, LocalWeights
 from prefrl.runtime.config import TrainConfig
-from prefrl.runtime.errors import RunStuck
+from prefrl.runtime.errors import RunInterrupted, RunStuck
 from prefrl.runtime.labeler import LabelerRole
 from prefrl.runtime.run import resume, train
 from prefrl.utils.checkpoint import WAY_OUT, load_checkpoint
@@ -220,6 +220,27 @@ def test_resume_after_a_stopped_run_keeps_every_label(tmp_path, how):
     with PreferenceStore(run / "prefs.sqlite") as store:
         assert [lbl.query_id for lbl in store.labels()][: len(answered_ids)] == answered_ids
         assert store.pending_queries() == []
+
+
+def test_a_run_stopped_during_an_evaluation_evaluates_again_when_resumed(tmp_path, monkeypatch):
+    """The agent is saved just before an evaluation: a run stopped during one resumes from
+    those steps and evaluates at its first rollout, so metrics.csv keeps every evaluation."""
+    from prefrl.runtime import agent as agent_module
+
+    evaluate_both = agent_module.evaluate_both
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(agent_module, "evaluate_both", stopped)
+    with pytest.raises(RunInterrupted):
+        train(small(backend="inprocess", checkpoint_every=1000), tmp_path / "r", progress=False, video=False)
+    stopped_at = int(load_checkpoint(tmp_path / "r" / "checkpoints" / "agent.pt", "agent")["env_steps"])
+    assert stopped_at == 2048  # the first evaluation: 4096 steps, two evaluations
+    monkeypatch.setattr(agent_module, "evaluate_both", evaluate_both)
+    resume(tmp_path / "r", progress=False, video=False)
+    evaluated, _ = column(read_metrics(tmp_path / "r" / "metrics.csv"), "eval/mean_return")
+    assert evaluated == [2560.0, 4096.0]  # the first at the first rollout after resuming
 
 
 def test_a_run_whose_store_or_agent_checkpoint_is_gone_is_not_resumed_in_silence(tmp_path, capsys):

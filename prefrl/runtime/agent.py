@@ -15,6 +15,7 @@ from prefrl.agent.ppo import PPOAgent, PPOConfig, Rollout, RolloutCollector
 from prefrl.envs.make import make_env, snapshots_supported
 from prefrl.envs.vector import VecEnv
 from prefrl.interfaces import RewardSource
+from prefrl.metrics import column, read_metrics
 from prefrl.prefs.clips import Answer, ClipCutter
 from prefrl.prefs.store import PreferenceStore, StoreError
 from prefrl.reward.intrinsic import ExplorationReward, KnnStateEntropy, exploration_weight
@@ -86,13 +87,25 @@ class AgentRole(Role):
         if self.rundir.agent_checkpoint.exists():
             self.agent.load(self.rundir.agent_checkpoint)
             self.agent.total_steps = config.steps  # a resumed run may have been given more
-            self.next_eval = (self.agent.env_steps // self.eval_every + 1) * self.eval_every
+            self.next_eval = self._next_evaluation_on_resume()
             # the initial clips cut before the crash are those the labeler stored (a run that
             # stopped before it had any must still send them, or it waits for a first model forever)
             store = self._open_store()
             self.clips_sent = min(self.initial_clips_wanted, 0 if store is None else store.num_clips())
         if self.rundir.reward_checkpoint.exists():
             self.model = RewardModel.load(self.rundir.reward_checkpoint)
+
+    def _next_evaluation_on_resume(self) -> int:
+        """The first evaluation after the last one metrics.csv holds up to the checkpoint's
+        steps: a run stopped during an evaluation (the agent is saved just before it)
+        evaluates at its first rollout, so that evaluation is not lost."""
+        steps = self.agent.env_steps
+        try:
+            evaluated, _ = column(read_metrics(self.rundir.metrics_path), "eval/mean_return")
+        except (OSError, ValueError):  # no metrics.csv, or not text: none known
+            evaluated = []
+        last = max((s for s in evaluated if s <= steps), default=0.0)
+        return (int(last) // self.eval_every + 1) * self.eval_every
 
     # ------------------------------------------------------------------ step
     def step(self) -> bool:
