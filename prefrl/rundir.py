@@ -98,10 +98,7 @@ class RunDir:
             path = Path("runs") / f"{kind}-{name}-s{seed}-{stamp}"
         run = cls(path)
         if run.config_path.is_file():
-            try:
-                kind = str(json.loads(run.config_path.read_text()).get("kind", ""))
-            except (OSError, ValueError, AttributeError):
-                kind = ""
+            kind = run_kind(run.path)
             if kind == "train":
                 raise RunExistsError(
                     f"{run.path} already holds a run; continue it with: prefrl resume {run.path}"
@@ -363,14 +360,26 @@ def refused(err: OSError, path: str | Path, doing: str, *, shown: str | Path | N
     else:
         fix = f"move what is in the way of {path}"
     run = run_of(path)
-    if doing != "reading" and run is not None and (run / "prefs.sqlite").exists():
-        # a run's file being written: the run (one reading another's run, an export or a
-        # fit-reward, is not asked to resume it)
+    if doing != "reading" and run is not None and run_kind(run) == "train":
+        # a preference run's file being written: the run, resumed (also before it has a
+        # store: `prefrl train` again is refused, its config.json is there); one reading
+        # another's run, an export or a fit-reward, is not asked to resume it
         where = "the copy" if code == errno.EROFS else str(run)
-        how = f"every label given so far is in {run / 'prefs.sqlite'}: {fix} and continue with: prefrl resume {where}"
+        store = run / "prefs.sqlite"
+        saved = f"every label given so far is in {store}: " if store.exists() else ""
+        how = f"{saved}{fix} and continue with: prefrl resume {where}"
     else:
         how = f"{fix} and try again"
     return RunDirError(f"{words} {doing} {shown or path}; {how}", err.errno, path)
+
+
+def run_kind(run: str | Path) -> str:
+    """The ``kind`` a run's config.json records (``train``, ``baseline``, ``fit-reward``),
+    or ``""`` where it has none or cannot be read."""
+    try:
+        return str(json.loads((Path(run) / "config.json").read_text()).get("kind", ""))
+    except (OSError, ValueError, AttributeError):
+        return ""
 
 
 def run_of(path: str | Path) -> Path | None:

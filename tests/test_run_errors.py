@@ -186,6 +186,34 @@ def test_disk_full_writing_status_json(tmp_path: Path) -> None:
     assert left == []  # no half-written file takes the space
 
 
+def test_disk_full_before_the_store_is_made_says_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that fills in a run's first seconds, before its store exists: `prefrl train`
+    again is refused (the run's config.json is there), so the message says resume; a
+    baseline run, which cannot be resumed, is told to try again."""
+    run = make_run(tmp_path / "run", prefs=False)
+    baseline = RunDir(tmp_path / "baseline")
+    baseline.path.mkdir()
+    baseline.write_config({"kind": "baseline", "env_id": "Pendulum-v1"})
+
+    def full(self: Path, *args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(RunDirError) as caught:
+        run.write_summary({"complete": False})
+    assert str(caught.value) == (
+        f"no space left on device writing {run.summary_path}; "
+        f"free some space and continue with: prefrl resume {run.path}"
+    )
+    with pytest.raises(RunDirError) as caught:
+        baseline.write_summary({"complete": False})
+    assert str(caught.value) == (
+        f"no space left on device writing {baseline.summary_path}; free some space and try again"
+    )
+
+
 def test_disk_full_on_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str], no_run: list[str]) -> None:
     with tmpfs(tmp_path / "disk", "size=256k") as disk:
         run = make_run(disk / "run")
