@@ -231,7 +231,7 @@ class RunDir:
             except LockBusy as busy:
                 raise RunBusyError(_busy_message(self.path, busy.pid, then)) from None
             except OSError as err:
-                raise refused(err, self.lock_path, "writing in", shown=self.path) from None
+                raise refused(err, self.lock_path, "writing in", shown=self.path, then=then) from None
             status = read_run_status(self.status_path)
             if not locked:  # no flock on this file system: status.json's pid tells
                 pid = _live_runner(status)
@@ -340,12 +340,15 @@ def mkdir_refusal(err: OSError) -> str | None:
     return os_refusal(err)
 
 
-def refused(err: OSError, path: str | Path, doing: str, *, shown: str | Path | None = None) -> OSError:
+def refused(
+    err: OSError, path: str | Path, doing: str, *, shown: str | Path | None = None, then: str | None = None
+) -> OSError:
     """``err`` as a one-line :class:`RunDirError` naming ``path`` when it is the OS refusing
     for a reason the user can fix (see :func:`prefrl.errors.os_refusal`), else ``err``
     itself. ``doing``: ``"writing"`` or ``"reading"``; ``shown``: the path the message
     names (default ``path``). For a file of a preference run being written the
-    message says that the labels are safe and how to continue the run."""
+    message says that the labels are safe and how to continue the run; ``then``: the
+    command to run again instead (one that changes another's run: ``prefrl import``)."""
     words = os_refusal(err)
     if words is None:
         return err
@@ -361,25 +364,22 @@ def refused(err: OSError, path: str | Path, doing: str, *, shown: str | Path | N
         fix = f"move what is in the way of {path}"
     run = run_of(path)
     if doing != "reading" and run is not None and run_kind(run) == "train":
-        # a preference run's file being written: the run, resumed (also before it has a
-        # store: `prefrl train` again is refused, its config.json is there); one reading
-        # another's run, an export or a fit-reward, is not asked to resume it
-        where = "the copy" if code == errno.EROFS else str(run)
+        # a preference run's file: resumed, also before it has a store (`prefrl train`
+        # again is refused); an export or a fit-reward is not asked to resume another's run
         store = run / "prefs.sqlite"
         saved = f"every label given so far is in {store}: " if store.exists() else ""
-        how = f"{saved}{fix} and continue with: prefrl resume {where}"
+        where = "the copy" if code == errno.EROFS else str(run)
+        how = f"{saved}{fix} and " + (
+            f"run again: {then}" if then else f"continue with: prefrl resume {where}"
+        )
     else:
         how = f"{fix} and try again"
     return RunDirError(f"{words} {doing} {shown or path}; {how}", err.errno, path)
 
 
 def run_kind(run: str | Path) -> str:
-    """The ``kind`` a run's config.json records (``train``, ``baseline``, ``fit-reward``),
-    or ``""`` where it has none or cannot be read."""
-    try:
-        return str(json.loads((Path(run) / "config.json").read_text()).get("kind", ""))
-    except (OSError, ValueError, AttributeError):
-        return ""
+    """The ``kind`` in a run's config.json (``train``, ``baseline``, ``fit-reward``; or ``""``)."""
+    return str(_config_of(Path(run)).get("kind", ""))
 
 
 def run_of(path: str | Path) -> Path | None:

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -180,3 +181,15 @@ def test_the_windows_own_entry_reads_its_arguments_as_prefrl_label_does(tmp_path
     assert window_main(["~/runs/a"]) == 2
     assert f"there is no run directory {tmp_path / 'home' / 'runs' / 'a'}." in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_run_opens_its_window_on_its_own_directory_even_one_named_like_home(tmp_path, monkeypatch):
+    """A run in ./~/runs/x (a folder named ~ here): the window is given the absolute path,
+    which it cannot take for ~/runs/x in the home directory."""
+    from prefrl.ui import cli as window_cli
+
+    started: list[list[str]] = []
+    monkeypatch.setattr(window_cli.subprocess, "Popen", lambda command, env: started.append(command))
+    monkeypatch.chdir(tmp_path)
+    window_cli.start_labeling_window(Path("~") / "runs" / "x")
+    assert started[0][3:5] == [str(tmp_path / "~" / "runs" / "x"), "--stop-with-run"]

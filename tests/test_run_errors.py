@@ -191,7 +191,8 @@ def test_disk_full_before_the_store_is_made_says_resume(
 ) -> None:
     """A disk that fills in a run's first seconds, before its store exists: `prefrl train`
     again is refused (the run's config.json is there), so the message says resume; a
-    baseline run, which cannot be resumed, is told to try again."""
+    baseline run, which cannot be resumed, is told to try again, and `prefrl import` (how
+    a store-less run gets its labels back) to run itself again."""
     run = make_run(tmp_path / "run", prefs=False)
     baseline = RunDir(tmp_path / "baseline")
     baseline.path.mkdir()
@@ -211,6 +212,13 @@ def test_disk_full_before_the_store_is_made_says_resume(
         baseline.write_summary({"complete": False})
     assert str(caught.value) == (
         f"no space left on device writing {baseline.summary_path}; free some space and try again"
+    )
+    monkeypatch.setattr("prefrl.rundir.exclusive", full)
+    with pytest.raises(RunDirError) as caught, run.claim(then=f"prefrl import EXPORT {run.path}"):
+        pass
+    assert str(caught.value) == (
+        f"no space left on device writing in {run.path}; "
+        f"free some space and run again: prefrl import EXPORT {run.path}"
     )
 
 

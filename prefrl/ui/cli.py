@@ -166,7 +166,9 @@ def start_labeling_window(
         env.pop("SDL_VIDEODRIVER", None)
     else:
         env["SDL_VIDEODRIVER"] = frames.USER_SDL_VIDEODRIVER
-    command = [sys.executable, "-m", "prefrl.ui", str(run_dir), "--stop-with-run"]
+    # absolute: the window reads its arguments as `prefrl label` does, and would take a
+    # run in a folder named ~ here (./~/runs/x, printed ~/runs/x) for one in the home
+    command = [sys.executable, "-m", "prefrl.ui", str(Path(run_dir).absolute()), "--stop-with-run"]
     if max_answers is not None:
         command += ["--max-answers", str(max_answers)]
     if min_view_s is not None:
