@@ -222,25 +222,35 @@ def test_resume_after_a_stopped_run_keeps_every_label(tmp_path, how):
         assert store.pending_queries() == []
 
 
-def test_a_run_stopped_during_an_evaluation_evaluates_again_when_resumed(tmp_path, monkeypatch):
-    """The agent is saved just before an evaluation: a run stopped during one resumes from
-    those steps and evaluates at its first rollout, so metrics.csv keeps every evaluation."""
+@pytest.mark.parametrize(("stopped_in", "evaluated_at"), [(1, [2560, 4096]), (2, [2048, 4096])])
+def test_a_run_stopped_during_an_evaluation_evaluates_again_when_resumed(
+    tmp_path, monkeypatch, stopped_in, evaluated_at
+):
+    """The agent is saved just before an evaluation, marked: a run stopped during one
+    resumes from those steps and evaluates at its first rollout (during the last one: at
+    once), so metrics.csv keeps every evaluation."""
     from prefrl.runtime import agent as agent_module
 
     evaluate_both = agent_module.evaluate_both
+    calls: list[int] = []
 
-    def stopped(*args, **kwargs):
-        raise KeyboardInterrupt
+    def stopped(agent, *args, **kwargs):
+        calls.append(agent.env_steps)
+        if len(calls) == stopped_in:
+            raise KeyboardInterrupt
+        return evaluate_both(agent, *args, **kwargs)
 
     monkeypatch.setattr(agent_module, "evaluate_both", stopped)
     with pytest.raises(RunInterrupted):
         train(small(backend="inprocess", checkpoint_every=1000), tmp_path / "r", progress=False, video=False)
-    stopped_at = int(load_checkpoint(tmp_path / "r" / "checkpoints" / "agent.pt", "agent")["env_steps"])
-    assert stopped_at == 2048  # the first evaluation: 4096 steps, two evaluations
+    checkpoint = load_checkpoint(tmp_path / "r" / "checkpoints" / "agent.pt", "agent")
+    assert (checkpoint["env_steps"], checkpoint["evaluating"]) == (calls[-1], True)
     monkeypatch.setattr(agent_module, "evaluate_both", evaluate_both)
-    resume(tmp_path / "r", progress=False, video=False)
+    summary = resume(tmp_path / "r", progress=False, video=False)
     evaluated, _ = column(read_metrics(tmp_path / "r" / "metrics.csv"), "eval/mean_return")
-    assert evaluated == [2560.0, 4096.0]  # the first at the first rollout after resuming
+    assert evaluated == evaluated_at and summary["complete"]
+    checkpoint = load_checkpoint(tmp_path / "r" / "checkpoints" / "agent.pt", "agent")
+    assert checkpoint["evaluating"] is False
 
 
 def test_a_run_whose_store_or_agent_checkpoint_is_gone_is_not_resumed_in_silence(tmp_path, capsys):

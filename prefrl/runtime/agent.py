@@ -15,7 +15,6 @@ from prefrl.agent.ppo import PPOAgent, PPOConfig, Rollout, RolloutCollector
 from prefrl.envs.make import make_env, snapshots_supported
 from prefrl.envs.vector import VecEnv
 from prefrl.interfaces import RewardSource
-from prefrl.metrics import column, read_metrics
 from prefrl.prefs.clips import Answer, ClipCutter
 from prefrl.prefs.store import PreferenceStore, StoreError
 from prefrl.reward.intrinsic import ExplorationReward, KnnStateEntropy, exploration_weight
@@ -26,6 +25,7 @@ from prefrl.runtime.channels import ClipBatch, ClipSender, Status, StatusSender,
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.pacing import Pacer
 from prefrl.runtime.role import Role
+from prefrl.utils.checkpoint import load_checkpoint, save_checkpoint
 
 
 class AgentRole(Role):
@@ -84,28 +84,20 @@ class AgentRole(Role):
         self.entropy = KnnStateEntropy(seed=config.seed) if config.explore_labels > 0 else None
         self.informative = 0  # answers that said one clip is better, read with each new model
 
+        self.evaluating = False  # saved with the agent: see save()
         if self.rundir.agent_checkpoint.exists():
-            self.agent.load(self.rundir.agent_checkpoint)
+            state = load_checkpoint(self.rundir.agent_checkpoint, "agent")
+            self.agent.load_state_dict(state)
             self.agent.total_steps = config.steps  # a resumed run may have been given more
-            self.next_eval = self._next_evaluation_on_resume()
+            self.next_eval = (self.agent.env_steps // self.eval_every + 1) * self.eval_every
+            if state.get("evaluating"):  # stopped during an evaluation: run again at the first rollout
+                self.next_eval = self.agent.env_steps
             # the initial clips cut before the crash are those the labeler stored (a run that
             # stopped before it had any must still send them, or it waits for a first model forever)
             store = self._open_store()
             self.clips_sent = min(self.initial_clips_wanted, 0 if store is None else store.num_clips())
         if self.rundir.reward_checkpoint.exists():
             self.model = RewardModel.load(self.rundir.reward_checkpoint)
-
-    def _next_evaluation_on_resume(self) -> int:
-        """The first evaluation after the last one metrics.csv holds up to the checkpoint's
-        steps: a run stopped during an evaluation (the agent is saved just before it)
-        evaluates at its first rollout, so that evaluation is not lost."""
-        steps = self.agent.env_steps
-        try:
-            evaluated, _ = column(read_metrics(self.rundir.metrics_path), "eval/mean_return")
-        except (OSError, ValueError):  # no metrics.csv, or not text: none known
-            evaluated = []
-        last = max((s for s in evaluated if s <= steps), default=0.0)
-        return (int(last) // self.eval_every + 1) * self.eval_every
 
     # ------------------------------------------------------------------ step
     def step(self) -> bool:
@@ -215,20 +207,19 @@ class AgentRole(Role):
         values["charts/wait_share"] = self.pacer.wait_share()
         values["charts/explore_weight"] = self.exploration_weight()
         if self.agent.env_steps >= self.next_eval or self.agent.env_steps >= self.cfg.steps:
-            # saved first: a run stopped in a long evaluation keeps its steps, and the policy
-            # evaluated is the one a progress video will show
-            self.save()
-            self._evaluate()
-            values["eval/mean_return"] = float(np.mean(self.last_eval))
-            values["eval/mean_return_stochastic"] = float(np.mean(self.last_eval_stochastic))
-            values["eval/episodes_running"] = 0
+            values.update(self._evaluate())
             while self.next_eval <= self.agent.env_steps:
                 self.next_eval += self.eval_every
         self.status.put(Status(self.name, "metrics", self.agent.env_steps, values))
 
-    def _evaluate(self) -> None:
-        # said first: an evaluation of long episodes (Atari: 27,000 steps) can take minutes
-        running = {"eval/episodes_running": 2 * self.cfg.eval_episodes}
+    def _evaluate(self) -> dict[str, Any]:
+        """Evaluate the policy; returns its metrics. The agent is saved first, marked as
+        evaluating: a run stopped in a long evaluation (Atari: 27,000-step episodes, minutes)
+        keeps its steps and evaluates again when resumed; and the policy evaluated is the one
+        a progress video will show."""
+        self.evaluating = True
+        self.save()
+        running = {"eval/episodes_running": 2 * self.cfg.eval_episodes}  # said first: it may take long
         self.status.put(Status(self.name, "metrics", self.agent.env_steps, running))
         self.last_eval, self.last_eval_stochastic = evaluate_both(
             self.agent,
@@ -237,11 +228,17 @@ class AgentRole(Role):
             seed=10_000,
             fixed_length=self.cfg.fixed_length or False,
         )
+        self.evaluating = False
+        return {
+            "eval/mean_return": float(np.mean(self.last_eval)),
+            "eval/mean_return_stochastic": float(np.mean(self.last_eval_stochastic)),
+            "eval/episodes_running": 0,
+        }
 
     def _finish(self) -> None:
+        if not self.last_eval:  # resumed at the very end: its final evaluation, and its row
+            self.status.put(Status(self.name, "metrics", self.agent.env_steps, self._evaluate()))
         self.save()
-        if not self.last_eval:
-            self._evaluate()
         recent = self.agent.recent_returns(10)
         final = {
             "final_train_return": float(np.mean(recent)) if recent else None,
@@ -288,7 +285,10 @@ class AgentRole(Role):
         return self._store
 
     def save(self) -> None:
-        self.agent.save(self.rundir.agent_checkpoint)
+        """The agent's checkpoint, and whether an evaluation was under way (a run stopped
+        in one runs it again when resumed)."""
+        state = {**self.agent.state_dict(), "evaluating": self.evaluating}
+        save_checkpoint(state, self.rundir.agent_checkpoint, "agent")
 
     def close(self) -> None:
         if self.model is not None:  # before the first model there is nothing worth resuming
