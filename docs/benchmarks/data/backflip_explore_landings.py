@@ -5,7 +5,8 @@ the repository root:
     python docs/benchmarks/data/backflip_explore_landings.py > docs/benchmarks/data/backflip_explore_landings.csv
     python docs/benchmarks/data/backflip_explore_landings.py backflip docs/benchmarks/data/backflip_explore_builtin_runs/backflip-s* > docs/benchmarks/data/backflip_explore_builtin_landings.csv
 
-(the second: the task and runs to trace; the first traces the counted task's explore runs).
+(the second: the task and runs to trace; the first traces the counted task's explore runs;
+runs of the same name, repeats of one run, are named by their folder too: r1/NAME).
 For each run, one fixed-length episode (seed 10000) of its final
 policy; for each flight (the foot off the floor) that turns more than half a turn either
 way: its first step, its steps in the air, its backward turns in the air (negative:
@@ -31,7 +32,9 @@ if len(sys.argv) > 2:
 trust_task(TASK)
 task = get_task(TASK)
 print("run,flight_start,steps_in_air,turns_in_air,upright_steps_after")
+same_names = len({run.name for run in RUNS}) < len(RUNS)  # repeats of one run: named by their folder too
 for run in RUNS:
+    name = f"{run.parent.name}/{run.name}" if same_names else run.name
     env = make_env(task.gym_id, fixed_length=True)
     policy = load_policy(run, env)
     obs, _ = env.reset(seed=10_000)
@@ -54,5 +57,5 @@ for run in RUNS:
         while stood < len(upright) and upright[stood]:
             stood += 1
         if abs(turns) > 0.5:
-            print(f"{run.name},{step},{landed - step},{turns:.2f},{stood - landed}")
+            print(f"{name},{step},{landed - step},{turns:.2f},{stood - landed}")
         step = landed
