@@ -73,6 +73,10 @@ def fill(folder: Path) -> None:
             assert err.errno == errno.ENOSPC
 
 
+def no_space(*args: Any, **kwargs: Any) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
 def one_line(capsys: pytest.CaptureFixture[str]) -> str:
     err = capsys.readouterr().err
     assert "Traceback" not in err
@@ -189,31 +193,20 @@ def test_disk_full_writing_status_json(tmp_path: Path) -> None:
 def test_disk_full_before_the_store_is_made_says_resume(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A disk that fills in a run's first seconds, before its store exists: `prefrl train`
-    again is refused (the run's config.json is there), so the message says resume; a
-    baseline run, which cannot be resumed, is told to try again, and `prefrl import` (how
-    a store-less run gets its labels back) to run itself again."""
+    """A baseline run, which cannot be resumed, is told to try again, and `prefrl import`
+    (how a store-less run gets its labels back) to run itself again (a preference run
+    without a store yet is told to resume: test_disk_full_simulated)."""
     run = make_run(tmp_path / "run", prefs=False)
     baseline = RunDir(tmp_path / "baseline")
     baseline.path.mkdir()
     baseline.write_config({"kind": "baseline", "env_id": "Pendulum-v1"})
-
-    def full(self: Path, *args: Any, **kwargs: Any) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(Path, "write_text", full)
-    with pytest.raises(RunDirError) as caught:
-        run.write_summary({"complete": False})
-    assert str(caught.value) == (
-        f"no space left on device writing {run.summary_path}; "
-        f"free some space and continue with: prefrl resume {run.path}"
-    )
+    monkeypatch.setattr(Path, "write_text", no_space)
     with pytest.raises(RunDirError) as caught:
         baseline.write_summary({"complete": False})
     assert str(caught.value) == (
         f"no space left on device writing {baseline.summary_path}; free some space and try again"
     )
-    monkeypatch.setattr("prefrl.rundir.exclusive", full)
+    monkeypatch.setattr("prefrl.rundir.exclusive", no_space)
     with pytest.raises(RunDirError) as caught, run.claim(then=f"prefrl import EXPORT {run.path}"):
         pass
     assert str(caught.value) == (
@@ -235,18 +228,18 @@ def test_disk_full_on_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     assert no_run == []
 
 
-def test_disk_full_simulated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    run = make_run(tmp_path / "run")
-
-    def full(self: Path, *args: Any, **kwargs: Any) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(Path, "write_text", full)
+@pytest.mark.parametrize("prefs", [True, False])
+def test_disk_full_simulated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefs: bool) -> None:
+    """Resume, also for a disk that fills in a run's first seconds, before its store
+    exists: `prefrl train` again is refused (the run's config.json is there)."""
+    run = make_run(tmp_path / "run", prefs=prefs)
+    monkeypatch.setattr(Path, "write_text", no_space)
     with pytest.raises(RunDirError) as caught:
         run.write_summary({"complete": True})
+    saved = f"every label given so far is in {run.store_path}: " if prefs else ""
     assert str(caught.value) == (
-        f"no space left on device writing {run.summary_path}; every label given so far is in "
-        f"{run.store_path}: free some space and continue with: prefrl resume {run.path}"
+        f"no space left on device writing {run.summary_path}; {saved}"
+        f"free some space and continue with: prefrl resume {run.path}"
     )
 
 
