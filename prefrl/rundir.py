@@ -30,6 +30,7 @@ from typing import Any
 
 from prefrl.errors import EXIT_FAILED, MissingFileError, PrefrlError, os_refusal
 from prefrl.status import RunStatus
+from prefrl.utils.config_fields import json_kind, wrong_config_field
 from prefrl.utils.io import atomic_write
 from prefrl.utils.json_text import json_text
 from prefrl.utils.locking import LockBusy, exclusive, lock_held, lock_holder
@@ -366,15 +367,20 @@ def refused(
     if doing != "reading" and run is not None and run_kind(run) == "train":
         # a preference run's file: resumed, also before it has a store (`prefrl train`
         # again is refused); an export or a fit-reward is not asked to resume another's run
-        store = run / "prefs.sqlite"
-        saved = f"every label given so far is in {store}: " if store.exists() else ""
         where = "the copy" if code == errno.EROFS else str(run)
-        how = f"{saved}{fix} and " + (
+        how = f"{labels_kept(run)}{fix} and " + (
             f"run again: {then}" if then else f"continue with: prefrl resume {where}"
         )
     else:
         how = f"{fix} and try again"
     return RunDirError(f"{words} {doing} {shown or path}; {how}", err.errno, path)
+
+
+def labels_kept(run: Path) -> str:
+    """``"every label given so far is in RUN/prefs.sqlite: "`` when the run has its store
+    (the start of a refusal's advice), else ``""``."""
+    store = run / "prefs.sqlite"
+    return f"every label given so far is in {store}: " if store.exists() else ""
 
 
 def run_kind(run: str | Path) -> str:
@@ -430,56 +436,8 @@ def _read_json_object(path: Path, fix: str) -> dict[str, Any]:
     except json.JSONDecodeError as err:
         raise RunFileError(f"{path} is not valid JSON ({err}; cut short or edited?): {fix}") from None
     if not isinstance(data, dict):
-        raise RunFileError(f"{path} holds a JSON {_json_kind(data)}, not an object: {fix}")
+        raise RunFileError(f"{path} holds a JSON {json_kind(data)}, not an object: {fix}")
     return data
-
-
-_NONE = type(None)
-CONFIG_FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    # every kind of run
-    "kind": (str,),
-    "env_id": (str,),
-    "steps": (int,),
-    "seed": (int,),
-    "fixed_length": (bool, int, _NONE),
-    "ppo": (dict,),
-    "prefrl_version": (str,),
-    "format_version": (int,),
-    # preference runs (prefrl.runtime.config.TrainConfig)
-    "task": (str, _NONE),
-    "labels": (int,),
-    "oracle": (str,),
-    "teacher": (str,),
-    "selection": (str,),
-    "backend": (str,),
-    "workers": (int,),
-    "ray_address": (str, _NONE),
-    "clip_length": (int,),
-    "initial_fraction": (float, int),
-    "decay_fraction": (float, int),
-    "pool_size": (int,),
-    "oversample": (int,),
-    "explore_labels": (int,),
-    "eval_episodes": (int,),
-    "num_evals": (int,),
-    "checkpoint_every": (int,),
-    "query_videos": (bool,),
-    "pace": (str, _NONE),
-    "reward_model": (dict,),
-    "labels_from": (str, _NONE),
-    # baselines
-    "reward": (str,),
-}
-"""the JSON types of the ``config.json`` fields prefrl reads (others are not checked)"""
-
-_TYPE_WORDS = {
-    str: "a string",
-    int: "a whole number",
-    float: "a number",
-    bool: "true or false",
-    dict: "an object",
-    _NONE: "null",
-}
 
 
 def check_config_fields(config: dict[str, Any], path: str | Path) -> None:
@@ -488,30 +446,9 @@ def check_config_fields(config: dict[str, Any], path: str | Path) -> None:
     Raises:
         RunFileError: names the file, the field, its value and the type it needs.
     """
-    for name, types in CONFIG_FIELD_TYPES.items():
-        if name not in config:
-            continue
-        value = config[name]
-        ok = isinstance(value, types) and (bool in types or not isinstance(value, bool))
-        if not ok:
-            shown = json.dumps(value, default=str)
-            shown = shown if len(shown) <= 40 else shown[:37] + "..."
-            wanted = " or ".join(_TYPE_WORDS[t] for t in types if not (t is int and float in types))
-            raise RunFileError(
-                f'{path}: "{name}" is {shown} ({_json_kind(value)}), not {wanted}: '
-                "repair it or start a new run"
-            )
-
-
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "number"
-    kinds: dict[type, str] = {str: "string", list: "array", dict: "object"}
-    return kinds.get(type(value), type(value).__name__)
+    wrong = wrong_config_field(config)
+    if wrong is not None:
+        raise RunFileError(f"{path}: {wrong}: repair it or start a new run")
 
 
 # ------------------------------------------------------------------ a run's live state

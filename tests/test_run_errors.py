@@ -27,7 +27,6 @@ from prefrl.cli import main
 from prefrl.errors import EXIT_FAILED, EXIT_USAGE
 from prefrl.prefs.store import PreferenceStore
 from prefrl.rundir import (
-    CONFIG_FIELD_TYPES,
     RunDir,
     RunDirError,
     check_config_fields,
@@ -38,6 +37,7 @@ from prefrl.rundir import (
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunFailed
 from prefrl.runtime.run import train
+from prefrl.utils.config_fields import CONFIG_FIELD_TYPES
 from prefrl.utils.io import atomic_torch_save
 
 
