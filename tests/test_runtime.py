@@ -32,6 +32,7 @@ from prefrl.runtime.channels import ClipBatch, LocalClipQueue, LocalStatus, Loca
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.errors import RunInterrupted, RunStuck
 from prefrl.runtime.labeler import LabelerRole
+from prefrl.runtime.multiprocess import ORPHAN_EXIT_S
 from prefrl.runtime.run import resume, train
 from prefrl.utils.checkpoint import WAY_OUT, load_checkpoint
 
@@ -197,7 +198,8 @@ def test_resume_after_a_stopped_run_keeps_every_label(tmp_path, how):
         assert len(children) >= 3
         proc.kill()  # the supervisor dies outright: its children must notice and end too
         proc.wait(10)
-        deadline = time.time() + 5
+        # each role notices within ORPHAN_EXIT_S and a poll; more on a loaded machine
+        deadline = time.time() + ORPHAN_EXIT_S + 12
         while any(alive(pid) for pid in children) and time.time() < deadline:
             time.sleep(0.1)
         assert not any(alive(pid) for pid in children)
