@@ -134,15 +134,8 @@ def cli(*args, **kwargs):
         [sys.executable, "-m", "prefrl.cli", *args],
         env=env,
         start_new_session=True,
-        # as from a terminal: a test suite started in the background (`cmd &`) ignores
-        # SIGINT, its children inherit that, and Ctrl-C could not be simulated
-        preexec_fn=_default_sigint,
         **kwargs,
     )
-
-
-def _default_sigint():
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_labels(run_dir, n, timeout=90):

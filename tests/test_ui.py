@@ -748,6 +748,28 @@ def test_a_display_without_an_x_server_is_refused_and_a_chosen_driver_respected(
     pygame.display.quit()
 
 
+def test_opening_the_window_runs_no_python_code_that_would_lose_a_ctrl_c(monkeypatch):
+    # pygame's set_mode loads its default icon through Python code (pygame.pkgdata) and
+    # drops an exception raised there: a Ctrl-C arriving then was lost
+    import pygame.pkgdata
+
+    from prefrl.ui.view import _open_display
+
+    called = []
+
+    def interrupted(*args):
+        called.append(args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pygame.pkgdata, "getResource", interrupted)
+    monkeypatch.setattr("prefrl.ui.view.check_display", lambda: None)
+    try:
+        assert _open_display((300, 200), "test").get_size() == (300, 200)
+    finally:
+        pygame.display.quit()
+    assert called == []
+
+
 def test_prefrl_label_refuses_a_display_nobody_answers_on(tmp_path, clips):
     run = make_run(tmp_path / "run", clips, 1)
     env = {k: v for k, v in os.environ.items() if k not in ("SDL_VIDEODRIVER", "WAYLAND_DISPLAY")}
@@ -905,6 +927,29 @@ def test_no_process_outlives_a_window_killed_from_outside(tmp_path, clips, sig):
         assert not window_open(run.path) and read_window(run.path)["open"] is False
     else:
         assert not window_open(run.path)  # its pid is gone
+
+
+def test_a_ctrl_c_while_the_render_process_starts_stops_it(monkeypatch):
+    from multiprocessing.context import SpawnProcess
+
+    real_start = SpawnProcess.start
+    before = set(children_of(os.getpid()))
+    started = set()
+
+    def start(self):
+        # Ctrl-C, half-way through starting it: held until it has started (a start cut
+        # part-way can leave a process multiprocessing does not know of), then it is stopped
+        os.kill(os.getpid(), signal.SIGINT)
+        try:
+            real_start(self)
+        finally:
+            started.update(set(children_of(os.getpid())) - before)
+
+    monkeypatch.setattr(SpawnProcess, "start", start)
+    with pytest.raises(KeyboardInterrupt):
+        RenderAhead(ENV)
+    started = {pid for pid in started if b"resource_tracker" not in cmdline(pid)}
+    assert started and wait_gone(started, 10) == []
 
 
 def test_closing_the_window_stops_its_render_process(tmp_path, clips):

@@ -28,6 +28,7 @@ render with stride 5.
 from __future__ import annotations
 
 import collections
+import contextlib
 import math
 import multiprocessing as mp
 import os
@@ -37,6 +38,7 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 from typing import Any
@@ -126,31 +128,33 @@ class RenderAhead:
         # most 31 characters with the count, as macOS allows
         self._block_prefix = f"prefrl{os.getpid()}_{secrets.token_hex(4)}"
         if backend == "process":
-            ctx = mp.get_context("spawn")
-            self._requests: Any = ctx.Queue()
-            self._results: Any = ctx.Queue()
-            self._proc = ctx.Process(
-                target=_process_main,
-                args=(*args, self._requests, self._results, os.getpid()),
-                name="prefrl-render",
-                daemon=True,
-            )
-            # Ctrl-C reaches the terminal's whole process group, and the render process
-            # would die of it while its interpreter starts, with a traceback: it starts
-            # with SIGINT blocked (the mask is inherited) and then ignores it
-            # (_process_main). One that comes meanwhile reaches this process after.
-            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-            try:
+            # A Ctrl-C raised half-way through starting the render process would leave it
+            # unknown to multiprocessing (never stopped, its semaphores reported leaked):
+            # one that comes meanwhile is held until all is started, then stops it.
+            with _ctrl_c_held() as ctrl_c:
+                ctx = mp.get_context("spawn")
+                self._requests: Any = ctx.Queue()
+                self._results: Any = ctx.Queue()
+                self._proc = ctx.Process(
+                    target=_process_main,
+                    args=(*args, self._requests, self._results, os.getpid()),
+                    name="prefrl-render",
+                    daemon=True,
+                )
                 self._proc.start()
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-            self._worker = threading.Thread(target=self._receive, name="prefrl-render-receiver", daemon=True)
+                self._worker = threading.Thread(
+                    target=self._receive, name="prefrl-render-receiver", daemon=True
+                )
+                self._worker.start()
+            if ctrl_c:
+                self.close()
+                raise KeyboardInterrupt
         else:
             self._requests = queue.Queue()
             self._worker = threading.Thread(
                 target=self._render_here, args=args, name="prefrl-render", daemon=True
             )
-        self._worker.start()
+            self._worker.start()
 
     # -- the caller's side ------------------------------------------------------------
 
@@ -298,6 +302,35 @@ def _render_pair(
     middle = time.perf_counter()
     right = renderer.render(right_snaps[::stride])
     return left, right, (middle - started, time.perf_counter() - middle)
+
+
+@contextlib.contextmanager
+def _ctrl_c_held() -> Iterator[list[int]]:
+    """Hold back a Ctrl-C (SIGINT) that comes inside the block: the list it gives is empty
+    unless one came, for the caller to act on after the block (raise KeyboardInterrupt).
+
+    Ctrl-C reaches the terminal's whole process group, so a process started inside the
+    block would die of it while its interpreter starts, with a traceback: SIGINT is
+    blocked here, the process inherits the mask and ignores SIGINT from then on
+    (:func:`_process_main`). The mask alone does not hold it back from this process: the
+    kernel hands a signal this thread blocks to another of its threads, and Python raises
+    it in the main thread all the same; a handler catches it meanwhile. It is set only
+    where Python's own is (the main thread, SIGINT neither ignored nor handled by the
+    program): elsewhere the mask alone applies."""
+    came: list[int] = []
+    ours = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
+    if ours:
+        signal.signal(signal.SIGINT, lambda signum, frame: came.append(signum))
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield came
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        if ours:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _process_main(

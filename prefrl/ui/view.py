@@ -397,6 +397,15 @@ def _draw_arrow(
     pygame.draw.polygon(surface, colour, place(shaft))
 
 
+def _icon() -> pygame.Surface:
+    """The window's icon: two clips side by side, as the window shows them."""
+    icon = pygame.Surface((32, 32))
+    icon.fill(BG)
+    for x in (2, 17):
+        pygame.draw.rect(icon, BAR, (x, 7, 13, 18), border_radius=2)
+    return icon
+
+
 def _open_display(size: tuple[int, int] | None, caption: str) -> pygame.Surface:
     """Open the window (``size`` or the default, never larger than the screen).
 
@@ -423,6 +432,9 @@ def _open_display(size: tuple[int, int] | None, caption: str) -> pygame.Surface:
                 width, height = min(width, screen_w), min(height, screen_h)
             size = (width, height)
         pygame.display.set_caption(caption)
+        # before set_mode, which would otherwise load pygame's own icon through Python code
+        # and lose a Ctrl-C that arrives meanwhile
+        pygame.display.set_icon(_icon())
         screen = pygame.display.set_mode(size, pygame.RESIZABLE)
     except NoDisplayError:
         pygame.display.quit()
