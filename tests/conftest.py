@@ -1,10 +1,10 @@
 import os
 import signal
 
-# A suite started in the background without job control (`(cmd &)`, nohup in a script)
-# inherits SIGINT ignored, and so would every process it starts: no test could send them
-# a Ctrl-C. Take it back, as a terminal's foreground job has it (a process started after
-# this gets SIGINT's default).
+# A suite started in the background by a shell without job control (`cmd &` in a
+# script, `(cmd &)`) inherits SIGINT ignored, and so would every process it starts: no
+# test could send them a Ctrl-C. Take it back, as a terminal's foreground job has it (a
+# process started after this gets SIGINT's default).
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 

@@ -952,6 +952,27 @@ def test_a_ctrl_c_while_the_render_process_starts_stops_it(monkeypatch):
     assert started and wait_gone(started, 10) == []
 
 
+def test_a_fresh_process_starts_its_render_process_with_ctrl_c_blocked():
+    # multiprocessing's resource tracker, started by the first queue of a fresh process,
+    # unblocks SIGINT once it has started: the render process must still inherit it
+    # blocked, or a terminal's Ctrl-C can kill it while its interpreter starts
+    script = (
+        "import os\n"
+        "from prefrl.ui.render_ahead import RenderAhead\n"
+        f"with RenderAhead({ENV!r}) as r:\n"
+        "    status = open(f'/proc/{r._proc.pid}/status').read()\n"
+        "    own = open(f'/proc/self/task/{os.getpid()}/status').read()\n"
+        "    print(*(int(line.split()[1], 16) for s in (status, own) "
+        "for line in s.splitlines() if line.startswith('SigBlk:')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    child, own = map(int, out.stdout.split())
+    sigint = 1 << (signal.SIGINT - 1)
+    assert child & sigint, "the render process started with SIGINT unblocked"
+    assert not own & sigint, "the window's thread was left with SIGINT blocked"
+
+
 def test_closing_the_window_stops_its_render_process(tmp_path, clips):
     run = make_run(tmp_path / "run", clips, 2)
     seen = []

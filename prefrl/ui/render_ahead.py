@@ -40,7 +40,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
-from multiprocessing import shared_memory
+from multiprocessing import resource_tracker, shared_memory
 from typing import Any
 
 import numpy as np
@@ -121,34 +121,45 @@ class RenderAhead:
         self._error: str | None = None
         self._closed = False
         args = (env_id, fixed_length, max_display_fps, task)
-        self._proc: Any = None
+        self._proc: Any = None  # process backend: the render process, once started
+        self._requests: Any = None
+        self._results: Any = None
+        self._worker: threading.Thread | None = None
         self._blocks: set[str] = set()  # process backend: shared-memory blocks asked for, not yet freed
         self._sent = 0
         # unique to this renderer (a name /dev/shm already holds is not ours to reuse): at
         # most 31 characters with the count, as macOS allows
         self._block_prefix = f"prefrl{os.getpid()}_{secrets.token_hex(4)}"
         if backend == "process":
-            # A Ctrl-C raised half-way through starting the render process would leave it
-            # unknown to multiprocessing (never stopped, its semaphores reported leaked):
-            # one that comes meanwhile is held until all is started, then stops it.
-            with _ctrl_c_held() as ctrl_c:
-                ctx = mp.get_context("spawn")
-                self._requests: Any = ctx.Queue()
-                self._results: Any = ctx.Queue()
-                self._proc = ctx.Process(
-                    target=_process_main,
-                    args=(*args, self._requests, self._results, os.getpid()),
-                    name="prefrl-render",
-                    daemon=True,
-                )
-                self._proc.start()
-                self._worker = threading.Thread(
-                    target=self._receive, name="prefrl-render-receiver", daemon=True
-                )
-                self._worker.start()
-            if ctrl_c:
+            ctx = mp.get_context("spawn")
+            # multiprocessing's resource tracker unblocks SIGINT when it has started it (the
+            # render process would then inherit it unblocked): started before it is blocked
+            resource_tracker.ensure_running()
+            try:
+                # A Ctrl-C raised half-way through starting the render process would leave
+                # it unknown to multiprocessing (never stopped, its semaphores reported
+                # leaked): one that comes meanwhile is held until all is started, then
+                # stops it.
+                with _ctrl_c_held() as ctrl_c:
+                    self._requests = ctx.Queue()
+                    self._results = ctx.Queue()
+                    proc = ctx.Process(
+                        target=_process_main,
+                        args=(*args, self._requests, self._results, os.getpid()),
+                        name="prefrl-render",
+                        daemon=True,
+                    )
+                    proc.start()
+                    self._proc = proc
+                    self._worker = threading.Thread(
+                        target=self._receive, name="prefrl-render-receiver", daemon=True
+                    )
+                    self._worker.start()
+                if ctrl_c:
+                    raise KeyboardInterrupt
+            except BaseException:
                 self.close()
-                raise KeyboardInterrupt
+                raise
         else:
             self._requests = queue.Queue()
             self._worker = threading.Thread(
@@ -199,6 +210,8 @@ class RenderAhead:
         if self._closed:
             return
         self._closed = True
+        if self._requests is None:  # the render process's start failed before its queues were made
+            return
         self._requests.put(None)
         if self._proc is not None:
             # A pair being rendered is not waited for (Hopper: seconds): closing the window must be quick.
@@ -206,8 +219,9 @@ class RenderAhead:
             if self._proc.is_alive():
                 self._proc.terminate()
                 self._proc.join(_JOIN_S)
-        self._worker.join(_JOIN_S)
-        if self._proc is not None:
+        if self._worker is not None:
+            self._worker.join(_JOIN_S)
+        if self.backend == "process":
             # Blocks the receiver did not take: the render process made them, and stopped
             # before or after it said so
             for name in list(self._blocks):
@@ -215,7 +229,8 @@ class RenderAhead:
             # Never wait at exit for a request the stopped process will not read.
             self._requests.cancel_join_thread()
             self._requests.close()
-            self._results.close()
+            if self._results is not None:
+                self._results.close()
         with self._lock:
             self._done.clear()
 
