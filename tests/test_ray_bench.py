@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -290,6 +291,54 @@ def test_stop_cancels_a_running_cell_and_leaves_its_directory_as_it_was(grid_fil
     assert cells.run(ppo, run_dir, ppo.spec, "start") is None  # stopped: starts no more
 
 
+class _WorkerDied(Exception):
+    pass
+
+
+class _StandInRay:
+    """Just enough of ``ray`` for :class:`RayCells`: a task runs until cancelled, and a
+    cancel surfaces as its worker's death (as a force-cancel may), not as a cancel."""
+
+    class exceptions:  # as ray names it
+        RayError = Exception
+        TaskCancelledError = KeyboardInterrupt  # never raised here
+        WorkerCrashedError = _WorkerDied
+
+    def __init__(self) -> None:
+        self.cancelled = threading.Event()
+
+    def remote(self, **options):  # ray.remote(...)(function): the task
+        return lambda function: self
+
+    def options(self, **options):  # task.options(...).remote(*args): its ref
+        return types.SimpleNamespace(remote=lambda *args: "ref")
+
+    def get(self, ref):
+        assert self.cancelled.wait(30)
+        raise _WorkerDied("the worker died")
+
+    def cancel(self, ref, force=False):
+        self.cancelled.set()
+
+
+def test_a_cell_whose_cancel_surfaces_as_its_worker_dying_is_stopped_not_failed(grid_file, tmp_path):
+    ray = _StandInRay()
+    cells = RayCells(ray)  # type: ignore[arg-type]
+    ppo = load_grid(grid_file).cells()[1]
+    run_dir = ppo.run_dir(tmp_path)
+    run_dir.mkdir(parents=True)
+    returned = []
+    thread = threading.Thread(target=lambda: returned.append(cells.run(ppo, run_dir, ppo.spec, "start")))
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not cells.refs and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    cells.stop(0.0)
+    thread.join(30)
+    assert returned == [130]  # reported as stopped (Ctrl-C), to resume; not "failed"
+    assert "ray:" not in (run_dir / "bench.log").read_text()
+
+
 def test_ctrl_c_keeps_the_finished_cell_and_cancels_the_others(private_cluster, tmp_path):
     # The trained cells are made long (minutes) so that none of them can finish in the
     # moment between the random cell's report and the cancel: on the tiny grid the PPO
@@ -313,7 +362,7 @@ def test_ctrl_c_keeps_the_finished_cell_and_cancels_the_others(private_cluster, 
     assert (out / "runs" / first / "summary.json").exists()
     others = [key for key in KEYS if key != first]
     assert not any((out / "runs" / key / "summary.json").exists() for key in others)
-    assert any("1 of 3 cells finished (0 before, 1 now); 2 stopped" in line for line in lines)
+    assert any("1 of 3 cells finished (0 before, 1 now); 2 stopped" in line for line in lines), lines
     _, rows = results(out)  # written for the finished cell
     assert list(rows) == [first]
 

@@ -92,9 +92,13 @@ class RayCells:
             f.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {action} as a Ray task: {shlex.join(shown)}\n")
         try:
             returncode, files, output, node = self.ray.get(ref)
-        except self.ray.exceptions.TaskCancelledError:
-            return INTERRUPTED_EXIT  # stopped by Ctrl-C: its files stay as they were; a rerun resumes
         except self.ray.exceptions.RayError as err:
+            with self.lock:
+                cancelled = self.stopped
+            if cancelled or isinstance(err, self.ray.exceptions.TaskCancelledError):
+                # stopped by Ctrl-C: its files stay as they were; a rerun resumes. (A cancel
+                # that kills the worker may surface as the worker's death, not as a cancel.)
+                return INTERRUPTED_EXIT
             message = ray_failure(err, self.ray, self.max_retries)
             with log.open("a") as f:
                 f.write(f"ray: {message}\n")
