@@ -102,7 +102,7 @@ class RunDir:
             kind = run_kind(run.path)
             if kind == "train":
                 raise RunExistsError(
-                    f"{run.path} already holds a run; continue it with: prefrl resume {run.path}"
+                    f"{run.path} already holds a run; continue it with: {resume_command(run.path)}"
                 )
             raise RunExistsError(
                 f"{run.path} already holds a {kind or 'prefrl'} run; choose another --run-dir "
@@ -369,7 +369,7 @@ def refused(
         # again is refused); an export or a fit-reward is not asked to resume another's run
         where = "the copy" if code == errno.EROFS else str(run)
         how = f"{labels_kept(run)}{fix} and " + (
-            f"run again: {then}" if then else f"continue with: prefrl resume {where}"
+            f"run again: {then}" if then else f"continue with: {resume_command(where)}"
         )
     else:
         how = f"{fix} and try again"
@@ -381,6 +381,14 @@ def labels_kept(run: Path) -> str:
     (the start of a refusal's advice), else ``""``."""
     store = run / "prefs.sqlite"
     return f"every label given so far is in {store}: " if store.exists() else ""
+
+
+def resume_command(run: str | Path) -> str:
+    """``prefrl resume RUN``, with ``--trust-task-file`` when the run's task is a task file
+    (resume would ask for it: loading the file runs its code; the user who is told this
+    has just run it)."""
+    task = str(_config_of(Path(run)).get("task") or "")
+    return f"prefrl resume {run}" + (" --trust-task-file" if ".py:" in task else "")
 
 
 def run_kind(run: str | Path) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import textwrap
 from pathlib import Path
 
@@ -383,6 +384,28 @@ def test_a_run_dirs_task_file_runs_only_when_trusted(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["video"] == str(tmp_path / "play.mp4")
     # the trust reaches the processes the run starts (spawned children read the environment)
     assert os.environ[tasks.TRUSTED_TASK_FILES_ENV] == str(task_file.resolve())
+
+
+def test_a_run_of_a_task_file_is_told_to_resume_with_the_trust_it_needs(tmp_path, capsys):
+    from prefrl.rundir import resume_command
+
+    task_file = tmp_path / "their_tasks.py"
+    task_file.write_text(textwrap.dedent(TASK_FILE))
+    run = tmp_path / "run"
+    RunDir.create(run, "train", "x", 0)
+    assert resume_command(run) == f"prefrl resume {run}"  # no task
+    RunDir(run).write_config({"kind": "train", "env_id": "Pendulum-v1", "task": "spin"})
+    assert resume_command(run) == f"prefrl resume {run}"  # a built-in task runs no file
+    RunDir(run).write_config(
+        {"kind": "train", "env_id": "prefrl/PendulumSafeplay-v0", "task": f"{task_file}:safeplay"}
+    )
+    command = resume_command(run)
+    assert command == f"prefrl resume {run} --trust-task-file"
+    RunDir(run).agent_checkpoint.parent.mkdir(exist_ok=True)
+    RunDir(run).agent_checkpoint.write_text("damaged")  # the resume's next check, past the trust: refused
+    assert main(shlex.split(command)[1:]) == 2
+    assert "is not a readable checkpoint" in capsys.readouterr().err
+    assert task_file.with_suffix(".ran").exists()
 
 
 @pytest.mark.parametrize("run_kind", ["train", "fit-reward", "baseline", "peer"])

@@ -46,11 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise  # anything else is a bug: keep its traceback
         where, hint = "", ""
         if err.filename is not None:
-            from prefrl.rundir import labels_kept, run_kind, run_of
+            from prefrl.rundir import labels_kept, resume_command, run_kind, run_of
 
             where, run = f"{err.filename}: ", run_of(str(err.filename))
             if args.command in ("train", "resume") and run is not None and run_kind(run) == "train":
-                hint = f"; {labels_kept(run)}once fixed, continue with: prefrl resume {run}"
+                hint = f"; {labels_kept(run)}once fixed, continue with: {resume_command(run)}"
         print(f"prefrl {args.command}: error: {where}{words}{hint}", file=sys.stderr)
         return EXIT_FAILED
     except sqlite3.OperationalError as err:  # the preference store on a full or read-only disk

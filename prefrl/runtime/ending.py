@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from prefrl.rundir import resume_command
+
 
 @dataclass(frozen=True)
 class RunEnd:
@@ -63,6 +65,6 @@ def end_of_run(
         return RunEnd(
             False,
             f"the labelling window closed with {labels_answered} of {labels_budget} labels given; "
-            f"give the rest with: prefrl resume {run_dir}",
+            f"give the rest with: {resume_command(run_dir)}",
         )
     return None

@@ -17,7 +17,7 @@ from prefrl.prefs.store import PreferenceStore
 from prefrl.render.frames import SnapshotRenderer
 from prefrl.render.pair import render_pair_video
 from prefrl.reward.model import RewardModel
-from prefrl.rundir import RunDir
+from prefrl.rundir import RunDir, resume_command
 from prefrl.runtime.channels import ClipReceiver, Status, StatusSender, WeightSubscriber
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.role import Role
@@ -166,7 +166,7 @@ class LabelerRole(Role):
                 more = -(-self.cfg.clip_length * envs // rollout) * rollout
                 advice = (
                     f"Its --steps {self.cfg.steps} over {envs} envs are {self.cfg.steps // envs} steps each, "
-                    f"fewer than a clip of {self.cfg.clip_length}: prefrl resume {self.rundir.path} --steps "
+                    f"fewer than a clip of {self.cfg.clip_length}: {resume_command(self.rundir.path)} --steps "
                     f"{self.agent_step + more} gives each env a whole clip more"
                 )
             elif self.pool:

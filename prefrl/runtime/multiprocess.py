@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from prefrl.prefs.store import PreferenceStore
-from prefrl.rundir import RunDir
+from prefrl.rundir import RunDir, resume_command
 from prefrl.runtime.channels import ClipBatch, RunMemory, Status, StopFlag
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.ending import RunEnd, end_of_run
@@ -416,7 +416,7 @@ class _Supervisor:
             if self.restarts[role] >= self.max_restarts:
                 raise RunFailed(
                     f"the {role} process died {self.restarts[role] + 1} times; last error: {error}. "
-                    f"Every label is in the store; after fixing the cause, continue with: prefrl resume {self.run_dir}"
+                    f"Every label is in the store; after fixing the cause, continue with: {resume_command(self.run_dir)}"
                 )
             self.restarts[role] += 1
             print(

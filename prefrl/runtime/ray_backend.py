@@ -40,6 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from prefrl.rundir import resume_command
 from prefrl.runtime.channels import ClipBatch, RunMemory, Status
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.ending import RunEnd
@@ -256,7 +257,7 @@ class _Hub:
         raise RunFailed(
             f"the {role} actor died and Ray restarts it no more ({self.restarts[role]} restarts "
             f"so far, {self.max_restarts} at most); last error: {error}. Every label is in the store; "
-            f"after fixing the cause, continue with: prefrl resume {self.run_dir}"
+            f"after fixing the cause, continue with: {resume_command(self.run_dir)}"
         )
 
     def _restarted(self, role: str) -> None:

@@ -29,7 +29,7 @@ from prefrl.prefs.schema import REUSED_STORE_NAME
 from prefrl.prefs.selection import unasked_pairs
 from prefrl.prefs.store import PreferenceStore
 from prefrl.render.video import final_video
-from prefrl.rundir import RunDir, mark_stopped_if_dead, read_run_status, window_open
+from prefrl.rundir import RunDir, mark_stopped_if_dead, read_run_status, resume_command, window_open
 from prefrl.runtime.config import TrainConfig
 from prefrl.runtime.ending import RunEnd
 from prefrl.runtime.errors import RunInterrupted
@@ -201,7 +201,7 @@ def _check_pairs_left(run: RunDir, labels: int, config: TrainConfig) -> None:
         with PreferenceStore(run.store_path) as store:
             clips = store.recent_clips(config.pool_size)  # the labeler's pool, as it starts
             left = len(unasked_pairs(clips, pairs_not_to_ask(store, run)))
-    more = f"prefrl resume {run.path} --labels {labels} --steps {2 * config.steps}"
+    more = f"{resume_command(run.path)} --labels {labels} --steps {2 * config.steps}"
     if not left:
         raise ConfigError(
             f"--labels {labels}: the agent has taken all its {config.steps} steps, so no new clip will "
@@ -404,7 +404,7 @@ def _execute(
             end = backend(config, run.path, monitor, person_present=present)
     except KeyboardInterrupt as err:
         raise RunInterrupted(
-            f"stopped; every label is saved. Continue with: prefrl resume {run.path}"
+            f"stopped; every label is saved. Continue with: {resume_command(run.path)}"
         ) from err
     finally:
         monitor.close()

@@ -122,13 +122,13 @@ def run_died_meanwhile(run_dir: str | Path) -> str | None:
     """After the window closed: what to do when the run's process died while it was open
     (killed, crashed: its ``status.json`` still says running), in one line; None when not.
     The window's terminal may be the only one left to say it."""
-    from prefrl.rundir import mark_stopped_if_dead
+    from prefrl.rundir import mark_stopped_if_dead, resume_command
 
     if not mark_stopped_if_dead(run_dir):
         return None
     return (
         "the run stopped unexpectedly (its process is gone); every answer is saved. "
-        f"Continue it with: prefrl resume {run_dir}"
+        f"Continue it with: {resume_command(run_dir)}"
     )
 
 

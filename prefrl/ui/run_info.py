@@ -16,7 +16,7 @@ from pathlib import Path
 
 from prefrl.errors import MissingFileError, PrefrlError, RunKindError
 from prefrl.prefs.store import PreferenceStore, Query
-from prefrl.rundir import RunDir, read_run_status
+from prefrl.rundir import RunDir, read_run_status, resume_command
 from prefrl.status import RunStatus
 from prefrl.tasks import instruction_for, locate_run_task, open_run_task
 from prefrl.utils.locking import lock_held
@@ -238,5 +238,5 @@ def check_something_to_label(run: LabelingRun) -> None:
         why = "has not started (no status.json)"
     raise NothingToLabelError(
         f"nothing to label in {run.path}: the run {why} and no question waits for an answer ({given}). "
-        f"Continue it with `prefrl resume {run.path}`, then label it with `prefrl label {run.path}`."
+        f"Continue it with `{resume_command(run.path)}`, then label it with `prefrl label {run.path}`."
     )

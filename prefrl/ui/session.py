@@ -32,6 +32,7 @@ import numpy as np
 
 from prefrl.prefs.clips import Answer
 from prefrl.prefs.store import BUSY_TIMEOUT_S, PreferenceStore, Query, StoreError, is_busy, is_read_only
+from prefrl.rundir import resume_command
 from prefrl.ui.heartbeat import WindowHeartbeat
 from prefrl.ui.playback import Playback
 from prefrl.ui.render_ahead import RenderedPair
@@ -460,7 +461,7 @@ class LabelingSession:
         nothing more (or, with ``stop_with_run``, it has stopped)."""
         state = self.state
         if self.stop_with_run and state.gone:
-            return f"The run stopped unexpectedly. Continue it with: prefrl resume {self.run.path}"
+            return f"The run stopped unexpectedly. Continue it with: {resume_command(self.run.path)}"
         if self.stop_with_run and state.known and not state.live:
             return "The run has stopped. Thank you!"
         if self.pair is not None or self.ready or self.pending:
