@@ -224,7 +224,14 @@ class BehaviourReward(gym.Wrapper):
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         obs, env_reward, terminated, truncated, info = self.env.step(action)
-        reward = float(self.task.behaviour_reward(self.env, self._obs, action, obs))
+        paid = self.task.behaviour_reward(self.env, self._obs, action, obs)
+        try:
+            reward = float(paid)
+        except (TypeError, ValueError):
+            shown = f"an array of shape {np.shape(paid)}" if np.ndim(paid) else repr(paid)[:80]
+            raise ConfigError(
+                f"task {self.task.name}: its behaviour_reward must return one number per step, not {shown}"
+            ) from None
         self._obs = obs
         info["env_reward"] = env_reward
         return obs, reward, terminated, truncated, info

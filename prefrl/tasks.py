@@ -404,7 +404,12 @@ def get_task(name: str) -> Task:
         _load_task_source(source)
         _LOADED_SOURCES.add(source)
     if short not in TASKS:
-        what = f"{source} registers no task {short!r}" if source else f"unknown task {short!r}"
+        if source:
+            what = f"{source} registers no task {short!r}"
+        elif short.endswith(".py"):
+            what = f"{short} is a file: name its task too, {short}:NAME"
+        else:
+            what = f"unknown task {short!r}"
         raise ConfigError(
             f"{what}; known tasks: {', '.join(sorted(TASKS))}. Your own: --task FILE.py:NAME "
             "with a file that calls prefrl.tasks.register_task(Task(name=NAME, ...))"

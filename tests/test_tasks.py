@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -480,6 +481,35 @@ def test_a_task_on_a_namespaced_env_registers_and_makes_its_env():
         del gym.registry[made.gym_id], tasks.TASKS[made.name]
 
 
+@pytest.mark.parametrize(
+    ("paid", "shown"), [(np.zeros(4), "an array of shape (4,)"), (None, "None"), ("much", "'much'")]
+)
+def test_a_scripted_person_paying_other_than_one_number_is_one_line_naming_the_task(paid, shown):
+    task = tasks.register_task(
+        tasks.Task(
+            name="paysodd",
+            env_id="CartPole-v1",
+            instruction="?",
+            behaviour_reward=lambda env, obs, action, next_obs: paid,
+            measure=lambda env, rewards: float(sum(rewards)),
+            measure_name="steps",
+            horizon=20,
+            clip_length=10,
+        )
+    )
+    try:
+        env = make_env(task.gym_id, fixed_length=True)
+        env.reset(seed=0)
+        with pytest.raises(ConfigError) as caught:
+            env.step(0)
+        assert str(caught.value) == (
+            f"task paysodd: its behaviour_reward must return one number per step, not {shown}"
+        )
+        env.close()
+    finally:
+        del gym.registry[task.gym_id], tasks.TASKS[task.name]
+
+
 def test_an_obs_extra_with_bounds_no_box_takes_is_refused_naming_it():
     read = task_library.hopper_foot_down
     for low, high in ((1.0, 0.0), (math.nan, 1.0), (0.0, math.nan)):
@@ -580,6 +610,10 @@ def test_a_task_from_a_file_errors_clearly(tmp_path):
         get_task(f"{path}:other")
     with pytest.raises(ValueError, match=r"task file .*missing\.py not found"):
         get_task(f"{tmp_path / 'missing.py'}:x")
+    with pytest.raises(
+        ValueError, match=rf"^{re.escape(str(path))} is a file: name its task too, .*:NAME; known"
+    ):
+        get_task(str(path))
 
 
 def test_a_task_file_that_imports_a_missing_module_or_does_not_compile_is_one_line(tmp_path, capsys):
