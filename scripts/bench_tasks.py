@@ -43,6 +43,7 @@ from prefrl.agent.checkpoint import TrainedPolicy, load_policy
 from prefrl.agent.hyperparams import resolve_ppo_config
 from prefrl.baseline import run_baseline
 from prefrl.envs.make import make_env
+from prefrl.errors import ConfigError
 from prefrl.render.video import record_policy
 from prefrl.rundir import RunDir
 from prefrl.runtime.config import SELECTIONS, TrainConfig
@@ -55,12 +56,26 @@ SCRIPTED_RETURN = Measure("scripted return", lambda episode: float(sum(episode.r
 """the scripted person's return of an episode: its behaviour reward summed over the steps"""
 
 
+def task_budget(text: str) -> tuple[str, int, int]:
+    """``NAME:LABELS:STEPS`` (the name may be ``FILE.py:NAME``) -> ``(NAME, LABELS, STEPS)``."""
+    parts = text.rsplit(":", 2)
+    if len(parts) != 3 or not parts[0] or not parts[1].isdigit() or not parts[2].isdigit():
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give NAME:LABELS:STEPS, e.g. spin:200:200000 (a task file's: FILE.py:NAME:LABELS:STEPS)"
+        )
+    return parts[0], int(parts[1]), int(parts[2])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--tasks", nargs="+", default=["spin:200:200000"], help="NAME:LABELS:STEPS (NAME may be FILE.py:NAME)"
+        "--tasks",
+        nargs="+",
+        type=task_budget,
+        default=["spin:200:200000"],
+        help="NAME:LABELS:STEPS (NAME may be FILE.py:NAME)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/tasks")
@@ -92,6 +107,12 @@ def main() -> None:
         "--scripted-reward-steps) PPO on the scripted reward",
     )
     args = parser.parse_args()
+    for source, _, _ in args.tasks:
+        trust_task(source)  # named on the command line
+        try:
+            get_task(source)
+        except ConfigError as err:  # a wrong name or file: said before any run starts
+            parser.error(f"--tasks: {err}")
     torch.set_num_threads(1)
     out, videos = Path(args.out), Path(args.videos)
     command = shlex.join(["python", "scripts/bench_tasks.py", *sys.argv[1:]])
@@ -101,15 +122,13 @@ def main() -> None:
         "PPO on the scripted reward (steps) |",
         "|---|---|---:|---:|---|---:|---:|---:|---:|",
     ]
-    for spec in args.tasks:
-        source, labels, steps = spec.rsplit(":", 2)  # the task may be FILE.py:NAME
-        trust_task(source)  # named on the command line
+    for source, labels, steps in args.tasks:
         task = get_task(source)
         name = task.name
         run_dir = out / f"{name}-s{args.seed}"
         preference = not args.reference_only
         if preference and not (run_dir / "summary.json").exists() and not args.no_train:
-            config = TrainConfig(task=source, labels=int(labels), steps=int(steps), seed=args.seed)
+            config = TrainConfig(task=source, labels=labels, steps=steps, seed=args.seed)
             if args.selection:
                 config.selection = args.selection
             _run_preferences(config, run_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import errno
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -57,3 +58,26 @@ def test_an_interrupted_preference_run_is_resumed(bench_tasks, tmp_path, monkeyp
     bench_tasks._run_preferences(config, new)
     bench_tasks._run_preferences(config, stopped)
     assert calls == [("train", new), ("resume", stopped)]
+
+
+@pytest.mark.parametrize(
+    ("spec", "error"),
+    [
+        (
+            "my_tasks.py:lean",
+            "argument --tasks: 'my_tasks.py:lean': give NAME:LABELS:STEPS",
+        ),
+        ("spin:200", "argument --tasks: 'spin:200': give NAME:LABELS:STEPS"),
+        ("spun:200:2000", "--tasks: unknown task 'spun'; known tasks: "),
+    ],
+)
+def test_a_wrong_task_is_one_usage_line_before_any_run(spec, error, tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--tasks", spec, "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1].startswith(f"bench_tasks.py: error: {error}")
+    assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
