@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--task",
         default=None,
-        help="a behaviour task to teach: backflip (Hopper), spin (Pendulum), right (CartPole), "
+        help="a behaviour task to teach: backflip (Hopper), stork (Walker2d), spin (Pendulum), right (CartPole), "
         "or your own: FILE.py:NAME (a file that registers it, see prefrl.tasks)",
     )
     p.add_argument(
