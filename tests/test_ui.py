@@ -813,6 +813,19 @@ def cmdline(pid):
         return b""
 
 
+def in_group(pgid):
+    """The processes of process group ``pgid`` (a new session's: every process it started)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == pgid:
+                    members.append(int(entry.name))
+            except (ProcessLookupError, PermissionError):
+                pass
+    return members
+
+
 def wait_gone(pids, timeout_s=10.0):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -898,6 +911,9 @@ def test_ctrl_c_while_the_window_starts_is_one_line_and_leaves_no_process(tmp_pa
             _, err = proc.communicate(timeout=30)
             assert err.splitlines() == ["prefrl label: interrupted; the pair on screen stays pending"], err
             assert wait_gone(family) == [], f"left behind: {[cmdline(p) for p in family if pid_alive(p)]}"
+            # and any it had started since (the render process may have started after `family`)
+            group = in_group(proc.pid)
+            assert wait_gone(group) == [], f"left behind: {[cmdline(p) for p in group if pid_alive(p)]}"
             assert not list(Path("/dev/shm").glob(f"prefrl{proc.pid}_*"))  # every frame block freed
         finally:
             if proc.poll() is None:
@@ -952,13 +968,23 @@ def test_a_ctrl_c_while_the_render_process_starts_stops_it(monkeypatch):
     assert started and wait_gone(started, 10) == []
 
 
-def test_a_fresh_process_starts_its_render_process_with_ctrl_c_blocked():
-    # multiprocessing's resource tracker, started by the first queue of a fresh process,
-    # unblocks SIGINT once it has started: the render process must still inherit it
-    # blocked, or a terminal's Ctrl-C can kill it while its interpreter starts
+TRACKER_KILLED = (
+    "import signal, time\n"
+    "from multiprocessing import resource_tracker\n"
+    "resource_tracker.ensure_running()\n"
+    "os.kill(resource_tracker._resource_tracker._pid, signal.SIGKILL)\n"
+    "time.sleep(0.5)\n"
+)
+
+
+@pytest.mark.parametrize("before", ["", TRACKER_KILLED], ids=["fresh", "tracker-killed"])
+def test_a_process_starts_its_render_process_with_ctrl_c_blocked(before):
+    # multiprocessing's resource tracker, started by the first queue of a fresh process
+    # (or again, once it has died), unblocks SIGINT once it has started: the render
+    # process must still inherit it blocked, or a terminal's Ctrl-C can kill it while its
+    # interpreter starts
     script = (
-        "import os\n"
-        "from prefrl.ui.render_ahead import RenderAhead\n"
+        "import os\n" + before + "from prefrl.ui.render_ahead import RenderAhead\n"
         f"with RenderAhead({ENV!r}) as r:\n"
         "    status = open(f'/proc/{r._proc.pid}/status').read()\n"
         "    own = open(f'/proc/self/task/{os.getpid()}/status').read()\n"

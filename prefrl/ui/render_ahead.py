@@ -132,9 +132,6 @@ class RenderAhead:
         self._block_prefix = f"prefrl{os.getpid()}_{secrets.token_hex(4)}"
         if backend == "process":
             ctx = mp.get_context("spawn")
-            # multiprocessing's resource tracker unblocks SIGINT when it has started it (the
-            # render process would then inherit it unblocked): started before it is blocked
-            resource_tracker.ensure_running()
             try:
                 # A Ctrl-C raised half-way through starting the render process would leave
                 # it unknown to multiprocessing (never stopped, its semaphores reported
@@ -149,12 +146,19 @@ class RenderAhead:
                         name="prefrl-render",
                         daemon=True,
                     )
+                    # multiprocessing's resource tracker, when it has to be started (the
+                    # first queue of a process; again if it died), unblocks SIGINT after:
+                    # started here, and SIGINT blocked again, for the render process to
+                    # inherit it blocked
+                    resource_tracker.ensure_running()
+                    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
                     proc.start()
                     self._proc = proc
-                    self._worker = threading.Thread(
+                    worker = threading.Thread(
                         target=self._receive, name="prefrl-render-receiver", daemon=True
                     )
-                    self._worker.start()
+                    worker.start()
+                    self._worker = worker
                 if ctrl_c:
                     raise KeyboardInterrupt
             except BaseException:
