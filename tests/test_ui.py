@@ -866,10 +866,12 @@ def window_starting(run, stderr=subprocess.DEVNULL, **popen):
         **popen,
     )
     deadline = time.monotonic() + 60
-    while not children_of(proc.pid) and time.monotonic() < deadline:
+    # the render process, not the resource tracker started before it (nor any other child)
+    while not any(b"spawn_main" in cmdline(c) for c in children_of(proc.pid)):
         assert proc.poll() is None, (
             f"the window ended before it started its render process: {proc.communicate()}"
         )
+        assert time.monotonic() < deadline, "the window started no render process within 60 s"
         time.sleep(0.005)
     return proc
 
