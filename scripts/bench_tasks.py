@@ -107,10 +107,11 @@ def main() -> None:
         "--scripted-reward-steps) PPO on the scripted reward",
     )
     args = parser.parse_args()
-    for source, _, _ in args.tasks:
+    budgets = []
+    for source, labels, steps in args.tasks:
         trust_task(source)  # named on the command line
         try:
-            get_task(source)
+            budgets.append((source, get_task(source), labels, steps))
         except ConfigError as err:  # a wrong name or file: said before any run starts
             parser.error(f"--tasks: {err}")
     torch.set_num_threads(1)
@@ -122,8 +123,7 @@ def main() -> None:
         "PPO on the scripted reward (steps) |",
         "|---|---|---:|---:|---|---:|---:|---:|---:|",
     ]
-    for source, labels, steps in args.tasks:
-        task = get_task(source)
+    for source, task, labels, steps in budgets:
         name = task.name
         run_dir = out / f"{name}-s{args.seed}"
         preference = not args.reference_only
